@@ -1,0 +1,91 @@
+"""The agent's per-component file cache: what each file looked like at a capture.
+
+In: (path, size, mtime_ns, inode, ctime_ns, chunk ids) recorded during a capture.
+Out: the chunk list of an unchanged file for the next capture, which then skips
+reading it. One SQLite file per capture, published only when the capture completes.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+
+KEEP = 3
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _component_dir(cache_dir: str, component: str) -> str:
+    if not _NAME.match(component):
+        raise ValueError(f"bad component name {component!r}")
+    return os.path.join(cache_dir, component)
+
+
+class CacheReader:
+    """Read-only view of a completed capture's cache."""
+
+    def __init__(self, path: str):
+        self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+    @classmethod
+    def open(cls, cache_dir: str, component: str, capture_id: str) -> "CacheReader | None":
+        if not capture_id or not _NAME.match(capture_id):
+            return None
+        path = os.path.join(_component_dir(cache_dir, component), capture_id + ".sqlite")
+        return cls(path) if os.path.exists(path) else None
+
+    def lookup(self, path: bytes, st: os.stat_result) -> list[bytes] | None:
+        """Chunk ids if the file is unchanged (size, mtime_ns, inode, ctime_ns all equal)."""
+        row = self._db.execute("SELECT size, mtime_ns, ino, ctime_ns, chunks FROM files WHERE path=?",
+                               (path,)).fetchone()
+        if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return None
+        blob = row[4]
+        return [blob[i:i + 32] for i in range(0, len(blob), 32)]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CacheWriter:
+    """Records a capture's files into `<capture_id>.sqlite.tmp`; `publish` makes it usable."""
+
+    def __init__(self, cache_dir: str, component: str, capture_id: str):
+        if not _NAME.match(capture_id):
+            raise ValueError(f"bad capture id {capture_id!r}")
+        self._dir = _component_dir(cache_dir, component)
+        os.makedirs(self._dir, mode=0o700, exist_ok=True)
+        self._final = os.path.join(self._dir, capture_id + ".sqlite")
+        self._tmp = self._final + ".tmp"
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+        self._db = sqlite3.connect(self._tmp, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, "
+                         "ctime_ns INT, chunks BLOB) WITHOUT ROWID")
+        self._db.execute("BEGIN")
+
+    def record(self, path: bytes, st: os.stat_result, chunks: list[bytes]) -> None:
+        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
+                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, b"".join(chunks)))
+
+    def publish(self, keep: tuple[str, ...] = ()) -> None:
+        """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""
+        self._db.execute("COMMIT")
+        self._db.close()
+        os.replace(self._tmp, self._final)
+        self._prune(set(keep) | {os.path.basename(self._final)[:-7]})
+
+    def discard(self) -> None:
+        try:
+            self._db.close()
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+
+    def _prune(self, keep: set[str]) -> None:
+        files = [f for f in os.listdir(self._dir) if f.endswith(".sqlite")]
+        files.sort(key=lambda f: os.path.getmtime(os.path.join(self._dir, f)), reverse=True)
+        for f in files[KEEP:]:
+            if f[:-7] not in keep:
+                os.unlink(os.path.join(self._dir, f))

@@ -1,0 +1,170 @@
+"""Writes restored entries into a directory without ever leaving it.
+
+In: entries (validated paths) and their chunks in order, from the Restore stream.
+Out: files, dirs, symlinks and hardlinks under `root` with modes, owners and mtimes;
+every path is opened component by component relative to directory fds with
+O_NOFOLLOW, so neither `..` nor a symlink can redirect a write outside `root`.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from ragbackup import errors
+from ragbackup.repo import chunking
+from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.tree import check_relative_path
+from ragbackup.v1 import common_pb2
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+IS_ROOT = os.geteuid() == 0
+
+
+@dataclass
+class RestoreCounts:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes_written: int = 0
+
+
+def _unsafe(path: bytes, why: str) -> errors.UnsafePath:
+    return errors.UnsafePath(f"refused to restore {os.fsdecode(path)!r}: {why}")
+
+
+class TreeWriter:
+    """Restores into `root` (an empty or new directory). Call `finish` at the end."""
+
+    def __init__(self, root: str, id_key: bytes):
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self.root = root
+        self._root_fd = os.open(root, _DIR_FLAGS)
+        self._id_key = id_key
+        self._fds: dict[bytes, int] = {}
+        self._dirs: list[tuple[bytes, common_pb2.Entry]] = []
+        self.counts = RestoreCounts()
+
+    # --- directory fds --------------------------------------------------------------
+
+    def _dir_fd(self, parts: list[bytes], full: bytes) -> int:
+        """fd of the directory `parts` below root, opened without following symlinks."""
+        key = b"/".join(parts)
+        if not parts:
+            return self._root_fd
+        fd = self._fds.get(key)
+        if fd is not None:
+            return fd
+        parent = self._dir_fd(parts[:-1], full)
+        try:
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
+            raise _unsafe(full, f"its parent directory {os.fsdecode(key)!r} is not in the snapshot") from None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise _unsafe(full, f"{os.fsdecode(key)!r} is a symlink or not a directory") from None
+            raise
+        if len(self._fds) > 512:
+            self._close_fds()
+        self._fds[key] = fd
+        return fd
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    # --- entries --------------------------------------------------------------------
+
+    def write(self, e: common_pb2.Entry, next_chunk: Callable[[], common_pb2.Chunk]) -> None:
+        """Restore one entry; file data is pulled chunk by chunk from `next_chunk`."""
+        parts = check_relative_path(e.path)
+        pfd = self._dir_fd(parts[:-1], e.path)
+        name = parts[-1]
+        if e.type == common_pb2.ENTRY_TYPE_DIR:
+            self._mkdir(pfd, name, e)
+        elif e.type == common_pb2.ENTRY_TYPE_FILE:
+            self._write_file(pfd, name, e, next_chunk)
+        elif e.type == common_pb2.ENTRY_TYPE_SYMLINK:
+            self._symlink(pfd, name, e)
+        elif e.type == common_pb2.ENTRY_TYPE_HARDLINK:
+            self._hardlink(pfd, name, e)
+        else:
+            raise _unsafe(e.path, f"unknown entry type {e.type}")
+
+    def _exists_error(self, e: common_pb2.Entry) -> errors.UnsafePath:
+        return _unsafe(e.path, "an object already exists at that path (duplicate entry)")
+
+    def _mkdir(self, pfd: int, name: bytes, e: common_pb2.Entry) -> None:
+        try:
+            os.mkdir(name, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            raise self._exists_error(e) from None
+        self.counts.dirs += 1
+        self._dirs.append((e.path, e))
+
+    def _write_file(self, pfd: int, name: bytes, e: common_pb2.Entry,
+                    next_chunk: Callable[[], common_pb2.Chunk]) -> None:
+        try:
+            fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            raise self._exists_error(e) from None
+        with os.fdopen(fd, "wb", buffering=0) as f:
+            for expected in e.chunks:
+                c = next_chunk()
+                if c.id != expected:
+                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: restore stream out of order")
+                data = chunking.decompress(c.payload, c.compressed, c.raw_size)
+                if chunk_id(self._id_key, data) != expected:
+                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: chunk {expected.hex()[:16]} "
+                                                "does not match its id")
+                f.write(data)
+                self.counts.bytes_written += len(data)
+        self.counts.files += 1
+        self._apply_meta(pfd, name, e, symlink=False)
+
+    def _symlink(self, pfd: int, name: bytes, e: common_pb2.Entry) -> None:
+        try:
+            os.symlink(e.target, name, dir_fd=pfd)
+        except FileExistsError:
+            raise self._exists_error(e) from None
+        self.counts.symlinks += 1
+        self._apply_meta(pfd, name, e, symlink=True)
+
+    def _hardlink(self, pfd: int, name: bytes, e: common_pb2.Entry) -> None:
+        src_parts = check_relative_path(e.target)
+        src_fd = self._dir_fd(src_parts[:-1], e.target)
+        try:
+            os.link(src_parts[-1], name, src_dir_fd=src_fd, dst_dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise _unsafe(e.path, f"hardlink target {os.fsdecode(e.target)!r} was not restored before it") from None
+        except FileExistsError:
+            raise self._exists_error(e) from None
+        self.counts.files += 1
+
+    def _apply_meta(self, dfd: int, name: bytes, e: common_pb2.Entry, symlink: bool) -> None:
+        if IS_ROOT:
+            os.chown(name, e.uid, e.gid, dir_fd=dfd, follow_symlinks=False)
+        if not symlink:
+            os.chmod(name, e.mode & 0o7777, dir_fd=dfd)
+        os.utime(name, ns=(e.mtime_ns, e.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+
+    def finish(self) -> RestoreCounts:
+        """Apply directory metadata deepest first (children change a dir's mtime), close fds."""
+        self._close_fds()
+        for path, e in sorted(self._dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+            parts = path.split(b"/")
+            pfd = self._dir_fd(parts[:-1], path)
+            self._apply_meta(pfd, parts[-1], e, symlink=False)
+        self._close_fds()
+        os.close(self._root_fd)
+        return self.counts
+
+    def close(self) -> None:
+        self._close_fds()
+        try:
+            os.close(self._root_fd)
+        except OSError:
+            pass

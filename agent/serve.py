@@ -1,0 +1,84 @@
+"""rag-backup-agent: the per-host daemon serving capture, restore and health over mTLS gRPC.
+
+In: agent.toml (--config, $RAG_BACKUP_AGENT_CONFIG, or /etc/rag-backup/agent.toml).
+Out: a gRPC server on [agent] listen; READY/STATUS/STOPPING sent to systemd.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+import sdnotify
+
+from ragbackup import __version__, errors, logs, tls
+from ragbackup.config import AgentConfig, load_agent_config
+from ragbackup.rpc import ErrorInterceptor
+from ragbackup.v1 import agent_pb2_grpc
+
+from ragbackup.agent.servicer import AgentServicer
+
+log = logging.getLogger("ragbackup.agent")
+
+
+def create_server(cfg: AgentConfig, address: str | None = None) -> tuple[grpc.Server, int]:
+    """Build (not start) the agent server; returns (server, bound port). Port 0 picks a free one."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"),
+                         interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
+    agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(cfg), server)
+    address = address or cfg.listen
+    creds = tls.server_credentials(cfg.tls)
+    if creds is None:
+        log.warning("INSECURE: [tls] insecure = true: the agent accepts unauthenticated, unencrypted calls "
+                    "on %s; use this for loopback development only", address)
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, creds)
+    if port == 0:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on {address}")
+    return server, port
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag-backup-agent",
+        description="rag-backup agent: captures and restores components on this host when the "
+                    "rag-backup controller asks (gRPC, mutual TLS).",
+        epilog="Exit codes: 0 stopped cleanly, 3 configuration error, 1 other failure.")
+    p.add_argument("--config", help="agent TOML file (default: $RAG_BACKUP_AGENT_CONFIG or "
+                                    "/etc/rag-backup/agent.toml)")
+    p.add_argument("--listen", help="override [agent] listen (host:port)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--version", action="version", version=f"rag-backup-agent {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.verbose, "rag-backup-agent")
+    try:
+        cfg = load_agent_config(args.config)
+        server, port = create_server(cfg, args.listen)
+    except errors.RagBackupError as exc:
+        log.error("%s", exc.message)
+        return exc.exit_code
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    log.info("rag-backup-agent %s listening on port %d", __version__, port)
+    notifier = sdnotify.SystemdNotifier()
+    notifier.notify(f"READY=1\nSTATUS=listening on port {port}")
+    while not stop.wait(5):
+        notifier.notify("WATCHDOG=1")
+    notifier.notify("STOPPING=1")
+    server.stop(grace=5).wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The agent's gRPC servicer: unpack a request, run capture/restore/health, pack the reply.
+
+In: Capture/Restore streams and Health calls from the controller (mTLS).
+Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import time
+from typing import Iterator
+
+import grpc
+
+from ragbackup import __version__, errors
+from ragbackup.config import AgentConfig
+from ragbackup.repo.chunking import ChunkerParams
+from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+
+from ragbackup.agent import placement
+from ragbackup.agent.cache import CacheReader, CacheWriter
+from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
+from ragbackup.agent.capture.sources import check_allowed, open_source
+from ragbackup.agent.restore import TreeWriter
+
+log = logging.getLogger("ragbackup.agent")
+
+
+def _first(it: Iterator, field: str, what: str):
+    try:
+        cmd = next(it)
+    except StopIteration:
+        raise errors.UsageError(f"{what}: empty request stream") from None
+    if cmd.WhichOneof("kind") != field:
+        raise errors.UsageError(f"{what}: the first message must be {field}")
+    return getattr(cmd, field)
+
+
+class RestoreStream:
+    """Pull-based reader of a Restore stream: entries in order, chunks on demand."""
+
+    def __init__(self, it: Iterator[agent_pb2.RestoreCommand]):
+        self._it = it
+        self._entries: collections.deque = collections.deque()
+        self._chunks: collections.deque = collections.deque()
+        self.finished = False
+
+    def _pull(self) -> None:
+        cmd = next(self._it, None)
+        kind = cmd.WhichOneof("kind") if cmd is not None else None
+        if kind == "entries":
+            self._entries.extend(cmd.entries.entries)
+        elif kind == "chunks":
+            self._chunks.extend(cmd.chunks.chunks)
+        elif kind == "finish":
+            self.finished = True
+        else:
+            raise errors.Cancelled("restore stream ended before its finish message")
+
+    def entries(self) -> Iterator[common_pb2.Entry]:
+        while True:
+            while not self._entries and not self.finished:
+                self._pull()
+            if not self._entries:
+                return
+            yield self._entries.popleft()
+
+    def next_chunk(self) -> common_pb2.Chunk:
+        while not self._chunks:
+            if self.finished:
+                raise errors.IntegrityError("restore stream ended before all chunks arrived")
+            self._pull()
+        return self._chunks.popleft()
+
+
+class AgentServicer(agent_pb2_grpc.AgentServicer):
+    def __init__(self, cfg: AgentConfig):
+        self.cfg = cfg
+        self.started = time.monotonic()
+        self.workers = cfg.workers or max(2, os.cpu_count() or 2)
+
+    def Capture(self, request_iterator, context: grpc.ServicerContext):
+        start: agent_pb2.CaptureStart = _first(request_iterator, "start", "Capture")
+        spec = start.component
+        log.info("capture %s (%s) capture_id=%s parent=%s full=%s", spec.name, spec.kind, start.capture_id,
+                 start.parent_capture_id or "-", start.full)
+        parent = None if start.full else CacheReader.open(self.cfg.cache_dir, spec.name, start.parent_capture_id)
+        cache = CacheWriter(self.cfg.cache_dir, spec.name, start.capture_id)
+
+        def next_want() -> agent_pb2.ChunkWant:
+            cmd = next(request_iterator, None)
+            if cmd is None or cmd.WhichOneof("kind") != "want":
+                raise errors.Cancelled("the controller ended the capture stream")
+            return cmd.want
+
+        try:
+            with open_source(spec, self.cfg) as (root, facts):
+                c = start.chunker
+                settings = CaptureSettings(
+                    root=os.fsencode(root), exclude=tuple(spec.exclude), id_key=start.id_key,
+                    chunker=ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed),
+                    compression_level=start.compression_level or 3, workers=self.workers,
+                    parent=parent, cache=cache, facts_json=facts)
+                pipeline = CapturePipeline(settings, next_want)
+                yield from pipeline.run()
+            cache.publish(keep=(start.parent_capture_id,))
+            log.info("capture %s done: %d files, %d read, %d sent", spec.name, pipeline.stats.files,
+                     pipeline.stats.bytes_read, pipeline.stats.bytes_sent)
+        finally:
+            cache.discard()
+            if parent is not None:
+                parent.close()
+
+    def Restore(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
+        start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")
+        spec = start.component
+        plan = placement.plan(spec.name, spec.path, start.target)
+        check_allowed(os.path.dirname(plan.final.rstrip("/")) or "/", self.cfg)
+        placement.check_target_free(plan)
+        log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
+        writer = TreeWriter(plan.staging, start.id_key)
+        stream = RestoreStream(request_iterator)
+        try:
+            for entry in stream.entries():
+                writer.write(entry, stream.next_chunk)
+            counts = writer.finish()
+        except BaseException:
+            writer.close()
+            placement.discard_staging(plan)
+            raise
+        aside = placement.swap_in(plan)
+        log.info("restore %s done: %d files into %s%s", spec.name, counts.files, plan.final,
+                 f", previous data moved to {aside}" if aside else "")
+        return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
+                                       bytes_written=counts.bytes_written, restored_path=plan.final,
+                                       moved_aside=aside or "")
+
+    def ControlService(self, request, context):
+        raise errors.UsageError(f"component {request.component.name}: no service control configured")
+
+    def Health(self, request: agent_pb2.HealthRequest, context) -> agent_pb2.HealthReply:
+        checks = [self._check_component(spec) for spec in request.components]
+        return agent_pb2.HealthReply(version=__version__, hostname=socket.gethostname(),
+                                     uptime_s=time.monotonic() - self.started, checks=checks)
+
+    def _check_component(self, spec: common_pb2.ComponentSpec) -> agent_pb2.CheckResult:
+        if spec.kind in ("paths", "config"):
+            ok = os.path.isdir(spec.path) and os.access(spec.path, os.R_OK | os.X_OK)
+            return agent_pb2.CheckResult(name=spec.name, ok=ok,
+                                         detail="readable" if ok else f"{spec.path} is missing or unreadable")
+        return agent_pb2.CheckResult(name=spec.name, ok=True, detail="no check for this kind")

@@ -1,0 +1,57 @@
+"""Health waits: a readiness check (TCP, HTTP, or any callable) polled until it passes or time runs out.
+
+In: a check such as tcp_ready / http_ok bound to a service's address. Out: the seconds it took, or
+errors.Unhealthy naming what was awaited and for how long (restore start order waits on this, not a sleep).
+"""
+from __future__ import annotations
+
+import socket
+import time
+import urllib.error
+import urllib.request
+from typing import Callable
+
+from ragbackup import errors
+
+POLL_INTERVAL_S = 0.1
+
+# No proxy handler: health checks target loopback or service addresses directly, never an env proxy.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def wait_until_healthy(check: Callable[[], bool], timeout_s: float, what: str,
+                       interval_s: float = POLL_INTERVAL_S) -> float:
+    """Call `check` until it returns True; return the seconds waited, or raise errors.Unhealthy.
+
+    An exception from `check` counts as "not yet" and is quoted in the final error.
+    """
+    start = time.monotonic()
+    deadline = start + timeout_s
+    last_problem = "check returned false"
+    while True:
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception as exc:  # a failing probe is an expected "not ready yet"
+            last_problem = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() >= deadline:
+            raise errors.Unhealthy(f"{what} not healthy after {timeout_s:g}s (last: {last_problem})")
+        time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))
+
+
+def tcp_ready(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True when a TCP connection to host:port is accepted."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str, timeout_s: float = 2.0) -> bool:
+    """True when GET url answers 2xx (no proxy is used)."""
+    try:
+        with _DIRECT.open(url, timeout=timeout_s) as resp:
+            return 200 <= resp.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False

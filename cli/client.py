@@ -1,0 +1,115 @@
+"""ragctl's connection to the controller and the rendering of job event streams.
+
+In: the socket path (--socket, $RAG_BACKUP_SOCKET, or the controller config's
+[controller] socket). Out: a Controller stub; `run_job` shows progress on a TTY
+(stderr) and returns the job's final result, raising the controller's typed error.
+"""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from typing import Iterator
+
+import grpc
+
+from ragbackup import errors, tls
+from ragbackup.config import CONTROLLER_CONFIG_ENV, DEFAULT_CONTROLLER_CONFIG, load_controller_config
+from ragbackup.v1 import controller_pb2, controller_pb2_grpc
+
+SOCKET_ENV = "RAG_BACKUP_SOCKET"
+DEFAULT_SOCKET = "/run/rag-backup/controller.sock"
+
+
+def socket_path(explicit: str | None, config: str | None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get(SOCKET_ENV):
+        return os.environ[SOCKET_ENV]
+    path = config or os.environ.get(CONTROLLER_CONFIG_ENV)
+    if path or os.path.exists(DEFAULT_CONTROLLER_CONFIG):
+        try:
+            return load_controller_config(path).socket
+        except errors.ConfigError:
+            if path:
+                raise
+    return DEFAULT_SOCKET
+
+
+class Client:
+    def __init__(self, socket: str):
+        self.socket = socket
+        self.channel = grpc.insecure_channel(f"unix:{socket}", options=tls.CHANNEL_OPTIONS)
+        self.stub = controller_pb2_grpc.ControllerStub(self.channel)
+        self.metadata = (("rag-user", getpass.getuser()),)
+
+    def translate(self, err: grpc.RpcError) -> errors.RagBackupError:
+        exc = errors.translate_rpc_error(err, f"controller (unix:{self.socket})")
+        if err.code() == grpc.StatusCode.UNAVAILABLE and type(exc) is errors.Unavailable:
+            return errors.Unavailable(f"cannot reach the controller at unix:{self.socket}: is "
+                                      "rag-backup-controller running? (systemctl status rag-backup-controller)")
+        return exc
+
+    def call(self, method: str, request, timeout: float | None = 60):
+        try:
+            return getattr(self.stub, method)(request, timeout=timeout, metadata=self.metadata)
+        except grpc.RpcError as err:
+            raise self.translate(err) from None
+
+    def stream(self, method: str, request) -> Iterator[controller_pb2.JobEvent]:
+        try:
+            yield from getattr(self.stub, method)(request, metadata=self.metadata)
+        except grpc.RpcError as err:
+            raise self.translate(err) from None
+
+
+class _Progress:
+    """A tqdm bar per phase on a TTY; nothing otherwise."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.phase = ""
+
+    def update(self, p: controller_pb2.Progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+        if p.phase != self.phase:
+            self.close()
+            self.phase = p.phase
+            scale = p.unit == "B"
+            self.bar = tqdm(total=p.total or None, desc=p.phase, unit=p.unit or "it", unit_scale=scale,
+                            unit_divisor=1024 if scale else 1000, file=sys.stderr, leave=False)
+        if p.total and self.bar.total != p.total:
+            self.bar.total = p.total
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_job(events: Iterator[controller_pb2.JobEvent], quiet: bool = False) -> controller_pb2.JobResult | None:
+    """Consume a job stream; print logs (stderr) and progress; return the JobResult."""
+    progress = _Progress(sys.stderr.isatty() and not quiet)
+    result = None
+    try:
+        for ev in events:
+            kind = ev.WhichOneof("kind")
+            if kind == "progress":
+                progress.update(ev.progress)
+            elif kind == "log" and not quiet:
+                progress.close()
+                print(ev.log, file=sys.stderr)
+            elif kind == "result":
+                result = ev.result
+    finally:
+        progress.close()
+    return result
+
+
+def result_details(result: controller_pb2.JobResult | None) -> dict:
+    return json.loads(result.details_json) if result and result.details_json else {}

@@ -1,0 +1,77 @@
+"""ragctl: the operator's command line for rag-backup.
+
+In: argv. Out: one call (or job stream) to the controller over its unix socket,
+rendered as a table or JSON, and an exit code that says what happened.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ragbackup import __version__, errors, logs
+
+from ragbackup.cli import backup, catalog, demo, diff, health, init, pki, restore, show, snapshots, verify
+from ragbackup.cli.client import Client, socket_path
+
+EXIT_CODES = """\
+exit codes:
+  0    success
+  1    failure not covered below
+  2    usage error (bad arguments or request)
+  3    configuration error (file, key and expected value are named)
+  4    repository error (missing, wrong passphrase or key file, unsupported format)
+  5    not found (snapshot, component)
+  6    integrity error (damaged data; `verify` names packs and snapshots)
+  7    unavailable (controller, agent or storage cannot be reached)
+  8    busy (another job holds the lock; the holder is named)
+  9    unsafe path refused (absolute, `..` or through a symlink)
+  10   unhealthy (health check failed)
+  11   verification after restore failed (data differs from the snapshot's facts)
+  130  cancelled
+"""
+
+VERBS = [init, backup, snapshots, show, restore, verify, diff, catalog, health, pki, demo]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ragctl",
+        description="Back up and restore a RAG stack (ChromaDB, Redis, documents, config) through the "
+                    "rag-backup controller.",
+        epilog=EXIT_CODES + "\nenvironment:\n  RAG_BACKUP_SOCKET               controller socket\n"
+                            "  RAG_BACKUP_CONTROLLER_CONFIG    controller config (for its socket path)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--socket", help="controller unix socket (default: from the controller config, "
+                                    "else /run/rag-backup/controller.sock)")
+    p.add_argument("--config", help="controller config file, read for its socket path")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--version", action="version", version=f"ragctl {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+    sub.required = True
+    for verb in VERBS:
+        verb.register(sub)
+    for name, sp in sub.choices.items():
+        sp.formatter_class = argparse.RawDescriptionHelpFormatter
+        sp.epilog = EXIT_CODES
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logs.setup(args.verbose - 1, "ragctl")
+    try:
+        if getattr(args, "local", False):
+            return args.func(args)
+        return args.func(args, Client(socket_path(args.socket, args.config)))
+    except errors.RagBackupError as exc:
+        print(f"ragctl: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ragctl: cancelled", file=sys.stderr)
+        return errors.Cancelled.exit_code
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""`ragctl restore ID|latest`: restore components into a directory or in place."""
+from __future__ import annotations
+
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.cli.client import Client, result_details, run_job
+from ragbackup.cli.output import emit_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "restore", help="restore a snapshot",
+        description="Restore components of a snapshot. With --target DIR each component is written to "
+                    "DIR/<component> (which must be absent or empty). Without --target the restore is in "
+                    "place: the snapshot is written beside the current data, then the current directory is "
+                    "renamed NAME.corrupted.YYYYMMDD_HHMMSS (never deleted) and the restored one takes its "
+                    "place.")
+    p.add_argument("id", help="snapshot id or 'latest'")
+    p.add_argument("--components", default="", help="comma-separated names (default: all in the snapshot)")
+    p.add_argument("--target", default="", help="restore into this directory instead of in place")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--force", action="store_true", help="restore despite version mismatches")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=run)
+
+
+def run(args, client: Client) -> int:
+    req = controller_pb2.RestoreRequest(id=args.id, components=[c for c in args.components.split(",") if c],
+                                        target=args.target, dry_run=args.dry_run, force=args.force)
+    result = run_job(client.stream("Restore", req), quiet=args.json)
+    d = result_details(result)
+    if args.json:
+        emit_json(d)
+        return 0
+    print(result.summary)
+    for step in d.get("steps", []):
+        print(f"  {step}")
+    for name, r in sorted(d.get("components", {}).items()):
+        line = f"  {name}: {r['files']} files -> {r['restored_path']}"
+        if r.get("moved_aside"):
+            line += f" (previous data kept at {r['moved_aside']})"
+        print(line)
+    return 0

@@ -1,0 +1,45 @@
+"""`ragctl verify [--read-data]`: check the repository; name damage and affected snapshots."""
+from __future__ import annotations
+
+from ragbackup import errors
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.cli.client import Client, result_details, run_job
+from ragbackup.cli.output import emit_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("verify", help="check repository integrity",
+                       description="Check that every snapshot's blobs are indexed and every indexed pack is "
+                                   "stored with its size. --read-data also reads every pack, checks its hash "
+                                   "and authenticates and hashes every blob. Damage is reported by pack and "
+                                   "by affected snapshot (exit code 6).")
+    p.add_argument("--read-data", action="store_true", help="read and authenticate every byte")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=run)
+
+
+def run(args, client: Client) -> int:
+    holder = {}
+
+    def events():
+        for ev in client.stream("Verify", controller_pb2.VerifyRequest(read_data=args.read_data)):
+            if ev.WhichOneof("kind") == "result":
+                holder["result"] = ev.result
+            yield ev
+    try:
+        run_job(events(), quiet=args.json)
+    except errors.IntegrityError:
+        if "result" not in holder:
+            raise
+    result = holder.get("result")
+    d = result_details(result)
+    if args.json:
+        emit_json(d)
+    else:
+        print(result.summary)
+        for sid, reasons in sorted(d.get("affected_snapshots", {}).items()):
+            print(f"  affected: {sid}: {'; '.join(reasons)}")
+        for pid, why in sorted(d.get("damaged_packs", {}).items()):
+            print(f"  damaged pack {pid}: {why}")
+    return 0 if d.get("ok") else errors.IntegrityError.exit_code

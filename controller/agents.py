@@ -1,0 +1,56 @@
+"""The controller's connections to its agents (gRPC clients over mTLS).
+
+In: the [agents] table and [tls] of controller.toml. Out: one stub per agent,
+created on first use; connection failures become AgentUnavailable naming the agent.
+"""
+from __future__ import annotations
+
+import threading
+
+import grpc
+
+from ragbackup import errors, tls
+from ragbackup.config import ControllerConfig
+from ragbackup.v1 import agent_pb2_grpc
+
+CONNECT_TIMEOUT = 10.0
+
+
+class Agents:
+    def __init__(self, cfg: ControllerConfig):
+        self._cfg = cfg
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+
+    def stub(self, name: str, wait: bool = True) -> agent_pb2_grpc.AgentStub:
+        """A stub for agent `name`; with `wait`, first wait up to CONNECT_TIMEOUT for a connection."""
+        ref = self._cfg.agents.get(name)
+        if ref is None:
+            raise errors.ConfigError(f"agent {name!r} is not declared in {self._cfg.source}")
+        with self._lock:
+            channel = self._channels.get(name)
+            if channel is None:
+                channel = tls.open_channel(ref.address, self._cfg.tls, ref.server_name)
+                self._channels[name] = channel
+        if wait:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT)
+            except grpc.FutureTimeoutError:
+                raise errors.AgentUnavailable(
+                    f"agent {name} at {ref.address} is unreachable (no TLS connection within "
+                    f"{CONNECT_TIMEOUT:.0f}s: is rag-backup-agent running, and are its certificates "
+                    "from the same CA?)") from None
+        return agent_pb2_grpc.AgentStub(channel)
+
+    def translate(self, name: str, err: grpc.RpcError) -> errors.RagBackupError:
+        ref = self._cfg.agents[name]
+        exc = errors.translate_rpc_error(err, f"agent {name} ({ref.address})")
+        if type(exc) is errors.Unavailable:
+            return errors.AgentUnavailable(exc.message)
+        return exc
+
+    def close(self) -> None:
+        with self._lock:
+            for ch in self._channels.values():
+                ch.close()
+            self._channels.clear()

@@ -1,0 +1,222 @@
+"""Runs a backup plan: capture each component from its agent into the repository.
+
+In: a BackupRequest and the Controller. Out: JobEvents while it runs and, only
+after packs and index are durable, one snapshot manifest (then the catalog row).
+A failure or cancellation leaves no snapshot, only garbage for prune.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+from typing import Generator, Iterator
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from ragbackup import clock, errors
+from ragbackup.repo.packs import BLOB_DATA
+from ragbackup.repo.repository import Repository
+from ragbackup.repo.snapshots import allocate_id
+from ragbackup.repo.tree import Entry, check_entry, decode_lines
+from ragbackup.repo.writer import BlobWriter
+from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
+
+from ragbackup.controller import events, locks
+from ragbackup.controller.plan import BackupPlan, ComponentPlan, plan_backup
+from ragbackup.controller.state import Controller
+
+_TYPES = {common_pb2.ENTRY_TYPE_FILE: "file", common_pb2.ENTRY_TYPE_DIR: "dir",
+          common_pb2.ENTRY_TYPE_SYMLINK: "symlink", common_pb2.ENTRY_TYPE_HARDLINK: "hardlink"}
+_MODES = {controller_pb2.BACKUP_MODE_FULL: "full", controller_pb2.BACKUP_MODE_INCREMENTAL: "incremental"}
+_reserved: set[str] = set()
+_reserve_lock = threading.Lock()
+
+
+def to_tree_entry(pe: common_pb2.Entry) -> Entry:
+    if pe.type not in _TYPES:
+        raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
+    return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=list(pe.chunks), target=pe.target)
+
+
+def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:
+    c = ctl.cfg.components[name]
+    return common_pb2.ComponentSpec(name=c.name, kind=c.kind, path=c.path, exclude=list(c.exclude),
+                                    options_json=c.options_json())
+
+
+def _reserve_id(ctl: Controller, repo: Repository) -> str:
+    with _reserve_lock:
+        sid = allocate_id(clock.SYSTEM.now(), ctl.catalog.ids() | _reserved)
+        _reserved.add(sid)
+        return sid
+
+
+class _Capture:
+    """Controller side of one Capture stream: answers offers, stores chunks, writes the tree."""
+
+    def __init__(self, repo: Repository, writer: BlobWriter, tree_file):
+        self.repo, self.writer, self.tree = repo, writer, tree_file
+        self.wants: queue.SimpleQueue = queue.SimpleQueue()
+        self.wanted: set[bytes] = set()
+        self.done: agent_pb2.CaptureDone | None = None
+        self.received = 0
+
+    def requests(self, start: agent_pb2.CaptureStart) -> Iterator[agent_pb2.CaptureCommand]:
+        yield agent_pb2.CaptureCommand(start=start)
+        while True:
+            item = self.wants.get()
+            if item is None:
+                return
+            yield item
+
+    def handle(self, ev: agent_pb2.CaptureEvent) -> None:
+        kind = ev.WhichOneof("kind")
+        if kind == "offer":
+            ids = list(ev.offer.ids)
+            idx = self.writer.missing(ids)
+            self.wanted.update(ids[i] for i in idx)
+            self.wants.put(agent_pb2.CaptureCommand(want=agent_pb2.ChunkWant(seq=ev.offer.seq, indexes=idx)))
+        elif kind == "chunks":
+            for c in ev.chunks.chunks:
+                if c.id not in self.wanted:
+                    raise errors.IntegrityError("agent sent a chunk that was not asked for")
+                self.wanted.discard(c.id)
+                self.writer.add(c.id, BLOB_DATA, c.payload, c.compressed, c.raw_size)
+                self.received += len(c.payload)
+        elif kind == "entries":
+            for pe in ev.entries.entries:
+                e = to_tree_entry(pe)
+                check_entry(e)
+                self.tree.write(e.to_json().encode() + b"\n")
+        elif kind == "done":
+            self.done = ev.done
+
+
+def _check_references(writer: BlobWriter, tree_path: str) -> None:
+    """Every chunk a tree names must be stored (cached chunk lists included)."""
+    with open(tree_path, "rb") as f:
+        batch: list[bytes] = []
+        for e in decode_lines(iter(lambda: f.read(1 << 20), b"")):
+            batch.extend(e.chunks)
+            if len(batch) >= 2000:
+                _require(writer, batch)
+                batch = []
+        _require(writer, batch)
+
+
+def _require(writer: BlobWriter, ids: list[bytes]) -> None:
+    missing = writer.missing(ids) if ids else []
+    if missing:
+        raise errors.IntegrityError(
+            f"{len(missing)} chunks named by the agent's cache are not in the repository; "
+            "run `ragctl backup --full` to re-read everything")
+
+
+def capture_component(ctl: Controller, repo: Repository, writer: BlobWriter, cp: ComponentPlan,
+                      plan: BackupPlan, sid: str) -> Generator[controller_pb2.JobEvent, None, dict]:
+    comp = ctl.cfg.components[cp.name]
+    stub = ctl.agents.stub(comp.agent)
+    ch = repo.chunker
+    start = agent_pb2.CaptureStart(
+        component=component_spec(ctl, cp.name), capture_id=f"{sid}.{cp.name}",
+        parent_capture_id=cp.parent_capture_id, id_key=repo.id_key,
+        chunker=agent_pb2.ChunkerParams(min_size=ch.min_size, avg_size=ch.avg_size, max_size=ch.max_size,
+                                        seed=ch.seed),
+        compression_level=repo.params.compression_level, full=plan.full)
+    os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
+    fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
+    try:
+        with os.fdopen(fd, "wb") as tree:
+            cap = _Capture(repo, writer, tree)
+            yield from _stream(ctl, comp.agent, stub, cap, start, cp.name)
+        if cap.done is None:
+            raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")
+        if cap.wanted:
+            raise errors.IntegrityError(f"agent {comp.agent} did not send {len(cap.wanted)} requested chunks")
+        _check_references(writer, tree_path)
+        tree_ids = writer.add_tree(tree_path)
+    finally:
+        os.unlink(tree_path)
+    stats = MessageToDict(cap.done.stats, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    stats = {k: int(v) for k, v in stats.items()}
+    return {"kind": comp.kind, "agent": comp.agent, "path": comp.path, "capture_id": start.capture_id,
+            "parent": cp.parent_snapshot, "tree": [t.hex() for t in tree_ids], "stats": stats,
+            "facts": json.loads(cap.done.facts_json or "{}")}
+
+
+def _stream(ctl: Controller, agent: str, stub, cap: _Capture, start, name: str) -> Iterator:
+    call = stub.Capture(cap.requests(start))
+    last = 0.0
+    try:
+        for ev in call:
+            cap.handle(ev)
+            now = time.monotonic()
+            if now - last > 0.5:
+                last = now
+                yield events.progress(f"capture {name}", cap.received, 0, "B")
+    except grpc.RpcError as err:
+        raise ctl.agents.translate(agent, err) from None
+    finally:
+        cap.wants.put(None)
+        if cap.done is None:
+            call.cancel()
+
+
+def _manifest(ctl: Controller, sid: str, plan: BackupPlan, comps: dict, writer: BlobWriter,
+              started: float, user: str) -> dict:
+    w = writer.stats
+    read = sum(c["stats"].get("bytes_read", 0) for c in comps.values())
+    sent = sum(c["stats"].get("bytes_sent", 0) for c in comps.values())
+    return {
+        "version": 1, "id": sid, "time": clock.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc)),
+        "duration_s": round(time.time() - started, 3), "kind": plan.kind, "reason": plan.reason,
+        "host": ctl.cfg.hostname, "user": user, "components": comps,
+        "stats": {"bytes_total": sum(c["stats"].get("bytes_total", 0) for c in comps.values()),
+                  "bytes_read": read, "bytes_sent": sent, "blobs_new": w.blobs_new,
+                  "bytes_new_raw": w.bytes_new_raw, "bytes_stored": w.bytes_stored, "packs": w.packs},
+    }
+
+
+def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) -> Iterator[controller_pb2.JobEvent]:
+    """The Backup job: plan, lock, capture every component, commit index, write snapshot."""
+    repo = ctl.repo()
+    configured = {n: c.kind for n, c in ctl.cfg.components.items()}
+    plan = plan_backup(list(req.components), configured, _MODES.get(req.mode, "auto"), req.reason,
+                       ctl.history(), clock.SYSTEM.now())
+    sid = _reserve_id(ctl, repo)
+    started = time.time()
+    try:
+        yield events.log(f"backup {sid}: {plan.kind}, components {', '.join(c.name for c in plan.components)}")
+        with locks.hold(ctl.state_dir, "repository", f"backup {sid}", shared=True), \
+                locks.hold_all(ctl.state_dir, [f"component-{c.name}" for c in plan.components], f"backup {sid}"):
+            writer = BlobWriter(repo, ctl.pack_staging)
+            try:
+                comps = {}
+                for cp in plan.components:
+                    comps[cp.name] = yield from capture_component(ctl, repo, writer, cp, plan, sid)
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+            manifest = _manifest(ctl, sid, plan, comps, writer, started, user)
+            repo.save_snapshot(manifest)
+            ctl.catalog.add(manifest)
+    finally:
+        with _reserve_lock:
+            _reserved.discard(sid)
+    s = manifest["stats"]
+    yield events.result(
+        f"snapshot {sid} ({plan.kind}): {s['bytes_total']} bytes in {len(comps)} component(s), "
+        f"{s['bytes_sent']} sent, {s['bytes_stored']} stored", manifest_summary(manifest))
+
+
+def manifest_summary(m: dict) -> dict:
+    """The manifest without tree ids (what ragctl prints)."""
+    comps = {n: {k: v for k, v in c.items() if k != "tree"} for n, c in m["components"].items()}
+    return {**{k: v for k, v in m.items() if k != "components"}, "components": comps}

@@ -1,0 +1,109 @@
+"""Pure backup and restore planning: which components, full or incremental, which parents.
+
+In: the request, the configured components and the catalog's history (plain data).
+Out: a BackupPlan or RestorePlan that run_backup / run_restore execute. No I/O.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+from ragbackup import errors
+
+FULL_INTERVAL = _dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ComponentPlan:
+    name: str
+    parent_snapshot: str  # "" when none
+    parent_capture_id: str  # "" for a full read
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    kind: str  # "full" | "incremental" | "config"
+    full: bool
+    components: tuple[ComponentPlan, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class History:
+    """One past snapshot as the planner sees it."""
+
+    id: str
+    time: _dt.datetime
+    kind: str
+    captures: dict  # component -> capture_id
+
+
+def select_components(requested: list[str], configured: list[str]) -> list[str]:
+    """Requested names (all configured when empty); UsageError naming unknown ones."""
+    if not configured:
+        raise errors.ConfigError("no components are configured in [components]")
+    if not requested:
+        return list(configured)
+    unknown = [c for c in requested if c not in configured]
+    if unknown:
+        raise errors.UsageError(f"unknown component(s): {', '.join(unknown)} "
+                                f"(configured: {', '.join(configured)})")
+    return list(dict.fromkeys(requested))
+
+
+def decide_full(mode: str, names: list[str], history: list[History], now: _dt.datetime) -> bool:
+    """Explicit mode wins; otherwise full when any component lacks a full backup in FULL_INTERVAL."""
+    if mode in ("full", "incremental"):
+        return mode == "full"
+    for name in names:
+        fulls = [h.time for h in history if h.kind == "full" and name in h.captures]
+        if not fulls or now - max(fulls) >= FULL_INTERVAL:
+            return True
+    return False
+
+
+def plan_backup(requested: list[str], configured: dict[str, str], mode: str, reason: str,
+                history: list[History], now: _dt.datetime) -> BackupPlan:
+    """`configured` maps component name -> kind; `history` oldest first."""
+    names = select_components(requested, list(configured))
+    full = decide_full(mode, names, history, now)
+    comps = []
+    for name in names:
+        parent = next((h for h in reversed(history) if name in h.captures), None)
+        comps.append(ComponentPlan(name, parent.id if parent else "",
+                                   "" if full or parent is None else parent.captures[name]))
+    if all(configured[n] == "config" for n in names):
+        kind = "config"
+    else:
+        kind = "full" if full else "incremental"
+    return BackupPlan(kind, full, tuple(comps), reason or ("scheduled" if mode == "auto" else "manual"))
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    snapshot: str
+    components: tuple[str, ...]
+    target: str  # "" = in place
+
+
+def resolve_snapshot(ref: str, history: list[History], components: list[str]) -> str:
+    """`latest` (newest holding every requested component) or an exact id; NotFound otherwise."""
+    if ref != "latest":
+        if any(h.id == ref for h in history):
+            return ref
+        raise errors.NotFound(f"no snapshot {ref!r} (see `ragctl snapshots`)")
+    for h in reversed(history):
+        if all(c in h.captures for c in components):
+            return h.id
+    want = f" with {', '.join(components)}" if components else ""
+    raise errors.NotFound(f"no snapshot{want} exists yet")
+
+
+def plan_restore(ref: str, requested: list[str], target: str, history: list[History]) -> RestorePlan:
+    sid = resolve_snapshot(ref, history, requested)
+    available = next(h for h in history if h.id == sid).captures
+    names = requested or sorted(available)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise errors.NotFound(f"snapshot {sid} has no component(s) {', '.join(missing)}")
+    return RestorePlan(sid, tuple(names), target)

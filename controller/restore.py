@@ -1,0 +1,126 @@
+"""Runs a restore plan: stream a snapshot's components to their agents.
+
+In: a RestoreRequest and the Controller. Out: JobEvents and, per component, the
+agent's RestoreResult (where it wrote, what it moved aside). Every tree entry is
+checked (no absolute paths, no `..`) before it is sent.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Generator, Iterator
+
+import grpc
+
+from ragbackup import errors
+from ragbackup.repo.repository import Repository
+from ragbackup.repo.tree import Entry, check_entry
+from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
+
+from ragbackup.controller import events, locks
+from ragbackup.controller.plan import RestorePlan, plan_restore
+from ragbackup.controller.state import Controller
+
+ENTRY_BATCH = 512
+CHUNK_BATCH_BYTES = 8 * 1024 * 1024
+_PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
+             "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
+
+
+def to_proto(e: Entry) -> common_pb2.Entry:
+    return common_pb2.Entry(path=e.path, type=_PB_TYPES[e.type], mode=e.mode, uid=e.uid, gid=e.gid,
+                            mtime_ns=e.mtime_ns, size=e.size, chunks=e.chunks, target=e.target)
+
+
+class _Sender:
+    """Builds the Restore request stream; remembers the first error it hit."""
+
+    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes]):
+        self.repo, self.start, self.tree = repo, start, tree
+        self.error: BaseException | None = None
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[agent_pb2.RestoreCommand]:
+        try:
+            yield agent_pb2.RestoreCommand(start=self.start)
+            batch: list[Entry] = []
+            for e in self.repo.read_tree(self.tree):
+                check_entry(e)
+                batch.append(e)
+                if len(batch) >= ENTRY_BATCH or sum(x.size for x in batch) >= CHUNK_BATCH_BYTES:
+                    yield from self._send(batch)
+                    batch = []
+            yield from self._send(batch)
+            yield agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish())
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def _send(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand]:
+        if not batch:
+            return
+        yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e) for e in batch]))
+        chunks: list[common_pb2.Chunk] = []
+        size = 0
+        for e in batch:
+            for cid in (e.chunks if e.type == "file" else ()):
+                payload, loc = self.repo.read_payload(cid)
+                chunks.append(common_pb2.Chunk(id=cid, payload=payload, compressed=loc.compressed,
+                                               raw_size=loc.raw_length))
+                size += len(payload)
+                self.sent += loc.raw_length
+                if size >= CHUNK_BATCH_BYTES:
+                    yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
+                    chunks, size = [], 0
+        if chunks:
+            yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
+
+
+def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: str,
+                      plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
+    m = manifest["components"][name]
+    cfg = ctl.cfg.components.get(name)
+    agent = cfg.agent if cfg else m["agent"]
+    spec = common_pb2.ComponentSpec(name=name, kind=m["kind"], path=cfg.path if cfg else m.get("path", ""),
+                                    options_json=cfg.options_json() if cfg else "{}")
+    start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
+                                   snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})))
+    sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
+    stub = ctl.agents.stub(agent)
+    future = stub.Restore.future(iter(sender))
+    total = m["stats"].get("bytes_total", 0)
+    while not future.done():
+        time.sleep(0.2)
+        yield events.progress(f"restore {name}", sender.sent, total, "B")
+    try:
+        res: agent_pb2.RestoreResult = future.result()
+    except grpc.RpcError as err:
+        if sender.error is not None:
+            raise sender.error from None
+        raise ctl.agents.translate(agent, err) from None
+    return {"files": res.files, "dirs": res.dirs, "symlinks": res.symlinks, "bytes": res.bytes_written,
+            "restored_path": res.restored_path, "moved_aside": res.moved_aside,
+            "mismatches": list(res.mismatches)}
+
+
+def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
+    repo = ctl.repo()
+    plan = plan_restore(req.id or "latest", list(req.components), req.target, ctl.history())
+    manifest = repo.load_snapshot(plan.snapshot)
+    where = f"into {plan.target}" if plan.target else "in place"
+    if req.dry_run:
+        steps = [f"restore {n} ({manifest['components'][n]['kind']}) {where}" for n in plan.components]
+        yield events.result(f"dry run: would restore {plan.snapshot} {where}",
+                            {"snapshot": plan.snapshot, "components": list(plan.components), "steps": steps})
+        return
+    yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
+    results = {}
+    with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
+        for name in plan.components:
+            results[name] = yield from restore_component(ctl, repo, manifest, name, plan)
+    bad = {n: r["mismatches"] for n, r in results.items() if r["mismatches"]}
+    if bad:
+        raise errors.VerificationFailed(f"restored data differs from the snapshot's facts: {bad}")
+    files = sum(r["files"] for r in results.values())
+    yield events.result(f"restored {plan.snapshot} ({files} files) {where}",
+                        {"snapshot": plan.snapshot, "components": results})

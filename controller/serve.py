@@ -1,0 +1,106 @@
+"""rag-backup-controller: the central daemon owning the repository, catalog and jobs.
+
+In: controller.toml (--config, $RAG_BACKUP_CONTROLLER_CONFIG, or
+/etc/rag-backup/controller.toml). Out: the Controller API on a unix socket (0660)
+and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
+"""
+from __future__ import annotations
+
+import argparse
+import grp
+import logging
+import os
+import signal
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+import sdnotify
+
+from ragbackup import __version__, errors, logs, tls
+from ragbackup.config import ControllerConfig, load_controller_config
+from ragbackup.rpc import ErrorInterceptor
+from ragbackup.v1 import controller_pb2_grpc
+
+from ragbackup.controller.servicer import ControllerServicer
+from ragbackup.controller.state import Controller
+
+log = logging.getLogger("ragbackup.controller")
+
+
+def _prepare_socket(path: str) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    if os.path.exists(path):
+        os.unlink(path)  # stale socket of a previous run
+
+
+def _secure_socket(path: str, group: str) -> None:
+    try:
+        os.chown(path, -1, grp.getgrnam(group).gr_gid)
+    except (KeyError, PermissionError):
+        pass
+    os.chmod(path, 0o660)
+
+
+def create_server(cfg: ControllerConfig, ctl: Controller) -> tuple[grpc.Server, int]:
+    """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
+                         interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
+    controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl), server)
+    _prepare_socket(cfg.socket)
+    if server.add_insecure_port(f"unix:{cfg.socket}") == 0:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}")
+    port = 0
+    if cfg.listen:
+        creds = tls.server_credentials(cfg.tls)
+        port = server.add_secure_port(cfg.listen, creds) if creds else server.add_insecure_port(cfg.listen)
+        if port == 0:
+            raise errors.ConfigError(f"{cfg.source}: cannot listen on {cfg.listen}")
+    return server, port
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag-backup-controller",
+        description="rag-backup controller: owns the repository, catalog and schedule; ragctl talks to it "
+                    "over a unix socket; it talks to agents over gRPC with mutual TLS.",
+        epilog="Exit codes: 0 stopped cleanly, 3 configuration error, 1 other failure.")
+    p.add_argument("--config", help="controller TOML (default: $RAG_BACKUP_CONTROLLER_CONFIG or "
+                                    "/etc/rag-backup/controller.toml)")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--version", action="version", version=f"rag-backup-controller {__version__}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logs.setup(args.verbose, "rag-backup-controller")
+    try:
+        cfg = load_controller_config(args.config)
+        ctl = Controller(cfg)
+        server, port = create_server(cfg, ctl)
+    except errors.RagBackupError as exc:
+        log.error("%s", exc.message)
+        return exc.exit_code
+    if cfg.tls.insecure:
+        log.warning("INSECURE: [tls] insecure = true: agent connections are not authenticated; "
+                    "use this for loopback development only")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    _secure_socket(cfg.socket, cfg.socket_group)
+    log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
+    notifier = sdnotify.SystemdNotifier()
+    notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")
+    while not stop.wait(5):
+        notifier.notify("WATCHDOG=1")
+    notifier.notify("STOPPING=1")
+    server.stop(grace=10).wait()
+    ctl.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

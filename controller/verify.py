@@ -1,0 +1,139 @@
+"""Repository verification: structure always, every byte with --read-data.
+
+In: the opened Repository. Out: a report naming damaged packs and blobs and the
+snapshots they affect; packs no index names are reported as garbage (left by an
+interrupted backup, removed by prune), which is not damage.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ragbackup import errors
+from ragbackup.repo import chunking
+from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.packs import blob_aad, pack_hash, pack_key, parse_header
+from ragbackup.repo.repository import Repository
+from ragbackup.repo.snapshots import tree_ids
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.controller import events
+
+
+@dataclass
+class Report:
+    snapshots: int = 0
+    packs: int = 0
+    blobs_checked: int = 0
+    damaged_packs: dict[str, str] = field(default_factory=dict)  # pack -> reason
+    damaged_blobs: set[bytes] = field(default_factory=set)
+    unreadable_snapshots: dict[str, str] = field(default_factory=dict)
+    affected: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> reasons
+    garbage_packs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.damaged_packs or self.damaged_blobs or self.unreadable_snapshots or self.affected)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "snapshots": self.snapshots, "packs": self.packs,
+                "blobs_checked": self.blobs_checked, "damaged_packs": self.damaged_packs,
+                "damaged_blobs": sorted(b.hex() for b in self.damaged_blobs),
+                "unreadable_snapshots": self.unreadable_snapshots,
+                "affected_snapshots": self.affected, "garbage_packs": self.garbage_packs}
+
+
+def _check_pack_sizes(repo: Repository, report: Report) -> None:
+    stored = {o.key.rsplit("/", 1)[-1]: o.size for o in repo.storage.list("data/")}
+    indexed = dict(repo.index.packs())
+    report.packs = len(indexed)
+    for pid, size in indexed.items():
+        if pid not in stored:
+            report.damaged_packs[pid] = "missing from storage"
+        elif stored[pid] != size:
+            report.damaged_packs[pid] = f"size {stored[pid]} differs from indexed {size}"
+    report.garbage_packs = sorted(p for p in stored if p not in indexed and not p.startswith("."))
+
+
+def _read_pack(repo: Repository, pid: str, report: Report) -> None:
+    """Hash the whole pack, then open every blob the index places in it."""
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        path = os.path.join(tmp, "pack")
+        repo.storage.get_to_file(pack_key(pid), path)
+        if pack_hash(path) != pid:
+            report.damaged_packs.setdefault(pid, "content does not match its hash")
+        with open(path, "rb") as f:
+            data = f.read()
+    try:
+        parse_header(repo.cipher, pid, data)
+    except errors.IntegrityError as exc:
+        report.damaged_packs.setdefault(pid, exc.message)
+    for loc in repo.index.blobs_in_pack(pid):
+        report.blobs_checked += 1
+        try:
+            plain = repo.cipher.open(memoryview(data)[loc.offset:loc.offset + loc.length], blob_aad(loc.id))
+            if chunk_id(repo.id_key, chunking.decompress(plain, loc.compressed, loc.raw_length)) != loc.id:
+                raise errors.IntegrityError("id mismatch")
+        except Exception:
+            report.damaged_blobs.add(loc.id)
+            report.damaged_packs.setdefault(pid, "blob(s) failed authentication")
+
+
+def _check_snapshot(repo: Repository, sid: str, bad_packs: set[str], report: Report) -> None:
+    """Every blob a snapshot names must be indexed, in an undamaged pack, and not damaged itself."""
+    try:
+        manifest = repo.load_snapshot(sid)
+    except errors.RagBackupError as exc:
+        report.unreadable_snapshots[sid] = exc.message
+        return
+    reasons: set[str] = set()
+    trees = tree_ids(manifest)
+    try:
+        for t in trees:
+            _check_blob(repo, t, bad_packs, report, reasons)
+        for e in repo.read_tree(trees):
+            for c in e.chunks:
+                _check_blob(repo, c, bad_packs, report, reasons)
+    except errors.IntegrityError as exc:
+        reasons.add(exc.message)
+    if reasons:
+        report.affected[sid] = sorted(reasons)
+
+
+def _check_blob(repo: Repository, blob: bytes, bad_packs: set[str], report: Report, reasons: set[str]) -> None:
+    loc = repo.index.lookup(blob)
+    if loc is None:
+        reasons.add("references blobs missing from the index")
+    elif loc.pack in bad_packs or blob in report.damaged_blobs:
+        reasons.add(f"uses damaged pack {loc.pack}")
+
+
+def run_verify(repo: Repository, read_data: bool) -> Iterator[controller_pb2.JobEvent]:
+    report = Report()
+    yield events.log("checking packs against the index")
+    _check_pack_sizes(repo, report)
+    if read_data:
+        packs = [p for p, _ in repo.index.packs() if p not in report.damaged_packs]
+        for n, pid in enumerate(packs, 1):
+            _read_pack(repo, pid, report)
+            yield events.progress("read packs", n, len(packs), "packs")
+    sids = repo.snapshot_ids()
+    report.snapshots = len(sids)
+    bad = set(report.damaged_packs)
+    for n, sid in enumerate(sids, 1):
+        _check_snapshot(repo, sid, bad, report)
+        yield events.progress("check snapshots", n, len(sids), "snapshots")
+    d = report.as_dict()
+    if report.ok:
+        summary = (f"repository OK: {report.snapshots} snapshots, {report.packs} packs"
+                   + (f", {report.blobs_checked} blobs read" if read_data else "")
+                   + (f"; {len(report.garbage_packs)} unreferenced pack(s) for prune" if report.garbage_packs else ""))
+    else:
+        summary = (f"repository DAMAGED: {len(report.damaged_packs)} pack(s) "
+                   f"({', '.join(sorted(report.damaged_packs))}); affected snapshots: "
+                   f"{', '.join(sorted(report.affected) + sorted(report.unreadable_snapshots)) or 'none'}")
+    yield events.result(summary, d)
+    if not report.ok:
+        raise errors.IntegrityError(summary)

@@ -1,0 +1,273 @@
+"""TOML configuration of the controller and the agent, validated at load.
+
+In: /etc/rag-backup/controller.toml or agent.toml (path from flag or env). Out:
+frozen dataclasses; any problem raises ConfigError naming the file, the key and
+what was expected. Secrets are `Secret`s. Commented examples: packaging/*.toml.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ragbackup.errors import ConfigError
+from ragbackup.secret import Secret
+
+DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
+DEFAULT_AGENT_CONFIG = "/etc/rag-backup/agent.toml"
+CONTROLLER_CONFIG_ENV = "RAG_BACKUP_CONTROLLER_CONFIG"
+AGENT_CONFIG_ENV = "RAG_BACKUP_AGENT_CONFIG"
+COMPONENT_KINDS = ("paths", "config", "redis", "chroma")
+_MISSING = object()
+
+
+class _Section:
+    """Typed access to one TOML table with errors that name file and key."""
+
+    def __init__(self, path: str, name: str, data: Any):
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+        self.path, self.name, self.data = path, name, data
+
+    def _fail(self, key: str, expected: str) -> ConfigError:
+        return ConfigError(f"{self.path}: [{self.name}] {key}: expected {expected}")
+
+    def get(self, key: str, typ: type | tuple, default: Any = _MISSING, expected: str = "") -> Any:
+        if key not in self.data:
+            if default is _MISSING:
+                raise ConfigError(f"{self.path}: [{self.name}] {key}: required key is missing")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and typ in (int, float):
+            raise self._fail(key, expected or typ.__name__)
+        if not isinstance(value, typ):
+            raise self._fail(key, expected or getattr(typ, "__name__", str(typ)))
+        return value
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, list, [])
+        if not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings")
+        return tuple(value)
+
+    def table(self, key: str) -> "_Section":
+        return _Section(self.path, f"{self.name}.{key}", self.get(key, dict, {}))
+
+    def secret(self, key: str) -> Secret | None:
+        """A secret given inline (`key`) or in a file (`key_file`)."""
+        if f"{key}_file" in self.data:
+            return Secret(_read_secret_file(self.path, self.get(f"{key}_file", str)))
+        value = self.get(key, str, None)
+        return Secret(value) if value is not None else None
+
+    def unknown_keys(self, allowed: set[str]) -> None:
+        extra = sorted(set(self.data) - allowed)
+        if extra:
+            raise ConfigError(f"{self.path}: [{self.name}] unknown key(s): {', '.join(extra)} "
+                              f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _read_secret_file(config_path: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read secret file {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class S3Config:
+    bucket: str
+    endpoint_url: str | None = None
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    type: str
+    path: str = ""
+    password: Secret | None = None
+    key_file: str = ""
+    s3: S3Config | None = None
+    pack_size_mib: int = 32
+    compression_level: int = 3
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    name: str
+    address: str
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    name: str
+    kind: str
+    agent: str
+    path: str = ""
+    exclude: tuple[str, ...] = ()
+    options: dict = field(default_factory=dict)
+
+    def options_json(self) -> str:
+        return json.dumps(self.options, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    source: str
+    socket: str
+    socket_group: str
+    state_dir: str
+    listen: str
+    hostname: str
+    repository: RepositoryConfig
+    tls: TlsConfig
+    agents: dict[str, AgentRef]
+    components: dict[str, ComponentConfig]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    source: str
+    listen: str
+    cache_dir: str
+    staging_dir: str
+    allowed_paths: tuple[str, ...]
+    workers: int
+    tls: TlsConfig
+
+
+def _load_toml(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the configuration") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _tls(root: _Section) -> TlsConfig:
+    t = root.table("tls")
+    t.unknown_keys({"ca", "cert", "key", "insecure"})
+    cfg = TlsConfig(t.get("ca", str, ""), t.get("cert", str, ""), t.get("key", str, ""),
+                    t.get("insecure", bool, False))
+    if not cfg.insecure and not (cfg.ca and cfg.cert and cfg.key):
+        raise ConfigError(f"{root.path}: [tls] ca, cert and key are required "
+                          "(or insecure = true for loopback development only)")
+    return cfg
+
+
+def _s3(sec: _Section) -> S3Config:
+    sec.unknown_keys({"bucket", "endpoint_url", "prefix", "region", "access_key_id", "access_key_id_file",
+                      "secret_access_key", "secret_access_key_file", "connect_timeout", "read_timeout"})
+    return S3Config(
+        bucket=sec.get("bucket", str), endpoint_url=sec.get("endpoint_url", str, None),
+        prefix=sec.get("prefix", str, ""), region=sec.get("region", str, "us-east-1"),
+        access_key_id=sec.secret("access_key_id"), secret_access_key=sec.secret("secret_access_key"),
+        connect_timeout=float(sec.get("connect_timeout", (int, float), 5.0)),
+        read_timeout=float(sec.get("read_timeout", (int, float), 60.0)))
+
+
+def _repository(root: _Section) -> RepositoryConfig:
+    r = root.table("repository")
+    r.unknown_keys({"type", "path", "password", "password_file", "key_file", "s3", "pack_size_mib",
+                    "compression_level"})
+    rtype = r.get("type", str, "local")
+    if rtype not in ("local", "s3"):
+        raise ConfigError(f"{root.path}: [repository] type: expected \"local\" or \"s3\", got {rtype!r}")
+    cfg = RepositoryConfig(
+        type=rtype, path=r.get("path", str, ""), password=r.secret("password"),
+        key_file=r.get("key_file", str, ""), s3=_s3(r.table("s3")) if rtype == "s3" else None,
+        pack_size_mib=r.get("pack_size_mib", int, 32), compression_level=r.get("compression_level", int, 3))
+    if rtype == "local" and not cfg.path:
+        raise ConfigError(f"{root.path}: [repository] path: required for a local repository")
+    if not cfg.password and not cfg.key_file:
+        raise ConfigError(f"{root.path}: [repository] set password_file (or password) or key_file")
+    if not 4 <= cfg.pack_size_mib <= 128:
+        raise ConfigError(f"{root.path}: [repository] pack_size_mib: expected 4..128")
+    if not 1 <= cfg.compression_level <= 19:
+        raise ConfigError(f"{root.path}: [repository] compression_level: expected 1..19")
+    return cfg
+
+
+def _component(root: _Section, name: str, agents: dict[str, AgentRef]) -> ComponentConfig:
+    c = root.table("components").table(name)
+    kind = c.get("kind", str)
+    if kind not in COMPONENT_KINDS:
+        raise ConfigError(f"{root.path}: [components.{name}] kind: expected one of "
+                          f"{', '.join(COMPONENT_KINDS)}, got {kind!r}")
+    agent = c.get("agent", str)
+    if agent not in agents:
+        raise ConfigError(f"{root.path}: [components.{name}] agent: {agent!r} is not declared in [agents]")
+    path = c.get("path", str, "")
+    if kind in ("paths", "config") and not os.path.isabs(path):
+        raise ConfigError(f"{root.path}: [components.{name}] path: expected an absolute path")
+    options = {k: v for k, v in c.data.items() if k not in ("kind", "agent", "path", "exclude")}
+    return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options)
+
+
+def load_controller_config(path: str | None = None) -> ControllerConfig:
+    """Read and validate the controller's TOML file."""
+    path = path or os.environ.get(CONTROLLER_CONFIG_ENV) or DEFAULT_CONTROLLER_CONFIG
+    root = _Section(path, "", _load_toml(path))
+    root.name = "root"
+    root.unknown_keys({"controller", "repository", "tls", "agents", "components"})
+    ctl = root.table("controller")
+    ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
+    agents_sec = root.table("agents")
+    agents = {}
+    for name in agents_sec.data:
+        a = agents_sec.table(name)
+        a.unknown_keys({"address", "server_name"})
+        agents[name] = AgentRef(name, a.get("address", str), a.get("server_name", str, ""))
+    components = {name: _component(root, name, agents) for name in root.table("components").data}
+    return ControllerConfig(
+        source=path,
+        socket=ctl.get("socket", str, "/run/rag-backup/controller.sock"),
+        socket_group=ctl.get("socket_group", str, "rag-backup"),
+        state_dir=ctl.get("state_dir", str, "/var/lib/rag-backup"),
+        listen=ctl.get("listen", str, ""),
+        hostname=ctl.get("hostname", str, "") or socket.gethostname(),
+        repository=_repository(root), tls=_tls(root), agents=agents, components=components)
+
+
+def load_agent_config(path: str | None = None) -> AgentConfig:
+    """Read and validate the agent's TOML file."""
+    path = path or os.environ.get(AGENT_CONFIG_ENV) or DEFAULT_AGENT_CONFIG
+    root = _Section(path, "root", _load_toml(path))
+    root.unknown_keys({"agent", "tls"})
+    a = root.table("agent")
+    a.unknown_keys({"listen", "cache_dir", "staging_dir", "allowed_paths", "workers"})
+    allowed = a.str_list("allowed_paths") or ("/",)
+    if not all(os.path.isabs(p) for p in allowed):
+        raise ConfigError(f"{path}: [agent] allowed_paths: expected absolute paths")
+    return AgentConfig(
+        source=path, listen=a.get("listen", str, "127.0.0.1:7451"),
+        cache_dir=a.get("cache_dir", str, "/var/cache/rag-backup-agent"),
+        staging_dir=a.get("staging_dir", str, "/var/lib/rag-backup-agent/staging"),
+        allowed_paths=allowed, workers=a.get("workers", int, 0), tls=_tls(root))

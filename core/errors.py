@@ -1,0 +1,174 @@
+"""Typed errors shared by the agent, the controller and ragctl.
+
+In: raised anywhere in rag-backup. Out: each class carries the process exit code
+ragctl uses and the gRPC status the servers send; `translate_rpc_error` turns a
+received status back into the same class on the client side.
+"""
+from __future__ import annotations
+
+import grpc
+
+# Metadata key carrying the error class name across gRPC.
+ERROR_KIND_KEY = "rag-error-kind"
+
+
+class RagBackupError(Exception):
+    """rag-backup failed."""
+
+    exit_code = 1
+    grpc_status = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class UsageError(RagBackupError):
+    """The command line or request is invalid."""
+
+    exit_code = 2
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class ConfigError(RagBackupError):
+    """The configuration is invalid."""
+
+    exit_code = 3
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RepositoryError(RagBackupError):
+    """The repository cannot be used."""
+
+    exit_code = 4
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class RepositoryNotFound(RepositoryError):
+    """No repository exists at the configured location (run `ragctl init`)."""
+
+
+class RepositoryExists(RepositoryError):
+    """A repository already exists at the configured location."""
+
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+
+
+class WrongKey(RepositoryError):
+    """The passphrase or key file does not open any key of the repository."""
+
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+
+
+class UnsupportedFormat(RepositoryError):
+    """The repository was written in a format version this program does not read."""
+
+
+class NotFound(RagBackupError):
+    """The requested object does not exist."""
+
+    exit_code = 5
+    grpc_status = grpc.StatusCode.NOT_FOUND
+
+
+class IntegrityError(RagBackupError):
+    """Stored data is damaged: authentication or hash check failed."""
+
+    exit_code = 6
+    grpc_status = grpc.StatusCode.DATA_LOSS
+
+
+class Unavailable(RagBackupError):
+    """A peer (agent, controller, storage) cannot be reached."""
+
+    exit_code = 7
+    grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
+class StorageUnavailable(Unavailable):
+    """The storage backend cannot be reached or answered with a transient error."""
+
+
+class AgentUnavailable(Unavailable):
+    """The agent cannot be reached."""
+
+
+class LockBusy(RagBackupError):
+    """Another live job holds the lock."""
+
+    exit_code = 8
+    grpc_status = grpc.StatusCode.ABORTED
+
+
+class UnsafePath(RagBackupError):
+    """A path would leave the restore target (absolute, `..`, or through a symlink)."""
+
+    exit_code = 9
+    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class Unhealthy(RagBackupError):
+    """A health check failed."""
+
+    exit_code = 10
+    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class VerificationFailed(RagBackupError):
+    """Restored data does not match the facts recorded at backup time."""
+
+    exit_code = 11
+    grpc_status = grpc.StatusCode.DATA_LOSS
+
+
+class Cancelled(RagBackupError):
+    """The operation was cancelled."""
+
+    exit_code = 130
+    grpc_status = grpc.StatusCode.CANCELLED
+
+
+def _all_subclasses(cls: type) -> list[type]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def error_class(name: str) -> type[RagBackupError]:
+    """Map an error class name received over gRPC back to its class (base class if unknown)."""
+    for cls in _all_subclasses(RagBackupError):
+        if cls.__name__ == name:
+            return cls
+    return RagBackupError
+
+
+_STATUS_FALLBACK = {
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: UsageError,
+    grpc.StatusCode.CANCELLED: Cancelled,
+    grpc.StatusCode.DATA_LOSS: IntegrityError,
+    grpc.StatusCode.UNAUTHENTICATED: Unavailable,
+}
+
+
+def translate_rpc_error(err: grpc.RpcError, peer: str) -> RagBackupError:
+    """Turn a grpc.RpcError received from `peer` into the typed error the server raised."""
+    kind = None
+    for key, value in (err.trailing_metadata() or ()):
+        if key == ERROR_KIND_KEY:
+            kind = value
+    code = err.code()
+    details = err.details() or str(code)
+    if kind:
+        return error_class(kind)(details)
+    cls = _STATUS_FALLBACK.get(code, RagBackupError)
+    if cls is Unavailable:
+        return Unavailable(f"{peer}: {details}")
+    return cls(f"{peer}: {details}")

@@ -1,0 +1,90 @@
+"""Content-defined chunking, chunk ids and compression of chunk payloads.
+
+In: file streams or buffers plus the repository's ChunkerParams and id key.
+Out: `Prepared` chunks (id, payload, compressed flag, raw size) ready to offer
+to the controller's blob store. Used by the agent (files) and controller (trees).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+import pyfastcdc
+import zstandard
+
+from ragbackup.repo.crypto import chunk_id
+
+MiB = 1024 * 1024
+
+# Stored raw when compression saves less than this fraction.
+MIN_SAVING = 0.03
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    """FastCDC parameters; `avg_size` is what FastCDC calls avg (actual mean is avg+min)."""
+
+    min_size: int = 256 * 1024
+    avg_size: int = 768 * 1024
+    max_size: int = 4 * MiB
+    seed: int = 0
+
+    def make(self) -> pyfastcdc.FastCDC:
+        return pyfastcdc.FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size,
+                                 seed=self.seed & 0xFFFFFFFF)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A chunk ready for the blob store; `payload` is zstd data when `compressed`."""
+
+    id: bytes
+    payload: bytes
+    compressed: bool
+    raw_size: int
+
+
+class Compressor:
+    """zstd at a fixed level; one per thread (zstandard contexts are not thread-safe)."""
+
+    def __init__(self, level: int = 3):
+        self.level = level
+        self._cctx = zstandard.ZstdCompressor(level=level)
+
+    def compress(self, data: bytes | memoryview) -> tuple[bytes, bool]:
+        """Return (payload, compressed): raw bytes when zstd does not shrink by MIN_SAVING."""
+        raw = len(data)
+        if raw < 64:
+            return bytes(data), False
+        out = self._cctx.compress(data)
+        if len(out) > raw * (1 - MIN_SAVING):
+            return bytes(data), False
+        return out, True
+
+
+_DCTX = zstandard.ZstdDecompressor()
+
+
+def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int) -> bytes:
+    """Inverse of Compressor.compress."""
+    if not compressed:
+        return bytes(payload)
+    return _DCTX.decompress(payload, max_output_size=raw_size)
+
+
+def prepare(id_key: bytes, data: bytes | memoryview, compressor: Compressor) -> Prepared:
+    """Hash and compress one chunk of plaintext."""
+    payload, compressed = compressor.compress(data)
+    return Prepared(chunk_id(id_key, data), payload, compressed, len(data))
+
+
+def cut_stream(params: ChunkerParams, stream: BinaryIO) -> Iterator[memoryview]:
+    """Yield chunk views of `stream`; each view is valid only until the next one is taken."""
+    for c in params.make().cut_stream(stream):
+        yield c.data
+
+
+def cut_buffer(params: ChunkerParams, buf: bytes | memoryview) -> Iterator[memoryview]:
+    """Yield chunk views of an in-memory buffer."""
+    for c in params.make().cut_buf(buf):
+        yield c.data

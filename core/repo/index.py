@@ -1,0 +1,133 @@
+"""Index files (blob -> pack, offset, length) and their local SQLite cache.
+
+In: the locations of blobs in finished packs. Out: encrypted `index/<id>` objects
+written after their packs are durable, and `IndexCache`, an on-disk lookup table
+rebuilt from those objects, so memory stays bounded however large the repository.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Iterable, Iterator
+
+import zstandard
+
+from ragbackup.repo.crypto import Cipher
+from ragbackup.repo.packs import BlobLocation
+
+INDEX_AAD = b"rag-backup index v1"
+
+
+def encode_index(cipher: Cipher, packs: dict[str, tuple[int, list[BlobLocation]]]) -> bytes:
+    """Serialize {pack id: (pack size, locations)} into a sealed index object."""
+    doc = {"version": 1, "packs": [
+        {"id": pid, "size": size,
+         "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length] for b in blobs]}
+        for pid, (size, blobs) in packs.items()]}
+    return cipher.seal(zstandard.compress(json.dumps(doc, separators=(",", ":")).encode(), 3), INDEX_AAD)
+
+
+def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[BlobLocation]]]:
+    """Yield (pack id, pack size, locations) from a sealed index object."""
+    doc = json.loads(zstandard.decompress(cipher.open(data, INDEX_AAD)))
+    for p in doc["packs"]:
+        yield p["id"], p["size"], [BlobLocation(bytes.fromhex(b[0]), b[1], b[2], b[3], b[4], b[5], p["id"])
+                                   for b in p["blobs"]]
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, pack TEXT NOT NULL, type INT, flags INT,
+    offset INT, length INT, raw_length INT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS packs (id TEXT PRIMARY KEY, size INT, index_file TEXT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
+"""
+
+
+class IndexCache:
+    """SQLite table of every indexed blob; safe to share between threads (one lock)."""
+
+    def __init__(self, path: str):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def known_index_files(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT name FROM index_files")}
+
+    def add_index_file(self, name: str, packs: Iterable[tuple[str, int, list[BlobLocation]]]) -> None:
+        """Record one index object's content atomically."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for pid, size, blobs in packs:
+                    self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
+                    self._db.executemany(
+                        "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                        [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def forget_index_file(self, name: str) -> None:
+        """Drop an index object that no longer exists in storage, with its packs and blobs."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            packs = [r[0] for r in self._db.execute("SELECT id FROM packs WHERE index_file=?", (name,))]
+            for pid in packs:
+                self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
+            self._db.execute("DELETE FROM packs WHERE index_file=?", (name,))
+            self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
+            self._db.execute("COMMIT")
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.executescript("DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files;")
+
+    def lookup(self, blob_id: bytes) -> BlobLocation | None:
+        with self._lock:
+            r = self._db.execute("SELECT pack,type,flags,offset,length,raw_length FROM blobs WHERE id=?",
+                                 (blob_id,)).fetchone()
+        if r is None:
+            return None
+        return BlobLocation(blob_id, r[1], r[2], r[3], r[4], r[5], r[0])
+
+    def missing(self, ids: list[bytes]) -> set[bytes]:
+        """The subset of `ids` not in the index (batched lookups)."""
+        found: set[bytes] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                q = "SELECT id FROM blobs WHERE id IN (%s)" % ",".join("?" * len(part))
+                found.update(r[0] for r in self._db.execute(q, part))
+        return set(ids) - found
+
+    def packs(self) -> Iterator[tuple[str, int]]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, size FROM packs").fetchall()
+        return iter(rows)
+
+    def blobs_in_pack(self, pack_id: str) -> list[BlobLocation]:
+        with self._lock:
+            rows = self._db.execute("SELECT id,type,flags,offset,length,raw_length FROM blobs WHERE pack=?",
+                                    (pack_id,)).fetchall()
+        return [BlobLocation(r[0], r[1], r[2], r[3], r[4], r[5], pack_id) for r in rows]
+
+    def totals(self) -> tuple[int, int, int]:
+        """(blob count, sum of raw lengths, sum of pack sizes)."""
+        with self._lock:
+            b = self._db.execute("SELECT count(*), coalesce(sum(raw_length),0) FROM blobs").fetchone()
+            p = self._db.execute("SELECT coalesce(sum(size),0) FROM packs").fetchone()
+        return b[0], b[1], p[0]

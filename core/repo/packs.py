@@ -1,0 +1,132 @@
+"""Pack files: many encrypted blobs in one object, with an encrypted header at the end.
+
+In: sealed blobs from the blob store. Out: a finished pack file on local disk
+(its id is the BLAKE3 of its bytes) and the `BlobLocation`s it holds, which the
+index records next. Layout is documented in docs/FORMAT.md.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+
+import blake3
+
+from ragbackup import errors
+from ragbackup.repo.crypto import Cipher
+
+MAGIC = b"RBPACK01"
+HEADER_AAD = b"rag-backup pack header v1"
+# id(32) type(1) flags(1) offset(8) length(4) raw_length(4)
+_RECORD = struct.Struct("<32sBBQII")
+_TRAILER = struct.Struct("<I8s")  # header length, magic
+
+BLOB_DATA = 0
+BLOB_TREE = 1
+FLAG_ZSTD = 1
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where one blob lives: pack id, byte range of its sealed form, and how to decode it."""
+
+    id: bytes
+    type: int
+    flags: int
+    offset: int
+    length: int
+    raw_length: int
+    pack: str = ""
+
+    @property
+    def compressed(self) -> bool:
+        return bool(self.flags & FLAG_ZSTD)
+
+
+def pack_key(pack_id: str) -> str:
+    """Storage key of a pack."""
+    return f"data/{pack_id[:2]}/{pack_id}"
+
+
+def blob_aad(blob_id: bytes) -> bytes:
+    """Associated data binding a sealed blob to its id (a swapped blob fails to open)."""
+    return b"blob:" + blob_id
+
+
+class PackWriter:
+    """Appends sealed blobs to a temp file; `finish` writes the header and names the pack."""
+
+    def __init__(self, directory: str, cipher: Cipher):
+        self._cipher = cipher
+        fd, self.path = tempfile.mkstemp(prefix=".pack-", dir=directory)
+        self._f = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self._hash = blake3.blake3()
+        self._records: list[BlobLocation] = []
+        self.size = 0
+        self._write(MAGIC)
+
+    def _write(self, data: bytes) -> None:
+        self._f.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def add(self, blob_id: bytes, blob_type: int, flags: int, raw_length: int, sealed: bytes) -> BlobLocation:
+        loc = BlobLocation(blob_id, blob_type, flags, self.size, len(sealed), raw_length)
+        self._write(sealed)
+        self._records.append(loc)
+        return loc
+
+    @property
+    def count(self) -> int:
+        return len(self._records)
+
+    def finish(self, fsync: bool = True) -> tuple[str, list[BlobLocation]]:
+        """Write header + trailer, fsync, close. Returns (pack id, locations with pack set)."""
+        header = b"".join(_RECORD.pack(r.id, r.type, r.flags, r.offset, r.length, r.raw_length)
+                          for r in self._records)
+        sealed = self._cipher.seal(header, HEADER_AAD)
+        self._write(sealed)
+        self._write(_TRAILER.pack(len(sealed), MAGIC))
+        self._f.flush()
+        if fsync:
+            os.fsync(self._f.fileno())
+        self._f.close()
+        pack_id = self._hash.hexdigest()
+        return pack_id, [BlobLocation(r.id, r.type, r.flags, r.offset, r.length, r.raw_length, pack_id)
+                         for r in self._records]
+
+    def abort(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+
+
+def parse_header(cipher: Cipher, pack_id: str, data: bytes) -> list[BlobLocation]:
+    """Read the blob list from a whole pack's bytes (used by verify and index rebuild)."""
+    if len(data) < len(MAGIC) + _TRAILER.size or not data.startswith(MAGIC):
+        raise errors.IntegrityError(f"pack {pack_id}: not a rag-backup pack (bad magic)")
+    hlen, magic = _TRAILER.unpack_from(data, len(data) - _TRAILER.size)
+    if magic != MAGIC or hlen > len(data):
+        raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
+    start = len(data) - _TRAILER.size - hlen
+    try:
+        header = cipher.open(memoryview(data)[start:start + hlen], HEADER_AAD)
+    except errors.IntegrityError:
+        raise errors.IntegrityError(f"pack {pack_id}: header failed authentication") from None
+    return [BlobLocation(*_RECORD.unpack_from(header, i), pack=pack_id)
+            for i in range(0, len(header), _RECORD.size)]
+
+
+def pack_hash(path_or_bytes: str | bytes) -> str:
+    """BLAKE3 hex of a pack's bytes (its id)."""
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    if isinstance(path_or_bytes, bytes):
+        h.update(path_or_bytes)
+    else:
+        h.update_mmap(path_or_bytes)
+    return h.hexdigest()

@@ -1,0 +1,176 @@
+"""The repository: config, keys, blob reads, index sync and snapshot manifests.
+
+In: a Storage backend and an Unlocker (passphrase or key file). Out: a
+`Repository` that hands out `BlobWriter`s for backups (writer.py), reads blobs
+and trees for restore and verify, and loads/saves snapshot manifests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, replace
+from typing import Iterable, Iterator
+
+import zstandard
+
+from ragbackup import errors
+from ragbackup.repo import chunking, crypto
+from ragbackup.repo.index import IndexCache, decode_index
+from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key
+from ragbackup.repo.tree import Entry, decode_lines
+from ragbackup.storage.base import Storage
+
+FORMAT_NAME = "rag-backup"
+FORMAT_VERSION = 1
+CONFIG_KEY = "config"
+
+
+@dataclass(frozen=True)
+class RepoParams:
+    """Parameters fixed at `init` and stored in the plaintext `config` object."""
+
+    pack_size: int = 32 * chunking.MiB
+    compression_level: int = 3
+    chunk_min: int = 256 * 1024
+    chunk_avg: int = 768 * 1024
+    chunk_max: int = 4 * chunking.MiB
+
+
+class Repository:
+    """An opened repository. Thread-safe for concurrent reads and one writer per job."""
+
+    def __init__(self, storage: Storage, master: crypto.MasterKey, repo_id: str, params: RepoParams,
+                 cache_dir: str):
+        self.storage = storage
+        self.id = repo_id
+        self.params = params
+        self.cipher = crypto.Cipher(master)
+        self.id_key = master.id_key
+        self.chunker = chunking.ChunkerParams(params.chunk_min, params.chunk_avg, params.chunk_max,
+                                              master.chunker_seed)
+        self.tree_chunker = replace(self.chunker, min_size=64 * 1024, avg_size=192 * 1024,
+                                    max_size=1024 * 1024)
+        self.cache_dir = os.path.join(cache_dir, repo_id)
+        self.index = IndexCache(os.path.join(self.cache_dir, "index.sqlite"))
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, storage: Storage, unlocker: crypto.Unlocker, cache_dir: str,
+             params: RepoParams = RepoParams()) -> "Repository":
+        """Create a new repository; RepositoryExists if `config` is already there."""
+        if storage.exists(CONFIG_KEY):
+            raise errors.RepositoryExists(f"a repository already exists at {storage.describe()}")
+        master = crypto.MasterKey.generate()
+        repo_id = uuid.uuid4().hex
+        storage.put(f"keys/{uuid.uuid4().hex}", crypto.wrap_master_key(master, unlocker))
+        config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "id": repo_id, "params": asdict(params)}
+        storage.put(CONFIG_KEY, json.dumps(config, indent=1).encode())
+        return cls(storage, master, repo_id, params, cache_dir)
+
+    @classmethod
+    def open(cls, storage: Storage, unlocker: crypto.Unlocker, cache_dir: str) -> "Repository":
+        """Open an existing repository; RepositoryNotFound / UnsupportedFormat / WrongKey."""
+        try:
+            config = json.loads(storage.get(CONFIG_KEY))
+        except errors.NotFound:
+            raise errors.RepositoryNotFound(
+                f"no repository at {storage.describe()} (run `ragctl init` first)") from None
+        if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
+            raise errors.UnsupportedFormat(
+                f"{storage.describe()}: format {config.get('format')!r} version {config.get('version')!r} "
+                f"is not {FORMAT_NAME} version {FORMAT_VERSION}")
+        master = cls._unlock(storage, unlocker)
+        return cls(storage, master, config["id"], RepoParams(**config["params"]), cache_dir)
+
+    @staticmethod
+    def _unlock(storage: Storage, unlocker: crypto.Unlocker) -> crypto.MasterKey:
+        keys = [o.key for o in storage.list("keys/")]
+        if not keys:
+            raise errors.RepositoryError(f"{storage.describe()}: the repository has no keys")
+        for key in keys:
+            try:
+                return crypto.unwrap_master_key(storage.get(key), unlocker)
+            except errors.WrongKey:
+                continue
+        raise errors.WrongKey(f"the {'passphrase' if unlocker.kind == 'passphrase' else 'key file'} "
+                              f"does not open any key of the repository at {storage.describe()}")
+
+    def add_key(self, unlocker: crypto.Unlocker, master: crypto.MasterKey) -> str:
+        name = f"keys/{uuid.uuid4().hex}"
+        self.storage.put(name, crypto.wrap_master_key(master, unlocker))
+        return name
+
+    def close(self) -> None:
+        self.index.close()
+
+    # --- index -----------------------------------------------------------------------
+
+    def sync_index(self) -> int:
+        """Bring the local index cache in line with `index/` in storage; returns files loaded."""
+        stored = {o.key.split("/", 1)[1] for o in self.storage.list("index/")}
+        known = self.index.known_index_files()
+        for name in known - stored:
+            self.index.forget_index_file(name)
+        for name in sorted(stored - known):
+            self.index.add_index_file(name, decode_index(self.cipher, self.storage.get(f"index/{name}")))
+        return len(stored - known)
+
+    def rebuild_index(self) -> int:
+        self.index.clear()
+        return self.sync_index()
+
+    # --- blobs -----------------------------------------------------------------------
+
+    def locate(self, blob_id: bytes) -> BlobLocation:
+        loc = self.index.lookup(blob_id)
+        if loc is None:
+            raise errors.IntegrityError(f"blob {blob_id.hex()} is referenced but not in the index")
+        return loc
+
+    def read_payload(self, blob_id: bytes) -> tuple[bytes, BlobLocation]:
+        """Decrypted (possibly compressed) payload of a blob and its location."""
+        loc = self.locate(blob_id)
+        sealed = self.storage.get_range(pack_key(loc.pack), loc.offset, loc.length)
+        try:
+            return self.cipher.open(sealed, blob_aad(blob_id)), loc
+        except errors.IntegrityError:
+            raise errors.IntegrityError(f"pack {loc.pack}: blob {blob_id.hex()} failed authentication") from None
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        """Plaintext of a blob, its id checked."""
+        payload, loc = self.read_payload(blob_id)
+        data = chunking.decompress(payload, loc.compressed, loc.raw_length)
+        if crypto.chunk_id(self.id_key, data) != blob_id:
+            raise errors.IntegrityError(f"pack {loc.pack}: blob {blob_id.hex()} does not match its id")
+        return data
+
+    def read_tree(self, tree_ids: Iterable[bytes]) -> Iterator[Entry]:
+        """Entries of a component tree, streamed blob by blob."""
+        return decode_lines(self.read_blob(t) for t in tree_ids)
+
+    # --- snapshots -------------------------------------------------------------------
+
+    def save_snapshot(self, manifest: dict) -> None:
+        """Write a snapshot manifest; call only after its packs and index are durable."""
+        sid = manifest["id"]
+        data = zstandard.compress(json.dumps(manifest, separators=(",", ":")).encode(), 3)
+        self.storage.put(f"snapshots/{sid}", self.cipher.seal(data, b"snapshot:" + sid.encode()))
+
+    def load_snapshot(self, sid: str) -> dict:
+        try:
+            sealed = self.storage.get(f"snapshots/{sid}")
+        except errors.NotFound:
+            raise errors.NotFound(f"no snapshot {sid!r} in {self.storage.describe()}") from None
+        try:
+            plain = self.cipher.open(sealed, b"snapshot:" + sid.encode())
+        except errors.IntegrityError:
+            raise errors.IntegrityError(f"snapshot {sid}: manifest failed authentication") from None
+        return json.loads(zstandard.decompress(plain))
+
+    def snapshot_ids(self) -> list[str]:
+        return sorted(o.key.split("/", 1)[1] for o in self.storage.list("snapshots/"))
+
+    def delete_snapshot(self, sid: str) -> None:
+        self.storage.delete(f"snapshots/{sid}")

@@ -1,0 +1,47 @@
+"""Snapshot ids and manifest helpers (pure).
+
+In: the time a backup starts and the ids already taken; manifests as dicts.
+Out: a unique `rag-system-backup-YYYYMMDD_HHMMSS[-N]` id, summaries and the set
+of blob ids a manifest's trees name (used by verify, diff and prune).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import Iterable
+
+from ragbackup.clock import stamp
+
+PREFIX = "rag-system-backup-"
+ID_RE = re.compile(r"^rag-system-backup-\d{8}_\d{6}(-\d+)?$")
+
+
+def allocate_id(when: _dt.datetime, taken: Iterable[str]) -> str:
+    """First free id for `when`: the plain stamp, then `-2`, `-3`, ... for same-second starts."""
+    base = PREFIX + stamp(when)
+    taken = set(taken)
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def is_snapshot_id(text: str) -> bool:
+    return bool(ID_RE.match(text))
+
+
+def tree_ids(manifest: dict) -> list[bytes]:
+    """Tree blob ids of every component in a manifest."""
+    return [bytes.fromhex(t) for c in manifest["components"].values() for t in c["tree"]]
+
+
+def totals(manifest: dict) -> dict:
+    """Summed file counts and sizes across components."""
+    comps = manifest["components"].values()
+    return {
+        "files": sum(c["stats"].get("files", 0) for c in comps),
+        "bytes_total": sum(c["stats"].get("bytes_total", 0) for c in comps),
+        "bytes_added": manifest.get("stats", {}).get("bytes_stored", 0),
+    }

@@ -1,0 +1,168 @@
+"""The write path of one backup job: blobs -> packs -> index object.
+
+In: chunk payloads (already compressed by the agent) and tree chunks. Out: packs
+uploaded by a background thread, then, on `commit`, one `index/<id>` object
+naming them; only after that may a snapshot refer to the blobs (docs/FORMAT.md).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+
+from ragbackup import errors
+from ragbackup.repo import chunking
+from ragbackup.repo.index import encode_index
+from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
+from ragbackup.repo.repository import Repository
+
+
+@dataclass
+class WriteStats:
+    blobs_new: int = 0
+    bytes_new_raw: int = 0  # plaintext bytes of new blobs
+    bytes_stored: int = 0  # sealed bytes written to packs
+    packs: int = 0
+
+
+class BlobWriter:
+    """Deduplicating blob sink for one job; thread-safe `add`, single `commit`."""
+
+    def __init__(self, repo: Repository, staging_dir: str):
+        self.repo = repo
+        self.stats = WriteStats()
+        self._staging = staging_dir
+        os.makedirs(staging_dir, mode=0o750, exist_ok=True)
+        self._lock = threading.Lock()
+        self._pending: set[bytes] = set()
+        self._pack: PackWriter | None = None
+        self._finished: dict[str, tuple[int, list[BlobLocation]]] = {}
+        self._uploads: queue.Queue = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._uploader = threading.Thread(target=self._upload_loop, name="pack-upload", daemon=True)
+        self._uploader.start()
+
+    # --- dedup ----------------------------------------------------------------------
+
+    def missing(self, ids: list[bytes]) -> list[int]:
+        """Indexes of `ids` that are neither in the repository nor already added in this job."""
+        with self._lock:
+            unseen = [i for i in ids if i not in self._pending]
+        absent = self.repo.index.missing(unseen) if unseen else set()
+        return [n for n, i in enumerate(ids) if i in absent]
+
+    def has(self, blob_id: bytes) -> bool:
+        with self._lock:
+            if blob_id in self._pending:
+                return True
+        return self.repo.index.lookup(blob_id) is not None
+
+    # --- writing --------------------------------------------------------------------
+
+    def add(self, blob_id: bytes, blob_type: int, payload: bytes, compressed: bool, raw_size: int) -> bool:
+        """Seal and append one blob unless already stored; returns True when written."""
+        self._raise_upload_error()
+        sealed = self.repo.cipher.seal(payload, blob_aad(blob_id))
+        with self._lock:
+            if blob_id in self._pending:
+                return False
+            self._pending.add(blob_id)
+            if self._pack is None:
+                self._pack = PackWriter(self._staging, self.repo.cipher)
+            self._pack.add(blob_id, blob_type, FLAG_ZSTD if compressed else 0, raw_size, sealed)
+            self.stats.blobs_new += 1
+            self.stats.bytes_new_raw += raw_size
+            self.stats.bytes_stored += len(sealed)
+            if self._pack.size >= self.repo.params.pack_size:
+                self._finish_pack_locked()
+        return True
+
+    def add_plain(self, data: bytes, blob_type: int, compressor: chunking.Compressor) -> bytes:
+        """Hash, compress and add a plaintext blob (trees); returns its id."""
+        prep = chunking.prepare(self.repo.id_key, data, compressor)
+        if not self.has(prep.id):
+            self.add(prep.id, blob_type, prep.payload, prep.compressed, prep.raw_size)
+        return prep.id
+
+    def add_tree(self, lines_path: str) -> list[bytes]:
+        """Chunk a JSON-lines tree file into tree blobs; returns their ids in order."""
+        compressor = chunking.Compressor(self.repo.params.compression_level)
+        with open(lines_path, "rb") as f:
+            return [self.add_plain(bytes(view), BLOB_TREE, compressor)
+                    for view in chunking.cut_stream(self.repo.tree_chunker, f)]
+
+    def _finish_pack_locked(self) -> None:
+        pack, self._pack = self._pack, None
+        if pack is None or pack.count == 0:
+            return
+        pack_id, locs = pack.finish()
+        self._finished[pack_id] = (pack.size, locs)
+        self.stats.packs += 1
+        self._uploads.put((pack_id, pack.path))
+
+    def _upload_loop(self) -> None:
+        while True:
+            item = self._uploads.get()
+            if item is None:
+                return
+            pack_id, path = item
+            try:
+                if self._error is None:
+                    self._store_pack(pack_id, path)
+            except BaseException as exc:  # surfaced by the job thread in _raise_upload_error
+                self._error = exc
+            finally:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+
+    def _store_pack(self, pack_id: str, path: str) -> None:
+        adopt = getattr(self.repo.storage, "adopt_file", None)
+        if adopt is not None:
+            adopt(pack_key(pack_id), path)
+        else:
+            self.repo.storage.put_file(pack_key(pack_id), path)
+
+    def _raise_upload_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # --- completion -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Finish the open pack and wait until every pack is stored."""
+        with self._lock:
+            self._finish_pack_locked()
+        self._uploads.put(None)
+        self._uploader.join()
+        self._raise_upload_error()
+
+    def commit(self) -> str | None:
+        """Flush, then write the index object for this job's packs; returns its name."""
+        self.flush()
+        if not self._finished:
+            return None
+        name = uuid.uuid4().hex
+        self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._finished))
+        self.repo.index.add_index_file(name, ((pid, size, locs) for pid, (size, locs) in self._finished.items()))
+        return name
+
+    def abort(self) -> None:
+        """Drop the open pack; packs already stored stay as garbage for prune."""
+        with self._lock:
+            if self._pack is not None:
+                self._pack.abort()
+                self._pack = None
+        self._uploads.put(None)
+        self._uploader.join(timeout=60)
+
+
+def require_blobs(repo: Repository, writer: BlobWriter, ids: list[bytes]) -> None:
+    """Raise IntegrityError if any of `ids` is neither stored nor written by `writer`."""
+    missing = writer.missing(ids)
+    if missing:
+        sample = ", ".join(ids[i].hex()[:16] for i in missing[:3])
+        raise errors.IntegrityError(f"{len(missing)} referenced chunks are not in the repository ({sample} ...)")

@@ -1,0 +1,31 @@
+"""Storage backends for the repository: local filesystem and S3, plus wrappers.
+
+In: a LocalSettings or S3Settings from the configuration. Out: `open_storage` gives
+a Storage (base.py) that the repository layer (ragbackup.repo) reads and writes.
+"""
+from __future__ import annotations
+
+from ragbackup.storage.base import ObjectInfo, Storage
+from ragbackup.storage.local import LocalSettings, LocalStorage
+from ragbackup.storage.retrying import Retrying
+from ragbackup.storage.s3 import S3Settings, S3Storage
+
+__all__ = [
+    "LocalSettings",
+    "LocalStorage",
+    "ObjectInfo",
+    "Retrying",
+    "S3Settings",
+    "S3Storage",
+    "Storage",
+    "open_storage",
+]
+
+
+def open_storage(spec: LocalSettings | S3Settings) -> Storage:
+    """The Storage for `spec`: S3 wrapped in Retrying, a bare LocalStorage for local paths."""
+    if isinstance(spec, LocalSettings):
+        return LocalStorage(spec.path)
+    if isinstance(spec, S3Settings):
+        return Retrying(S3Storage(spec))
+    raise TypeError(f"unsupported storage settings: {type(spec).__name__}")

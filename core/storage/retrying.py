@@ -1,0 +1,106 @@
+"""A Storage wrapper that retries transient failures with backoff.
+
+In: any Storage and a retry policy. Out: the same Storage contract, where each call
+is retried on StorageUnavailable (exponential backoff with jitter); other errors pass at once.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from ragbackup import errors
+from ragbackup.storage.base import ObjectInfo, Storage
+
+T = TypeVar("T")
+
+
+class Retrying:
+    """Retry `inner`'s calls that raise StorageUnavailable, up to `attempts` tries in all.
+
+    The wait before retry n (1-based) is min(max_delay, base_delay * 2**(n-1)), scaled by
+    a random factor in [0.5, 1) so that many clients do not retry in lockstep.
+    """
+
+    def __init__(
+        self,
+        inner: Storage,
+        attempts: int = 4,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, got {attempts}")
+        self.inner = inner
+        self._attempts = attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+        self._random = random.Random()
+
+    def __repr__(self) -> str:
+        return f"Retrying({self.inner!r}, attempts={self._attempts})"
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(lambda: self.inner.put(key, data))
+
+    def put_file(self, key: str, path: str) -> None:
+        self._call(lambda: self.inner.put_file(key, path))
+
+    def get(self, key: str) -> bytes:
+        return self._call(lambda: self.inner.get(key))
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        return self._call(lambda: self.inner.get_range(key, offset, length))
+
+    def get_to_file(self, key: str, path: str) -> None:
+        self._call(lambda: self.inner.get_to_file(key, path))
+
+    def size(self, key: str) -> int:
+        return self._call(lambda: self.inner.size(key))
+
+    def exists(self, key: str) -> bool:
+        return self._call(lambda: self.inner.exists(key))
+
+    def delete(self, key: str) -> None:
+        self._call(lambda: self.inner.delete(key))
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Retry until the first object arrives; a failure after that propagates.
+
+        Restarting a half-consumed listing would yield objects twice, and remembering
+        what was yielded would hold the whole listing in memory. Backends retry each
+        page request themselves (botocore's standard retry mode for S3).
+        """
+        iterator, first = self._call(lambda: _start(self.inner.list(prefix)))
+        if first is None:
+            return
+        yield first
+        yield from iterator
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, retrying on StorageUnavailable; the last failure propagates."""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                return fn()
+            except errors.StorageUnavailable:
+                if attempt == self._attempts:
+                    raise
+            self._sleep(self._delay(attempt))
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int) -> float:
+        """Backoff before retry number `attempt`: exponential, capped, with jitter."""
+        ceiling = min(self._max_delay, self._base_delay * (2 ** (attempt - 1)))
+        return ceiling * (0.5 + self._random.random() / 2)
+
+
+def _start(iterator: Iterator[ObjectInfo]) -> tuple[Iterator[ObjectInfo], ObjectInfo | None]:
+    """Pull the first item so that errors raised on the first request happen here."""
+    iterator = iter(iterator)
+    return iterator, next(iterator, None)

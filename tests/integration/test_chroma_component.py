@@ -1,0 +1,170 @@
+"""Chroma component steps against a real `chroma run` server.
+
+In: chroma_server_factory servers with collections of explicit embeddings (no model).
+Out: online copy, restore over a wrecked persist dir, and fact checks that catch differences.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import shutil
+import sqlite3
+import threading
+
+import pytest
+from ragbackup import errors
+from ragbackup.agent.capture import chroma as cc
+from ragbackup.clock import FakeClock
+
+pytestmark = pytest.mark.chroma
+
+OWNER = (1000, 1000) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+# (name, dimension, records, metric); each below Chroma's HNSW sync_threshold (1000).
+COLLECTIONS = [("docs", 32, 300, "cosine"), ("chunks", 48, 250, "l2"), ("empty", 16, 0, "ip")]
+
+
+def populate(server) -> None:
+    client = server.client()
+    for name, dim, n, space in COLLECTIONS:
+        rnd = random.Random(name)
+        col = client.create_collection(name, embedding_function=None, metadata={"hnsw:space": space})
+        for start in range(0, n, 100):
+            ids = [f"{name}-{i:05d}" for i in range(start, min(n, start + 100))]
+            col.add(ids=ids, embeddings=[[rnd.uniform(-1, 1) for _ in range(dim)] for _ in ids],
+                    documents=[f"text of {i}" for i in ids], metadatas=[{"n": i} for i in range(len(ids))])
+
+
+def target_for(server, **kw) -> cc.ChromaTarget:
+    return cc.ChromaTarget(persist_dir=server.persist_dir, url=server.url, **kw)
+
+
+def test_facts_describe_the_collections(chroma_server):
+    populate(chroma_server)
+    facts = cc.collect_facts(target_for(chroma_server))
+    assert cc.major_version(facts["version"]) >= 1
+    by_name = {c["name"]: c for c in facts["collections"]}
+    assert sorted(by_name) == sorted(n for n, *_ in COLLECTIONS)
+    for name, dim, n, space in COLLECTIONS:
+        col = by_name[name]
+        assert (col["count"], col["space"]) == (n, space)
+        assert len(col["probes"]) == (3 if n else 0)
+        if n:
+            assert col["dimension"] == dim
+            for probe in col["probes"]:
+                assert len(probe["embedding"]) == dim and len(probe["top_k"]) == 5
+                assert probe["top_k"][0] == probe["id"]  # a stored vector finds itself first
+    assert cc.collect_facts(target_for(chroma_server)) == facts, "facts are deterministic"
+
+
+def test_online_copy_then_restore_over_a_wrecked_dir(chroma_server, tmp_path):
+    populate(chroma_server)
+    target = target_for(chroma_server)
+    facts = cc.collect_facts(target)
+    staging = tmp_path / "staging"
+
+    readers_ok = []
+
+    def reader() -> None:  # the server stays busy and answering while we copy
+        for _ in range(20):
+            readers_ok.append(cc.verify_facts(target, facts) == [])
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    cc.online_copy(chroma_server.persist_dir, str(staging))
+    thread.join()
+    assert readers_ok and all(readers_ok)
+    assert cc.quick_check(str(staging / "chroma.sqlite3")) == "ok"
+    segments = [p for p in staging.iterdir() if p.is_dir()]
+    assert segments and not any(p.name.startswith("chroma.sqlite3-") for p in staging.iterdir())
+    src_db = os.path.join(chroma_server.persist_dir, "chroma.sqlite3")
+    assert os.stat(staging / "chroma.sqlite3").st_mtime_ns == os.stat(src_db).st_mtime_ns
+
+    chroma_server.stop()
+    persist = chroma_server.persist_dir
+    for seg in os.listdir(persist):
+        if os.path.isdir(os.path.join(persist, seg)):
+            shutil.rmtree(os.path.join(persist, seg))
+    with open(src_db, "r+b") as f:  # wreck the database past its header
+        f.seek(8192)
+        f.write(os.urandom(8192))
+    assert cc.quick_check(src_db) != "ok"
+
+    clock = FakeClock(dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc))
+    aside = cc.place_restored_data(str(staging), persist, OWNER, clock)
+    assert aside == persist + ".corrupted.20260304_050607"
+    assert os.path.isfile(os.path.join(aside, "chroma.sqlite3")) and not staging.exists()
+    assert all(os.stat(os.path.join(d, n)).st_uid == OWNER[0]
+               for d, dirs, files in os.walk(persist) for n in dirs + files)
+
+    chroma_server.start()
+    cc.wait_heartbeat(chroma_server.url, 30)
+    assert cc.verify_facts(target, facts) == []
+    assert os.path.isdir(aside), "the old data is kept"
+
+
+def test_verify_detects_differences(chroma_server):
+    populate(chroma_server)
+    target = target_for(chroma_server)
+    facts = cc.collect_facts(target)
+    client = chroma_server.client()
+    docs = next(c for c in facts["collections"] if c["name"] == "docs")
+    client.get_collection("docs").delete(ids=[docs["probes"][1]["top_k"][1]])
+    client.delete_collection("chunks")
+    client.create_collection("stranger", embedding_function=None)
+    problems = cc.verify_facts(target, facts)
+    assert "collection 'docs': count 299, expected 300" in problems
+    assert "collection 'chunks': missing" in problems
+    assert "collection 'stranger': present but not in the snapshot" in problems
+    assert any(p.startswith("collection 'docs': probe ") for p in problems), problems
+
+
+def test_wait_heartbeat_times_out_typed(chroma_server):
+    chroma_server.stop()
+    with pytest.raises(errors.Unavailable, match="no heartbeat"):
+        cc.wait_heartbeat(chroma_server.url, 0.3)
+    with pytest.raises(errors.Unavailable, match=f"127.0.0.1:{chroma_server.port}"):
+        cc.collect_facts(target_for(chroma_server))
+
+
+def test_quick_check_reports_a_damaged_file(tmp_path):
+    db = tmp_path / "t.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE t (x TEXT)")
+    conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 2000)
+    conn.commit()
+    conn.close()
+    assert cc.quick_check(str(db)) == "ok"
+    with open(db, "r+b") as f:
+        f.seek(4096 * 3)
+        f.write(b"\xff" * 4096 * 5)
+    assert cc.quick_check(str(db)) != "ok"
+
+
+@pytest.mark.parametrize("version,major", [("1.5.9", 1), ("v0.6.3", 0), ("1.0.0", 1), ("2", 2)])
+def test_major_version(version, major):
+    assert cc.major_version(version) == major
+
+
+@pytest.mark.parametrize("snapshot,running,ok", [
+    ("1.0.0", "1.5.9", True), ("0.6.3", "0.6.0", True),
+    ("0.6.3", "1.0.0", False), ("0.5.23", "0.6.3", False), ("2.0.0", "1.0.0", False),
+])
+def test_version_compatibility(snapshot, running, ok):
+    if ok:
+        assert cc.check_version_compatible(snapshot, running, force=False) is None
+        return
+    with pytest.raises(errors.UsageError, match="--force"):
+        cc.check_version_compatible(snapshot, running, force=False)
+    assert "forced" in cc.check_version_compatible(snapshot, running, force=True)
+
+
+def test_major_version_rejects_garbage():
+    with pytest.raises(errors.UsageError):
+        cc.major_version("latest")
+
+
+def test_probe_offsets():
+    assert cc.probe_offsets(0, 3) == []
+    assert cc.probe_offsets(2, 3) == [0, 1]
+    assert cc.probe_offsets(300, 3) == [0, 100, 200]
