@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     sub.required = True
     for verb in VERBS:
         verb.register(sub)
-    for name, sp in sub.choices.items():
+    for sp in sub.choices.values():
         sp.formatter_class = argparse.RawDescriptionHelpFormatter
         sp.epilog = EXIT_CODES
     return p

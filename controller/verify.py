@@ -11,6 +11,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import zstandard
+
 from ragbackup import errors
 from ragbackup.repo import chunking
 from ragbackup.repo.crypto import chunk_id
@@ -76,7 +78,7 @@ def _read_pack(repo: Repository, pid: str, report: Report) -> None:
             plain = repo.cipher.open(memoryview(data)[loc.offset:loc.offset + loc.length], blob_aad(loc.id))
             if chunk_id(repo.id_key, chunking.decompress(plain, loc.compressed, loc.raw_length)) != loc.id:
                 raise errors.IntegrityError("id mismatch")
-        except Exception:
+        except (errors.IntegrityError, zstandard.ZstdError):
             report.damaged_blobs.add(loc.id)
             report.damaged_packs.setdefault(pid, "blob(s) failed authentication")
 

@@ -382,9 +382,9 @@ def prepare_capture(target: RedisTarget, staging_dir: str, fetch: Fetch | None =
         result = _capture_rdb(client, target, staging_dir, fetch)
         facts.update(dbsize=result.keyspace, total_keys=sum(result.keyspace.values()),
                      keyspace_at_fork=result.at_fork)
-        if facts["appendonly"] and facts["appenddirname"]:
+        if facts["appendonly"]:  # 7.0+: the appendonlydir; older: the single AOF file
             with aof_rewrite_paused(client, target.timeout_s):
-                fetch(facts["appenddirname"], staging_dir)
+                fetch(facts["appenddirname"] or facts["appendfilename"], staging_dir)
         return facts
     finally:
         client.close()

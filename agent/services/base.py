@@ -1,7 +1,5 @@
-"""Service control contract: what capture and restore need to stop, start and pause a service.
-
-In: a ServiceSpec from the agent's config (backend + name). Out: a ServiceController
-(docker, systemd or none) that capture/restore drive, then wait on with services.health.
+"""In: a ServiceSpec from agent config (backend docker|systemd|none + name).
+Out: a ServiceController that capture/restore stop/start/pause, then wait on with services.health.
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Container data access: copy a container path to host disk, a host dir into a container, run a command in one.
-
-In: a container name (or compose "project/service"), paths, argv. Out: files extracted safely under a host dir
-(export_path -> capture), a tree written into the container (import_path <- restore), or (exit code, output).
-Tar data is streamed (get_archive chunks, a spooled temp file for put_archive), so memory stays bounded.
+"""In: a container name (or compose "project/service"), paths or argv; tar data streamed, never held in memory.
+Out: files safely extracted under a host dir (capture), a tree put into a container (restore), (exit, output).
 """
 from __future__ import annotations
 
@@ -15,16 +12,19 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence
+from typing import BinaryIO
 
 import docker
-
 from ragbackup import errors
 from ragbackup.agent.services.base import PAUSED, RUNNING
 from ragbackup.agent.services.docker import (
-    container_state, docker_client, docker_errors, resolve_container,
+    container_state,
+    docker_client,
+    docker_errors,
+    resolve_container,
 )
 
 COPY_BUFFER = 1 << 20
@@ -355,7 +355,7 @@ def _read_exec_output(client: docker.DockerClient, exec_id: str, timeout_s: floa
             for chunk in stream:
                 if len(kept) < EXEC_OUTPUT_LIMIT:
                     kept.extend(chunk[: EXEC_OUTPUT_LIMIT - len(kept)])
-        except BaseException as exc:  # re-raised in the caller's thread
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, which re-raises it
             failure.append(exc)
 
     reader = threading.Thread(target=pump, name=f"exec-{exec_id[:12]}", daemon=True)

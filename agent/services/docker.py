@@ -1,22 +1,18 @@
-"""Docker service control: a container name or compose "project/service" -> stop/start/pause via the Docker SDK.
-
-In: a name from the agent config and the local Docker daemon (DOCKER_HOST or /var/run/docker.sock).
-Out: a DockerService for capture/restore, plus the client, error translation and name resolution
-that services.container_fs reuses; docker library errors never leave this package untranslated.
+"""In: a container name or compose "project/service"; the local daemon (DOCKER_HOST or /var/run/docker.sock).
+Out: DockerService (stop/start/pause/status), plus client, error translation and resolution for container_fs.
 """
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import docker
 import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 from docker.models.containers import Container
-
 from ragbackup import errors
 from ragbackup.agent.services.base import MISSING, PAUSED, RUNNING, STOPPED
 

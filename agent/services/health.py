@@ -1,7 +1,5 @@
-"""Health waits: a readiness check (TCP, HTTP, or any callable) polled until it passes or time runs out.
-
-In: a check such as tcp_ready / http_ok bound to a service's address. Out: the seconds it took, or
-errors.Unhealthy naming what was awaited and for how long (restore start order waits on this, not a sleep).
+"""In: a readiness check (tcp_ready, http_ok or any callable) and how long to wait for it.
+Out: seconds waited, or errors.Unhealthy naming what and for how long; restore start order waits on this.
 """
 from __future__ import annotations
 
@@ -9,7 +7,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 from ragbackup import errors
 
@@ -32,7 +30,7 @@ def wait_until_healthy(check: Callable[[], bool], timeout_s: float, what: str,
         try:
             if check():
                 return time.monotonic() - start
-        except Exception as exc:  # a failing probe is an expected "not ready yet"
+        except Exception as exc:  # noqa: BLE001 - a failing probe means "not ready yet"; quoted at the end
             last_problem = f"{type(exc).__name__}: {exc}"
         if time.monotonic() >= deadline:
             raise errors.Unhealthy(f"{what} not healthy after {timeout_s:g}s (last: {last_problem})")

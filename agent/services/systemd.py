@@ -1,14 +1,12 @@
-"""systemd service control: a unit name -> stop/start/status/freeze through `systemctl` subprocesses.
-
-In: a unit from the agent config. Out: a SystemdService for capture/restore; every systemctl call goes
-through run_systemctl (one place, bounded by a timeout, tests replace it) and failures become typed errors.
+"""In: a systemd unit name; every systemctl call goes through run_systemctl (timeout; tests replace it).
+Out: SystemdService (stop/start/status/freeze) for capture/restore; systemctl failures become typed errors.
 """
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from ragbackup import errors
 from ragbackup.agent.services.base import MISSING, PAUSED, RUNNING, STOPPED

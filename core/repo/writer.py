@@ -111,7 +111,7 @@ class BlobWriter:
             try:
                 if self._error is None:
                     self._store_pack(pack_id, path)
-            except BaseException as exc:  # surfaced by the job thread in _raise_upload_error
+            except BaseException as exc:  # noqa: BLE001 - surfaced by the job thread in _raise_upload_error
                 self._error = exc
             finally:
                 try:

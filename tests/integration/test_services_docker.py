@@ -1,8 +1,5 @@
-"""Docker service control and container data access against a real dockerd (no mocks).
-
-In: docker_engine, locally built images (redis from host binaries; usrbind + the venv's `chroma run`)
-and containers on --network host bound to 127.0.0.1. Out: lifecycle states, health waits, compose
-resolution, export/import round trips with owners and modes, exec results, typed errors.
+"""In: a real dockerd, local redis/usrbind images, containers on --network host bound to 127.0.0.1.
+Out: lifecycle states, health waits, compose resolution, export/import round trips, exec, typed errors.
 """
 from __future__ import annotations
 
@@ -14,13 +11,15 @@ from pathlib import Path
 
 import pytest
 import redis
-
 from fixtures.dockerd import CONTAINER_PREFIX, usrbind_volumes
 from fixtures.procs import free_port
 from ragbackup import errors
 from ragbackup.agent.services.container_fs import exec_in, export_path, import_path
 from ragbackup.agent.services.docker import (
-    COMPOSE_PROJECT_LABEL, COMPOSE_SERVICE_LABEL, DockerService, resolve_container,
+    COMPOSE_PROJECT_LABEL,
+    COMPOSE_SERVICE_LABEL,
+    DockerService,
+    resolve_container,
 )
 from ragbackup.agent.services.health import http_ok, tcp_ready, wait_until_healthy
 

@@ -1,7 +1,5 @@
-"""Unit tests of the safe tar extractor and the tar writer behind export_path/import_path.
-
-In: handcrafted tar streams (benign and malicious). Out: what lands under dest, and typed refusals
-that leave nothing outside dest.
+"""In: handcrafted tar streams, benign and malicious (absolute, .., symlink/hardlink escapes, devices).
+Out: what safe_extract/write_tar put under dest, and UnsafePath refusals that leave nothing outside dest.
 """
 from __future__ import annotations
 
@@ -13,10 +11,12 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-
 from ragbackup import errors
 from ragbackup.agent.services.container_fs import (
-    _ChunkReader, member_relpath, safe_extract, write_tar,
+    _ChunkReader,
+    member_relpath,
+    safe_extract,
+    write_tar,
 )
 
 
@@ -117,7 +117,8 @@ def test_write_tar_roundtrip_preserves_tree(tmp_path: Path) -> None:
 
     written = write_tar(src, "data", spool)
     spool.seek(0)
-    names = [m.name for m in tarfile.open(fileobj=io.BytesIO(spool.getvalue()))]
+    with tarfile.open(fileobj=io.BytesIO(spool.getvalue())) as tar:
+        names = tar.getnames()
     extracted = safe_extract(spool, tmp_path / "dst", strip_components=1)
 
     assert names[0] == "data" and all(n.startswith("data/") for n in names[1:])

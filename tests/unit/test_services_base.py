@@ -1,7 +1,5 @@
-"""Unit tests of the service contract, health waits and Docker error translation without a daemon.
-
-In: ServiceSpec values, fake checks, a loopback listener, a DOCKER_HOST that does not exist.
-Out: controllers, waits and typed errors.
+"""In: ServiceSpec values, fake checks, a loopback HTTP server, a DOCKER_HOST that does not exist.
+Out: controllers from make_controller, health waits and Unavailable naming the docker socket.
 """
 from __future__ import annotations
 
@@ -9,11 +7,10 @@ import http.server
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from ragbackup import errors
 from ragbackup.agent.services.base import NoService, ServiceSpec, make_controller
 from ragbackup.agent.services.docker import DockerService, aggregate_state
@@ -81,7 +78,7 @@ def http_server() -> Iterator[int]:
     """A loopback HTTP server: /ok answers 200, anything else 404."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
+        def do_GET(self) -> None:
             self.send_response(200 if self.path == "/ok" else 404)
             self.end_headers()
 

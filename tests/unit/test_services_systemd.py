@@ -1,19 +1,21 @@
-"""Unit tests of SystemdService: the systemctl argv it builds and how it reads answers and failures.
-
-In: a recording fake runner with scripted systemctl results (PID 1 is not systemd on the test VMs).
-Out: the argv sequence, parsed states and typed errors.
+"""In: a recording fake systemctl runner with scripted answers (PID 1 is not systemd on the test VMs).
+Out: the argv SystemdService builds, the states it parses and the typed errors it raises.
 """
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
-
 from ragbackup import errors
 from ragbackup.agent.services.base import ServiceSpec, make_controller
 from ragbackup.agent.services.systemd import (
-    Completed, SystemdService, parse_show, run_systemctl, state_from_properties, systemctl_argv,
+    Completed,
+    SystemdService,
+    parse_show,
+    run_systemctl,
+    state_from_properties,
+    systemctl_argv,
 )
 
 SHOW = ["systemctl", "--no-ask-password", "--property=LoadState,ActiveState,FreezerState", "show", "redis.service"]
@@ -138,7 +140,7 @@ def test_unpause_thaws_only_when_frozen() -> None:
     ("Failed to stop nope.service: Unit nope.service not loaded.", errors.NotFound),
     ("Failed to start nope.service: Unit nope.service not found.", errors.NotFound),
     ("System has not been booted with systemd as init system (PID 1). Can't operate.\n"
-     "Failed to connect to bus: Host is down", errors.Unavailable),
+     + "Failed to connect to bus: Host is down", errors.Unavailable),
     ("Job for redis.service failed because the control process exited with error code.", errors.Unhealthy),
     ("Failed to start redis.service: Access denied", errors.Unavailable),
 ])

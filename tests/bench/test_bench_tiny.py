@@ -1,0 +1,69 @@
+"""The whole benchmark at a tiny scale, so it never rots: dataset, every installed peer, phases a-d, reports.
+
+In: the tools found on this machine (rag-backup only if ragbackup.testing.stack is importable). Out: assertions
+on the results JSON (phases present, restore byte-check passed); timing is never asserted.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PEERS = (("restic", "restic"), ("borg-lz4", "borg"), ("tarzstd", "zstd"), ("runbook", "gzip"))
+PHASES = {"full", "nochange", "mutate", "restore"}
+
+pytestmark = pytest.mark.slow
+
+
+def _ragbackup_importable() -> bool:
+    try:
+        return importlib.util.find_spec("ragbackup.testing.stack") is not None
+    except ImportError:
+        return False
+
+
+def _tools() -> list[str]:
+    tools = [name for name, binary in PEERS if shutil.which(binary)]
+    if _ragbackup_importable():
+        tools.append("ragbackup")
+    return tools
+
+
+def _run_bench(tmp_path: Path, tools: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "bench.run", "--scale", "0.002", "--runs", "1", "--tools", ",".join(tools),
+            "--out", str(out), "--data-dir", str(tmp_path / "data"), "--no-drop-caches"]
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    [jpath] = out.glob("bench-*-scale0.002.json")
+    assert jpath.with_suffix(".md").exists()
+    return proc, json.loads(jpath.read_text())
+
+
+def test_tiny_benchmark_runs_every_phase_and_restores_byte_for_byte(tmp_path: Path) -> None:
+    tools = _tools()
+    if not tools:
+        pytest.skip("none of restic, borg, zstd, gzip is installed")
+    proc, report = _run_bench(tmp_path, tools)
+
+    assert report["meta"]["tools"] == tools
+    assert {(r["run"], r["tool"]) for r in report["records"]} == {(1, t) for t in tools}
+    for rec in report["records"]:
+        assert rec["error"] is None, rec["error"]
+        assert set(rec["phases"]) == PHASES
+        assert rec["verify"]["ok"], rec["verify"]
+        assert rec["verify"]["files"] > 50
+        assert rec["phases"]["full"]["repo_bytes"] > 0
+        assert rec["phases"]["mutate"]["bytes_added"] > 0
+        assert rec["phases"]["restore"]["bytes_processed"] == rec["verify"]["bytes"]
+    assert set(report["summary"]) == set(tools)
+    assert all(set(report["summary"][t]) == PHASES for t in tools)
+    if "restic" in tools:
+        assert report["summary"]["restic"]["full"]["ratio_to_restic"]["wall_s"]["median"] == 1.0
+    assert "| tool | phase |" in proc.stdout

@@ -1,0 +1,65 @@
+"""Pure planning decisions, tested as tables."""
+import datetime as dt
+
+import pytest
+
+from ragbackup import errors
+from ragbackup.controller.diff import diff_entries
+from ragbackup.controller.plan import History, plan_backup, plan_restore
+from ragbackup.repo.tree import Entry
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
+CFG = {"documents": "paths", "config": "config"}
+
+
+def h(sid, hours_ago, kind, comps=("documents", "config")):
+    return History(sid, NOW - dt.timedelta(hours=hours_ago), kind, {c: f"{sid}.{c}" for c in comps})
+
+
+@pytest.mark.parametrize("history,mode,kind,full", [
+    ([], "auto", "full", True),
+    ([h("a", 30, "full")], "auto", "full", True),
+    ([h("a", 10, "full")], "auto", "incremental", False),
+    ([h("a", 10, "full")], "full", "full", True),
+    ([], "incremental", "incremental", False),
+])
+def test_full_or_incremental(history, mode, kind, full):
+    p = plan_backup([], CFG, mode, "", history, NOW)
+    assert (p.kind, p.full) == (kind, full)
+
+
+def test_parents_are_newest_holding_component():
+    hist = [h("a", 10, "full"), h("b", 5, "incremental", ("config",))]
+    p = plan_backup([], CFG, "incremental", "", hist, NOW)
+    parents = {c.name: (c.parent_snapshot, c.parent_capture_id) for c in p.components}
+    assert parents == {"documents": ("a", "a.documents"), "config": ("b", "b.config")}
+
+
+def test_full_has_no_parent_cache():
+    p = plan_backup([], CFG, "full", "", [h("a", 1, "full")], NOW)
+    assert all(c.parent_capture_id == "" for c in p.components)
+
+
+def test_config_only_kind_and_unknown_component():
+    assert plan_backup(["config"], CFG, "auto", "deploy", [], NOW).kind == "config"
+    with pytest.raises(errors.UsageError, match="nope"):
+        plan_backup(["nope"], CFG, "auto", "", [], NOW)
+
+
+def test_restore_latest_and_missing():
+    hist = [h("a", 10, "full"), h("b", 5, "config", ("config",))]
+    assert plan_restore("latest", ["documents"], "", hist).snapshot == "a"
+    assert plan_restore("latest", [], "", hist).snapshot == "b"
+    with pytest.raises(errors.NotFound):
+        plan_restore("zzz", [], "", hist)
+    with pytest.raises(errors.NotFound, match="documents"):
+        plan_restore("b", ["documents"], "", hist)
+
+
+def test_diff_walk_order():
+    def e(p, **kw):
+        return Entry(p, kw.pop("t", "file"), **kw)
+    old = [e(b"a", t="dir"), e(b"a/x", chunks=[b"1"]), e(b"a-b"), e(b"z", mode=1)]
+    new = [e(b"a", t="dir"), e(b"a/x", chunks=[b"2"]), e(b"a/y"), e(b"z", mode=2)]
+    assert list(diff_entries(iter(old), iter(new))) == [
+        ("M", "a/x", "content"), ("+", "a/y", ""), ("-", "a-b", ""), ("m", "z", "mode")]
