@@ -133,7 +133,7 @@ def markdown(report: dict) -> str:
              f"{m['runs']} run(s)", "",
              f"Started {m['started']}, host {m['host']['cpus']} CPUs / {m['host']['mem_gb']} GB RAM, "
              f"kernel {m['host']['kernel']}. Page cache dropped before each timed step: "
-             f"{'yes' if m['cache_drop_permitted'] else 'no (not permitted here)'}.", "",
+             f"{m['cache_drop']}. Each timed step ends with sync(2).", "",
              "Cells: median [min-max] over runs; `vs restic`: the ratio to restic in the same run "
              "(median [min-max] of per-run ratios). MB = 10^6 bytes. MB/s = bytes read (backup) or written "
              "(restore) per wall second.", "", "## Summary", "", summary_table(report["summary"]), "",

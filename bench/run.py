@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.data_dir / f"work-{os.getpid()}"
     tools, versions, skipped = split_tools([t.strip() for t in args.tools.split(",") if t.strip()], work)
     drop = not args.no_drop_caches and drop_caches()
+    cache_drop = "disabled (--no-drop-caches)" if args.no_drop_caches else ("yes" if drop else "not permitted")
     plan = RunPlan(data, work, drop, args.keep)
     records = []
     for run, name in interleaved(tools, args.runs):
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"scale": args.scale, "seed": args.seed, "mutate_seed": args.mutate_seed,
             "mutate_pct": args.mutate_pct, "runs": args.runs, "tools": tools, "skipped": skipped,
             "versions": versions, "started": started, "stamp": time.strftime("%Y%m%d-%H%M%S"),
-            "cache_drop_permitted": drop, "host": host_info(), "dataset": _dataset_meta(data)}
+            "cache_drop": cache_drop, "host": host_info(), "dataset": _dataset_meta(data)}
     full = {"meta": meta, "summary": report.summarize(records, tools), "records": records}
     jpath, mpath = report.write(full, args.out)
     print(report.summary_table(full["summary"]))

@@ -32,13 +32,20 @@ def make_storage(cfg: RepositoryConfig) -> Storage:
                                    connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout))
 
 
+def _read_secret(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read repository {what} {path}: {exc.strerror}") from None
+
+
 def make_unlocker(cfg: RepositoryConfig) -> Unlocker:
+    """The repository unlocker; files are read on each use, so a rotated file needs no restart."""
     if cfg.key_file:
-        try:
-            with open(cfg.key_file, "rb") as f:
-                return Unlocker("keyfile", f.read().strip())
-        except OSError as exc:
-            raise errors.ConfigError(f"cannot read repository key file {cfg.key_file}: {exc.strerror}") from None
+        return Unlocker("keyfile", _read_secret(cfg.key_file, "key file"))
+    if cfg.password_file:
+        return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"))
     return Unlocker("passphrase", cfg.password.reveal().encode())
 
 

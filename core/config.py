@@ -59,7 +59,8 @@ class _Section:
         return tuple(value)
 
     def table(self, key: str) -> "_Section":
-        return _Section(self.path, f"{self.name}.{key}", self.get(key, dict, {}))
+        name = key if self.name == "root" else f"{self.name}.{key}"
+        return _Section(self.path, name, self.get(key, dict, {}))
 
     def secret(self, key: str) -> Secret | None:
         """A secret given inline (`key`) or in a file (`key_file`)."""
@@ -108,6 +109,7 @@ class RepositoryConfig:
     type: str
     path: str = ""
     password: Secret | None = None
+    password_file: str = ""
     key_file: str = ""
     s3: S3Config | None = None
     pack_size_mib: int = 32
@@ -201,12 +203,12 @@ def _repository(root: _Section) -> RepositoryConfig:
     if rtype not in ("local", "s3"):
         raise ConfigError(f"{root.path}: [repository] type: expected \"local\" or \"s3\", got {rtype!r}")
     cfg = RepositoryConfig(
-        type=rtype, path=r.get("path", str, ""), password=r.secret("password"),
-        key_file=r.get("key_file", str, ""), s3=_s3(r.table("s3")) if rtype == "s3" else None,
+        type=rtype, path=r.get("path", str, ""), password=r.secret("password") if "password" in r.data else None,
+        password_file=r.get("password_file", str, ""), key_file=r.get("key_file", str, ""), s3=_s3(r.table("s3")) if rtype == "s3" else None,
         pack_size_mib=r.get("pack_size_mib", int, 32), compression_level=r.get("compression_level", int, 3))
     if rtype == "local" and not cfg.path:
         raise ConfigError(f"{root.path}: [repository] path: required for a local repository")
-    if not cfg.password and not cfg.key_file:
+    if not cfg.password and not cfg.password_file and not cfg.key_file:
         raise ConfigError(f"{root.path}: [repository] set password_file (or password) or key_file")
     if not 4 <= cfg.pack_size_mib <= 128:
         raise ConfigError(f"{root.path}: [repository] pack_size_mib: expected 4..128")

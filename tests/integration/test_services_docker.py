@@ -143,16 +143,12 @@ def test_compose_service_resolution_by_labels(container_factory, redis_image) ->
     worker2.stop(timeout=5)
     assert workers.status() == "stopped"  # a replica is down
     with pytest.raises(errors.UsageError, match="resolves to 2 containers"):
-        resolve_container(docker_engine_client(workers), f"{project}/worker")
+        resolve_container(workers.client(), f"{project}/worker")
 
     gone = DockerService(f"{project}/nope")
     assert gone.status() == "missing"
     with pytest.raises(errors.NotFound, match=f"compose service {project}/nope"):
         gone.start()
-
-
-def docker_engine_client(svc: DockerService):
-    return svc.client()
 
 
 def seed_plain_data(container_name: str, port: int) -> None:
@@ -206,6 +202,19 @@ def test_export_from_plain_container_path_and_import_into_fresh_stopped_containe
     assert code == 0 and out.decode().splitlines() == ["0:0 750 /data", "999:999 640 /data/docs/sub/a.txt"]
     code, out = exec_in(dst.name, ["cat", "/data/docs/link"], 10)
     assert (code, out) == (0, b"hello\n")
+
+    # Restore into a stopped container whose /data is a bind mount: the files land on the host dir.
+    port3, bound = free_port(), tmp_path / "bound"
+    bound.mkdir()
+    dst2 = container_factory(redis_image, redis_command(port3), label="dst2", start=False,
+                             volumes={str(bound): {"bind": "/data", "mode": "rw"}})
+    import_path(dst2.name, export, "/data")
+    a_txt = os.stat(bound / "docs" / "sub" / "a.txt")
+    assert (a_txt.st_uid, a_txt.st_gid, stat.S_IMODE(a_txt.st_mode)) == (999, 999, 0o640)
+    assert abs(a_txt.st_mtime_ns - os.stat(export / "docs" / "sub" / "a.txt").st_mtime_ns) < 1000  # float µs
+    dst2.start()
+    wait_redis(port3)
+    assert redis_client(port3).dbsize() == 100
 
 
 def test_import_path_errors(redis_ct, tmp_path) -> None:

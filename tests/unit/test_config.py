@@ -1,0 +1,77 @@
+"""Config loading: the shipped examples load; broken files name the file, key and expectation."""
+import os
+
+import pytest
+
+from ragbackup import errors
+from ragbackup.config import load_agent_config, load_controller_config
+from ragbackup.secret import Secret
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+BASE = """
+[controller]
+state_dir = "/tmp/x"
+[repository]
+path = "/tmp/repo"
+password = "hunter2-secret"
+[tls]
+insecure = true
+[agents.a]
+address = "127.0.0.1:1"
+[components.docs]
+kind = "paths"
+agent = "a"
+path = "/srv/docs"
+"""
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_shipped_examples_load():
+    c = load_controller_config(os.path.join(ROOT, "packaging", "controller.toml"))
+    assert set(c.components) == {"documents", "processing", "config"}
+    a = load_agent_config(os.path.join(ROOT, "packaging", "agent.toml"))
+    assert a.listen == "0.0.0.0:7451"
+
+
+def test_secret_never_in_repr(tmp_path):
+    c = load_controller_config(_write(tmp_path, BASE))
+    assert isinstance(c.repository.password, Secret)
+    assert "hunter2" not in repr(c) and "hunter2" not in str(c.repository)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s.replace('kind = "paths"', 'kind = "mongo"'), "[components.docs] kind: expected one of"),
+    (lambda s: s.replace('agent = "a"', 'agent = "b"'), "[components.docs] agent: 'b' is not declared"),
+    (lambda s: s.replace('path = "/srv/docs"', 'path = "relative"'), "expected an absolute path"),
+    (lambda s: s.replace('password = "hunter2-secret"', ''), "set password_file"),
+    (lambda s: s.replace("insecure = true", ""), "[tls] ca, cert and key are required"),
+    (lambda s: s + "\n[bogus]\n", "unknown key(s): bogus"),
+    (lambda s: s.replace('address = "127.0.0.1:1"', "address = 7"), "[agents.a] address: expected str"),
+    (lambda s: s + "\n[[[", "invalid TOML"),
+])
+def test_broken_config_names_the_problem(tmp_path, edit, message):
+    path = _write(tmp_path, edit(BASE))
+    with pytest.raises(errors.ConfigError) as info:
+        load_controller_config(path)
+    assert message in info.value.message and path in info.value.message
+    assert "hunter2" not in info.value.message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(errors.ConfigError, match="not found"):
+        load_controller_config(str(tmp_path / "nope.toml"))
+
+
+def test_secret_file(tmp_path):
+    (tmp_path / "pw").write_text("from-file\n")
+    c = load_controller_config(_write(tmp_path, BASE.replace('password = "hunter2-secret"',
+                                                             f'password_file = "{tmp_path}/pw"')))
+    from ragbackup.controller.state import make_unlocker
+    assert c.repository.password_file == f"{tmp_path}/pw"
+    assert make_unlocker(c.repository).secret == b"from-file"
