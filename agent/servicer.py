@@ -6,6 +6,7 @@ Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import os
 import socket
@@ -19,10 +20,10 @@ from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import placement
+from ragbackup.agent import install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
-from ragbackup.agent.capture.sources import check_allowed, open_source
+from ragbackup.agent.capture.sources import check_allowed, open_source, staging
 from ragbackup.agent.restore import TreeWriter
 
 log = logging.getLogger("ragbackup.agent")
@@ -75,6 +76,13 @@ class RestoreStream:
         return self._chunks.popleft()
 
 
+def _installs_elsewhere(spec: common_pb2.ComponentSpec, target: str) -> bool:
+    """In-place restores of databases and of container data go through a scratch dir first."""
+    if target:
+        return False
+    return install.needs_install(spec.kind) or options.Options(spec).container_path() is not None
+
+
 class AgentServicer(agent_pb2_grpc.AgentServicer):
     def __init__(self, cfg: AgentConfig):
         self.cfg = cfg
@@ -116,26 +124,49 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Restore(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")
         spec = start.component
-        plan = placement.plan(spec.name, spec.path, start.target)
+        with staging(self.cfg, f"restore-{spec.name}") as scratch:
+            plan = self._placement(spec, start.target, scratch)
+            log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
+            counts = self._write_tree(plan, start.id_key, RestoreStream(request_iterator))
+            aside, mismatches = self._put_in_service(spec, start, plan, scratch)
+        log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
+                 f", previous data kept at {aside}" if aside else "",
+                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts" if mismatches else "")
+        final = spec.path if _installs_elsewhere(spec, start.target) else plan.final
+        return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
+                                       bytes_written=counts.bytes_written, restored_path=final,
+                                       moved_aside=aside, mismatches=mismatches)
+
+    def _placement(self, spec, target: str, scratch: str) -> placement.Placement:
+        if _installs_elsewhere(spec, target):
+            return placement.plan(spec.name, "", scratch)
+        plan = placement.plan(spec.name, spec.path, target)
         check_allowed(os.path.dirname(plan.final.rstrip("/")) or "/", self.cfg)
         placement.check_target_free(plan)
-        log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
-        writer = TreeWriter(plan.staging, start.id_key)
-        stream = RestoreStream(request_iterator)
+        return plan
+
+    @staticmethod
+    def _write_tree(plan: placement.Placement, id_key: bytes, stream: RestoreStream):
+        writer = TreeWriter(plan.staging, id_key)
         try:
             for entry in stream.entries():
                 writer.write(entry, stream.next_chunk)
-            counts = writer.finish()
+            return writer.finish()
         except BaseException:
             writer.close()
             placement.discard_staging(plan)
             raise
-        aside = placement.swap_in(plan)
-        log.info("restore %s done: %d files into %s%s", spec.name, counts.files, plan.final,
-                 f", previous data moved to {aside}" if aside else "")
-        return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
-                                       bytes_written=counts.bytes_written, restored_path=plan.final,
-                                       moved_aside=aside or "")
+
+    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[str]]:
+        """Swap a paths tree into place, or hand a database tree to its installer."""
+        if not _installs_elsewhere(spec, start.target):
+            return placement.swap_in(plan), []
+        placement.swap_in(plan)
+        if install.needs_install(spec.kind):
+            done = install.install(spec, plan.final, json.loads(start.facts_json or "{}"), start.force,
+                                   self.cfg.staging_dir)
+            return done.aside, done.mismatches
+        return install.import_paths(spec, plan.final, self.cfg.staging_dir), []
 
     def ControlService(self, request, context):
         raise errors.UsageError(f"component {request.component.name}: no service control configured")

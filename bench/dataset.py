@@ -1,7 +1,7 @@
 """Benchmark dataset: generate a RAG stack's data deterministically from a seed, or mutate it (a day of use).
 
-In: --out DIR, --seed, --scale (or --mutate PCT on an existing DIR). Out: DIR/{documents,chroma,redis,config,processing}
-and a JSON summary (timings, sizes) on stdout.
+In: --out DIR, --seed, --scale (or --mutate PCT on an existing DIR).
+Out: DIR/{documents,chroma,redis,config,processing} and a JSON summary (timings, sizes) on stdout.
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench import gen_chroma, gen_config, gen_files, gen_redis
 from bench.tree import tree_digest, tree_stats

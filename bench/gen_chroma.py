@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -56,7 +56,8 @@ def records(seed: int, coll: int, stream: int, ids: list[str], doc_paths: list[s
               "ingested_at": int(t)}
              for s, c, p, t in zip(src, rng.integers(0, 60, len(ids)), rng.integers(1, 400, len(ids)),
                                    rng.integers(1_600_000_000, 1_735_000_000, len(ids)))]
-    return {"ids": ids, "embeddings": embeddings(rng, centers, len(ids)), "documents": docs, "metadatas": metas}
+    vectors = embeddings(rng, centers, len(ids))
+    return {"ids": ids, "embeddings": vectors, "documents": docs, "metadatas": metas}
 
 
 def _add_all(collection: object, seed: int, coll: int, ids: list[str], doc_paths: list[str],
@@ -87,7 +88,8 @@ def mutate_chroma(root: Path, seed: int, pct: float, doc_paths: list[str]) -> di
         for coll, (name, _) in enumerate(COLLECTIONS):
             col = client.get_collection(name, embedding_function=None)  # type: ignore[attr-defined]
             n = max(1, round(col.count() * pct / 100))
-            _add_all(col, seed, coll, [f"{name}-m{seed}-{j:07d}" for j in range(n)], doc_paths, MUTATION_STREAM)
+            ids = [f"{name}-m{seed}-{j:07d}" for j in range(n)]
+            _add_all(col, seed, coll, ids, doc_paths, MUTATION_STREAM)
             added[name] = n
     return added
 
@@ -103,6 +105,7 @@ def chroma_digest(path: Path) -> tuple[str, dict[str, int]]:
             order = sorted(range(len(got["ids"])), key=lambda k: got["ids"][k])
             for k in order:
                 h.update(got["ids"][k].encode() + np.asarray(got["embeddings"][k], np.float32).tobytes())
-                h.update(got["documents"][k].encode() + json.dumps(got["metadatas"][k], sort_keys=True).encode())
+                meta = json.dumps(got["metadatas"][k], sort_keys=True)
+                h.update(got["documents"][k].encode() + meta.encode())
             counts[name] = len(order)
     return h.hexdigest(), counts

@@ -115,7 +115,8 @@ def write_processing(root: Path, seed: int, scale: float) -> int:
         body = json.dumps(rec, indent=2).encode()
         write_bytes(root / "processing" / "queue" / state / f"job-{i:06d}.json", body, rec["created_at"])
     checkpoint = {"last_job": f"job-{n - 1:06d}", "jobs": n, "seed": seed}
-    write_bytes(root / "processing" / "state" / "checkpoint.json", json.dumps(checkpoint).encode(), BASE_EPOCH)
+    state = root / "processing" / "state" / "checkpoint.json"
+    write_bytes(state, json.dumps(checkpoint).encode(), BASE_EPOCH)
     return n + 1
 
 

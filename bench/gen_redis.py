@@ -1,6 +1,6 @@
 """The Redis part of the dataset: a real dump.rdb with ~1M keys of mixed types, and its mutation.
 
-In: a seed and scale (or a dump.rdb and a percentage). Out: redis/dump.rdb written by a real redis-server SAVE.
+In: a seed and scale (or a dump.rdb and a percentage). Out: redis/dump.rdb written by a real SAVE.
 """
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import redis
@@ -60,8 +60,9 @@ def _string_cmds(ids: list[int], rng: np.random.Generator, vals: ValueSource) ->
 
 
 def _hash_cmd(i: int, rng: np.random.Generator, vals: ValueSource) -> bytes:
+    ip = b"10.%d.%d.%d" % tuple(rng.integers(0, 255, 3))
     fields = [b"user_id", b"%d" % rng.integers(1, 10**7), b"created", b"%d" % rng.integers(1.6e9, 1.73e9),
-              b"last_seen", b"%d" % rng.integers(1.6e9, 1.73e9), b"ip", b"10.%d.%d.%d" % tuple(rng.integers(0, 255, 3)),
+              b"last_seen", b"%d" % rng.integers(1.6e9, 1.73e9), b"ip", ip,
               b"user_agent", vals.take(rng, 40, 120), b"conversation", rng.bytes(16).hex().encode()]
     return resp(b"HSET", b"session:%07d" % i, *fields)
 
@@ -178,7 +179,8 @@ def _types(client: redis.Redis, keys: list[bytes]) -> list[bytes]:
     return list(pipe.execute())
 
 
-def _modify(p: redis.client.Pipeline, key: bytes, kind: bytes, rng: np.random.Generator, vals: ValueSource) -> None:
+def _modify(p: redis.client.Pipeline, key: bytes, kind: bytes, rng: np.random.Generator,
+            vals: ValueSource) -> None:
     """One realistic change per type: new cached answer, session touch, new chat turn, ..."""
     if kind == b"string":
         p.set(key, vals.take(rng, 60, 700), keepttl=True)

@@ -1,4 +1,4 @@
-"""Measuring one benchmark step: wall time, CPU (user+sys of the child tree), peak RSS per process, cache drop.
+"""Measuring one benchmark step: wall time, CPU (user+sys of children), peak RSS per process, cache drop.
 
 In: commands (pipelines) or any code run inside a Meter. Out: a Measurement (plain data, JSON-ready).
 """
@@ -10,9 +10,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Mapping
+from typing import IO
 
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -163,7 +164,7 @@ class Meter:
         self.final_sync = final_sync
         self.result = Measurement()
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.result.cache_dropped = drop_caches() if self.drop_cache else False
         self._ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         self._t0 = time.perf_counter()
@@ -198,8 +199,9 @@ class Meter:
             for i, argv in enumerate(stages):
                 last = i == len(stages) - 1
                 inp = procs[-1].stdout if procs else src
-                procs.append(subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdin=inp,
-                                              stdout=dst if last else subprocess.PIPE, stderr=errs[i]))
+                procs.append(subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env),
+                                              stdin=inp, stdout=dst if last else subprocess.PIPE,
+                                              stderr=errs[i]))
                 if i > 0 and procs[-2].stdout is not None:
                     procs[-2].stdout.close()
             sampler = RssSampler([p.pid for p in procs])
@@ -214,7 +216,8 @@ class Meter:
                 if hasattr(f, "close"):
                     f.close()
 
-    def _reap(self, procs: list[subprocess.Popen], errs: list[IO[bytes]], stages: tuple[list[str], ...]) -> None:
+    @staticmethod
+    def _reap(procs: list[subprocess.Popen], errs: list[IO[bytes]], stages: tuple[list[str], ...]) -> None:
         failures = []
         for proc, err, argv in zip(procs, errs, stages):
             if proc.wait() != 0:

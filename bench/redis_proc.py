@@ -1,6 +1,7 @@
 """A throwaway redis-server on a free 127.0.0.1 port with its own temp dir, stopped by PID.
 
-In: a directory (optionally holding a dump.rdb to load). Out: a running server (port, pid); SAVE writes dir/dump.rdb.
+In: a directory (optionally holding a dump.rdb to load). Out: a running server (port, pid); SAVE writes
+dir/dump.rdb.
 """
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import redis
 

@@ -1,7 +1,7 @@
 """Turning raw per-run measurements into medians (min-max), ratios to restic, Markdown and JSON.
 
-In: run records ({run, tool, phases: {phase: Measurement dict}, verify, error}) and metadata. Out: a report dict,
-a Markdown document, and both written under the results directory.
+In: run records ({run, tool, phases: {phase: Measurement dict}, verify, error}) and metadata.
+Out: a report dict and a Markdown document, both written under the results directory.
 """
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import statistics
 from pathlib import Path
 
 PHASES = ("full", "nochange", "mutate", "restore")
-PHASE_TITLES = {"full": "a full", "nochange": "b no change", "mutate": "c after mutate 1%", "restore": "d restore"}
+PHASE_TITLES = {"full": "a full", "nochange": "b no change", "mutate": "c after mutate",
+                "restore": "d restore"}
 FIGURES = ("wall_s", "cpu_s", "max_rss", "mb_per_s", "bytes_added", "repo_bytes")
 BASELINE = "restic"
 

@@ -1,7 +1,7 @@
 """Benchmark runner: every tool, interleaved, over the same pristine dataset; phases a-d, N runs.
 
-In: --scale, --runs, --tools, --out (and the dataset cache dir). Out: bench-<stamp>-scale<s>.{json,md} in --out
-and the Markdown summary table on stdout.
+In: --scale, --runs, --tools, --out (and the dataset cache dir).
+Out: bench-<stamp>-scale<s>.{json,md} in --out and the Markdown summary table on stdout.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from bench import dataset, report
 from bench.measure import drop_caches
@@ -141,7 +141,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--tools", default=",".join(TOOL_NAMES), help=f"comma-separated, from {','.join(TOOL_NAMES)}")
+    p.add_argument("--tools", default=",".join(TOOL_NAMES), help=f"comma-separated: {','.join(TOOL_NAMES)}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="dataset cache and work area")
     p.add_argument("--seed", type=int, default=42)
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     work = args.data_dir / f"work-{os.getpid()}"
     tools, versions, skipped = split_tools([t.strip() for t in args.tools.split(",") if t.strip()], work)
     drop = not args.no_drop_caches and drop_caches()
-    cache_drop = "disabled (--no-drop-caches)" if args.no_drop_caches else ("yes" if drop else "not permitted")
+    cache_drop = "yes" if drop else "not permitted"
+    if args.no_drop_caches:
+        cache_drop = "disabled (--no-drop-caches)"
     plan = RunPlan(data, work, drop, args.keep)
     records = []
     for run, name in interleaved(tools, args.runs):
@@ -182,7 +184,8 @@ def _dataset_meta(data: Datasets) -> dict:
     gen = data.info["generate"]
     return {"pristine": str(data.pristine), "mutated": str(data.mutated), "sizes": gen["sizes"],
             "total_bytes": gen["total_bytes"], "counts": gen["counts"], "generate_seconds": gen["seconds"],
-            "mutation": data.info["mutate"]["counts"], "mutated_total_bytes": data.info["mutate"]["total_bytes"]}
+            "mutation": data.info["mutate"]["counts"],
+            "mutated_total_bytes": data.info["mutate"]["total_bytes"]}
 
 
 if __name__ == "__main__":

@@ -8,16 +8,18 @@ import json
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from bench.measure import CommandError, Measurement, Meter, proc_cpu_s, reset_hwm, vm_hwm
 from bench.tree import dir_bytes, remove_tree
 
 PASSWORD = "bench-not-a-secret"
-RUNBOOK_TARBALLS = (("chromadb.tar.gz", "chroma"), ("redis.tar.gz", "redis"), ("documents.tar.gz", "documents"),
-                    ("state.tar.gz", "processing"), ("config.tar.gz", "config"))
+RUNBOOK_TARBALLS = (("chromadb.tar.gz", "chroma"), ("redis.tar.gz", "redis"),
+                    ("documents.tar.gz", "documents"), ("state.tar.gz", "processing"),
+                    ("config.tar.gz", "config"))
 COMPONENTS = ("documents", "chroma", "redis", "config", "processing")
 
 
@@ -137,12 +139,13 @@ class BorgTool(CommandTool):
     def init(self, repo_dir: Path) -> None:
         super().init(repo_dir)
         remove_tree(self.repo)  # borg wants to create the repository directory itself
-        subprocess.run(["borg", "init", "--encryption", "repokey", str(self.repo)], env=self.env(), check=True,
-                       capture_output=True)
+        argv = ["borg", "init", "--encryption", "repokey", str(self.repo)]
+        subprocess.run(argv, env=self.env(), check=True, capture_output=True)
 
     def backup(self, src_dir: Path) -> Measurement:
         self.snapshots += 1
-        argv = ["borg", "create", "--compression", self.compression, f"{self.repo}::snap-{self.snapshots}", "."]
+        archive = f"{self.repo}::snap-{self.snapshots}"
+        argv = ["borg", "create", "--compression", self.compression, archive, "."]
         return self._measure(lambda m: m.run(argv, cwd=src_dir, env=self.env()))
 
     def restore(self, dest_dir: Path) -> Measurement:
@@ -275,7 +278,8 @@ class RagBackupTool:
                 m.add_cpu(u1 - u0, s1 - s0)
                 m.record_rss(n, vm_hwm(p))
         if done.returncode != 0:
-            raise CommandError(f"ragctl {' '.join(args)} -> exit {done.returncode}: {str(done.stderr)[-2000:]}")
+            tail = str(done.stderr)[-2000:]
+            raise CommandError(f"ragctl {' '.join(args)} -> exit {done.returncode}: {tail}")
         m.result.bytes_added = self.repo_size() - before
         m.result.notes["vmhwm_reset_per_phase"] = all(reset.values())
         return m.result
@@ -289,19 +293,19 @@ class RagBackupTool:
             self._cm = self._stack = self._src = None
 
 
+FACTORIES: dict[str, Callable[[ToolConfig], Tool]] = {
+    "restic": ResticTool,
+    "borg-lz4": lambda cfg: BorgTool(cfg, "borg-lz4", "lz4"),
+    "borg-zstd": lambda cfg: BorgTool(cfg, "borg-zstd", "zstd,3"),
+    "tarzstd": TarZstdTool,
+    "runbook": RunbookTool,
+    "ragbackup": RagBackupTool,
+}
+TOOL_NAMES = tuple(FACTORIES)
+
+
 def make_tool(name: str, cfg: ToolConfig) -> Tool:
     """A tool by its command-line name."""
-    makers: dict[str, Callable[[], Tool]] = {
-        "restic": lambda: ResticTool(cfg),
-        "borg-lz4": lambda: BorgTool(cfg, "borg-lz4", "lz4"),
-        "borg-zstd": lambda: BorgTool(cfg, "borg-zstd", "zstd,3"),
-        "tarzstd": lambda: TarZstdTool(cfg),
-        "runbook": lambda: RunbookTool(cfg),
-        "ragbackup": lambda: RagBackupTool(cfg),
-    }
-    if name not in makers:
-        raise ValueError(f"unknown tool {name!r}; known: {', '.join(makers)}")
-    return makers[name]()
-
-
-TOOL_NAMES = ("restic", "borg-lz4", "borg-zstd", "tarzstd", "runbook", "ragbackup")
+    if name not in FACTORIES:
+        raise ValueError(f"unknown tool {name!r}; known: {', '.join(FACTORIES)}")
+    return FACTORIES[name](cfg)

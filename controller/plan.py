@@ -84,6 +84,7 @@ class RestorePlan:
     snapshot: str
     components: tuple[str, ...]
     target: str  # "" = in place
+    force: bool = False
 
 
 def resolve_snapshot(ref: str, history: list[History], components: list[str]) -> str:
@@ -99,11 +100,15 @@ def resolve_snapshot(ref: str, history: list[History], components: list[str]) ->
     raise errors.NotFound(f"no snapshot{want} exists yet")
 
 
-def plan_restore(ref: str, requested: list[str], target: str, history: list[History]) -> RestorePlan:
+def plan_restore(ref: str, requested: list[str], target: str, history: list[History],
+                 kinds: dict[str, str] | None = None, force: bool = False) -> RestorePlan:
+    """Which snapshot and components; databases (redis, chroma) first so apps start on restored data."""
     sid = resolve_snapshot(ref, history, requested)
     available = next(h for h in history if h.id == sid).captures
     names = requested or sorted(available)
     missing = [n for n in names if n not in available]
     if missing:
         raise errors.NotFound(f"snapshot {sid} has no component(s) {', '.join(missing)}")
-    return RestorePlan(sid, tuple(names), target)
+    order = {"redis": 0, "chroma": 0}
+    names = sorted(names, key=lambda n: (order.get((kinds or {}).get(n, ""), 1), n))
+    return RestorePlan(sid, tuple(names), target, force)

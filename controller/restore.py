@@ -84,7 +84,8 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
     spec = common_pb2.ComponentSpec(name=name, kind=m["kind"], path=cfg.path if cfg else m.get("path", ""),
                                     options_json=cfg.options_json() if cfg else "{}")
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
-                                   snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})))
+                                   snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
+                                   force=plan.force)
     sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
     stub = ctl.agents.stub(agent)
     future = stub.Restore.future(iter(sender))
@@ -105,8 +106,11 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
 
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
     repo = ctl.repo()
-    plan = plan_restore(req.id or "latest", list(req.components), req.target, ctl.history())
-    manifest = repo.load_snapshot(plan.snapshot)
+    hist = ctl.history()
+    sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
+    manifest = repo.load_snapshot(sid)
+    kinds = {n: c["kind"] for n, c in manifest["components"].items()}
+    plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force)
     where = f"into {plan.target}" if plan.target else "in place"
     if req.dry_run:
         steps = [f"restore {n} ({manifest['components'][n]['kind']}) {where}" for n in plan.components]

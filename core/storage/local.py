@@ -122,12 +122,15 @@ class LocalStorage:
         return os.path.isfile(self._path(key))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
-        """Walk lazily with os.scandir, skipping in-flight temp files and symlinks."""
+        """Walk lazily with os.scandir, skipping in-flight temp files and symlinks.
+
+        The prefix is checked now (ValueError); the tree is read as the caller iterates.
+        """
         validate_prefix(prefix)
         head, _, name_start = prefix.rpartition("/")
         top = os.path.join(self._root, head) if head else self._root
         key_base = f"{head}/" if head else ""
-        yield from _walk(top, key_base, name_start)
+        return _walk(top, key_base, name_start)
 
     # -- helpers ------------------------------------------------------------
 

@@ -250,14 +250,18 @@ class S3Storage:
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """ListObjectsV2 pages of up to 1000 keys, fetched as the caller iterates."""
         validate_prefix(prefix)
+        return self._list_pages(prefix)
+
+    # -- helpers ------------------------------------------------------------
+
+    def _list_pages(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Yield the objects page by page, translating errors raised mid-listing too."""
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self._s.bucket, Prefix=self._prefix + prefix)
         with self._boundary("list", prefix):
             for page in pages:
                 for obj in page.get("Contents", ()):
                     yield ObjectInfo(key=obj["Key"][len(self._prefix):], size=int(obj["Size"]))
-
-    # -- helpers ------------------------------------------------------------
 
     def _full(self, key: str) -> str:
         validate_key(key)

@@ -16,7 +16,8 @@ def _load_bench() -> None:
     if "bench" in sys.modules:
         return
     init = REPO / "bench" / "__init__.py"
-    spec = importlib.util.spec_from_file_location("bench", init, submodule_search_locations=[str(init.parent)])
+    spec = importlib.util.spec_from_file_location(
+        "bench", init, submodule_search_locations=[str(init.parent)])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["bench"] = module

@@ -1,7 +1,7 @@
 """The whole benchmark at a tiny scale, so it never rots: dataset, every installed peer, phases a-d, reports.
 
-In: the tools found on this machine (rag-backup only if ragbackup.testing.stack is importable). Out: assertions
-on the results JSON (phases present, restore byte-check passed); timing is never asserted.
+In: the tools found here (rag-backup only if ragbackup.testing.stack is importable).
+Out: assertions on the results JSON (phases present, restore byte-check passed); timing is never asserted.
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The dataset generator is deterministic from its seed, and the tree helpers the runner relies on are exact.
 
-In: tiny datasets generated in tmp dirs (real chromadb and redis-server). Out: assertions on digests and trees.
+In: tiny datasets generated in tmp dirs (real chromadb and redis-server).
+Out: assertions on digests and trees.
 """
 from __future__ import annotations
 

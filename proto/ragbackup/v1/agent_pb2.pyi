@@ -104,18 +104,20 @@ class CaptureEvent(_message.Message):
     def __init__(self, entries: _Optional[_Union[_common_pb2.EntryBatch, _Mapping]] = ..., offer: _Optional[_Union[ChunkOffer, _Mapping]] = ..., chunks: _Optional[_Union[_common_pb2.ChunkBatch, _Mapping]] = ..., done: _Optional[_Union[CaptureDone, _Mapping]] = ...) -> None: ...
 
 class RestoreStart(_message.Message):
-    __slots__ = ("component", "target", "id_key", "snapshot_id", "facts_json")
+    __slots__ = ("component", "target", "id_key", "snapshot_id", "facts_json", "force")
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ID_KEY_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
     FACTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     component: _common_pb2.ComponentSpec
     target: str
     id_key: bytes
     snapshot_id: str
     facts_json: str
-    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., target: _Optional[str] = ..., id_key: _Optional[bytes] = ..., snapshot_id: _Optional[str] = ..., facts_json: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., target: _Optional[str] = ..., id_key: _Optional[bytes] = ..., snapshot_id: _Optional[str] = ..., facts_json: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class RestoreFinish(_message.Message):
     __slots__ = ()
