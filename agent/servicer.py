@@ -20,11 +20,12 @@ from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import install, options, placement
+from ragbackup.agent import checks, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from ragbackup.agent.capture.sources import check_allowed, open_source, staging
 from ragbackup.agent.restore import TreeWriter
+from ragbackup.agent.services.base import make_controller
 
 log = logging.getLogger("ragbackup.agent")
 
@@ -168,17 +169,24 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             return done.aside, done.mismatches
         return install.import_paths(spec, plan.final, self.cfg.staging_dir), []
 
-    def ControlService(self, request, context):
-        raise errors.UsageError(f"component {request.component.name}: no service control configured")
+    def ControlService(self, request: agent_pb2.ServiceRequest, context) -> agent_pb2.ServiceReply:
+        service = make_controller(options.Options(request.component).service())
+        action = request.action
+        timeout = request.timeout_s or 60.0
+        log.info("service %s: %s", service.describe(), action)
+        if action == "stop":
+            service.stop(timeout)
+        elif action == "start":
+            service.start()
+        elif action == "pause":
+            service.pause()
+        elif action == "unpause":
+            service.unpause()
+        elif action != "status":
+            raise errors.UsageError(f"unknown service action {action!r}")
+        return agent_pb2.ServiceReply(state=service.status())
 
     def Health(self, request: agent_pb2.HealthRequest, context) -> agent_pb2.HealthReply:
-        checks = [self._check_component(spec) for spec in request.components]
         return agent_pb2.HealthReply(version=__version__, hostname=socket.gethostname(),
-                                     uptime_s=time.monotonic() - self.started, checks=checks)
-
-    def _check_component(self, spec: common_pb2.ComponentSpec) -> agent_pb2.CheckResult:
-        if spec.kind in ("paths", "config"):
-            ok = os.path.isdir(spec.path) and os.access(spec.path, os.R_OK | os.X_OK)
-            return agent_pb2.CheckResult(name=spec.name, ok=ok,
-                                         detail="readable" if ok else f"{spec.path} is missing or unreadable")
-        return agent_pb2.CheckResult(name=spec.name, ok=True, detail="no check for this kind")
+                                     uptime_s=time.monotonic() - self.started,
+                                     checks=[checks.check(spec) for spec in request.components])

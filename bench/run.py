@@ -55,7 +55,7 @@ def _cached(path: Path, build: Callable[[Path], dict]) -> dict:
 
 def prepare(data_dir: Path, seed: int, scale: float, mseed: int, pct: float) -> Datasets:
     """The pristine dataset and its mutated twin (generated once, reused by every run)."""
-    pristine = data_dir / f"dataset-seed{seed}-scale{scale:g}"
+    pristine = data_dir / f"dataset-v{dataset.GENERATOR_VERSION}-seed{seed}-scale{scale:g}"
     mutated = data_dir / f"{pristine.name}-mut{mseed}-{pct:g}"
     gen = _cached(pristine, lambda p: dataset.generate(p, seed, scale))
 
@@ -84,19 +84,32 @@ def run_tool(name: str, run: int, plan: RunPlan) -> dict:
     record: dict = {"run": run, "tool": name, "phases": {}, "verify": None, "error": None}
     try:
         tool.init(repo)
-        record["phases"]["full"] = _backup(tool, src)
-        record["phases"]["nochange"] = _backup(tool, src)
+        _phase(record, "full", lambda: _backup(tool, src))
+        _phase(record, "nochange", lambda: _backup(tool, src))
         record["mutated_files_written"] = sync_tree(plan.data.mutated, src)
-        record["phases"]["mutate"] = _backup(tool, src)
-        record["phases"]["restore"] = _restore(tool, src, dest, record)
+        _phase(record, "mutate", lambda: _backup(tool, src))
+        _phase(record, "restore", lambda: _restore(tool, src, dest, record))
     except Exception:  # a failing tool must not stop the others; the traceback goes into the report
         record["error"] = traceback.format_exc()
     finally:
-        tool.close()
+        _close(tool, record)
         if not plan.keep:
             for d in (repo, dest, scratch):
                 remove_tree(d)
     return record
+
+
+def _phase(record: dict, phase: str, body: Callable[[], dict]) -> None:
+    record["phases"][phase] = got = body()
+    print(f"[bench]   {record['tool']} {phase}: {got['wall_s']:.1f} s, repo {got['repo_bytes'] / 1e6:,.0f} MB",
+          file=sys.stderr, flush=True)
+
+
+def _close(tool: Tool, record: dict) -> None:
+    try:
+        tool.close()
+    except Exception:  # stopping a stack can fail too; keep the first error, report this one otherwise
+        record["error"] = record["error"] or traceback.format_exc()
 
 
 def _restore(tool: Tool, src: Path, dest: Path, record: dict) -> dict:
@@ -110,8 +123,8 @@ def _restore(tool: Tool, src: Path, dest: Path, record: dict) -> dict:
 
 def interleaved(tools: list[str], runs: int) -> list[tuple[int, str]]:
     """(run, tool) in execution order: the tool order rotates each run so no tool always goes first."""
-    order = []
-    for r in range(runs):
+    order: list[tuple[int, str]] = []
+    for r in range(runs if tools else 0):
         k = r % len(tools)
         order += [(r + 1, t) for t in tools[k:] + tools[:k]]
     return order

@@ -1,29 +1,31 @@
-"""`ragctl health`: the controller's view of the repository (more checks per component later)."""
+"""`ragctl health`: the pre-recovery assessment; exit 10 when anything is unhealthy."""
 from __future__ import annotations
-
-import json
 
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.cli.client import Client
-from ragbackup.cli.output import emit_json
+from ragbackup.cli.output import emit_json, table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("health", help="pre-recovery assessment",
-                       description="Report whether the repository opens and how much space is left; "
-                                   "exit 10 when unhealthy.")
+    p = sub.add_parser(
+        "health", help="pre-recovery assessment",
+        description="Check, before a recovery or as monitoring: the repository opens, the backup volume has "
+                    "at least 10% free, the newest backup is under 25 h old, every agent is reachable, and "
+                    "every component answers (Redis PING, Chroma heartbeat, documents readable). Exit 10 "
+                    "when any check fails.")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
 def run(args, client: Client) -> int:
-    reply = client.call("Health", controller_pb2.ControllerHealthRequest())
-    d = json.loads(reply.details_json)
-    d["healthy"] = reply.healthy
+    reply = client.call("Health", controller_pb2.ControllerHealthRequest(), timeout=120)
+    rows = [{"check": c.name, "ok": c.ok, "detail": c.detail} for c in reply.checks]
     if args.json:
-        emit_json(d)
+        emit_json({"healthy": reply.healthy, "checks": rows})
     else:
-        for k, v in sorted(d.items()):
-            print(f"{k}: {v}")
+        for r in rows:
+            r["status"] = "ok" if r["ok"] else "FAIL"
+        print(table(rows, [("status", "STATUS"), ("check", "CHECK"), ("detail", "DETAIL")]))
+        print("healthy" if reply.healthy else "UNHEALTHY")
     return 0 if reply.healthy else 10

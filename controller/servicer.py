@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 
-from ragbackup import errors
 from ragbackup.repo.snapshots import totals
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
 from ragbackup.controller import events
+from ragbackup.controller.audit import Audit
 from ragbackup.controller.backup import manifest_summary, run_backup
-from ragbackup.controller.diff import diff_entries
+from ragbackup.controller.diff import diff_entries, env_changes, is_env_file
+from ragbackup.controller.health import assess
 from ragbackup.controller.plan import resolve_snapshot
 from ragbackup.controller.restore import run_restore
 from ragbackup.controller.state import Controller
@@ -30,17 +30,41 @@ def caller(context) -> str:
     return f"{md.get('rag-user', '?')}@{context.peer()}"
 
 
+def _content(repo, entry) -> bytes:
+    """A (small) config file's bytes, for key-level diffs of .env files."""
+    return b"".join(repo.read_blob(c) for c in entry.chunks)
+
+
+def _audited(audit: Audit, action: str, user: str, events, **fields):
+    """Pass a job's events through, then write one audit line with its outcome."""
+    details: dict = {}
+    try:
+        for ev in events:
+            if ev.WhichOneof("kind") == "result":
+                details = json.loads(ev.result.details_json or "{}")
+            yield ev
+    except Exception as exc:
+        audit.record(action, user, "failed", error=type(exc).__name__, **fields)
+        raise
+    fields["snapshot"] = details.get("id") or details.get("snapshot") or fields.get("snapshot", "-")
+    audit.record(action, user, "ok", **fields)
+
+
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
-    def __init__(self, ctl: Controller):
+    def __init__(self, ctl: Controller, audit: Audit | None = None):
         self.ctl = ctl
+        self.audit = audit or Audit()
 
     def InitRepository(self, request, context):
         repo = self.ctl.init_repository()
+        self.audit.record("init", caller(context), "ok", repository=repo.storage.describe(), key="created")
         log.info("repository %s initialised at %s by %s", repo.id, repo.storage.describe(), caller(context))
         return controller_pb2.InitReply(repository=repo.storage.describe(), repository_id=repo.id)
 
     def Backup(self, request, context):
-        yield from run_backup(self.ctl, request, caller(context))
+        user = caller(context)
+        yield from _audited(self.audit, "backup", user, run_backup(self.ctl, request, user),
+                            components=",".join(request.components) or "all", reason=request.reason or "-")
 
     def ListSnapshots(self, request, context):
         self.ctl.repo()
@@ -60,10 +84,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(manifest_summary(repo.load_snapshot(sid))))
 
     def Restore(self, request, context):
-        yield from run_restore(self.ctl, request)
+        yield from _audited(self.audit, "restore", caller(context), run_restore(self.ctl, request),
+                            snapshot=request.id or "latest", components=",".join(request.components) or "all",
+                            target=request.target or "in-place", dry_run=request.dry_run)
 
     def Verify(self, request, context):
-        yield from run_verify(self.ctl.repo(), request.read_data)
+        yield from _audited(self.audit, "verify", caller(context), run_verify(self.ctl.repo(), request.read_data),
+                            read_data=request.read_data)
 
     def Diff(self, request, context):
         repo = self.ctl.repo()
@@ -74,7 +101,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         for name in sorted(set(a["components"]) | set(b["components"])):
             old = repo.read_tree(bytes.fromhex(t) for t in a["components"].get(name, {}).get("tree", []))
             new = repo.read_tree(bytes.fromhex(t) for t in b["components"].get(name, {}).get("tree", []))
-            for change, path, detail in diff_entries(old, new):
+            secret = a["components"].get(name, b["components"].get(name, {})).get("kind") == "config"
+            for change, path, detail in diff_entries(old, new, keep=secret):
+                if secret and change == "M" and is_env_file(path):
+                    detail = env_changes(*(_content(repo, e) for e in detail))
+                elif isinstance(detail, tuple):
+                    detail = "content"
                 items.append(controller_pb2.DiffItem(change=change, component=name, path=path, detail=detail))
         return controller_pb2.DiffReply(items=items)
 
@@ -84,19 +116,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield events.result(f"catalog rebuilt: {n} snapshots", {"snapshots": n})
 
     def Health(self, request, context):
-        details = {"repository": self.ctl.cfg.repository.path or "s3", "state_dir": self.ctl.state_dir}
-        try:
-            repo = self.ctl.repo()
-            details["repository_ok"] = True
-            details["snapshots"] = len(self.ctl.catalog.ids())
-            if self.ctl.cfg.repository.type == "local":
-                du = shutil.disk_usage(self.ctl.cfg.repository.path)
-                details["volume_free_ratio"] = round(du.free / du.total, 4)
-            details["repository_id"] = repo.id
-        except errors.RagBackupError as exc:
-            details["repository_ok"] = False
-            details["repository_error"] = exc.message
-        return controller_pb2.ControllerHealthReply(healthy=details["repository_ok"],
-                                                    details_json=json.dumps(details))
+        checks = assess(self.ctl)
+        return controller_pb2.ControllerHealthReply(
+            healthy=all(c.ok for c in checks),
+            checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])
 
 

@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.redis_server",
     "fixtures.chroma_server",
     "fixtures.dockerd",
+    "fixtures.stack",
 ]

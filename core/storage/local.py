@@ -5,6 +5,7 @@ one root directory, written atomically and durably (temp file, fsync, rename).
 """
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
@@ -76,6 +77,24 @@ class LocalStorage:
         """Copy `path` in as `put` does, without reading it whole into memory."""
         with open(path, "rb") as src:
             self._write_atomic(key, lambda out: shutil.copyfileobj(src, out, _COPY_CHUNK))
+
+    def adopt_file(self, key: str, path: str) -> None:
+        """Move a finished, fsynced local file in as `key` (a rename on the same filesystem).
+
+        Falls back to `put_file` across filesystems. `path` is gone afterwards either way.
+        """
+        dest = self._path(key)
+        self._make_dirs(os.path.dirname(dest))
+        os.chmod(path, FILE_MODE)
+        try:
+            os.replace(path, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            self.put_file(key, path)
+            os.unlink(path)
+            return
+        self._sync_dir(os.path.dirname(dest))
 
     def delete(self, key: str) -> None:
         """Remove the file (missing is fine); emptied directories stay."""

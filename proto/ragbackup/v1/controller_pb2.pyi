@@ -16,6 +16,38 @@ BACKUP_MODE_UNSPECIFIED: BackupMode
 BACKUP_MODE_FULL: BackupMode
 BACKUP_MODE_INCREMENTAL: BackupMode
 
+class ExportRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ExportChunk(_message.Message):
+    __slots__ = ("data", "filename")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    filename: str
+    def __init__(self, data: _Optional[bytes] = ..., filename: _Optional[str] = ...) -> None: ...
+
+class ImportChunk(_message.Message):
+    __slots__ = ("data", "filename", "reason")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    filename: str
+    reason: str
+    def __init__(self, data: _Optional[bytes] = ..., filename: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ImportReply(_message.Message):
+    __slots__ = ("snapshot_id", "details_json")
+    SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    snapshot_id: str
+    details_json: str
+    def __init__(self, snapshot_id: _Optional[str] = ..., details_json: _Optional[str] = ...) -> None: ...
+
 class InitRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
@@ -170,10 +202,22 @@ class ControllerHealthRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class HealthCheck(_message.Message):
+    __slots__ = ("name", "ok", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ok: bool
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
+
 class ControllerHealthReply(_message.Message):
-    __slots__ = ("healthy", "details_json")
+    __slots__ = ("healthy", "details_json", "checks")
     HEALTHY_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
     healthy: bool
     details_json: str
-    def __init__(self, healthy: _Optional[bool] = ..., details_json: _Optional[str] = ...) -> None: ...
+    checks: _containers.RepeatedCompositeFieldContainer[HealthCheck]
+    def __init__(self, healthy: _Optional[bool] = ..., details_json: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[HealthCheck, _Mapping]]] = ...) -> None: ...

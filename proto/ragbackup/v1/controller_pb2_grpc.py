@@ -79,6 +79,16 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.ControllerHealthRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ControllerHealthReply.FromString,
                 _registered_method=True)
+        self.Export = channel.unary_stream(
+                '/ragbackup.v1.Controller/Export',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ExportRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ExportChunk.FromString,
+                _registered_method=True)
+        self.Import = channel.stream_unary(
+                '/ragbackup.v1.Controller/Import',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -138,6 +148,20 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Export(self, request, context):
+        """A snapshot as the runbook's tarball layout (rag-system-backup-*.tar.gz), streamed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Import(self, request_iterator, context):
+        """Ingest a runbook tarball (ours or the old bash runbook's) as a new snapshot.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +209,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ControllerHealthRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.ControllerHealthReply.SerializeToString,
+            ),
+            'Export': grpc.unary_stream_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ExportRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.ExportChunk.SerializeToString,
+            ),
+            'Import': grpc.stream_unary_rpc_method_handler(
+                    servicer.Import,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +464,60 @@ class Controller:
             '/ragbackup.v1.Controller/Health',
             ragbackup_dot_v1_dot_controller__pb2.ControllerHealthRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.ControllerHealthReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Export',
+            ragbackup_dot_v1_dot_controller__pb2.ExportRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.ExportChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Import(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ragbackup.v1.Controller/Import',
+            ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
             options,
             channel_credentials,
             insecure,

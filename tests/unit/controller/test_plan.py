@@ -63,3 +63,13 @@ def test_diff_walk_order():
     new = [e(b"a", t="dir"), e(b"a/x", chunks=[b"2"]), e(b"a/y"), e(b"z", mode=2)]
     assert list(diff_entries(iter(old), iter(new))) == [
         ("M", "a/x", "content"), ("+", "a/y", ""), ("-", "a-b", ""), ("m", "z", "mode")]
+
+
+def test_env_changes_names_keys_never_values():
+    from ragbackup.controller.diff import env_changes, is_env_file
+    old = b"A=1\nB=secret-old\n# comment\nC=3\n"
+    new = b"export A=1\nB=secret-new\nD=4\n"
+    out = env_changes(old, new)
+    assert out == "added: D; removed: C; changed: B"
+    assert "secret" not in out
+    assert is_env_file("deploy/.env") and is_env_file("x/prod.env") and not is_env_file("env.txt")

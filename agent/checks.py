@@ -1,0 +1,57 @@
+"""Per-component health checks run by the agent for `ragctl health`.
+
+In: a ComponentSpec. Out: a CheckResult: Redis answers PING, Chroma answers its
+heartbeat, a paths directory is readable. Never raises; failures are results.
+"""
+from __future__ import annotations
+
+import os
+
+from ragbackup import errors
+from ragbackup.v1 import agent_pb2, common_pb2
+
+from ragbackup.agent import options
+from ragbackup.agent.capture import chroma, redis
+
+
+def _paths(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
+    if options.Options(spec).container_path() is not None:
+        return True, "data inside a container (not checked from the host)"
+    if not os.path.isdir(spec.path):
+        return False, f"{spec.path} is missing"
+    if not os.access(spec.path, os.R_OK | os.X_OK):
+        return False, f"{spec.path} is not readable"
+    with os.scandir(spec.path) as it:
+        n = sum(1 for _ in it)
+    return True, f"{spec.path} readable ({n} entries at top level)"
+
+
+def _redis(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
+    target = options.redis_target(spec)
+    client = redis.connect(target)
+    try:
+        return True, f"PING ok at {target.where}, {client.dbsize()} keys in db0"
+    finally:
+        client.close()
+
+
+def _chroma(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
+    target = options.chroma_target(spec)
+    chroma.wait_heartbeat(target.url, 3.0)
+    return True, f"heartbeat ok at {target.url}"
+
+
+_CHECKS = {"paths": _paths, "config": _paths, "redis": _redis, "chroma": _chroma}
+
+
+def check(spec: common_pb2.ComponentSpec) -> agent_pb2.CheckResult:
+    fn = _CHECKS.get(spec.kind)
+    if fn is None:
+        return agent_pb2.CheckResult(name=spec.name, ok=False, detail=f"unknown kind {spec.kind!r}")
+    try:
+        ok, detail = fn(spec)
+    except errors.RagBackupError as exc:
+        ok, detail = False, exc.message
+    except OSError as exc:
+        ok, detail = False, f"{exc.strerror}: {exc.filename}"
+    return agent_pb2.CheckResult(name=spec.name, ok=ok, detail=detail)
