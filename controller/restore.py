@@ -104,6 +104,36 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
             "mismatches": list(res.mismatches)}
 
 
+def dry_run_steps(plan: RestorePlan, manifest: dict, apps) -> list[str]:
+    """Pure: the recovery steps in order, as text."""
+    steps = [f"stop application {a.service} on agent {a.agent}" for a in apps]
+    for n in plan.components:
+        c = manifest["components"][n]
+        if plan.target:
+            steps.append(f"write {n} ({c['kind']}, {c['stats'].get('files', 0)} files) to {plan.target}/{n}")
+            continue
+        if c["kind"] in ("redis", "chroma"):
+            steps.append(f"stop {n}'s service, move its current data aside, place the {c['kind']} data, start it, "
+                         "wait for its health check and compare with the snapshot's facts")
+        else:
+            steps.append(f"write {n} beside {c.get('path', '')}, move the current directory aside as "
+                         f"{n}.corrupted.<time>, put the restored one in place")
+    steps += [f"start application {a.service} on agent {a.agent}" for a in apps]
+    return steps
+
+
+def control_service(ctl: Controller, agent: str, service: str, action: str) -> str:
+    """Ask `agent` to stop/start an application service; returns its state afterwards."""
+    spec = common_pb2.ComponentSpec(name=service.replace(":", "-").replace("/", "-"), kind="paths",
+                                    options_json=json.dumps({"service": service}))
+    try:
+        reply = ctl.agents.stub(agent).ControlService(
+            agent_pb2.ServiceRequest(component=spec, action=action, timeout_s=60), timeout=120)
+    except grpc.RpcError as err:
+        raise ctl.agents.translate(agent, err) from None
+    return reply.state
+
+
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
     repo = ctl.repo()
     hist = ctl.history()
@@ -113,15 +143,22 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force)
     where = f"into {plan.target}" if plan.target else "in place"
     if req.dry_run:
-        steps = [f"restore {n} ({manifest['components'][n]['kind']}) {where}" for n in plan.components]
+        steps = dry_run_steps(plan, manifest, ctl.cfg.app_services if not plan.target else ())
         yield events.result(f"dry run: would restore {plan.snapshot} {where}",
                             {"snapshot": plan.snapshot, "components": list(plan.components), "steps": steps})
         return
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
     results = {}
+    apps = ctl.cfg.app_services if not plan.target else ()
     with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
+        for app in apps:
+            yield events.log(f"stopping application {app.service} on {app.agent}")
+            control_service(ctl, app.agent, app.service, "stop")
         for name in plan.components:
             results[name] = yield from restore_component(ctl, repo, manifest, name, plan)
+        for app in apps:
+            yield events.log(f"starting application {app.service} on {app.agent}")
+            control_service(ctl, app.agent, app.service, "start")
     bad = {n: r["mismatches"] for n, r in results.items() if r["mismatches"]}
     if bad:
         raise errors.VerificationFailed(f"restored data differs from the snapshot's facts: {bad}")

@@ -137,6 +137,14 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True)
+class AppService:
+    """An application service stopped during an in-place restore and started after it."""
+
+    agent: str
+    service: str  # "docker:NAME", "docker:PROJECT/SERVICE" or "systemd:UNIT"
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     source: str
     socket: str
@@ -148,6 +156,7 @@ class ControllerConfig:
     tls: TlsConfig
     agents: dict[str, AgentRef]
     components: dict[str, ComponentConfig]
+    app_services: tuple[AppService, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,7 +247,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     path = path or os.environ.get(CONTROLLER_CONFIG_ENV) or DEFAULT_CONTROLLER_CONFIG
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
-    root.unknown_keys({"controller", "repository", "tls", "agents", "components"})
+    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery"})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -255,7 +264,25 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         state_dir=ctl.get("state_dir", str, "/var/lib/rag-backup"),
         listen=ctl.get("listen", str, ""),
         hostname=ctl.get("hostname", str, "") or socket.gethostname(),
-        repository=_repository(root), tls=_tls(root), agents=agents, components=components)
+        repository=_repository(root), tls=_tls(root), agents=agents, components=components,
+        app_services=_app_services(root, agents))
+
+
+def _app_services(root: _Section, agents: dict[str, AgentRef]) -> tuple[AppService, ...]:
+    rec = root.table("recovery")
+    rec.unknown_keys({"app_services"})
+    out = []
+    for n, item in enumerate(rec.get("app_services", list, [])):
+        sec = _Section(root.path, f"recovery.app_services[{n}]", item)
+        sec.unknown_keys({"agent", "service"})
+        agent, service = sec.get("agent", str), sec.get("service", str)
+        if agent not in agents:
+            raise ConfigError(f"{root.path}: [recovery] app_services[{n}] agent: {agent!r} is not declared in [agents]")
+        if service.partition(":")[0] not in ("docker", "systemd") or ":" not in service:
+            raise ConfigError(f"{root.path}: [recovery] app_services[{n}] service: expected \"docker:NAME\" "
+                              "or \"systemd:UNIT\"")
+        out.append(AppService(agent, service))
+    return tuple(out)
 
 
 def load_agent_config(path: str | None = None) -> AgentConfig:
