@@ -154,20 +154,26 @@ class CapturePipeline:
         except (FileNotFoundError, PermissionError):
             return  # vanished or unreadable: not captured
         with f:
-            if st.st_size <= self.s.chunker.min_size:
-                data = f.read(self.s.chunker.min_size + 1)
-                if len(data) > self.s.chunker.min_size:  # grew since stat: chunk it all
-                    f.seek(0)
-                    for view in chunking.cut_stream(self.s.chunker, f):
-                        self._submit(bytes(view))
-                elif data:
-                    self._submit(data)
-            else:
-                for view in chunking.cut_stream(self.s.chunker, f):
-                    self._submit(bytes(view))
-                    if self._inflight > MAX_INFLIGHT:
-                        yield from self._drain(MAX_INFLIGHT)
+            for data in self._cut(f, st.st_size):
+                self._submit(data)
+                if self._inflight > MAX_INFLIGHT:
+                    yield from self._drain(MAX_INFLIGHT)
         self._slots.append(_Slot(entry=entry, stat=st))
+
+    def _cut(self, f, size: int) -> Iterator[bytes]:
+        """Chunks of an open file: one for small files, page-aligned for SQLite, else FastCDC."""
+        head = f.read(self.s.chunker.min_size + 1)
+        if len(head) <= self.s.chunker.min_size:
+            if head:
+                yield head
+            return
+        f.seek(0)
+        page = chunking.sqlite_page_size(head[:100])
+        if page is not None:
+            yield from chunking.cut_fixed(f, chunking.sqlite_chunk_size(page))
+            return
+        for view in chunking.cut_stream(self.s.chunker, f):
+            yield bytes(view)
 
     def _submit(self, data: bytes) -> None:
         self.stats.bytes_read += len(data)

@@ -88,3 +88,35 @@ def cut_buffer(params: ChunkerParams, buf: bytes | memoryview) -> Iterator[memor
     """Yield chunk views of an in-memory buffer."""
     for c in params.make().cut_buf(buf):
         yield c.data
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+# Chunk size for SQLite files: a whole number of pages. Pages change in place and
+# scattered, so content-defined 1 MiB chunks would nearly all change on a small
+# update; page-aligned small chunks keep the unchanged pages deduplicated.
+SQLITE_CHUNK = 16 * 1024
+
+
+def sqlite_page_size(header: bytes) -> int | None:
+    """The page size of a SQLite database file from its first 100 bytes, or None if not SQLite."""
+    if len(header) < 18 or not header.startswith(SQLITE_MAGIC):
+        return None
+    size = int.from_bytes(header[16:18], "big")
+    size = 65536 if size == 1 else size
+    if size < 512 or size & (size - 1):
+        return None
+    return size
+
+
+def sqlite_chunk_size(page_size: int, target: int = SQLITE_CHUNK) -> int:
+    """A multiple of the page size close to `target` (at least one page)."""
+    return page_size * max(1, target // page_size)
+
+
+def cut_fixed(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """Fixed-size chunks (the last may be shorter)."""
+    while True:
+        data = stream.read(size)
+        if not data:
+            return
+        yield data

@@ -133,6 +133,7 @@ def test_agent_refuses_unsafe_restore_streams(stack, tester_certs, tmp_path, cas
         with pytest.raises(grpc.RpcError) as info:
             agent_pb2_grpc.AgentStub(ch).Restore(restore_stream(str(target), entries), timeout=30)
     err = info.value
+    print(f"\n{case}: {err.code().name}: {err.details()}")
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, (err.code(), err.details())
     assert "refused" in err.details(), err.details()
     assert dict(err.trailing_metadata()).get(errors.ERROR_KIND_KEY) == "UnsafePath"
@@ -219,7 +220,7 @@ def test_restore_of_a_snapshot_naming_an_unsafe_path_is_refused(stack, tmp_path)
     cp = stack.ragctl("restore", evil_id, "--target", str(target), check=False)
     assert cp.returncode == 9, ragctl_output(cp)
     assert "refused" in cp.stderr and "escape" in cp.stderr, ragctl_output(cp)
-    assert not any(p.name == "escape" for p in tmp_path.rglob("escape")), "the unsafe entry was written"
+    assert list(tmp_path.rglob("escape")) == [], "the unsafe entry was written"
     assert os.listdir(target) == [], os.listdir(target)
     shutil.rmtree(target)
 
