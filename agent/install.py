@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 
@@ -41,13 +42,20 @@ def _service(spec: common_pb2.ComponentSpec) -> ServiceController:
 
 
 def _in_container(spec, staging_dir: str, place) -> str:
-    """Container data: keep a host copy of the current data, build the new tree, import it."""
+    """Container data: keep a host copy of the current data, build the new tree, import it.
+
+    The imported top directory keeps the owner and mode the container's directory had (the
+    aside copy carries them): a scratch dir's root:root 0700 would lock out a non-root service.
+    """
     where = options.Options(spec).container_path()
     aside = os.path.join(staging_dir, f"{spec.name}.corrupted.{clock.stamp(clock.SYSTEM.now())}")
     export_path(where.container, where.path, aside)
     work = tempfile.mkdtemp(prefix=f"{spec.name}-new-", dir=staging_dir)
     try:
         place(work)
+        st = os.stat(aside)
+        os.chown(work, st.st_uid, st.st_gid)
+        os.chmod(work, stat.S_IMODE(st.st_mode))
         import_path(where.container, work, where.path, spool_dir=staging_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -57,9 +57,9 @@ def generate(out: Path, seed: int, scale: float) -> dict:
             out, seed, scale, doc_paths(seed, scale))),
     }
     t["total"] = round(sum(t.values()), 2)
-    return {"action": "generate", "generator": GENERATOR_VERSION, "out": str(out), "seed": seed, "scale": scale,
-            "counts": counts,
-            "seconds": t, "sizes": component_sizes(out), "total_bytes": tree_stats(out)[0]}
+    return {"action": "generate", "generator": GENERATOR_VERSION, "out": str(out), "seed": seed,
+            "scale": scale, "counts": counts, "seconds": t, "sizes": component_sizes(out),
+            "total_bytes": tree_stats(out)[0]}
 
 
 def mutate(out: Path, seed: int, pct: float) -> dict:

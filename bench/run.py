@@ -101,7 +101,8 @@ def run_tool(name: str, run: int, plan: RunPlan) -> dict:
 
 def _phase(record: dict, phase: str, body: Callable[[], dict]) -> None:
     record["phases"][phase] = got = body()
-    print(f"[bench]   {record['tool']} {phase}: {got['wall_s']:.1f} s, repo {got['repo_bytes'] / 1e6:,.0f} MB",
+    repo_mb = got["repo_bytes"] / 1e6
+    print(f"[bench]   {record['tool']} {phase}: {got['wall_s']:.1f} s, repo {repo_mb:,.0f} MB",
           file=sys.stderr, flush=True)
 
 

@@ -50,7 +50,8 @@ def _first_line(argv: list[str]) -> str:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except OSError as e:
         return f"unavailable ({e})"
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else "?"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
 
 
 class CommandTool:
@@ -90,6 +91,7 @@ class CommandTool:
         with Meter(self.cfg.drop_cache) as meter:
             body(meter)
         meter.result.bytes_added = self.repo_size() - before
+        meter.result.notes["local_cache_bytes"] = dir_bytes(self.cfg.scratch)  # not in the repo size
         return meter.result
 
 

@@ -6,6 +6,7 @@ A failure or cancellation leaves no snapshot, only garbage for prune.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -55,6 +56,17 @@ def _reserve_id(ctl: Controller, repo: Repository) -> str:
         sid = allocate_id(clock.SYSTEM.now(), ctl.catalog.ids() | _reserved)
         _reserved.add(sid)
         return sid
+
+
+@contextlib.contextmanager
+def reserved_id(ctl: Controller, repo: Repository) -> Iterator[str]:
+    """A fresh snapshot id for a job (imports too), kept from other jobs until the block ends."""
+    sid = _reserve_id(ctl, repo)
+    try:
+        yield sid
+    finally:
+        with _reserve_lock:
+            _reserved.discard(sid)
 
 
 class _Capture:

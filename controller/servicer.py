@@ -5,8 +5,10 @@ JobEvent streams; the work lives in backup.py, restore.py, verify.py, diff.py.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import threading
 
 from ragbackup.repo.snapshots import totals
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
@@ -18,6 +20,8 @@ from ragbackup.controller.diff import diff_entries, env_changes, is_env_file
 from ragbackup.controller.health import assess
 from ragbackup.controller.plan import resolve_snapshot
 from ragbackup.controller.restore import run_restore
+from ragbackup.controller.runbook_export import export_chunks
+from ragbackup.controller.runbook_import import import_upload, upload_request
 from ragbackup.controller.state import Controller
 from ragbackup.controller.verify import run_verify
 
@@ -121,4 +125,29 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             healthy=all(c.ok for c in checks),
             checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])
 
+    def Export(self, request, context):
+        cancel = threading.Event()
+        context.add_callback(cancel.set)
+        user, ref = caller(context), request.id or "latest"
+        try:
+            yield from export_chunks(self.ctl, ref, cancel)
+        except BaseException as exc:
+            self.audit.record("export", user, "failed", snapshot=ref, error=type(exc).__name__)
+            raise
+        self.audit.record("export", user, "ok", snapshot=ref)
 
+    def Import(self, request_iterator, context):
+        first = next(request_iterator, None) or controller_pb2.ImportChunk()
+        cancel = threading.Event()
+        context.add_callback(cancel.set)
+        user = caller(context)
+        req = upload_request(first.filename, first.reason, dict(context.invocation_metadata() or ()), user)
+        try:
+            manifest = import_upload(self.ctl, req, itertools.chain([first.data], (c.data for c in request_iterator)),
+                                     cancel)
+        except BaseException as exc:
+            self.audit.record("import", user, "failed", file=req.filename, error=type(exc).__name__)
+            raise
+        self.audit.record("import", user, "ok", snapshot=manifest["id"], file=req.filename)
+        return controller_pb2.ImportReply(snapshot_id=manifest["id"],
+                                          details_json=json.dumps(manifest_summary(manifest)))

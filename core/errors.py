@@ -110,6 +110,12 @@ class UnsafePath(RagBackupError):
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class NoSpace(RagBackupError):
+    """Not enough free space on a volume the job needs to write to."""
+
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unhealthy(RagBackupError):
     """A health check failed."""
 

@@ -26,6 +26,11 @@ def _toml_str(v: str) -> str:
     return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _toml_value(v) -> str:
+    """A TOML scalar: strings quoted, numbers as they are, booleans as true/false."""
+    return _toml_str(v) if isinstance(v, str) else str(v).lower()
+
+
 @dataclass
 class ComponentDecl:
     name: str
@@ -90,15 +95,14 @@ class LocalStack:
         if self.s3:
             out.append("[repository]\ntype = \"s3\"\n"
                        f"password_file = {_toml_str(self.passphrase_file)}\n\n[repository.s3]\n"
-                       + "".join(f"{k} = {_toml_str(str(v))}\n" for k, v in self.s3.items()))
+                       + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.s3.items()))
         else:
             out.append(f"[repository]\ntype = \"local\"\npath = {_toml_str(self.repo_dir)}\n"
                        f"password_file = {_toml_str(self.passphrase_file)}\n")
         out.append(self._tls_block("controller"))
         out.append(f"[agents.local]\naddress = \"127.0.0.1:{self.agent_port}\"\nserver_name = \"localhost\"\n")
         for c in self.components:
-            extra = "".join(f"{k} = {_toml_str(str(v)) if isinstance(v, str) else str(v).lower()}\n"
-                            for k, v in c.extra.items())
+            extra = "".join(f"{k} = {_toml_value(v)}\n" for k, v in c.extra.items())
             out.append(f"[components.{c.name}]\nkind = \"{c.kind}\"\nagent = \"local\"\n"
                        f"path = {_toml_str(c.path)}\n{extra}")
         return "\n".join(out)

@@ -9,5 +9,6 @@ pytest_plugins = [
     "fixtures.redis_server",
     "fixtures.chroma_server",
     "fixtures.dockerd",
+    "fixtures.components_e2e",
     "fixtures.stack",
 ]

@@ -120,3 +120,50 @@ def cut_fixed(stream: BinaryIO, size: int) -> Iterator[bytes]:
         if not data:
             return
         yield data
+
+
+class _Replay:
+    """A forward-only stream that yields `head` again before the rest of `stream`."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self._head = memoryview(head)
+        self._stream = stream
+
+    def readinto(self, buf) -> int:
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._stream.readinto(buf)
+
+    def read(self, size: int) -> bytes:
+        out = bytearray()
+        while len(out) < size:
+            piece = bytearray(size - len(out))
+            n = self.readinto(memoryview(piece))
+            if not n:
+                break
+            out += piece[:n]
+        return bytes(out)
+
+
+def cut_file(params: ChunkerParams, stream: BinaryIO) -> Iterator[bytes]:
+    """Chunks of one file, as the agent cuts them, reading forward only (tar members, pipes).
+
+    One chunk up to `params.min_size`; page-aligned fixed chunks for a SQLite database;
+    FastCDC otherwise. The same bytes always give the same chunks, so imports deduplicate
+    against captures.
+    """
+    head = _Replay(b"", stream).read(params.min_size + 1)
+    if len(head) <= params.min_size:
+        if head:
+            yield head
+        return
+    rest = _Replay(head, stream)
+    page = sqlite_page_size(head[:100])
+    if page is not None:
+        yield from cut_fixed(rest, sqlite_chunk_size(page))
+        return
+    for view in cut_stream(params, rest):
+        yield bytes(view)

@@ -123,7 +123,8 @@ def test_round_trip_with_repository_on_s3(make_stack, tmp_path, s3_server, s3_bu
     data = str(tmp_path / "data")
     build_tree(data, n_files=400, big_files=2)
     s3 = {"endpoint_url": s3_server.endpoint_url, "bucket": s3_bucket, "region": s3_server.region,
-          "access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key}
+          "access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key,
+          "connect_timeout": 2, "read_timeout": 30.0}  # numbers must reach the TOML as numbers
     st = make_stack({"data": data}, s3=s3)
     before = tree_state(data)
     first = backup(st)
@@ -276,7 +277,8 @@ def test_concurrent_backups_get_distinct_ids(make_stack, tmp_path):
     st = make_stack(comps)
     all_ids: list[str] = []
     same_second = False
-    for attempt in range(3):
+    for attempt in range(5):
+        time.sleep(1.05 - time.time() % 1)  # start just after a second begins: both land inside it
         procs = [subprocess.Popen(st.ragctl_argv("backup", "--json", "--components", name),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in comps]
         outs = [p.communicate(timeout=120) for p in procs]
@@ -289,7 +291,6 @@ def test_concurrent_backups_get_distinct_ids(make_stack, tmp_path):
         same_second = ids[0][:33] == ids[1][:33]
         if same_second:
             break
-        time.sleep(0.3)
     assert same_second, f"never started two backups in the same second: {all_ids}"
     listed = snapshot_ids(st)
     assert sorted(listed) == sorted(all_ids), listed

@@ -55,6 +55,18 @@ def _backup_and_kill(stack, daemon: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
+def _leftovers(stack) -> dict[str, int]:
+    """Temporary files an interrupted run left (pack staging, tree spools, agent cache), with sizes."""
+    out = {}
+    for root in (os.path.join(stack.repo_dir, "tmp"), os.path.join(stack.state_dir, "staging"),
+                 os.path.join(stack.workdir, "agent-cache"), os.path.join(stack.workdir, "agent-staging")):
+        for dirpath, _, names in os.walk(root):
+            for n in names:
+                p = os.path.join(dirpath, n)
+                out[os.path.relpath(p, stack.workdir)] = os.path.getsize(p)
+    return out
+
+
 @pytest.mark.parametrize("daemon", ["agent", "controller"])
 def test_sigkill_during_backup_leaves_no_snapshot_and_next_backup_works(make_stack, tmp_path, big_data, daemon):
     small = tmp_path / "small"
@@ -73,7 +85,7 @@ def test_sigkill_during_backup_leaves_no_snapshot_and_next_backup_works(make_sta
     assert snapshot_ids(st) == [kept], "the interrupted run must not leave a snapshot"
     assert os.listdir(os.path.join(st.repo_dir, "snapshots")) == [kept]
     verify = st.ragctl("verify", check=False)
-    print(f"verify: {ragctl_output(verify)}")
+    print(f"verify: {ragctl_output(verify)}\nleft behind: {_leftovers(st)}")
     assert verify.returncode == 0, ragctl_output(verify)
 
     if daemon == "agent":

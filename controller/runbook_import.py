@@ -1,0 +1,250 @@
+"""Runs an import: a runbook tarball (ours, or the old bash scripts') becomes a new snapshot.
+
+In: the uploaded tarball's chunks (spooled to the staging dir) and the Controller. Out: once
+pass 1 (runbook_scan) found nothing unsafe, file data chunked, compressed and stored as a
+capture's would be, one tree per component, the index, then the snapshot (kind "import")
+and its catalog row. A refusal stores nothing; a failure leaves only garbage for prune.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Iterable
+
+from ragbackup import clock, errors
+from ragbackup.repo.chunking import Compressor, cut_file
+from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.packs import BLOB_DATA
+from ragbackup.repo.repository import Repository
+from ragbackup.repo.tree import check_entry
+from ragbackup.repo.writer import BlobWriter
+
+from ragbackup.controller import locks
+from ragbackup.controller.backup import reserved_id
+from ragbackup.controller.runbook_entries import MemberTable, TreeWalk
+from ragbackup.controller.runbook_layout import Target, archive_hints, check_component_name, map_archive
+from ragbackup.controller.runbook_members import normalise
+from ragbackup.controller.runbook_scan import Archive, ImportLimits, Scan, inner_members, readable, scan
+from ragbackup.controller.state import Controller
+
+log = logging.getLogger("ragbackup.controller")
+MiB = 1024 * 1024
+HEADROOM = 64 * MiB  # left free on the staging volume
+SPACE_CHECK_EVERY = 64 * MiB
+SIZE_KEY = "rag-import-size"  # request metadata: the file size ragctl is about to send
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    filename: str
+    reason: str
+    user: str
+    size_hint: int = 0
+    limits: ImportLimits = field(default_factory=ImportLimits)
+
+
+@dataclass
+class _Job:
+    ctl: Controller
+    repo: Repository
+    sid: str
+    req: ImportRequest
+    scan: Scan
+    table: MemberTable
+    targets: dict[int, Target]
+    path: str
+    cancel: threading.Event
+    started: float
+
+
+def upload_request(filename: str, reason: str, metadata: dict, user: str) -> ImportRequest:
+    """What the first ImportChunk and the call's metadata say about the upload."""
+    try:
+        size = max(0, int(metadata.get(SIZE_KEY) or 0))
+    except ValueError:
+        size = 0
+    name = os.path.basename(filename.replace("\\", "/")) or "upload.tar.gz"
+    return ImportRequest(filename=name, reason=reason, user=user, size_hint=size)
+
+
+def import_upload(ctl: Controller, req: ImportRequest, data: Iterable[bytes], cancel: threading.Event) -> dict:
+    """Spool the upload to the staging dir, import it, remove the spool; returns the manifest."""
+    ctl.repo()  # fail before the upload when there is no repository
+    os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
+    _check_space(ctl.staging_dir, req.size_hint, req.filename)
+    work = tempfile.mkdtemp(prefix=".import-", dir=ctl.staging_dir)
+    try:
+        path = _spool(os.path.join(work, "upload"), data, req.filename, cancel)
+        return import_file(ctl, path, req, cancel)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_space(staging: str, need: int, filename: str) -> None:
+    free = shutil.disk_usage(staging).free
+    if need + HEADROOM > free:
+        raise errors.NoSpace(
+            f"import {filename}: the controller's staging directory {staging} has {free // MiB} MiB free, "
+            f"the upload needs {need // MiB} MiB plus {HEADROOM // MiB} MiB headroom; free space there "
+            "or point [controller] state_dir at a larger volume")
+
+
+def _spool(path: str, data: Iterable[bytes], filename: str, cancel: threading.Event) -> str:
+    written, next_check = 0, SPACE_CHECK_EVERY
+    try:
+        with open(path, "xb") as f:
+            for piece in data:
+                _check_cancel(cancel)
+                f.write(piece)
+                written += len(piece)
+                if written >= next_check:
+                    _check_space(os.path.dirname(path), 0, filename)
+                    next_check += SPACE_CHECK_EVERY
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise errors.NoSpace(f"import {filename}: the staging volume of {path} filled up after "
+                             f"{written // MiB} MiB") from None
+    _check_cancel(cancel)
+    return path
+
+
+def _check_cancel(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise errors.Cancelled("the import was cancelled")
+
+
+def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threading.Event) -> dict:
+    """Import a tarball already on the controller's disk as a new snapshot; returns its manifest."""
+    repo = ctl.repo()
+    started = time.time()
+    table = MemberTable(os.path.join(os.path.dirname(path), "members.sqlite"))
+    try:
+        s = scan(path, req.filename, table, req.limits, cancel)
+        targets = _targets(ctl, s)
+        for arc in s.archives:
+            for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
+                pass  # refuses unsafe links and paths before anything is stored
+        with reserved_id(ctl, repo) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
+            return _store(_Job(ctl, repo, sid, req, s, table, targets, path, cancel, started))
+    finally:
+        table.close()
+
+
+def _where(arc: Archive, s: Scan) -> str:
+    return f"{arc.member} in {s.filename}"
+
+
+def _targets(ctl: Controller, s: Scan) -> dict[int, Target]:
+    """Inner tarball -> component; two tarballs may not fill the same component."""
+    configured = {n: c.kind for n, c in ctl.cfg.components.items()}
+    hints = archive_hints(s.manifest)
+    out: dict[int, Target] = {}
+    seen: dict[str, str] = {}
+    for arc in s.archives:
+        t = map_archive(arc.stem, configured, hints.get(arc.member.rsplit("/", 1)[-1]))
+        check_component_name(t.name, _where(arc, s))
+        if t.name in seen:
+            raise errors.UsageError(f"{s.filename}: {seen[t.name]} and {arc.member} would both become "
+                                    f"component {t.name}")
+        seen[t.name] = arc.member
+        out[arc.index] = t
+    return out
+
+
+def _store(job: _Job) -> dict:
+    """Data, then trees, then index (commit), then the snapshot and its catalog row."""
+    writer = BlobWriter(job.repo, job.ctl.pack_staging)
+    try:
+        read = _store_files(job, writer)
+        comps = {job.targets[a.index].name: _component(job, writer, a) for a in job.scan.archives}
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    manifest = _manifest(job, comps, writer, read)
+    job.repo.save_snapshot(manifest)
+    job.ctl.catalog.add(manifest)
+    log.info("import %s: snapshot %s with %s", job.req.filename, job.sid, ", ".join(sorted(comps)))
+    return manifest
+
+
+def _store_files(job: _Job, writer: BlobWriter) -> int:
+    """Pass 2: chunk every regular file as the agent would, store new chunks, note chunk lists."""
+    compressor = Compressor(job.repo.params.compression_level)
+    total = 0
+    with contextlib.closing(inner_members(job.path, job.scan, job.cancel)) as files:
+        for arc, m, f in files:
+            with readable(_where(arc, job.scan)):
+                ids, n = _store_file(job, writer, compressor, f)
+            if n != m.size:
+                raise errors.IntegrityError(f"{_where(arc, job.scan)}: {m.name} gave {n} bytes, its header "
+                                            f"says {m.size}")
+            job.table.set_chunks(arc.index, normalise(m.name), ids)
+            total += n
+    job.table.commit()
+    return total
+
+
+def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, f: IO[bytes]) -> tuple[list[bytes], int]:
+    ids, n = [], 0
+    for data in cut_file(job.repo.chunker, f):
+        _check_cancel(job.cancel)
+        cid = chunk_id(job.repo.id_key, data)
+        if writer.missing([cid]):
+            payload, compressed = compressor.compress(data)
+            writer.add(cid, BLOB_DATA, payload, compressed, len(data))
+        ids.append(cid)
+        n += len(data)
+    return ids, n
+
+
+def _component(job: _Job, writer: BlobWriter, arc: Archive) -> dict:
+    """One component's tree blobs and manifest entry."""
+    t = job.targets[arc.index]
+    cfg = job.ctl.cfg.components.get(t.name) if t.configured else None
+    walk = TreeWalk(job.table, arc.index, arc.root, _where(arc, job.scan))
+    fd, tree_path = tempfile.mkstemp(prefix=".tree-", dir=os.path.dirname(job.path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for e in walk:
+                check_entry(e)
+                f.write(e.to_json().encode() + b"\n")
+        tree = writer.add_tree(tree_path)
+    finally:
+        os.unlink(tree_path)
+    st = walk.stats
+    return {"kind": t.kind, "agent": cfg.agent if cfg else "", "path": cfg.path if cfg else "",
+            "capture_id": f"{job.sid}.{t.name}", "parent": "", "tree": [x.hex() for x in tree],
+            "stats": {"files": st.files, "dirs": st.dirs, "symlinks": st.symlinks, "bytes_total": st.bytes_total,
+                      "bytes_read": st.bytes_total, "files_reused": 0},
+            "facts": {}, "source": {"archive": arc.member, "root": os.fsdecode(arc.root)}}
+
+
+def _manifest(job: _Job, comps: dict, writer: BlobWriter, read: int) -> dict:
+    w = writer.stats
+    started = datetime.datetime.fromtimestamp(job.started, datetime.timezone.utc)
+    return {
+        "version": 1, "id": job.sid, "time": clock.iso(started), "duration_s": round(time.time() - job.started, 3),
+        "kind": "import", "reason": job.req.reason or f"import {job.req.filename}", "host": job.ctl.cfg.hostname,
+        "user": job.req.user, "components": comps,
+        "stats": {"bytes_total": sum(c["stats"]["bytes_total"] for c in comps.values()), "bytes_read": read,
+                  "bytes_sent": os.path.getsize(job.path), "blobs_new": w.blobs_new,
+                  "bytes_new_raw": w.bytes_new_raw, "bytes_stored": w.bytes_stored, "packs": w.packs},
+        "source": _source(job),
+    }
+
+
+def _source(job: _Job) -> dict:
+    """Where the snapshot came from; what an export's manifest.json said about itself."""
+    m = job.scan.manifest or {}
+    said = {k: m[k] for k in ("timestamp", "snapshot_id", "version", "host") if isinstance(m.get(k), str)}
+    return {"filename": job.req.filename, "bytes": os.path.getsize(job.path), **said}

@@ -1,0 +1,199 @@
+"""Reading an import's tarballs: the outer one, its inner component tarballs, manifest.json.
+
+In: the spooled upload (tar, any compression tarfile knows) and ImportLimits. Out: `scan`,
+pass 1: every inner member judged and recorded in a MemberTable, each inner tarball's root,
+the optional manifest.json, nothing stored yet; `inner_members`, pass 2: the same members
+again with their data, for the store pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tarfile
+import threading
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Iterator
+
+from ragbackup import errors
+from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK
+
+from ragbackup.controller.runbook_entries import Member, MemberTable, key_of
+from ragbackup.controller.runbook_layout import MANIFEST, stem_of
+from ragbackup.controller.runbook_members import (check_path, common_dir, entry_type, mtime_ns, normalise,
+                                                  refuse)
+
+log = logging.getLogger("ragbackup.controller")
+TiB = 1 << 40
+_LONG_HEADERS = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+                 tarfile.GNUTYPE_LONGLINK)
+_MAX_HEADER = 1 << 20
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """Guards against tarballs that unpack to far more than they seem (decompression bombs)."""
+
+    max_bytes: int = TiB  # regular file data of all inner tarballs together, uncompressed
+    max_members: int = 20_000_000
+    max_manifest: int = 1 << 20
+
+
+@dataclass
+class Archive:
+    """One inner tarball: where it is in the outer one, its stem and the root of its tree."""
+
+    index: int
+    member: str
+    stem: str
+    common: list[bytes] | None = None
+    root: bytes = b""
+    members: int = 0
+
+
+@dataclass
+class Scan:
+    filename: str
+    archives: list[Archive] = field(default_factory=list)
+    manifest: dict | None = None
+    members: int = 0
+    bytes_total: int = 0
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """tarfile reads pax and GNU long-name headers into memory whole: cap their size."""
+
+    def _proc_member(self, tar):  # tarfile's hook, called for every header
+        if self.type in _LONG_HEADERS and self.size > _MAX_HEADER:
+            raise errors.UsageError(f"a tar extended header of {self.size} bytes (more than {_MAX_HEADER}) "
+                                    "was refused")
+        return super()._proc_member(tar)
+
+
+@contextlib.contextmanager
+def readable(what: str) -> Iterator[None]:
+    """tarfile's and the decompressors' errors as one UsageError naming the tarball."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise errors.UsageError(f"{what}: not a readable tar archive ({exc})") from None
+
+
+def members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """Members one by one without tarfile's growing member list (memory stays flat)."""
+    while (m := tar.next()) is not None:
+        yield m
+        tar.members.clear()  # only needed for extracting hardlinks, which we never do
+
+
+def open_stream(fileobj: IO[bytes]) -> tarfile.TarFile:
+    return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
+
+
+def _check_cancel(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise errors.Cancelled("the import was cancelled")
+
+
+def _outer_kind(m: tarfile.TarInfo, filename: str) -> str:
+    """"archive", "manifest", "dir" or "other"; links and nodes do not belong in the outer tarball."""
+    path = normalise(m.name)
+    check_path(m.name, path, filename)
+    typ = entry_type(m, filename)
+    if typ in (SYMLINK, HARDLINK):
+        raise refuse(m.name, filename, f"a {typ} (to {m.linkname!r}) in the outer tarball, which holds "
+                                       "only component tarballs and manifest.json")
+    if typ == DIR:
+        return "dir"
+    base = os.fsdecode(path.rsplit(b"/", 1)[-1])
+    if base == MANIFEST:
+        return "manifest"
+    return "archive" if stem_of(base) else "other"
+
+
+def scan(path: str, filename: str, table: MemberTable, limits: ImportLimits, cancel: threading.Event) -> Scan:
+    """Pass 1: judge and record every member; nothing reaches the repository."""
+    s = Scan(filename)
+    with readable(filename), open(path, "rb") as f, open_stream(f) as outer:
+        for m in members(outer):
+            _check_cancel(cancel)
+            kind = _outer_kind(m, filename)
+            if kind == "manifest":
+                s.manifest = _read_manifest(outer, m, filename, limits)
+            elif kind == "archive":
+                arc = Archive(len(s.archives), m.name, stem_of(m.name) or "")
+                s.archives.append(arc)
+                _scan_inner(outer, m, arc, s, table, limits, cancel)
+            elif kind == "other":
+                log.info("import %s: ignoring %s (not a component tarball)", filename, m.name)
+    table.commit()
+    if not s.archives:
+        raise errors.UsageError(f"{filename}: no component tarballs (*.tar.gz) inside; expected the runbook's "
+                                "rag-system-backup-*/ directory with chromadb.tar.gz, documents.tar.gz, ...")
+    for arc in s.archives:
+        arc.root = table.find_root(arc.index, arc.common)
+    return s
+
+
+def _read_manifest(outer: tarfile.TarFile, m: tarfile.TarInfo, filename: str, limits: ImportLimits) -> dict | None:
+    if m.size > limits.max_manifest:
+        raise errors.UsageError(f"{filename}: {m.name} is larger than {limits.max_manifest} bytes")
+    try:
+        data = json.loads(outer.extractfile(m).read())
+    except ValueError:
+        log.warning("import %s: %s is not JSON; ignored", filename, m.name)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _scan_inner(outer, om: tarfile.TarInfo, arc: Archive, s: Scan, table: MemberTable, limits: ImportLimits,
+                cancel: threading.Event) -> None:
+    where = f"{om.name} in {s.filename}"
+    with readable(where), open_stream(outer.extractfile(om)) as inner:
+        for m in members(inner):
+            _check_cancel(cancel)
+            _record(m, arc, where, table)
+            s.members += 1
+            s.bytes_total += m.size if m.isreg() else 0
+            _check_limits(s, limits)
+
+
+def _record(m: tarfile.TarInfo, arc: Archive, where: str, table: MemberTable) -> None:
+    path = normalise(m.name)
+    parts = check_path(m.name, path, where)
+    typ = entry_type(m, where)
+    arc.members += 1
+    arc.common = common_dir(arc.common, parts, typ)
+    row = Member(key=key_of(path), type=typ, mode=m.mode & 0o7777, uid=m.uid, gid=m.gid, mtime=mtime_ns(m),
+                 size=m.size if typ == FILE else 0, member=m.name)
+    if typ == HARDLINK:
+        table.add_hardlink(arc.index, row, normalise(m.linkname), where)
+        return
+    if typ == SYMLINK:
+        row.target = os.fsencode(m.linkname)
+    table.add(arc.index, row, where)
+
+
+def _check_limits(s: Scan, limits: ImportLimits) -> None:
+    if s.bytes_total > limits.max_bytes:
+        raise errors.UsageError(f"{s.filename}: its members hold more than {limits.max_bytes} bytes "
+                                "uncompressed (the import limit); refused as a likely decompression bomb")
+    if s.members > limits.max_members:
+        raise errors.UsageError(f"{s.filename}: more than {limits.max_members} members (the import limit)")
+
+
+def inner_members(path: str, scan_: Scan, cancel: threading.Event) -> Iterator[tuple[Archive, tarfile.TarInfo, IO]]:
+    """Pass 2: (archive, member, data stream) of every regular file, in the order of pass 1."""
+    archives = iter(scan_.archives)
+    with readable(scan_.filename), open(path, "rb") as f, open_stream(f) as outer:
+        for om in members(outer):
+            if _outer_kind(om, scan_.filename) != "archive":
+                continue
+            arc = next(archives)
+            with open_stream(outer.extractfile(om)) as inner:
+                for m in members(inner):
+                    _check_cancel(cancel)
+                    if m.isreg():
+                        yield arc, m, inner.extractfile(m)
