@@ -20,6 +20,7 @@ from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
 from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.capture.sources import SCRATCH_PREFIX
 from ragbackup.agent.services.base import ServiceController, make_controller
 from ragbackup.agent.services.container_fs import export_path, import_path
 
@@ -50,7 +51,7 @@ def _in_container(spec, staging_dir: str, place) -> str:
     where = options.Options(spec).container_path()
     aside = os.path.join(staging_dir, f"{spec.name}.corrupted.{clock.stamp(clock.SYSTEM.now())}")
     export_path(where.container, where.path, aside)
-    work = tempfile.mkdtemp(prefix=f"{spec.name}-new-", dir=staging_dir)
+    work = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.name}-new-", dir=staging_dir)
     try:
         place(work)
         st = os.stat(aside)

@@ -6,9 +6,11 @@ Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py
 from __future__ import annotations
 
 import collections
+import glob
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from typing import Iterator
@@ -18,12 +20,13 @@ import grpc
 from ragbackup import __version__, errors
 from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
+from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 from ragbackup.agent import checks, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
-from ragbackup.agent.capture.sources import check_allowed, open_source, staging
+from ragbackup.agent.capture.sources import SCRATCH_PREFIX, check_allowed, open_source, staging
 from ragbackup.agent.restore import TreeWriter
 from ragbackup.agent.services.base import make_controller
 
@@ -77,6 +80,17 @@ class RestoreStream:
         return self._chunks.popleft()
 
 
+def sweep_leftovers(cfg: AgentConfig) -> None:
+    """Remove what a killed agent left: unpublished cache files and scratch directories."""
+    for pattern in (os.path.join(cfg.cache_dir, "*", "*.sqlite.tmp"),):
+        for path in glob.glob(pattern):
+            os.unlink(path)
+    if os.path.isdir(cfg.staging_dir):
+        for name in os.listdir(cfg.staging_dir):
+            if name.startswith(SCRATCH_PREFIX):  # only our scratch dirs; kept-aside data stays
+                shutil.rmtree(os.path.join(cfg.staging_dir, name), ignore_errors=True)
+
+
 def _installs_elsewhere(spec: common_pb2.ComponentSpec, target: str) -> bool:
     """In-place restores of databases and of container data go through a scratch dir first."""
     if target:
@@ -89,10 +103,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.cfg = cfg
         self.started = time.monotonic()
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
+        sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
         start: agent_pb2.CaptureStart = _first(request_iterator, "start", "Capture")
         spec = start.component
+        check_component_name(spec.name)
         log.info("capture %s (%s) capture_id=%s parent=%s full=%s", spec.name, spec.kind, start.capture_id,
                  start.parent_capture_id or "-", start.full)
         parent = None if start.full else CacheReader.open(self.cfg.cache_dir, spec.name, start.parent_capture_id)
@@ -125,6 +141,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Restore(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")
         spec = start.component
+        check_component_name(spec.name)
         with staging(self.cfg, f"restore-{spec.name}") as scratch:
             plan = self._placement(spec, start.target, scratch)
             log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)

@@ -10,7 +10,8 @@ import sys
 
 from ragbackup import __version__, errors, logs
 
-from ragbackup.cli import backup, catalog, demo, diff, health, init, pki, restore, show, snapshots, verify
+from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
+                           verify)
 from ragbackup.cli.client import Client, socket_path
 
 EXIT_CODES = """\
@@ -30,7 +31,7 @@ exit codes:
   130  cancelled
 """
 
-VERBS = [init, backup, snapshots, show, restore, verify, diff, catalog, health, pki, demo]
+VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 
 
 def parser() -> argparse.ArgumentParser:

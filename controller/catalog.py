@@ -12,6 +12,8 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
+from ragbackup.repo.snapshots import sort_key
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, time TEXT NOT NULL, kind TEXT, reason TEXT, host TEXT,
@@ -65,10 +67,10 @@ class Catalog:
     def list(self) -> list[SnapshotRecord]:
         """All snapshots, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT id,time,kind,reason,host,components,manifest FROM snapshots "
-                                    "ORDER BY time, id").fetchall()
-        return [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
+            rows = self._db.execute("SELECT id,time,kind,reason,host,components,manifest FROM snapshots").fetchall()
+        recs = [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
                 for r in rows]
+        return sorted(recs, key=lambda r: (r.time, sort_key(r.id)))
 
     def get(self, sid: str) -> SnapshotRecord | None:
         for rec in self.list():

@@ -19,7 +19,7 @@ _SCHEMA = """
 PRAGMA journal_mode=OFF;
 PRAGMA synchronous=OFF;
 CREATE TABLE m (arc INTEGER NOT NULL, key BLOB NOT NULL, type TEXT NOT NULL, mode INTEGER, uid INTEGER,
-    gid INTEGER, mtime INTEGER, size INTEGER, target BLOB, grp BLOB, chunks BLOB, member TEXT NOT NULL,
+    gid INTEGER, mtime INTEGER, size INTEGER, target BLOB, grp BLOB, chunks BLOB, member BLOB NOT NULL,
     PRIMARY KEY (arc, key)) WITHOUT ROWID;
 CREATE INDEX m_grp ON m (arc, grp) WHERE grp IS NOT NULL;
 """
@@ -56,6 +56,10 @@ class Member:
         return [c[i:i + 32] for i in range(0, len(c), 32)]
 
 
+def _member(row: tuple) -> Member:
+    return Member(*row[:-1], member=os.fsdecode(row[-1]))
+
+
 class MemberTable:
     """The members of every inner tarball of one import; `arc` numbers the inner tarballs."""
 
@@ -75,7 +79,7 @@ class MemberTable:
 
     def get(self, arc: int, path: bytes) -> Member | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM m WHERE arc=? AND key=?", (arc, key_of(path))).fetchone()
-        return Member(*row) if row else None
+        return _member(row) if row else None
 
     def add(self, arc: int, m: Member, where: str) -> None:
         """Record a member; a repeated path is refused unless both are directories (the last wins)."""
@@ -83,9 +87,9 @@ class MemberTable:
         if old is not None and not (old.type == DIR and m.type == DIR):
             raise refuse(m.member, where, f"{os.fsdecode(m.path)!r} appears twice in the tarball "
                                           f"(as {old.type}, then as {m.type})")
-        self._db.execute(f"INSERT OR REPLACE INTO m ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                         (m.key, m.type, m.mode, m.uid, m.gid, m.mtime, m.size, m.target, m.grp, m.chunks,
-                          m.member))
+        self._db.execute(f"INSERT OR REPLACE INTO m (arc, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         (arc, m.key, m.type, m.mode, m.uid, m.gid, m.mtime, m.size, m.target, m.grp, m.chunks,
+                          os.fsencode(m.member)))
 
     def add_hardlink(self, arc: int, m: Member, linkname: bytes, where: str) -> None:
         """A hardlink joins the group of an earlier regular file of the same tarball."""
@@ -109,7 +113,7 @@ class MemberTable:
         """Every member of tarball `arc`, in walk order."""
         cur = self._db.execute(f"SELECT {_COLUMNS} FROM m WHERE arc=? ORDER BY key", (arc,))
         for row in cur:
-            yield Member(*row)
+            yield _member(row)
 
     def is_type(self, arc: int, path: bytes, typ: str) -> bool:
         m = self.get(arc, path)

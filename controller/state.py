@@ -6,6 +6,7 @@ catalog kept in sync with the repository, and history for the planner.
 """
 from __future__ import annotations
 
+import glob
 import os
 import threading
 
@@ -60,6 +61,13 @@ class Controller:
         self._repo: Repository | None = None
         self._lock = threading.Lock()
         self._storage = make_storage(cfg.repository)
+        self.sweep_leftovers()
+
+    def sweep_leftovers(self) -> None:
+        """Remove a killed job's partial pack and tree files (no job runs at startup)."""
+        for pattern in (os.path.join(self.pack_staging, ".pack-*"), os.path.join(self.staging_dir, ".tree-*")):
+            for path in glob.glob(pattern):
+                os.unlink(path)
 
     def _staging_for(self) -> str:
         """Pack staging beside a local repository (same filesystem: packs are renamed in)."""

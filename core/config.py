@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ DEFAULT_AGENT_CONFIG = "/etc/rag-backup/agent.toml"
 CONTROLLER_CONFIG_ENV = "RAG_BACKUP_CONTROLLER_CONFIG"
 AGENT_CONFIG_ENV = "RAG_BACKUP_AGENT_CONFIG"
 COMPONENT_KINDS = ("paths", "config", "redis", "chroma")
+_COMPONENT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _MISSING = object()
 
 
@@ -228,6 +230,9 @@ def _repository(root: _Section) -> RepositoryConfig:
 
 def _component(root: _Section, name: str, agents: dict[str, AgentRef]) -> ComponentConfig:
     c = root.table("components").table(name)
+    if not _COMPONENT_NAME.match(name):
+        raise ConfigError(f"{root.path}: [components.{name}]: component names may hold letters, digits, "
+                          "'_', '.', '-' (not starting with '.' or '-')")
     kind = c.get("kind", str)
     if kind not in COMPONENT_KINDS:
         raise ConfigError(f"{root.path}: [components.{name}] kind: expected one of "

@@ -25,6 +25,10 @@ from ragbackup.agent.services.base import make_controller
 from ragbackup.agent.services.container_fs import export_path
 
 
+# Scratch directories start with this, so a startup sweep removes only its own.
+SCRATCH_PREFIX = ".rag-backup-"
+
+
 def check_allowed(path: str, cfg: AgentConfig) -> str:
     """The real path of `path` if it lies under one of the agent's allowed_paths."""
     real = os.path.realpath(path)
@@ -40,7 +44,7 @@ def check_allowed(path: str, cfg: AgentConfig) -> str:
 def staging(cfg: AgentConfig, name: str) -> Iterator[str]:
     """A private scratch directory for one capture or restore, removed afterwards."""
     os.makedirs(cfg.staging_dir, mode=0o700, exist_ok=True)
-    path = tempfile.mkdtemp(prefix=f"{name}-", dir=cfg.staging_dir)
+    path = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{name}-", dir=cfg.staging_dir)
     try:
         yield path
     finally:

@@ -13,7 +13,7 @@ from typing import Iterable
 from ragbackup.clock import stamp
 
 PREFIX = "rag-system-backup-"
-ID_RE = re.compile(r"^rag-system-backup-\d{8}_\d{6}(-\d+)?$")
+ID_RE = re.compile(r"^(rag-system-backup-\d{8}_\d{6})(?:-(\d+))?$")
 
 
 def allocate_id(when: _dt.datetime, taken: Iterable[str]) -> str:
@@ -30,6 +30,12 @@ def allocate_id(when: _dt.datetime, taken: Iterable[str]) -> str:
 
 def is_snapshot_id(text: str) -> bool:
     return bool(ID_RE.match(text))
+
+
+def sort_key(sid: str) -> tuple[str, int]:
+    """Order of ids started in the same second: plain, -2, -3, ..., -10 (numeric, not text)."""
+    m = ID_RE.match(sid)
+    return (m.group(1), int(m.group(2) or 1)) if m else (sid, 0)
 
 
 def tree_ids(manifest: dict) -> list[bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -86,6 +87,17 @@ def check_relative_path(path: bytes) -> list[bytes]:
         if part in (b"", b".", b".."):
             raise errors.UnsafePath(f"refused entry path {os.fsdecode(path)!r}: it contains {part.decode()!r}")
     return parts
+
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_component_name(name: str) -> str:
+    """Component names become directory and file names: letters, digits, `_`, `.`, `-` only."""
+    if not _NAME.match(name or ""):
+        raise errors.UnsafePath(f"refused component name {name!r}: use letters, digits, '_', '.', '-' "
+                                "(not starting with '.' or '-')")
+    return name
 
 
 def check_entry(e: Entry) -> None:

@@ -118,3 +118,10 @@ def test_tree_lines_keep_odd_names():
     data = b"".join(encode_lines(entries))
     pieces = [data[i:i + 7] for i in range(0, len(data), 7)]
     assert list(decode_lines(pieces)) == entries
+
+
+def test_same_second_ids_sort_numerically():
+    from ragbackup.repo.snapshots import sort_key
+    base = "rag-system-backup-20261124_020000"
+    ids = [f"{base}-10", base, f"{base}-3", f"{base}-2"]
+    assert sorted(ids, key=sort_key) == [base, f"{base}-2", f"{base}-3", f"{base}-10"]
