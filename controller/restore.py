@@ -52,7 +52,7 @@ class _Sender:
                     batch = []
             yield from self._send(batch)
             yield agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish())
-        except BaseException as exc:
+        except Exception as exc:  # not GeneratorExit: gRPC closes this stream when the agent answers early
             self.error = exc
             raise
 

@@ -141,9 +141,9 @@ def compare_keyspace(expected: Mapping[str, int], actual: Mapping[str, int]) -> 
     return out
 
 
-def aof_manifest(base_name: str) -> str:
-    """A Redis 7 AOF manifest whose only file is the RDB-format BASE `base_name`."""
-    return f"file {base_name} seq 1 type b\n"
+def aof_manifest(base_name: str, incr_name: str) -> str:
+    """A Redis 7 AOF manifest: the RDB-format BASE `base_name`, then the INCR file `incr_name`."""
+    return f"file {base_name} seq 1 type b\nfile {incr_name} seq 1 type i\n"
 
 
 # ---------------------------------------------------------------- connection
@@ -440,9 +440,13 @@ def _aof_from_rdb(rdb_path: str, data_dir: str, facts: Mapping[str, Any]) -> str
         return appendfilename
     aof_dir = os.path.join(data_dir, dirname)
     os.mkdir(aof_dir, 0o755)
-    base = f"{appendfilename}.1.base.rdb"
+    base, incr = f"{appendfilename}.1.base.rdb", f"{appendfilename}.1.incr.aof"
     shutil.copy2(rdb_path, os.path.join(aof_dir, base))
-    _write_synced(os.path.join(aof_dir, f"{appendfilename}.manifest"), aof_manifest(base))
+    # An empty INCR file of our own: without one Redis opens <name>.1.incr.aof with O_APPEND at start,
+    # and in a container dir (import merges, cannot delete) that can be the old instance's file,
+    # whose writes would come back at the next restart.
+    _write_synced(os.path.join(aof_dir, incr), "")
+    _write_synced(os.path.join(aof_dir, f"{appendfilename}.manifest"), aof_manifest(base, incr))
     return dirname
 
 
@@ -466,9 +470,9 @@ def place_restored_data(restored_dir: str, data_dir: str, facts: Mapping[str, An
     data. Redis's documented switch-over (start with appendonly no, load the RDB,
     `CONFIG SET appendonly yes`, wait for the rewrite) needs control of the server's
     config at start, which this step does not have. We choose instead to build the AOF
-    from the restored RDB: a new appendonlydir whose manifest names that RDB as its only
-    BASE file, exactly the layout Redis 7 writes itself after a rewrite with
-    aof-use-rdb-preamble. Redis starts with the config unchanged, loads precisely the
+    from the restored RDB: a new appendonlydir whose manifest names that RDB as its BASE
+    file plus an empty INCR file, exactly the layout Redis 7 writes itself after a rewrite
+    with aof-use-rdb-preamble. Redis starts with the config unchanged, loads precisely the
     snapshot the facts describe, and appends new writes to a fresh INCR file. The
     captured appendonlydir is not used: it was copied after the fork and can hold writes
     the facts do not count; it stays in the snapshot (restored_dir) for manual recovery.

@@ -1,7 +1,8 @@
 """Chroma components end to end: agent + controller processes, driven only through `ragctl`.
 
 In: `chroma run` as a host process (online capture) and in a container with its persist dir
-bind-mounted (consistency online, pause and stop), holding collections of explicit embeddings.
+bind-mounted (consistency online, pause and stop) or in the container's own layer (`container`,
+pause), holding collections of explicit embeddings.
 Out: after the data changed, a --target restore started by a fresh server, and an in-place restore
 through `service = "docker:NAME"`, answer like the snapshot's facts: quick_check ok, the same
 collections and counts, and the recorded top-k ids for the probe queries.
@@ -15,6 +16,7 @@ import pytest
 from fixtures.components_e2e import (
     assert_chroma_matches,
     chroma_container,
+    copy_from_container,
     damage_chroma,
     heartbeat_ok,
     only,
@@ -61,14 +63,18 @@ def test_host_chroma_online_backup_restores_into_a_fresh_server(chroma_server_fa
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("consistency", ["online", "pause", "stop"])
-def test_container_chroma_in_place_restore(consistency, container_factory, usrbind_image, e2e_stack, tmp_path):
-    port, data = free_port(), tmp_path / "chroma-data"
+@pytest.mark.parametrize("consistency,mount", [("online", "bind"), ("pause", "bind"), ("stop", "bind"),
+                                               ("pause", "container")])
+def test_container_chroma_in_place_restore(consistency, mount, container_factory, usrbind_image, e2e_stack,
+                                           tmp_path):
+    port = free_port()
+    data = tmp_path / "chroma-data" if mount == "bind" else None  # else /data is in the container's layer
     ct = chroma_container(container_factory, usrbind_image, usrbind_volumes(), port, data)
     populate_chroma(port)
+    where = {"container": ct.name, "container_path": "/data"} if data is None else {}
     stack = e2e_stack()
-    stack.declare("chroma", "chroma", str(data), url=f"http://127.0.0.1:{port}", consistency=consistency,
-                  service=f"docker:{ct.name}", timeout_s=30)
+    stack.declare("chroma", "chroma", str(data or ""), url=f"http://127.0.0.1:{port}",
+                  consistency=consistency, service=f"docker:{ct.name}", timeout_s=30, **where)
     stack.start()
     stack.backup()
     facts = stack.facts("chroma")
@@ -81,10 +87,15 @@ def test_container_chroma_in_place_restore(consistency, container_factory, usrbi
     assert result["chroma"]["mismatches"] == []
     ct.reload()
     assert ct.status == "running"
-    assert_chroma_matches(port, str(data), facts)
+    live = data or copy_from_container(ct, "/data/chroma.sqlite3", tmp_path / "live").parent
+    assert_chroma_matches(port, str(live), facts)
+    assert "stranger" not in sqlite_collections(str(live / "chroma.sqlite3"))
 
-    # The changed persist dir was moved aside whole, not deleted.
+    # The changed persist dir was moved aside whole (container data: copied to the agent host), not deleted.
     aside = Path(result["chroma"]["moved_aside"])
-    assert aside == only(list(tmp_path.glob("chroma-data.corrupted.*")))
+    if data is None:
+        assert aside.parent == Path(stack.workdir, "agent-staging")
+        assert aside.name.startswith("chroma.corrupted.")
+    else:
+        assert aside == only(list(tmp_path.glob("chroma-data.corrupted.*")))
     assert "stranger" in sqlite_collections(str(aside / "chroma.sqlite3"))
-    assert "stranger" not in sqlite_collections(str(data / "chroma.sqlite3"))

@@ -1,9 +1,10 @@
 """Redis components end to end: agent + controller processes, driven only through `ragctl`.
 
-In: a redis-server on the host and redis-server containers (bind-mounted /data, /data in the
-container's own layer, AOF on), each backed up while a writer keeps writing. Out: restores into a
-fresh instance (--target + a new redis-server, or in place into a new container through
-`service = "docker:NAME"`) that serve exactly what `ragctl show` recorded, at one point in time.
+In: a redis-server on the host and redis-server containers (bind-mounted /data; /data in the
+container's own layer with AOF on; bind-mounted with AOF on), each backed up while a writer
+writes. Out: restores into a fresh instance (--target + a new redis-server, or in place into a
+new container through `service = "docker:NAME"`) that serve exactly what `ragctl show`
+recorded, at one point in time, also after a restart.
 """
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ def test_host_redis_backup_under_writes_restores_into_a_fresh_server(redis_serve
     result = stack.restore("--components", "redis", "--target", str(target))
     assert result["redis"]["restored_path"] == str(target / "redis")
     assert sorted(os.listdir(target / "redis")) == ["dump.rdb"]
+    for _ in range(3):  # refused before the agent reads the stream: the job must still end (it once hung)
+        refused = stack.ragctl("restore", "latest", "--components", "redis", "--target", str(target),
+                               expect=2, timeout=30)
+        assert "already exists and is not empty" in refused.stderr
     src.stop()  # the fresh server takes nothing from the old one
 
     fresh = redis_server_factory(["--dir", str(target / "redis")])  # args after the conf file win
@@ -106,28 +111,39 @@ def test_container_redis_bind_mount_restores_in_place_into_a_fresh_container(
 def test_container_redis_without_bind_mount_restores_into_a_fresh_container(
         container_factory, redis_image, e2e_stack, tmp_path):
     port = free_port()
-    old = redis_container(container_factory, redis_image, port, label="old")  # /data: container layer
+    # /data lives in the container's own layer; AOF on, so the AOF dir is fetched through Docker too.
+    old = redis_container(container_factory, redis_image, port, aof=True, label="old")
     seed(port)
     stack = e2e_stack()
     stack.declare("redis", "redis", "", port=port, container=old.name, container_path="/data",
                   service=f"docker:{old.name}", timeout_s=30)
     stack.start()
     facts, _ = backup_while_writing(stack, port)
+    assert facts["appendonly"] is True
     old.stop(timeout=5)
 
-    new = redis_container(container_factory, redis_image, port, label="new")
+    new = redis_container(container_factory, redis_image, port, aof=True, label="new")
+    fill(redis_client(port), "fresh", 10)  # the new instance's own AOF has other data
     stack.declare("redis", "redis", "", port=port, container=new.name, container_path="/data",
                   service=f"docker:{new.name}", timeout_s=30)
     result = stack.restore("--components", "redis")
     assert result["redis"]["mismatches"] == []
     assert_redis_matches(port, facts)
     assert_writes_cut_at_fork(port, facts, BASE_KEYS)
+    assert redis_client(port).exists("fresh:0") == 0
     # /data keeps the owner and mode the image gave it, so redis (uid 999) can still save there.
     assert container_exec(new, "stat", "-c", "%u:%g %a", "/data").split() == ["999:999", "750"]
     assert redis_client(port).save()
+    # Still the snapshot (plus new writes) after a restart: nothing of the fresh instance's AOF comes back.
+    redis_client(port).set("after-restore", "1")
+    new.restart(timeout=5)
+    wait_redis(port)
+    assert redis_client(port).exists("fresh:0") == 0 and redis_client(port).get("after-restore") == "1"
+    assert redis_client(port).dbsize() == facts["dbsize"]["db0"] + 1
     # The fresh container's previous /data is kept on the agent host, not deleted.
     aside = Path(result["redis"]["moved_aside"])
     assert aside.name.startswith("redis.corrupted.") and aside.is_dir()
+    assert b"fresh:9" in only(list((aside / "appendonlydir").glob("*.incr.aof"))).read_bytes()
 
 
 @pytest.mark.docker

@@ -2,9 +2,9 @@
 
 In: a `config` component whose .env holds a unique secret, and a redis component (a password-
 protected redis-server on the host) whose `password` is that same secret; successful and failing
-ragctl runs (a backup after the server's password changed, refused restores). Out: the secret is
-absent from agent.log, controller.log, every other file the stack wrote (its config aside) and the
-stdout/stderr of every ragctl run, while the restored .env still holds it.
+ragctl runs (diff of a changed .env, a backup after the server's password changed, refused
+restores). Out: the secret is absent from agent.log, controller.log, every other file the stack
+wrote (its config aside) and the stdout/stderr of every ragctl run; the restored .env holds it.
 """
 from __future__ import annotations
 
@@ -40,7 +40,14 @@ def test_secret_from_env_appears_in_no_log_or_output(redis_server_factory, e2e_s
     stack.declare("config", "config", str(config))
     stack.declare("redis", "redis", server.data_dir, port=server.port, password=secret, timeout_s=5)
     stack.start()
-    stack.backup()
+    first = stack.backup()["id"]
+    # The .env changes: a new line that also carries the secret, another value changed.
+    (config / ".env").write_text(f"APP_MODE=staging\nREDIS_PASSWORD={secret}\n"
+                                 f"REDIS_URL=redis://:{secret}@127.0.0.1:{server.port}/0\n")
+    second = stack.backup()["id"]
+    diff = stack.ragctl("diff", first, second).stdout
+    assert "added: REDIS_URL" in diff and "changed: APP_MODE" in diff, diff
+    stack.ragctl("diff", first, second, "--json")
     stack.ragctl("snapshots", "--json")
     stack.ragctl("show", "latest")
     assert stack.facts("redis")["dbsize"] == {"db0": 100}
@@ -64,5 +71,5 @@ def test_secret_from_env_appears_in_no_log_or_output(redis_server_factory, e2e_s
     logs = [os.path.join(stack.workdir, n) for n in ("agent.log", "controller.log")]
     assert all(os.path.getsize(p) > 0 for p in logs)
     controller_toml = os.path.join(stack.workdir, "controller.toml")
-    assert secret in open(controller_toml).read(), "the component's password is configured there"
-    assert files_containing(stack.workdir, secret.encode(), skip={controller_toml}) == []
+    assert files_containing(stack.workdir, secret.encode(), skip=set()) == [controller_toml], \
+        "only the config holds the secret (the component's password)"

@@ -1,0 +1,240 @@
+"""Runbook export/import decisions, tested as tables: names, member rules, roots, trees, chunking.
+
+In: plain data, small tarballs built in memory, a MemberTable in tmp_path. Out: the layout
+and mapping rules, each refusal rule, walk-order trees with hardlink groups and filled-in
+parents, the decompression guard, and chunk boundaries identical to the agent's.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sqlite3
+import tarfile
+import threading
+from types import SimpleNamespace
+
+import pytest
+from ragbackup import errors
+from ragbackup.agent.capture.pipeline import CapturePipeline
+from ragbackup.controller.runbook_entries import Member, MemberTable, TreeWalk, key_of
+from ragbackup.controller.runbook_export import rechunk, tar_info
+from ragbackup.controller.runbook_layout import Target, archive_hints, inner_names, map_archive, stem_of
+from ragbackup.controller.runbook_members import (check_path, check_symlink, common_dir, mtime_ns, normalise,
+                                                  ns_text)
+from ragbackup.controller.runbook_scan import ImportLimits, scan
+from ragbackup.repo import chunking
+from ragbackup.repo.tree import Entry
+
+# --------------------------------------------------------------------------- layout
+
+
+@pytest.mark.parametrize("components,expected", [
+    ({"vectors": "chroma", "cache": "redis", "documents": "paths", "processing": "paths", "config": "config"},
+     {"vectors": "chromadb.tar.gz", "cache": "redis.tar.gz", "documents": "documents.tar.gz",
+      "processing": "state.tar.gz", "config": "config.tar.gz"}),
+    ({"state": "paths", "processing": "paths"}, {"processing": "state.tar.gz", "state": "state-paths.tar.gz"}),
+    ({"redis": "paths", "cache": "redis"}, {"cache": "redis.tar.gz", "redis": "redis-paths.tar.gz"}),
+    ({"a": "chroma", "b": "chroma"}, {"a": "chromadb.tar.gz", "b": "b.tar.gz"}),
+])
+def test_inner_names(components, expected):
+    assert inner_names(components) == expected
+
+
+CONFIGURED = {"chroma": "chroma", "redis": "redis", "documents": "paths", "processing": "paths",
+              "settings": "config"}
+
+
+@pytest.mark.parametrize("stem,hint,expected", [
+    ("documents", None, Target("documents", "paths", True)),
+    ("chromadb", None, Target("chroma", "chroma", True)),
+    ("redis", None, Target("redis", "redis", True)),
+    ("config", None, Target("settings", "config", True)),
+    ("state", None, Target("processing", "paths", True)),
+    ("uploads", None, Target("uploads", "paths", False)),
+    ("state", ("processing", "paths"), Target("processing", "paths", True)),
+    ("state", ("jobs", "paths"), Target("jobs", "paths", False)),
+])
+def test_map_archive(stem, hint, expected):
+    assert map_archive(stem, CONFIGURED, hint) == expected
+
+
+def test_map_archive_new_component_takes_the_stems_kind():
+    assert map_archive("chromadb", {"documents": "paths"}) == Target("chromadb", "chroma", False)
+    assert map_archive("redis", {"a": "redis", "b": "redis"}) == Target("redis", "redis", False)
+
+
+def test_stem_and_hints():
+    assert [stem_of(n) for n in ("x/chromadb.tar.gz", "a.tgz", "b.tar", "manifest.json", ".tar.gz")] == \
+        ["chromadb", "a", "b", None, None]
+    hints = archive_hints({"archives": {"state.tar.gz": {"component": "processing", "kind": "paths"},
+                                        "bad.tar.gz": {"component": "../x", "kind": "paths"},
+                                        "odd.tar.gz": {"component": "odd", "kind": "nosuch"}}})
+    assert hints == {"state.tar.gz": ("processing", "paths")}
+    assert archive_hints({"archives": []}) == {} and archive_hints(None) == {}
+
+
+# --------------------------------------------------------------------------- member rules
+
+@pytest.mark.parametrize("name,path", [
+    ("./", b""), (".", b""), ("./a/b/", b"a/b"), ("././a", b"a"), ("chroma/chroma/", b"chroma/chroma"),
+    ("/abs", b"/abs"),
+])
+def test_normalise(name, path):
+    assert normalise(name) == path
+
+
+@pytest.mark.parametrize("path,why", [
+    (b"/etc/passwd", "absolute"), (b"a/../b", "'..'"), (b"..", "'..'"), (b"a//b", "empty"), (b"a/./b", "'.'"),
+])
+def test_check_path_refuses(path, why):
+    with pytest.raises(errors.UnsafePath, match=why):
+        check_path(os.fsdecode(path), path, "t.tar.gz")
+
+
+@pytest.mark.parametrize("link,target,ok", [
+    (b"a/l", b"../b", True), (b"l", b"sub/./x", True), (b"a/b/l", b"../../c", True),
+    (b"l", b"..", False), (b"a/l", b"../../x", False), (b"l", b"/etc", False), (b"l", b"", False),
+    (b"a/l", b"s/../..", True), (b"a/l", b"s/../../..", False),
+])
+def test_check_symlink(link, target, ok):
+    def check():
+        check_symlink("m", link.split(b"/"), target, "t.tar.gz", lambda parts: False)
+    if ok:
+        check()
+    else:
+        with pytest.raises(errors.UnsafePath):
+            check()
+
+
+def test_dotdot_out_of_another_symlink_is_refused():
+    with pytest.raises(errors.UnsafePath, match="steps out of the symlink 'a/s'"):
+        check_symlink("m", [b"x"], b"a/s/../f", "t", lambda parts: parts == [b"a", b"s"])
+
+
+def test_common_dir():
+    c = common_dir(None, [b"chroma", b"chroma"], "dir")
+    c = common_dir(c, [b"chroma", b"chroma", b"chroma.sqlite3"], "file")
+    assert c == [b"chroma", b"chroma"]
+    assert common_dir(c, [b"chroma", b"other"], "dir") == [b"chroma"]
+    assert common_dir(None, [b"dump.rdb"], "file") == []
+
+
+@pytest.mark.parametrize("ns", [0, 1, 1_700_000_000_123_456_789, -123_456_789_012_345_678, 4_102_444_800 * 10**9])
+def test_mtime_survives_a_pax_record(ns):
+    e = Entry(path=b"f", type="file", mtime_ns=ns, size=0)
+    info = tar_info("top", e)
+    back = tarfile.TarInfo.frombuf(info.tobuf(tarfile.PAX_FORMAT)[-512:], "utf-8", "surrogateescape")
+    back.pax_headers = dict(info.pax_headers)
+    assert mtime_ns(back) == ns
+    assert ns_text(-1) == "-0.000000001"
+
+
+def test_rechunk():
+    assert list(rechunk([b"ab", b"cde", b"", b"f"], 2)) == [b"ab", b"cd", b"ef"]
+    assert list(rechunk([b"abc"], 2)) == [b"ab", b"c"]
+
+
+# --------------------------------------------------------------------------- trees
+
+def _table(tmp_path, rows: list[tuple[str, str]], links: dict[str, str] | None = None) -> MemberTable:
+    t = MemberTable(str(tmp_path / "m.sqlite"))
+    for name, typ in rows:
+        m = Member(key=key_of(name.encode()), type=typ, mode=0o644, mtime=5, size=1 if typ == "file" else 0,
+                   member=name)
+        if typ == "hardlink":
+            t.add_hardlink(0, m, links[name].encode(), "t")
+        else:
+            m.target = (links or {}).get(name, "").encode()
+            t.add(0, m, "t")
+    return t
+
+
+def _walk(t: MemberTable, root: bytes = b"") -> list[tuple[str, str, str]]:
+    return [(e.path.decode(), e.type, e.target.decode()) for e in TreeWalk(t, 0, root, "t")]
+
+
+def test_walk_order_parents_and_hardlink_groups(tmp_path):
+    t = _table(tmp_path, [("d/z", "file"), ("d/a.txt", "file"), ("a", "hardlink"), ("d/b/c", "hardlink")],
+               links={"a": "d/z", "d/b/c": "a"})
+    assert _walk(t) == [("a", "file", ""), ("d", "dir", ""), ("d/a.txt", "file", ""), ("d/b", "dir", ""),
+                        ("d/b/c", "hardlink", "a"), ("d/z", "hardlink", "a")]
+
+
+def test_root_is_the_shallowest_listed_directory(tmp_path):
+    t = _table(tmp_path, [("documents", "dir"), ("documents/tenant", "dir"), ("documents/tenant/x", "file")])
+    assert t.find_root(0, [b"documents", b"tenant"]) == b"documents"
+    assert _walk(t, b"documents") == [("tenant", "dir", ""), ("tenant/x", "file", "")]
+    t2 = MemberTable(str(tmp_path / "n.sqlite"))
+    assert t2.find_root(0, [b"data"]) == b"data" and t2.find_root(0, None) == b""
+
+
+def test_duplicate_paths(tmp_path):
+    t = _table(tmp_path, [("d", "dir"), ("d", "dir")])
+    with pytest.raises(errors.UnsafePath, match="appears twice"):
+        t.add(0, Member(key=b"d", type="symlink", target=b"/etc", member="d"), "t")
+
+
+# --------------------------------------------------------------------------- scan guards
+
+def _tarball(path, inner_members: list[tuple[str, bytes]]) -> None:
+    def tgz(members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as t:
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+    path.write_bytes(tgz([("top/documents.tar.gz", tgz(inner_members))]))
+
+
+def test_scan_guards_total_size(tmp_path):
+    path = tmp_path / "x.tar.gz"
+    _tarball(path, [("documents/a", b"x" * 600), ("documents/b", b"y" * 600)])
+    table = MemberTable(str(tmp_path / "m.sqlite"))
+    with pytest.raises(errors.UsageError, match="decompression bomb"):
+        scan(str(path), "x.tar.gz", table, ImportLimits(max_bytes=1000), threading.Event())
+    s = scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(), threading.Event())
+    assert [(a.stem, a.root) for a in s.archives] == [("documents", b"documents")] and s.bytes_total == 1200
+
+
+def test_scan_refuses_a_tarball_without_component_tarballs(tmp_path):
+    path = tmp_path / "x.tar.gz"
+    with tarfile.open(path, "w:gz") as t:
+        t.addfile(tarfile.TarInfo("readme"), io.BytesIO(b""))
+    with pytest.raises(errors.UsageError, match="no component tarballs"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "m.sqlite")), ImportLimits(), threading.Event())
+    path.write_bytes(b"not a tarball at all")
+    with pytest.raises(errors.UsageError, match="not a readable tar archive"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(), threading.Event())
+
+
+# --------------------------------------------------------------------------- chunking
+
+def _agent_cut(params: chunking.ChunkerParams, path: str) -> list[bytes]:
+    pipeline = SimpleNamespace(s=SimpleNamespace(chunker=params))
+    with open(path, "rb", buffering=0) as f:
+        return list(CapturePipeline._cut(pipeline, f, os.path.getsize(path)))
+
+
+def _sqlite_file(path: str) -> None:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (v TEXT)")
+    db.executemany("INSERT INTO t VALUES (?)", [("row %d " % i * 30,) for i in range(4000)])
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("kind", ["empty", "small", "large", "sqlite"])
+def test_cut_file_matches_the_agents_chunks(tmp_path, kind):
+    params = chunking.ChunkerParams(64 * 1024, 128 * 1024, 512 * 1024, seed=7)
+    path = str(tmp_path / "f")
+    if kind == "sqlite":
+        _sqlite_file(path)
+    else:
+        with open(path, "wb") as f:
+            f.write(os.urandom({"empty": 0, "small": 1000, "large": 3_000_000}[kind]))
+    with open(path, "rb") as f:
+        ours = list(chunking.cut_file(params, f))
+    assert ours == _agent_cut(params, path)
+    assert b"".join(ours) == open(path, "rb").read()
