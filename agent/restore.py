@@ -7,8 +7,10 @@ O_NOFOLLOW, so neither `..` nor a symlink can redirect a write outside `root`.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,6 +35,51 @@ class RestoreCounts:
 
 def _unsafe(path: bytes, why: str) -> errors.UnsafePath:
     return errors.UnsafePath(f"refused to restore {os.fsdecode(path)!r}: {why}")
+
+
+def decode(id_key: bytes, c: common_pb2.Chunk) -> bytes:
+    """Decompress a received chunk and check it against its id."""
+    data = chunking.decompress(c.payload, c.compressed, c.raw_size)
+    if chunk_id(id_key, data) != c.id:
+        raise errors.IntegrityError(f"chunk {c.id.hex()[:16]} does not match its id")
+    return data
+
+
+class ChunkDecoder:
+    """Decodes the stream's chunks ahead of the writer in a thread pool; hands them out in order."""
+
+    def __init__(self, pull: Callable[[], common_pb2.Chunk | None], id_key: bytes, workers: int,
+                 max_bytes: int = 32 * 1024 * 1024):
+        self._pull = pull
+        self._id_key = id_key
+        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
+        self._ahead: collections.deque[tuple[bytes, int, Future]] = collections.deque()
+        self._bytes = 0
+        self._max = max_bytes
+
+    def _fill(self) -> None:
+        while self._bytes < self._max:
+            c = self._pull()
+            if c is None:
+                return
+            self._ahead.append((c.id, c.raw_size, self._pool.submit(decode, self._id_key, c)))
+            self._bytes += c.raw_size
+
+    def __call__(self, expected: bytes) -> bytes:
+        if not self._ahead:
+            self._fill()
+        if not self._ahead:
+            raise errors.IntegrityError("restore stream ended before all chunks arrived")
+        cid, size, fut = self._ahead.popleft()
+        self._bytes -= size
+        if cid != expected:
+            raise errors.IntegrityError("restore stream out of order")
+        data = fut.result()
+        self._fill()
+        return data
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class TreeWriter:
@@ -78,15 +125,15 @@ class TreeWriter:
 
     # --- entries --------------------------------------------------------------------
 
-    def write(self, e: common_pb2.Entry, next_chunk: Callable[[], common_pb2.Chunk]) -> None:
-        """Restore one entry; file data is pulled chunk by chunk from `next_chunk`."""
+    def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> None:
+        """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`."""
         parts = check_relative_path(e.path)
         pfd = self._dir_fd(parts[:-1], e.path)
         name = parts[-1]
         if e.type == common_pb2.ENTRY_TYPE_DIR:
             self._mkdir(pfd, name, e)
         elif e.type == common_pb2.ENTRY_TYPE_FILE:
-            self._write_file(pfd, name, e, next_chunk)
+            self._write_file(pfd, name, e, next_data)
         elif e.type == common_pb2.ENTRY_TYPE_SYMLINK:
             self._symlink(pfd, name, e)
         elif e.type == common_pb2.ENTRY_TYPE_HARDLINK:
@@ -106,20 +153,17 @@ class TreeWriter:
         self._dirs.append((e.path, e))
 
     def _write_file(self, pfd: int, name: bytes, e: common_pb2.Entry,
-                    next_chunk: Callable[[], common_pb2.Chunk]) -> None:
+                    next_data: Callable[[bytes], bytes]) -> None:
         try:
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
             raise self._exists_error(e) from None
         with os.fdopen(fd, "wb", buffering=0) as f:
             for expected in e.chunks:
-                c = next_chunk()
-                if c.id != expected:
-                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: restore stream out of order")
-                data = chunking.decompress(c.payload, c.compressed, c.raw_size)
-                if chunk_id(self._id_key, data) != expected:
-                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: chunk {expected.hex()[:16]} "
-                                                "does not match its id")
+                try:
+                    data = next_data(expected)
+                except errors.IntegrityError as exc:
+                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
                 f.write(data)
                 self.counts.bytes_written += len(data)
         self.counts.files += 1

@@ -27,7 +27,7 @@ from ragbackup.agent import checks, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from ragbackup.agent.capture.sources import SCRATCH_PREFIX, check_allowed, open_source, staging
-from ragbackup.agent.restore import TreeWriter
+from ragbackup.agent.restore import ChunkDecoder, TreeWriter
 from ragbackup.agent.services.base import make_controller
 
 log = logging.getLogger("ragbackup.agent")
@@ -72,10 +72,11 @@ class RestoreStream:
                 return
             yield self._entries.popleft()
 
-    def next_chunk(self) -> common_pb2.Chunk:
+    def try_chunk(self) -> common_pb2.Chunk | None:
+        """The next chunk, reading messages as needed; None once the stream has finished."""
         while not self._chunks:
             if self.finished:
-                raise errors.IntegrityError("restore stream ended before all chunks arrived")
+                return None
             self._pull()
         return self._chunks.popleft()
 
@@ -163,17 +164,19 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         placement.check_target_free(plan)
         return plan
 
-    @staticmethod
-    def _write_tree(plan: placement.Placement, id_key: bytes, stream: RestoreStream):
+    def _write_tree(self, plan: placement.Placement, id_key: bytes, stream: RestoreStream):
         writer = TreeWriter(plan.staging, id_key)
+        decoder = ChunkDecoder(stream.try_chunk, id_key, self.workers)
         try:
             for entry in stream.entries():
-                writer.write(entry, stream.next_chunk)
+                writer.write(entry, decoder)
             return writer.finish()
         except BaseException:
             writer.close()
             placement.discard_staging(plan)
             raise
+        finally:
+            decoder.close()
 
     def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[str]]:
         """Swap a paths tree into place, or hand a database tree to its installer."""

@@ -84,8 +84,11 @@ def cell(s: dict | None, figure: str) -> str:
 
 
 def ratio_cell(s: dict | None) -> str:
+    """'x1.25' or 'x1.25 [1.10-1.40]'; '>x1000' when restic's figure is ~0 (e.g. bytes added, no change)."""
     if s is None:
         return ""
+    if s["median"] > 1000:
+        return ">x1000"
     if s["n"] > 1 and abs(s["max"] - s["min"]) > 0.005:
         return f"x{s['median']:.2f} [{s['min']:.2f}-{s['max']:.2f}]"
     return f"x{s['median']:.2f}"

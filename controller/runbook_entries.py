@@ -1,8 +1,7 @@
-"""An import's tar members, kept on disk (SQLite) so memory stays bounded, and their trees.
+"""An import's tar members on disk (SQLite, so memory stays bounded) and the trees they make.
 
-In: members' normalised paths and metadata (scan pass), then file chunk lists (store pass).
-Out: each inner tarball's tree entries in walk order below its root, with missing parent
-directories filled in, hardlink groups led by their first path, and unsafe links refused.
+In: members' paths and metadata (scan pass), then chunk lists (store pass). Out: each inner
+tarball's entries in walk order below its root, parents filled in, unsafe links refused.
 """
 from __future__ import annotations
 
@@ -108,6 +107,10 @@ class MemberTable:
 
     def set_chunks(self, arc: int, path: bytes, chunks: list[bytes]) -> None:
         self._db.execute("UPDATE m SET chunks=? WHERE arc=? AND key=?", (b"".join(chunks), arc, key_of(path)))
+
+    def unstored(self) -> int:
+        """Regular files the store pass has not given a chunk list (0 when it saw every one)."""
+        return self._db.execute("SELECT COUNT(*) FROM m WHERE type=? AND chunks IS NULL", (FILE,)).fetchone()[0]
 
     def rows(self, arc: int) -> Iterator[Member]:
         """Every member of tarball `arc`, in walk order."""

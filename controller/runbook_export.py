@@ -1,9 +1,7 @@
 """A snapshot as the runbook's tarball (rag-system-backup-*.tar.gz), streamed to ragctl.
 
-In: a snapshot id (or "latest") and the Controller. Out: ExportChunks of an outer tar.gz
-holding a top directory with one tar.gz per component (built from the repository's blobs
-into the staging dir; entries keep modes, numeric owners, ns mtimes, links) and
-manifest.json, so a person can recover with plain tar.
+In: a snapshot id and the Controller. Out: ExportChunks of an outer tar.gz holding one
+tar.gz per component (spooled in the staging dir) and manifest.json; plain tar restores it.
 """
 from __future__ import annotations
 
@@ -50,25 +48,14 @@ class Part:
 def export_chunks(ctl: Controller, ref: str, cancel: threading.Event) -> Iterator[controller_pb2.ExportChunk]:
     """The Export job: inner tarballs spooled under the repository lock, then the outer one streamed."""
     repo = ctl.repo()
-    sid = resolve_snapshot(ref or "latest", ctl.history(), [])
-    manifest = repo.load_snapshot(sid)
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=ctl.staging_dir) as work:
-        with locks.hold(ctl.state_dir, "repository", f"export {sid}", shared=True):
+        with locks.hold(ctl.state_dir, "repository", f"export {ref}", shared=True):
+            manifest = repo.load_snapshot(resolve_snapshot(ref or "latest", ctl.history(), []))
             parts = build_parts(repo, manifest, work, cancel)
-        name = f"{sid}.tar.gz"
+        sid = manifest["id"]
         for n, data in enumerate(rechunk(outer_stream(sid, parts, _mtime(manifest)), CHUNK)):
-            yield controller_pb2.ExportChunk(data=data, filename=name if n == 0 else "")
-
-
-def export_snapshot(repo: Repository, manifest: dict, out_dir: str) -> str:
-    """Write a snapshot's export into `out_dir` (the staging files go there too); returns its path."""
-    path = os.path.join(out_dir, f"{manifest['id']}.tar.gz")
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=out_dir) as work, open(path, "wb") as out:
-        parts = build_parts(repo, manifest, work, threading.Event())
-        for data in outer_stream(manifest["id"], parts, _mtime(manifest)):
-            out.write(data)
-    return path
+            yield controller_pb2.ExportChunk(data=data, filename=f"{sid}.tar.gz" if n == 0 else "")
 
 
 def _mtime(manifest: dict) -> int:

@@ -1,9 +1,7 @@
 """Runs an import: a runbook tarball (ours, or the old bash scripts') becomes a new snapshot.
 
-In: the uploaded tarball's chunks (spooled to the staging dir) and the Controller. Out: once
-pass 1 (runbook_scan) found nothing unsafe, file data chunked, compressed and stored as a
-capture's would be, one tree per component, the index, then the snapshot (kind "import")
-and its catalog row. A refusal stores nothing; a failure leaves only garbage for prune.
+In: the uploaded chunks (spooled to the staging dir) and the Controller. Out: once the scan
+found nothing unsafe, data -> trees -> index -> snapshot (kind "import") -> catalog row.
 """
 from __future__ import annotations
 
@@ -191,6 +189,9 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
             job.table.set_chunks(arc.index, normalise(m.name), ids)
             total += n
     job.table.commit()
+    if job.table.unstored():
+        raise errors.IntegrityError(f"{job.scan.filename}: {job.table.unstored()} files seen by the first read "
+                                    "were missing from the second")
     return total
 
 

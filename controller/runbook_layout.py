@@ -1,8 +1,7 @@
 """The runbook's tarball layout, shared by export and import (pure).
 
-In: component names and kinds (of a snapshot, or of the controller's config), inner tarball
-names. Out: each component's inner tarball name for export, the component an inner tarball
-becomes on import, and the manifest.json that travels beside the inner tarballs.
+In: component names and kinds, inner tarball names. Out: each component's tarball name on
+export, the component each tarball becomes on import, and the manifest.json beside them.
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Tar members judged before anything is stored: names, types, times and link targets (pure).
+"""Tar members judged before anything is stored: names, types, times, link targets (pure).
 
-In: tarfile.TarInfo headers from an import's outer and inner tarballs. Out: normalised
-relative paths, entry types and ns mtimes, or errors.UnsafePath naming the member and
-its tarball (absolute, `..`, device nodes, links leaving the tree).
+In: tarfile.TarInfo headers of an import's tarballs. Out: normalised paths, entry types and
+ns mtimes, or errors.UnsafePath naming the member and its tarball.
 """
 from __future__ import annotations
 

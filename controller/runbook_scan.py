@@ -1,9 +1,7 @@
 """Reading an import's tarballs: the outer one, its inner component tarballs, manifest.json.
 
-In: the spooled upload (tar, any compression tarfile knows) and ImportLimits. Out: `scan`,
-pass 1: every inner member judged and recorded in a MemberTable, each inner tarball's root,
-the optional manifest.json, nothing stored yet; `inner_members`, pass 2: the same members
-again with their data, for the store pass.
+In: the spooled upload and ImportLimits. Out: pass 1 (`scan`) judges and records every member,
+storing nothing; pass 2 (`inner_members`) yields the regular files' data for the store pass.
 """
 from __future__ import annotations
 

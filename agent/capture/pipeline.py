@@ -1,9 +1,10 @@
-"""The agent's capture pipeline: walk -> read/chunk -> hash+compress (threads) -> offer.
+"""The agent's capture pipeline: walk -> read/chunk -> hash (threads) -> offer -> compress wanted -> send.
 
-In: a directory, CaptureStart settings, the parent capture's cache and the
-controller's ChunkWant replies. Out: CaptureEvents (entry batches, chunk offers,
-wanted chunks, done) for the gRPC stream; unchanged files are not read, chunks
-the controller already holds are never sent. Memory is bounded by MAX_INFLIGHT.
+In: a directory, CaptureSettings (keys, chunker, the parent capture's cache) and
+the controller's ChunkWant replies. Out: CaptureEvents (entry batches, chunk
+offers, wanted chunks, done) for the gRPC stream. Unchanged files are not read;
+chunks are hashed first and only those the controller lacks are compressed and
+sent. Memory is bounded by MAX_INFLIGHT plus OUTSTANDING_OFFERS offers.
 """
 from __future__ import annotations
 
@@ -16,16 +17,21 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ragbackup.repo import chunking
+from ragbackup.repo.crypto import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.walk import walk
 
-MAX_INFLIGHT = 64 * chunking.MiB  # raw bytes submitted to workers and not yet offered
-OFFER_BYTES = 8 * chunking.MiB
-OFFER_COUNT = 512
+MAX_INFLIGHT = 32 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
+OFFER_BYTES = 8 * chunking.MiB  # raw bytes per offer
+OFFER_COUNT = 1024
+SEND_BATCH = 4 * chunking.MiB  # payload bytes per ChunkBatch message
+COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
 ENTRY_BATCH = 1000
 OUTSTANDING_OFFERS = 2
+
+Hashed = tuple[bytes, memoryview | bytes]  # (chunk id, plaintext)
 
 
 @dataclass
@@ -43,19 +49,19 @@ class CaptureSettings:
 
 @dataclass
 class _Slot:
-    """One step in emission order: a chunk future, or an entry that takes the ids before it."""
+    """One step in emission order: hashed chunks (a future), or an entry taking the ids before it."""
 
     future: Future | None = None
     entry: common_pb2.Entry | None = None
     stat: os.stat_result | None = None
-    chunk_bytes: int = 0
+    raw: int = 0
     cached: bool = False
 
 
 @dataclass
 class _Offer:
     seq: int
-    chunks: list[chunking.Prepared] = field(default_factory=list)
+    chunks: list[Hashed] = field(default_factory=list)
     size: int = 0
 
 
@@ -84,16 +90,30 @@ class CapturePipeline:
         self._offered: set[bytes] = set()
         self._offer = _Offer(1)
         self._outstanding: collections.deque[_Offer] = collections.deque()
+        self._sending: collections.deque[Future] = collections.deque()
         self._entries: list[common_pb2.Entry] = []
         self._hardlinks: dict[tuple[int, int], bytes] = {}
 
-    # --- per-thread work ------------------------------------------------------------
+    # --- worker jobs (run in the pool; hashing and zstd release the GIL) ---------------
 
-    def _prepare(self, data: bytes) -> chunking.Prepared:
+    def _hash(self, views: list[memoryview | bytes]) -> list[Hashed]:
+        key = self.s.id_key
+        return [(chunk_id(key, v), v) for v in views]
+
+    def _small_file(self, path: bytes) -> list[Hashed]:
+        """Read and hash a small file in the worker (all of it, should it have grown)."""
+        with open(path, "rb", buffering=0) as f:
+            return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._hash(views)]
+
+    def _compress(self, items: list[Hashed]) -> list[common_pb2.Chunk]:
         comp = getattr(self._local, "compressor", None)
         if comp is None:
             comp = self._local.compressor = chunking.Compressor(self.s.compression_level)
-        return chunking.prepare(self.s.id_key, data, comp)
+        out = []
+        for cid, data in items:
+            payload, compressed = comp.compress(data)
+            out.append(common_pb2.Chunk(id=cid, payload=payload, compressed=compressed, raw_size=len(data)))
+        return out
 
     # --- main loop ------------------------------------------------------------------
 
@@ -102,11 +122,12 @@ class CapturePipeline:
             for rel, st in walk(self.s.root, self.s.exclude):
                 yield from self._visit(rel, st)
                 yield from self._drain(MAX_INFLIGHT)
-            yield from self._drain(0)
+            yield from self._drain(-1)
             yield from self._flush_entries(force=True)
             yield from self._flush_offer(force=True)
             while self._outstanding:
                 yield from self._answer_want()
+            yield from self._emit_sent(block=True)
             done = agent_pb2.CaptureDone(stats=self.stats, facts_json=self.s.facts_json)
             yield agent_pb2.CaptureEvent(done=done)
         finally:
@@ -144,53 +165,41 @@ class CapturePipeline:
             entry.chunks.extend(cached)
             self._slots.append(_Slot(entry=entry, stat=st, cached=True))
             return
-        yield from self._read_file(rel, st, entry)
-
-    def _read_file(self, rel: bytes, st: os.stat_result,
-                   entry: common_pb2.Entry) -> Iterator[agent_pb2.CaptureEvent]:
         path = os.path.join(self.s.root, rel)
+        if st.st_size <= self.s.chunker.min_size:
+            self._submit(self._small_file, path, st.st_size)
+        else:
+            yield from self._read_large(path)
+        self._slots.append(_Slot(entry=entry, stat=st))
+
+    def _read_large(self, path: bytes) -> Iterator[agent_pb2.CaptureEvent]:
         try:
             f = open(path, "rb", buffering=0)
         except (FileNotFoundError, PermissionError):
-            return  # vanished or unreadable: not captured
+            return  # vanished or unreadable: recorded as empty
         with f:
-            for data in self._cut(f, st.st_size):
-                self._submit(data)
+            for views in chunking.file_batches(self.s.chunker, f):
+                self._submit(self._hash, views, sum(len(v) for v in views))
                 if self._inflight > MAX_INFLIGHT:
                     yield from self._drain(MAX_INFLIGHT)
-        self._slots.append(_Slot(entry=entry, stat=st))
 
-    def _cut(self, f, size: int) -> Iterator[bytes]:
-        """Chunks of an open file: one for small files, page-aligned for SQLite, else FastCDC."""
-        head = f.read(self.s.chunker.min_size + 1)
-        if len(head) <= self.s.chunker.min_size:
-            if head:
-                yield head
-            return
-        f.seek(0)
-        page = chunking.sqlite_page_size(head[:100])
-        if page is not None:
-            yield from chunking.cut_fixed(f, chunking.sqlite_chunk_size(page))
-            return
-        for view in chunking.cut_stream(self.s.chunker, f):
-            yield bytes(view)
-
-    def _submit(self, data: bytes) -> None:
-        self.stats.bytes_read += len(data)
-        self._inflight += len(data)
-        self._slots.append(_Slot(future=self._pool.submit(self._prepare, data), chunk_bytes=len(data)))
+    def _submit(self, fn, arg, raw: int) -> None:
+        self.stats.bytes_read += raw
+        self._inflight += raw
+        self._slots.append(_Slot(future=self._pool.submit(fn, arg), raw=raw))
 
     # --- emission -------------------------------------------------------------------
 
-    def _take_chunk(self, slot: _Slot) -> None:
-        prep: chunking.Prepared = slot.future.result()
-        self._inflight -= slot.chunk_bytes
-        self._ids.append(prep.id)
-        self._ids_bytes += prep.raw_size
-        if prep.id not in self._offered:
-            self._offered.add(prep.id)
-            self._offer.chunks.append(prep)
-            self._offer.size += len(prep.payload)
+    def _take_chunks(self, slot: _Slot) -> None:
+        hashed: list[Hashed] = slot.future.result()
+        self._inflight -= slot.raw
+        for cid, data in hashed:
+            self._ids.append(cid)
+            self._ids_bytes += len(data)
+            if cid not in self._offered:
+                self._offered.add(cid)
+                self._offer.chunks.append((cid, data))
+                self._offer.size += len(data)
 
     def _take_entry(self, slot: _Slot) -> None:
         e = slot.entry
@@ -203,17 +212,18 @@ class CapturePipeline:
         self._entries.append(e)
 
     def _drain(self, limit: int) -> Iterator[agent_pb2.CaptureEvent]:
-        """Emit finished slots in order; block on futures while in-flight bytes exceed `limit`."""
+        """Emit finished slots in order; block on futures while in-flight bytes exceed `limit` (-1: all)."""
         while self._slots:
             slot = self._slots[0]
             if slot.future is not None:
                 if not slot.future.done() and self._inflight <= limit:
                     break
-                self._take_chunk(self._slots.popleft())
+                self._take_chunks(self._slots.popleft())
             else:
                 self._take_entry(self._slots.popleft())
             yield from self._flush_offer()
             yield from self._flush_entries()
+        yield from self._emit_sent(block=False)
 
     def _flush_entries(self, force: bool = False) -> Iterator[agent_pb2.CaptureEvent]:
         if self._entries and (force or len(self._entries) >= ENTRY_BATCH):
@@ -227,27 +237,40 @@ class CapturePipeline:
             return
         self._offer = _Offer(o.seq + 1)
         self.stats.chunks_offered += len(o.chunks)
-        yield agent_pb2.CaptureEvent(offer=agent_pb2.ChunkOffer(seq=o.seq, ids=[c.id for c in o.chunks]))
+        yield agent_pb2.CaptureEvent(offer=agent_pb2.ChunkOffer(seq=o.seq, ids=[c[0] for c in o.chunks]))
         self._outstanding.append(o)
-        while len(self._outstanding) > OUTSTANDING_OFFERS - 1:
+        while len(self._outstanding) >= OUTSTANDING_OFFERS:
             yield from self._answer_want()
 
     def _answer_want(self) -> Iterator[agent_pb2.CaptureEvent]:
-        """Read the controller's reply to the oldest offer and send the wanted chunks."""
+        """Read the reply to the oldest offer; compress the wanted chunks in the pool."""
         o = self._outstanding.popleft()
         want = self._next_want()
         if want.seq != o.seq:
             raise RuntimeError(f"protocol error: want for offer {want.seq}, expected {o.seq}")
-        batch: list[common_pb2.Chunk] = []
+        group: list[Hashed] = []
         size = 0
         for i in want.indexes:
-            p = o.chunks[i]
-            batch.append(common_pb2.Chunk(id=p.id, payload=p.payload, compressed=p.compressed,
-                                          raw_size=p.raw_size))
-            size += len(p.payload)
-            self.stats.chunks_sent += 1
-            self.stats.bytes_sent += len(p.payload)
-            if size >= OFFER_BYTES:
+            group.append(o.chunks[i])
+            size += len(o.chunks[i][1])
+            if size >= COMPRESS_GROUP:
+                self._sending.append(self._pool.submit(self._compress, group))
+                group, size = [], 0
+        if group:
+            self._sending.append(self._pool.submit(self._compress, group))
+        yield from self._emit_sent(block=False)
+
+    def _emit_sent(self, block: bool) -> Iterator[agent_pb2.CaptureEvent]:
+        """Send compressed chunks in order, as their jobs finish (all of them when `block`)."""
+        batch: list[common_pb2.Chunk] = []
+        size = 0
+        while self._sending and (block or self._sending[0].done()):
+            for c in self._sending.popleft().result():
+                batch.append(c)
+                size += len(c.payload)
+                self.stats.chunks_sent += 1
+                self.stats.bytes_sent += len(c.payload)
+            if size >= SEND_BATCH:
                 yield agent_pb2.CaptureEvent(chunks=common_pb2.ChunkBatch(chunks=batch))
                 batch, size = [], 0
         if batch:

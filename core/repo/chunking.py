@@ -9,15 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
+import threading
+
 import pyfastcdc
 import zstandard
 
+from ragbackup import errors
 from ragbackup.repo.crypto import chunk_id
 
 MiB = 1024 * 1024
 
 # Stored raw when compression saves less than this fraction.
-MIN_SAVING = 0.03
+MIN_SAVING = 0.01
 
 
 @dataclass(frozen=True)
@@ -62,14 +65,23 @@ class Compressor:
         return out, True
 
 
-_DCTX = zstandard.ZstdDecompressor()
+_LOCAL = threading.local()
 
 
 def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int) -> bytes:
-    """Inverse of Compressor.compress."""
+    """Inverse of Compressor.compress; IntegrityError if the payload does not decode to raw_size bytes."""
     if not compressed:
         return bytes(payload)
-    return _DCTX.decompress(payload, max_output_size=raw_size)
+    dctx = getattr(_LOCAL, "dctx", None)
+    if dctx is None:  # zstandard contexts are not thread-safe: one per thread
+        dctx = _LOCAL.dctx = zstandard.ZstdDecompressor()
+    try:
+        data = dctx.decompress(payload, max_output_size=raw_size)
+    except zstandard.ZstdError as exc:
+        raise errors.IntegrityError(f"chunk does not decompress: {exc}") from None
+    if len(data) != raw_size:
+        raise errors.IntegrityError(f"chunk decompressed to {len(data)} bytes, expected {raw_size}")
+    return data
 
 
 def prepare(id_key: bytes, data: bytes | memoryview, compressor: Compressor) -> Prepared:
@@ -113,6 +125,57 @@ def sqlite_chunk_size(page_size: int, target: int = SQLITE_CHUNK) -> int:
     return page_size * max(1, target // page_size)
 
 
+BATCH = 8 * MiB
+
+
+def read_full(stream: BinaryIO, view: memoryview) -> int:
+    """readinto until `view` is full or the stream ends; returns the byte count."""
+    got = 0
+    while got < len(view):
+        n = stream.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def cdc_batches(params: ChunkerParams, stream: BinaryIO, batch: int = BATCH) -> Iterator[list[memoryview]]:
+    """FastCDC chunks of a stream as views, in lists of about `batch` bytes.
+
+    Each list's views point into one buffer of its own, so they stay valid after the
+    next list is produced (workers can hash them without copying). Boundaries equal
+    those of streaming FastCDC: the buffer's last, possibly forced, chunk is carried
+    over and cut again with the following bytes.
+    """
+    cdc = params.make()
+    carry = b""
+    while True:
+        buf = bytearray(len(carry) + batch)
+        buf[:len(carry)] = carry
+        n = len(carry) + read_full(stream, memoryview(buf)[len(carry):])
+        eof = n < len(buf)
+        views = [c.data for c in cdc.cut_buf(memoryview(buf)[:n])] if n else []
+        if not eof and len(views) > 1:
+            carry = bytes(views.pop())
+        if views:
+            yield views
+        if eof:
+            return
+
+
+def fixed_batches(stream: BinaryIO, size: int, batch: int = BATCH) -> Iterator[list[memoryview]]:
+    """Fixed-size chunk views (the last may be shorter), in lists of about `batch` bytes."""
+    per = max(size, batch - batch % size)
+    while True:
+        buf = bytearray(per)
+        n = read_full(stream, memoryview(buf))
+        if n:
+            view = memoryview(buf)[:n]
+            yield [view[i:i + size] for i in range(0, n, size)]
+        if n < per:
+            return
+
+
 def cut_fixed(stream: BinaryIO, size: int) -> Iterator[bytes]:
     """Fixed-size chunks (the last may be shorter)."""
     while True:
@@ -148,22 +211,33 @@ class _Replay:
         return bytes(out)
 
 
-def cut_file(params: ChunkerParams, stream: BinaryIO) -> Iterator[bytes]:
-    """Chunks of one file, as the agent cuts them, reading forward only (tar members, pipes).
+def file_batches(params: ChunkerParams, stream: BinaryIO) -> Iterator[list[memoryview | bytes]]:
+    """Chunks of one file, as every capture and import cuts them, in batches; forward-only reads.
 
     One chunk up to `params.min_size`; page-aligned fixed chunks for a SQLite database;
     FastCDC otherwise. The same bytes always give the same chunks, so imports deduplicate
     against captures.
     """
-    head = _Replay(b"", stream).read(params.min_size + 1)
+    head = read_up_to(stream, params.min_size + 1)
     if len(head) <= params.min_size:
         if head:
-            yield head
+            yield [head]
         return
     rest = _Replay(head, stream)
     page = sqlite_page_size(head[:100])
     if page is not None:
-        yield from cut_fixed(rest, sqlite_chunk_size(page))
-        return
-    for view in cut_stream(params, rest):
-        yield bytes(view)
+        yield from fixed_batches(rest, sqlite_chunk_size(page))
+    else:
+        yield from cdc_batches(params, rest)
+
+
+def read_up_to(stream: BinaryIO, n: int) -> bytes:
+    buf = bytearray(n)
+    return bytes(memoryview(buf)[:read_full(stream, memoryview(buf))])
+
+
+def cut_file(params: ChunkerParams, stream: BinaryIO) -> Iterator[bytes]:
+    """file_batches, one chunk at a time, as bytes."""
+    for batch in file_batches(params, stream):
+        for view in batch:
+            yield bytes(view)

@@ -11,11 +11,10 @@ import os
 import sqlite3
 import tarfile
 import threading
-from types import SimpleNamespace
 
 import pytest
 from ragbackup import errors
-from ragbackup.agent.capture.pipeline import CapturePipeline
+from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from ragbackup.controller.runbook_entries import Member, MemberTable, TreeWalk, key_of
 from ragbackup.controller.runbook_export import rechunk, tar_info
 from ragbackup.controller.runbook_layout import Target, archive_hints, inner_names, map_archive, stem_of
@@ -24,6 +23,7 @@ from ragbackup.controller.runbook_members import (check_path, check_symlink, com
 from ragbackup.controller.runbook_scan import ImportLimits, scan
 from ragbackup.repo import chunking
 from ragbackup.repo.tree import Entry
+from ragbackup.v1 import agent_pb2
 
 # --------------------------------------------------------------------------- layout
 
@@ -212,9 +212,22 @@ def test_scan_refuses_a_tarball_without_component_tarballs(tmp_path):
 # --------------------------------------------------------------------------- chunking
 
 def _agent_cut(params: chunking.ChunkerParams, path: str) -> list[bytes]:
-    pipeline = SimpleNamespace(s=SimpleNamespace(chunker=params))
-    with open(path, "rb", buffering=0) as f:
-        return list(CapturePipeline._cut(pipeline, f, os.path.getsize(path)))
+    """The chunk ids a real capture pipeline gives the file (as `_ids` of import chunks)."""
+    settings = CaptureSettings(root=os.fsencode(os.path.dirname(path)), exclude=(), id_key=b"k" * 32,
+                               chunker=params, compression_level=3, workers=2, parent=None, cache=None)
+    offers = []
+
+    def next_want():
+        o = offers.pop(0)
+        return agent_pb2.ChunkWant(seq=o.seq, indexes=[])
+    entries = []
+    for ev in CapturePipeline(settings, next_want).run():
+        if ev.WhichOneof("kind") == "offer":
+            offers.append(ev.offer)
+        elif ev.WhichOneof("kind") == "entries":
+            entries.extend(ev.entries.entries)
+    [entry] = [e for e in entries if e.path == os.fsencode(os.path.basename(path))]
+    return list(entry.chunks)
 
 
 def _sqlite_file(path: str) -> None:
@@ -236,5 +249,5 @@ def test_cut_file_matches_the_agents_chunks(tmp_path, kind):
             f.write(os.urandom({"empty": 0, "small": 1000, "large": 3_000_000}[kind]))
     with open(path, "rb") as f:
         ours = list(chunking.cut_file(params, f))
-    assert ours == _agent_cut(params, path)
+    assert [chunking.chunk_id(b"k" * 32, c) for c in ours] == _agent_cut(params, path)
     assert b"".join(ours) == open(path, "rb").read()

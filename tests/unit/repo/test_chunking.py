@@ -65,3 +65,19 @@ def test_sqlite_scattered_updates_store_little(tmp_path):
 def test_fixed_cut_reassembles():
     data = os.urandom(100_000)
     assert b"".join(chunking.cut_fixed(io.BytesIO(data), 4096)) == data
+
+
+def test_cdc_batches_equal_streaming():
+    data = random.Random(5).randbytes(3 * 1024 * 1024 + 12345)
+    streamed = [bytes(v) for v in chunking.cut_stream(PARAMS, io.BytesIO(data))]
+    batched = [bytes(v) for batch in chunking.cdc_batches(PARAMS, io.BytesIO(data), batch=700_000) for v in batch]
+    assert batched == streamed
+    assert b"".join(batched) == data
+
+
+def test_fixed_batches_reassemble():
+    data = os.urandom(100_000)
+    batches = list(chunking.fixed_batches(io.BytesIO(data), 4096, batch=40_000))
+    assert all(len(v) == 4096 for b in batches for v in b[:-1])
+    assert b"".join(bytes(v) for b in batches for v in b) == data
+    assert list(chunking.fixed_batches(io.BytesIO(b""), 4096)) == []
