@@ -16,6 +16,7 @@ import grpc
 import sdnotify
 
 from ragbackup import __version__, errors, logs, tls
+from ragbackup.memory import tune_malloc
 from ragbackup.config import AgentConfig, load_agent_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import agent_pb2_grpc
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    tune_malloc()
     logs.setup(args.verbose, "rag-backup-agent")
     try:
         cfg = load_agent_config(args.config)

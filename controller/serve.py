@@ -19,6 +19,7 @@ import grpc
 import sdnotify
 
 from ragbackup import __version__, errors, logs, tls
+from ragbackup.memory import tune_malloc
 from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    tune_malloc()
     logs.setup(args.verbose, "rag-backup-controller")
     try:
         cfg = load_controller_config(args.config)

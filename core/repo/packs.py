@@ -1,8 +1,9 @@
 """Pack files: many encrypted blobs in one object, with an encrypted header at the end.
 
 In: sealed blobs from the blob store. Out: a finished pack file on local disk
-(its id is the BLAKE3 of its bytes) and the `BlobLocation`s it holds, which the
-index records next. Layout is documented in docs/FORMAT.md.
+(named by a random id) and the `BlobLocation`s it holds, which the index records
+next. Every byte of a pack is authenticated (magic, sealed blobs, sealed header,
+trailer), so no separate content hash is kept. Layout: docs/FORMAT.md.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass
-
-import blake3
 
 from ragbackup import errors
 from ragbackup.repo.crypto import Cipher
@@ -61,14 +60,12 @@ class PackWriter:
         self._cipher = cipher
         fd, self.path = tempfile.mkstemp(prefix=".pack-", dir=directory)
         self._f = os.fdopen(fd, "wb", buffering=1024 * 1024)
-        self._hash = blake3.blake3()
         self._records: list[BlobLocation] = []
         self.size = 0
         self._write(MAGIC)
 
     def _write(self, data: bytes) -> None:
         self._f.write(data)
-        self._hash.update(data)
         self.size += len(data)
 
     def add(self, blob_id: bytes, blob_type: int, flags: int, raw_length: int, sealed: bytes) -> BlobLocation:
@@ -82,7 +79,7 @@ class PackWriter:
         return len(self._records)
 
     def finish(self, fsync: bool = True) -> tuple[str, list[BlobLocation]]:
-        """Write header + trailer, fsync, close. Returns (pack id, locations with pack set)."""
+        """Write header + trailer, fsync, close. Returns (a new random pack id, locations with pack set)."""
         header = b"".join(_RECORD.pack(r.id, r.type, r.flags, r.offset, r.length, r.raw_length)
                           for r in self._records)
         sealed = self._cipher.seal(header, HEADER_AAD)
@@ -92,7 +89,7 @@ class PackWriter:
         if fsync:
             os.fsync(self._f.fileno())
         self._f.close()
-        pack_id = self._hash.hexdigest()
+        pack_id = os.urandom(32).hex()
         return pack_id, [BlobLocation(r.id, r.type, r.flags, r.offset, r.length, r.raw_length, pack_id)
                          for r in self._records]
 
@@ -120,13 +117,3 @@ def parse_header(cipher: Cipher, pack_id: str, data: bytes) -> list[BlobLocation
         raise errors.IntegrityError(f"pack {pack_id}: header failed authentication") from None
     return [BlobLocation(*_RECORD.unpack_from(header, i), pack=pack_id)
             for i in range(0, len(header), _RECORD.size)]
-
-
-def pack_hash(path_or_bytes: str | bytes) -> str:
-    """BLAKE3 hex of a pack's bytes (its id)."""
-    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if isinstance(path_or_bytes, bytes):
-        h.update(path_or_bytes)
-    else:
-        h.update_mmap(path_or_bytes)
-    return h.hexdigest()

@@ -5,11 +5,13 @@ one root directory, written atomically and durably (temp file, fsync, rename).
 """
 from __future__ import annotations
 
+import collections
 import errno
 import os
 import secrets
 import shutil
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -20,6 +22,7 @@ from ragbackup.storage.base import ObjectInfo
 DIR_MODE = 0o750
 FILE_MODE = 0o640
 TMP_PREFIX = ".tmp-"
+_FD_CACHE = 64  # open pack descriptors kept for range reads
 _COPY_CHUNK = 1 << 20
 
 
@@ -58,6 +61,8 @@ class LocalStorage:
     """The Storage contract over a directory tree: key `a/b/c` is file `<root>/a/b/c`."""
 
     def __init__(self, root: str, fsync: bool = True):
+        self._fds: collections.OrderedDict[str, tuple[int, int]] = collections.OrderedDict()
+        self._fd_lock = threading.Lock()
         self._root = os.path.abspath(root)
         self._fsync = fsync
 
@@ -84,6 +89,7 @@ class LocalStorage:
         Falls back to `put_file` across filesystems. `path` is gone afterwards either way.
         """
         dest = self._path(key)
+        self._forget_fd(key)
         self._make_dirs(os.path.dirname(dest))
         os.chmod(path, FILE_MODE)
         try:
@@ -98,6 +104,7 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         """Remove the file (missing is fine); emptied directories stay."""
+        self._forget_fd(key)
         path = self._path(key)
         try:
             os.unlink(path)
@@ -112,16 +119,38 @@ class LocalStorage:
             return f.read()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        """Read with pread; IntegrityError if the range runs past the end of the file."""
+        """Read with pread on a cached descriptor; IntegrityError if the range runs past the end."""
         check_range(offset, length)
-        with self._open(key) as f:
-            size = os.fstat(f.fileno()).st_size
-            if offset + length > size:
-                raise short_read(self.describe(), key, offset, length, max(0, size - offset))
-            data = _pread_exact(f.fileno(), offset, length)
+        fd, size = self._cached_fd(key)
+        if offset + length > size:
+            raise short_read(self.describe(), key, offset, length, max(0, size - offset))
+        data = _pread_exact(fd, offset, length)
         if len(data) != length:
             raise short_read(self.describe(), key, offset, length, len(data))
         return data
+
+    def _cached_fd(self, key: str) -> tuple[int, int]:
+        """An open descriptor and size for `key`; restores read many ranges of the same pack."""
+        with self._fd_lock:
+            hit = self._fds.get(key)
+            if hit is not None:
+                self._fds.move_to_end(key)
+                return hit
+        f = self._open(key)
+        fd = os.dup(f.fileno())
+        f.close()
+        entry = (fd, os.fstat(fd).st_size)
+        with self._fd_lock:
+            self._fds[key] = entry
+            while len(self._fds) > _FD_CACHE:
+                os.close(self._fds.popitem(last=False)[1][0])
+        return entry
+
+    def _forget_fd(self, key: str) -> None:
+        with self._fd_lock:
+            entry = self._fds.pop(key, None)
+        if entry is not None:
+            os.close(entry[0])
 
     def get_to_file(self, key: str, path: str) -> None:
         """Copy to `path` through a temp file beside it, so failures leave no partial file."""
@@ -167,6 +196,7 @@ class LocalStorage:
 
     def _write_atomic(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         """Write through `write` into a temp file next to the target, then rename it in place."""
+        self._forget_fd(key)
         path = self._path(key)
         directory = os.path.dirname(path)
         self._make_dirs(directory)

@@ -1,0 +1,82 @@
+"""`ragctl health` and the audit trail, through the real daemons, a real redis-server and a syslog socket."""
+import getpass
+import json
+import socket
+
+import pytest
+from ragbackup.localstack import LocalStack
+
+
+@pytest.fixture
+def syslog(tmp_path, monkeypatch):
+    """A bound datagram socket standing in for /dev/log; the controller inherits RAG_SYSLOG_SOCKET."""
+    path = str(tmp_path / "log.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(5)
+    monkeypatch.setenv("RAG_SYSLOG_SOCKET", path)
+    yield s
+    s.close()
+
+
+def _lines(sock) -> list[str]:
+    out = []
+    sock.settimeout(0.5)
+    try:
+        while True:
+            out.append(sock.recv(65536).decode())
+    except socket.timeout:
+        return out
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server, syslog):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("hello")
+    st = LocalStack(str(tmp_path / "stack"))
+    st.add_paths_component("documents", str(docs))
+    st.add_component("redis", "redis", redis_server.data_dir, port=redis_server.port)
+    with st:
+        yield st
+
+
+def test_health_reports_each_check_and_fails_when_a_service_is_down(stack, redis_server):
+    stack.ragctl("init")
+    cp = stack.ragctl("health", "--json", check=False)
+    report = json.loads(cp.stdout)
+    checks = {c["check"]: c for c in report["checks"]}
+    assert cp.returncode == 10 and checks["newest backup"]["ok"] is False  # no backup yet
+    assert checks["agent local"]["ok"] and checks["component redis"]["ok"] and checks["component documents"]["ok"]
+    stack.ragctl("backup")
+    assert stack.ragctl("health", check=False).returncode == 0
+    redis_server.stop()
+    cp = stack.ragctl("health", "--json", check=False)
+    checks = {c["check"]: c for c in json.loads(cp.stdout)["checks"]}
+    assert cp.returncode == 10
+    assert not checks["component redis"]["ok"] and str(redis_server.port) in checks["component redis"]["detail"]
+    assert checks["component documents"]["ok"]
+
+
+def test_agent_down_is_named(stack):
+    stack.ragctl("init")
+    stack.stop_process("agent")
+    cp = stack.ragctl("health", "--json", check=False)
+    checks = {c["check"]: c for c in json.loads(cp.stdout)["checks"]}
+    assert cp.returncode == 10 and not checks["agent local"]["ok"]
+    assert "unreachable" in checks["agent local"]["detail"]
+
+
+def test_audit_lines_for_backup_restore_and_failures(stack, syslog, tmp_path):
+    stack.ragctl("init")
+    sid = json.loads(stack.ragctl("backup", "--json", "--reason", "deploy").stdout)["id"]
+    stack.ragctl("restore", sid, "--components", "documents", "--target", str(tmp_path / "r"))
+    stack.ragctl("restore", "nope", check=False)
+    lines = _lines(syslog)
+    backup = [line for line in lines if "rag-backup: action=backup" in line]
+    restore = [line for line in lines if "rag-recovery: action=restore" in line]
+    assert backup and f"snapshot={sid}" in backup[0] and "reason=deploy" in backup[0] and "outcome=ok" in backup[0]
+    assert any("outcome=ok" in r and f"snapshot={sid}" in r for r in restore)
+    assert any("outcome=failed" in r and "error=NotFound" in r for r in restore)
+    assert all(f"user={getpass.getuser()}@" in line for line in backup + restore)
+    assert any("rag-backup: action=init" in line for line in lines)
