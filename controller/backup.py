@@ -14,6 +14,8 @@ import queue
 import tempfile
 import threading
 import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Generator, Iterator
 
 import grpc
@@ -34,6 +36,7 @@ from ragbackup.controller.state import Controller
 _TYPES = {common_pb2.ENTRY_TYPE_FILE: "file", common_pb2.ENTRY_TYPE_DIR: "dir",
           common_pb2.ENTRY_TYPE_SYMLINK: "symlink", common_pb2.ENTRY_TYPE_HARDLINK: "hardlink"}
 _MODES = {controller_pb2.BACKUP_MODE_FULL: "full", controller_pb2.BACKUP_MODE_INCREMENTAL: "incremental"}
+PARALLEL_COMPONENTS = 3
 _reserved: set[str] = set()
 _reserve_lock = threading.Lock()
 
@@ -130,8 +133,28 @@ def _require(writer: BlobWriter, ids: list[bytes]) -> None:
             "run `ragctl backup --full` to re-read everything")
 
 
-def capture_component(ctl: Controller, repo: Repository, writer: BlobWriter, cp: ComponentPlan,
-                      plan: BackupPlan, sid: str) -> Generator[controller_pb2.JobEvent, None, dict]:
+@dataclass
+class _Job:
+    """What the capture threads of one backup share with the job that streams events."""
+
+    repo: Repository
+    writer: BlobWriter
+    plan: BackupPlan
+    sid: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    received: dict[str, int] = field(default_factory=dict)
+    calls: list = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Cancel every running capture (their streams end at once)."""
+        self.cancel.set()
+        for call in list(self.calls):
+            call.cancel()
+
+
+def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
+    """Capture one component from its agent (runs in a thread); returns its manifest part."""
+    repo, writer, plan, sid = job.repo, job.writer, job.plan, job.sid
     comp = ctl.cfg.components[cp.name]
     stub = ctl.agents.stub(comp.agent)
     ch = repo.chunker
@@ -146,7 +169,7 @@ def capture_component(ctl: Controller, repo: Repository, writer: BlobWriter, cp:
     try:
         with os.fdopen(fd, "wb") as tree:
             cap = _Capture(repo, writer, tree)
-            yield from _stream(ctl, comp.agent, stub, cap, start, cp.name)
+            _stream(ctl, comp.agent, stub, cap, start, cp.name, job)
         if cap.done is None:
             raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")
         if cap.wanted:
@@ -162,22 +185,48 @@ def capture_component(ctl: Controller, repo: Repository, writer: BlobWriter, cp:
             "facts": json.loads(cap.done.facts_json or "{}")}
 
 
-def _stream(ctl: Controller, agent: str, stub, cap: _Capture, start, name: str) -> Iterator:
+def _stream(ctl: Controller, agent: str, stub, cap: _Capture, start, name: str, job: _Job) -> None:
     call = stub.Capture(cap.requests(start))
-    last = 0.0
+    job.calls.append(call)
     try:
         for ev in call:
+            if job.cancel.is_set():
+                raise errors.Cancelled(f"capture of {name} cancelled")
             cap.handle(ev)
-            now = time.monotonic()
-            if now - last > 0.5:
-                last = now
-                yield events.progress(f"capture {name}", cap.received, 0, "B")
+            job.received[name] = cap.received
     except grpc.RpcError as err:
+        if job.cancel.is_set():
+            raise errors.Cancelled(f"capture of {name} cancelled") from None
         raise ctl.agents.translate(agent, err) from None
     finally:
         cap.wants.put(None)
         if cap.done is None:
             call.cancel()
+
+
+def _capture_all(ctl: Controller, job: _Job) -> Generator[controller_pb2.JobEvent, None, dict]:
+    """Capture the plan's components, up to PARALLEL_COMPONENTS at a time, streaming progress.
+
+    The first failure cancels the others and is raised once they have stopped; so does
+    the job's own cancellation (ragctl gone), which arrives here as GeneratorExit.
+    """
+    comps = job.plan.components
+    with ThreadPoolExecutor(min(PARALLEL_COMPONENTS, len(comps)), thread_name_prefix="capture") as pool:
+        futures = [pool.submit(capture_component, ctl, job, cp) for cp in comps]
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                yield events.progress("capture", sum(job.received.values()), 0, "B")
+                if any(f.exception() for f in done):
+                    break
+        finally:
+            if any(not f.done() or f.exception() for f in futures):
+                job.stop()
+    failures = [f.exception() for f in futures if f.exception()]
+    if failures:  # the cause, not the cancellations it triggered
+        raise next((e for e in failures if not isinstance(e, errors.Cancelled)), failures[0])
+    return {cp.name: f.result() for cp, f in zip(comps, futures)}
 
 
 def _manifest(ctl: Controller, sid: str, plan: BackupPlan, comps: dict, writer: BlobWriter,
@@ -209,9 +258,7 @@ def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) ->
                 locks.hold_all(ctl.state_dir, [f"component-{c.name}" for c in plan.components], f"backup {sid}"):
             writer = BlobWriter(repo, ctl.pack_staging)
             try:
-                comps = {}
-                for cp in plan.components:
-                    comps[cp.name] = yield from capture_component(ctl, repo, writer, cp, plan, sid)
+                comps = yield from _capture_all(ctl, _Job(repo, writer, plan, sid))
                 writer.commit()
             except BaseException:
                 writer.abort()
