@@ -139,7 +139,7 @@ def _modify_doc(path: Path, rng: np.random.Generator) -> None:
     write_bytes(path, data, int(time.time()))
 
 
-def mutate_documents(root: Path, seed: int, pct: float) -> dict[str, object]:
+def mutate_documents(root: Path, seed: int, pct: float) -> tuple[dict[str, int], list[str]]:
     """Modify, delete and add ~pct % of documents (4:2:4); return counts and the added paths."""
     files = doc_files(root)
     k = max(3, round(len(files) * pct / 100))
@@ -158,7 +158,7 @@ def mutate_documents(root: Path, seed: int, pct: float) -> dict[str, object]:
         write_bytes(root / "documents" / spec.relpath,
                     doc_content(spec, np.random.default_rng([seed, 11, j])), int(time.time()))
         added.append(spec.relpath)
-    return {"modified": n_mod, "deleted": n_del, "added": n_add, "added_paths": added}
+    return {"modified": n_mod, "deleted": n_del, "added": n_add}, added
 
 
 def mutate_processing(root: Path, seed: int, pct: float, new_docs: list[str]) -> dict[str, int]:

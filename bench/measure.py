@@ -109,6 +109,15 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+_SELF_COMM = Path("/proc/self/comm").read_text().strip()
+_SELF_EXE = os.path.realpath("/proc/self/exe")
+
+
+def _is_runner_image(pid: int, comm: str) -> bool:
+    """True for a child between fork and exec (same program and name as this process)."""
+    return comm == _SELF_COMM and os.path.realpath(f"/proc/{pid}/exe") == _SELF_EXE
+
+
 class RssSampler(threading.Thread):
     """Polls VmHWM of a process tree until stopped; keeps the peak per process name.
 
@@ -133,11 +142,13 @@ class RssSampler(threading.Thread):
             for pid in descendants(root):
                 try:
                     name = Path(f"/proc/{pid}/comm").read_text().strip()
+                    if _is_runner_image(pid, name):
+                        continue  # forked but not yet exec'd: still the runner's memory
                     hwm = vm_hwm(pid)
                 except OSError:
                     continue
-                if hwm > self.peaks.get(pid, ("", 0))[1]:
-                    self.peaks[pid] = (name, hwm)
+                # the newest name wins: mid-exec, comm can still be the runner's for a moment
+                self.peaks[pid] = (name, max(hwm, self.peaks.get(pid, ("", 0))[1]))
 
     def stop(self) -> dict[str, int]:
         """Stop polling; peak bytes per process name (max over processes of that name)."""

@@ -143,12 +143,23 @@ def markdown(report: dict) -> str:
              "(restore) per wall second.", "", "## Summary", "", summary_table(report["summary"]), "",
              "## Peak RSS per process", "", rss_table(report["summary"]), "",
              "## Restore checks and errors", "", verify_table(report["records"]), ""]
-    lines += ["## Dataset", "", "| component | MB | files |", "|---|---|---|"]
-    for name, s in m["dataset"]["sizes"].items():
-        lines.append(f"| {name} | {s['bytes'] / 1e6:,.1f} | {s['files']:,} |")
+    lines += dataset_section(m)
     lines += ["", "## Tools", ""] + [f"- {t}: {v}" for t, v in m["versions"].items()]
     lines += [f"- {t}: skipped ({why})" for t, why in m["skipped"].items()]
     return "\n".join(lines) + "\n"
+
+
+def dataset_section(m: dict) -> list[str]:
+    """Markdown lines: component sizes, generation time, what the mutation changed."""
+    ds = m["dataset"]
+    lines = ["## Dataset", "", f"Seed {m['seed']}, generated in {ds['generate_seconds']['total']:.0f} s "
+             f"({', '.join(f'{k} {v:.0f} s' for k, v in ds['generate_seconds'].items() if k != 'total')}).",
+             "", "| component | MB | files |", "|---|---|---|"]
+    for name, s in ds["sizes"].items():
+        lines.append(f"| {name} | {s['bytes'] / 1e6:,.1f} | {s['files']:,} |")
+    lines += ["", f"Mutation (seed {m['mutate_seed']}, {m['mutate_pct']:g} %): "
+              f"`{json.dumps(ds['mutation'], separators=(', ', ': '))}`", ""]
+    return lines
 
 
 def write(report: dict, out_dir: Path) -> tuple[Path, Path]:
