@@ -102,8 +102,9 @@ class _Capture:
                 if c.id not in self.wanted:
                     raise errors.IntegrityError("agent sent a chunk that was not asked for")
                 self.wanted.discard(c.id)
-                self.writer.add(c.id, BLOB_DATA, c.payload, c.compressed, c.raw_size)
-                self.received += len(c.payload)
+                payload = c.payload  # each access of a bytes field copies it
+                self.writer.add(c.id, BLOB_DATA, payload, c.compressed, c.raw_size)
+                self.received += len(payload)
         elif kind == "entries":
             for pe in ev.entries.entries:
                 e = to_tree_entry(pe)

@@ -105,15 +105,17 @@ class CapturePipeline:
         with open(path, "rb", buffering=0) as f:
             return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._hash(views)]
 
-    def _compress(self, items: list[Hashed]) -> list[common_pb2.Chunk]:
+    def _compress(self, items: list[Hashed]) -> tuple[list[common_pb2.Chunk], int]:
+        """Chunk messages for `items` and their payload bytes in total."""
         comp = getattr(self._local, "compressor", None)
         if comp is None:
             comp = self._local.compressor = chunking.Compressor(self.s.compression_level)
-        out = []
+        out, size = [], 0
         for cid, data in items:
             payload, compressed = comp.compress(data)
             out.append(common_pb2.Chunk(id=cid, payload=payload, compressed=compressed, raw_size=len(data)))
-        return out
+            size += len(payload)
+        return out, size
 
     # --- main loop ------------------------------------------------------------------
 
@@ -265,11 +267,11 @@ class CapturePipeline:
         batch: list[common_pb2.Chunk] = []
         size = 0
         while self._sending and (block or self._sending[0].done()):
-            for c in self._sending.popleft().result():
-                batch.append(c)
-                size += len(c.payload)
-                self.stats.chunks_sent += 1
-                self.stats.bytes_sent += len(c.payload)
+            chunks, nbytes = self._sending.popleft().result()
+            batch.extend(chunks)
+            size += nbytes
+            self.stats.chunks_sent += len(chunks)
+            self.stats.bytes_sent += nbytes
             if size >= SEND_BATCH:
                 yield agent_pb2.CaptureEvent(chunks=common_pb2.ChunkBatch(chunks=batch))
                 batch, size = [], 0

@@ -131,9 +131,13 @@ class Cipher:
         self._aead = AESGCM(master.enc_key)
         self.id_key = master.id_key
 
-    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes:
+    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytearray:
+        """nonce || ciphertext || tag, encrypted straight into one buffer (no concatenation copy)."""
         nonce = os.urandom(NONCE_LEN)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        out = bytearray(NONCE_LEN + len(plaintext) + TAG_LEN)
+        out[:NONCE_LEN] = nonce
+        self._aead.encrypt_into(nonce, plaintext, aad, memoryview(out)[NONCE_LEN:])
+        return out
 
     def open(self, sealed: bytes | memoryview, aad: bytes) -> bytes:
         sealed = memoryview(sealed)

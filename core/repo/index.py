@@ -26,7 +26,7 @@ def encode_index(cipher: Cipher, packs: dict[str, tuple[int, list[BlobLocation]]
         {"id": pid, "size": size,
          "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length] for b in blobs]}
         for pid, (size, blobs) in packs.items()]}
-    return cipher.seal(zstandard.compress(json.dumps(doc, separators=(",", ":")).encode(), 3), INDEX_AAD)
+    return bytes(cipher.seal(zstandard.compress(json.dumps(doc, separators=(",", ":")).encode(), 3), INDEX_AAD))
 
 
 def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[BlobLocation]]]:

@@ -156,7 +156,7 @@ class Repository:
         """Write a snapshot manifest; call only after its packs and index are durable."""
         sid = manifest["id"]
         data = zstandard.compress(json.dumps(manifest, separators=(",", ":")).encode(), 3)
-        self.storage.put(f"snapshots/{sid}", self.cipher.seal(data, b"snapshot:" + sid.encode()))
+        self.storage.put(f"snapshots/{sid}", bytes(self.cipher.seal(data, b"snapshot:" + sid.encode())))
 
     def load_snapshot(self, sid: str) -> dict:
         try:
