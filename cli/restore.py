@@ -20,13 +20,16 @@ def register(sub) -> None:
     p.add_argument("--target", default="", help="restore into this directory instead of in place")
     p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     p.add_argument("--force", action="store_true", help="restore despite version mismatches")
+    p.add_argument("--agent", default="", help="agent to restore through, for components no longer (or never) "
+                                               "configured, e.g. from `ragctl import`")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
 
 
 def run(args, client: Client) -> int:
     req = controller_pb2.RestoreRequest(id=args.id, components=[c for c in args.components.split(",") if c],
-                                        target=args.target, dry_run=args.dry_run, force=args.force)
+                                        target=args.target, dry_run=args.dry_run, force=args.force,
+                                        agent=args.agent)
     result = run_job(client.stream("Restore", req), quiet=args.json)
     d = result_details(result)
     if args.json:

@@ -25,7 +25,7 @@ def run(args, client: Client) -> int:
     print(f"snapshot {m['id']}  {m['time']}  {m['kind']}  reason={m['reason']}  host={m['host']}")
     for name, c in sorted(m["components"].items()):
         s = c["stats"]
-        print(f"  {name} ({c['kind']} on agent {c['agent']}, {c.get('path', '')}): {s.get('files', 0)} files, "
+        print(f"  {name} ({c['kind']} on agent {c.get('agent') or '-'}, {c.get('path') or '-'}): {s.get('files', 0)} files, "
               f"{s.get('dirs', 0)} dirs, {human_bytes(s.get('bytes_total', 0))}")
         for k, v in sorted(c.get("facts", {}).items()):
             print(f"    {k}: {json.dumps(v)[:200]}")

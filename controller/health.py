@@ -54,7 +54,7 @@ def _repository_checks(ctl: Controller) -> list[Check]:
     if ctl.cfg.repository.type == "local":
         du = shutil.disk_usage(ctl.cfg.repository.path)
         out.append(judge_free_space(du.free, du.total))
-    hist = ctl.history()
+    hist = [h for h in ctl.history() if h.kind != "import"]  # an import is not a fresh backup
     out.append(judge_backup_age(max((h.time for h in hist), default=None), clock.SYSTEM.now()))
     return out
 

@@ -85,6 +85,7 @@ class RestorePlan:
     components: tuple[str, ...]
     target: str  # "" = in place
     force: bool = False
+    agent: str = ""  # restore through this agent (components without a configured one)
 
 
 def resolve_snapshot(ref: str, history: list[History], components: list[str]) -> str:
@@ -101,7 +102,7 @@ def resolve_snapshot(ref: str, history: list[History], components: list[str]) ->
 
 
 def plan_restore(ref: str, requested: list[str], target: str, history: list[History],
-                 kinds: dict[str, str] | None = None, force: bool = False) -> RestorePlan:
+                 kinds: dict[str, str] | None = None, force: bool = False, agent: str = "") -> RestorePlan:
     """Which snapshot and components; databases (redis, chroma) first so apps start on restored data."""
     sid = resolve_snapshot(ref, history, requested)
     available = next(h for h in history if h.id == sid).captures
@@ -111,4 +112,4 @@ def plan_restore(ref: str, requested: list[str], target: str, history: list[Hist
         raise errors.NotFound(f"snapshot {sid} has no component(s) {', '.join(missing)}")
     order = {"redis": 0, "chroma": 0}
     names = sorted(names, key=lambda n: (order.get((kinds or {}).get(n, ""), 1), n))
-    return RestorePlan(sid, tuple(names), target, force)
+    return RestorePlan(sid, tuple(names), target, force, agent)

@@ -80,7 +80,7 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
                       plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
     m = manifest["components"][name]
     cfg = ctl.cfg.components.get(name)
-    agent = cfg.agent if cfg else m["agent"]
+    agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
     spec = common_pb2.ComponentSpec(name=name, kind=m["kind"], path=cfg.path if cfg else m.get("path", ""),
                                     options_json=cfg.options_json() if cfg else "{}")
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
@@ -102,6 +102,19 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
     return {"files": res.files, "dirs": res.dirs, "symlinks": res.symlinks, "bytes": res.bytes_written,
             "restored_path": res.restored_path, "moved_aside": res.moved_aside,
             "mismatches": list(res.mismatches)}
+
+
+def choose_agent(component: str, recorded: str, requested: str, declared: list[str]) -> str:
+    """Pure: --agent wins; else the component's agent if still declared; else the only agent."""
+    for candidate in (requested, recorded):
+        if candidate:
+            if candidate not in declared:
+                raise errors.UsageError(f"agent {candidate!r} (for {component}) is not declared in [agents]")
+            return candidate
+    if len(declared) == 1:
+        return declared[0]
+    raise errors.UsageError(f"component {component} has no agent (imported snapshot?): pass --agent NAME "
+                            f"(declared: {', '.join(declared) or 'none'})")
 
 
 def dry_run_steps(plan: RestorePlan, manifest: dict, apps) -> list[str]:
@@ -140,7 +153,7 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
     manifest = repo.load_snapshot(sid)
     kinds = {n: c["kind"] for n, c in manifest["components"].items()}
-    plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force)
+    plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force, req.agent)
     where = f"into {plan.target}" if plan.target else "in place"
     if req.dry_run:
         steps = dry_run_steps(plan, manifest, ctl.cfg.app_services if not plan.target else ())

@@ -149,18 +149,20 @@ class ShowSnapshotReply(_message.Message):
     def __init__(self, manifest_json: _Optional[str] = ...) -> None: ...
 
 class RestoreRequest(_message.Message):
-    __slots__ = ("id", "components", "target", "dry_run", "force")
+    __slots__ = ("id", "components", "target", "dry_run", "force", "agent")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     components: _containers.RepeatedScalarFieldContainer[str]
     target: str
     dry_run: bool
     force: bool
-    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ...) -> None: ...
+    agent: str
+    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ..., agent: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("read_data",)

@@ -73,3 +73,14 @@ def test_env_changes_names_keys_never_values():
     assert out == "added: D; removed: C; changed: B"
     assert "secret" not in out
     assert is_env_file("deploy/.env") and is_env_file("x/prod.env") and not is_env_file("env.txt")
+
+
+def test_choose_agent():
+    from ragbackup.controller.restore import choose_agent
+    assert choose_agent("c", "", "", ["only"]) == "only"
+    assert choose_agent("c", "a", "", ["a", "b"]) == "a"
+    assert choose_agent("c", "a", "b", ["a", "b"]) == "b"
+    with pytest.raises(errors.UsageError, match="--agent"):
+        choose_agent("c", "", "", ["a", "b"])
+    with pytest.raises(errors.UsageError, match="not declared"):
+        choose_agent("c", "gone", "", ["a"])
