@@ -125,7 +125,7 @@ def sqlite_chunk_size(page_size: int, target: int = SQLITE_CHUNK) -> int:
     return page_size * max(1, target // page_size)
 
 
-BATCH = 8 * MiB
+BATCH = 4 * MiB
 
 
 def read_full(stream: BinaryIO, view: memoryview) -> int:
