@@ -54,7 +54,7 @@ def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:
                                     options_json=c.options_json())
 
 
-def _reserve_id(ctl: Controller, repo: Repository) -> str:
+def _reserve_id(ctl: Controller) -> str:
     with _reserve_lock:
         sid = allocate_id(clock.SYSTEM.now(), ctl.catalog.ids() | _reserved)
         _reserved.add(sid)
@@ -62,9 +62,9 @@ def _reserve_id(ctl: Controller, repo: Repository) -> str:
 
 
 @contextlib.contextmanager
-def reserved_id(ctl: Controller, repo: Repository) -> Iterator[str]:
+def reserved_id(ctl: Controller) -> Iterator[str]:
     """A fresh snapshot id for a job (imports too), kept from other jobs until the block ends."""
-    sid = _reserve_id(ctl, repo)
+    sid = _reserve_id(ctl)
     try:
         yield sid
     finally:
@@ -251,9 +251,8 @@ def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) ->
     configured = {n: c.kind for n, c in ctl.cfg.components.items()}
     plan = plan_backup(list(req.components), configured, _MODES.get(req.mode, "auto"), req.reason,
                        ctl.history(), clock.SYSTEM.now())
-    sid = _reserve_id(ctl, repo)
     started = time.time()
-    try:
+    with reserved_id(ctl) as sid:
         yield events.log(f"backup {sid}: {plan.kind}, components {', '.join(c.name for c in plan.components)}")
         with locks.hold(ctl.state_dir, "repository", f"backup {sid}", shared=True), \
                 locks.hold_all(ctl.state_dir, [f"component-{c.name}" for c in plan.components], f"backup {sid}"):
@@ -267,9 +266,6 @@ def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) ->
             manifest = _manifest(ctl, sid, plan, comps, writer, started, user)
             repo.save_snapshot(manifest)
             ctl.catalog.add(manifest)
-    finally:
-        with _reserve_lock:
-            _reserved.discard(sid)
     s = manifest["stats"]
     yield events.result(
         f"snapshot {sid} ({plan.kind}): {s['bytes_total']} bytes in {len(comps)} component(s), "

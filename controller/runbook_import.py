@@ -131,7 +131,7 @@ def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threadin
         for arc in s.archives:
             for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
                 pass  # refuses unsafe links and paths before anything is stored
-        with reserved_id(ctl, repo) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
+        with reserved_id(ctl) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
             return _store(_Job(ctl, repo, sid, req, s, table, targets, path, cancel, started))
     finally:
         table.close()

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import random
 import shutil
 import sqlite3
 import threading
 
 import pytest
+from fixtures.components_e2e import fill_collections
 from ragbackup import errors
 from ragbackup.agent.capture import chroma as cc
 from ragbackup.clock import FakeClock
@@ -25,14 +25,7 @@ COLLECTIONS = [("docs", 32, 300, "cosine"), ("chunks", 48, 250, "l2"), ("empty",
 
 
 def populate(server) -> None:
-    client = server.client()
-    for name, dim, n, space in COLLECTIONS:
-        rnd = random.Random(name)
-        col = client.create_collection(name, embedding_function=None, metadata={"hnsw:space": space})
-        for start in range(0, n, 100):
-            ids = [f"{name}-{i:05d}" for i in range(start, min(n, start + 100))]
-            col.add(ids=ids, embeddings=[[rnd.uniform(-1, 1) for _ in range(dim)] for _ in ids],
-                    documents=[f"text of {i}" for i in ids], metadatas=[{"n": i} for i in range(len(ids))])
+    fill_collections(server.client(), COLLECTIONS)
 
 
 def target_for(server, **kw) -> cc.ChromaTarget:
