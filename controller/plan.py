@@ -110,6 +110,26 @@ def plan_restore(ref: str, requested: list[str], target: str, history: list[Hist
     missing = [n for n in names if n not in available]
     if missing:
         raise errors.NotFound(f"snapshot {sid} has no component(s) {', '.join(missing)}")
-    order = {"redis": 0, "chroma": 0}
-    names = sorted(names, key=lambda n: (order.get((kinds or {}).get(n, ""), 1), n))
+    names = sorted(names, key=lambda n: (_stage((kinds or {}).get(n, "")), n))
     return RestorePlan(sid, tuple(names), target, force, agent)
+
+
+DATABASE_KINDS = ("redis", "chroma")
+
+
+def _stage(kind: str) -> int:
+    return 0 if kind in DATABASE_KINDS else 1
+
+
+def restore_waves(plan: RestorePlan, kinds: dict[str, str], sizes: dict[str, int]) -> list[list[str]]:
+    """Groups of components that may be restored concurrently, in the order the groups must run.
+
+    In place, databases form the first group (applications start on restored data and the
+    databases' checks run before files are swapped); into a target directory nothing is
+    started, so every component is in one group. Within a group the largest comes first,
+    so the longest transfer starts at once.
+    """
+    waves: dict[int, list[str]] = {}
+    for n in plan.components:
+        waves.setdefault(_stage(kinds.get(n, "")) if not plan.target else 0, []).append(n)
+    return [sorted(names, key=lambda n: (-sizes.get(n, 0), n)) for _, names in sorted(waves.items())]

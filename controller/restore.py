@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Generator, Iterator
 
 import grpc
@@ -18,11 +19,11 @@ from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.plan import RestorePlan, plan_restore
+from ragbackup.controller.plan import RestorePlan, plan_restore, restore_waves
 from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
-CHUNK_BATCH_BYTES = 8 * 1024 * 1024
+CHUNK_BATCH_BYTES = 2 * 1024 * 1024
 _PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
              "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
 
@@ -76,8 +77,22 @@ class _Sender:
             yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
 
 
-def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: str,
-                      plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
+PARALLEL_COMPONENTS = 3
+
+
+@dataclass
+class _Running:
+    """One component's Restore call in flight: its request stream and the call's future."""
+
+    name: str
+    agent: str
+    sender: _Sender
+    future: grpc.Future
+
+
+def _start_component(ctl: Controller, repo: Repository, manifest: dict, name: str,
+                     plan: RestorePlan) -> _Running:
+    """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
     m = manifest["components"][name]
     cfg = ctl.cfg.components.get(name)
     agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
@@ -87,21 +102,52 @@ def restore_component(ctl: Controller, repo: Repository, manifest: dict, name: s
                                    snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
                                    force=plan.force)
     sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
-    stub = ctl.agents.stub(agent)
-    future = stub.Restore.future(iter(sender))
-    total = m["stats"].get("bytes_total", 0)
-    while not future.done():
-        time.sleep(0.2)
-        yield events.progress(f"restore {name}", sender.sent, total, "B")
+    return _Running(name, agent, sender, ctl.agents.stub(agent).Restore.future(iter(sender)))
+
+
+def _component_result(ctl: Controller, run: _Running) -> dict:
+    """The agent's answer for a finished call; the sender's own error wins over the call's status."""
     try:
-        res: agent_pb2.RestoreResult = future.result()
+        res: agent_pb2.RestoreResult = run.future.result()
     except grpc.RpcError as err:
-        if sender.error is not None:
-            raise sender.error from None
-        raise ctl.agents.translate(agent, err) from None
+        if run.sender.error is not None:
+            raise run.sender.error from None
+        raise ctl.agents.translate(run.agent, err) from None
     return {"files": res.files, "dirs": res.dirs, "symlinks": res.symlinks, "bytes": res.bytes_written,
             "restored_path": res.restored_path, "moved_aside": res.moved_aside,
             "mismatches": list(res.mismatches)}
+
+
+def restore_components(ctl: Controller, repo: Repository, manifest: dict,
+                       plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
+    """Restore the plan's components wave by wave, up to PARALLEL_COMPONENTS at once, with progress.
+
+    The first failure cancels the calls still running (their agents discard their scratch
+    directories) and is raised; later waves do not start.
+    """
+    comps = manifest["components"]
+    kinds = {n: c["kind"] for n, c in comps.items()}
+    sizes = {n: c["stats"].get("bytes_total", 0) for n, c in comps.items()}
+    total = sum(sizes.get(n, 0) for n in plan.components)
+    results: dict[str, dict] = {}
+    done_bytes = 0
+    for wave in restore_waves(plan, kinds, sizes):
+        queue, running = list(wave), []
+        try:
+            while queue or running:
+                while queue and len(running) < PARALLEL_COMPONENTS:
+                    running.append(_start_component(ctl, repo, manifest, queue.pop(0), plan))
+                time.sleep(0.2)
+                yield events.progress("restore", done_bytes + sum(r.sender.sent for r in running), total, "B")
+                for r in [r for r in running if r.future.done()]:
+                    running.remove(r)
+                    results[r.name] = _component_result(ctl, r)
+                    done_bytes += sizes.get(r.name, 0)
+                    yield events.log(f"restored {r.name}: {results[r.name]['files']} files")
+        finally:
+            for r in running:
+                r.future.cancel()
+    return results
 
 
 def choose_agent(component: str, recorded: str, requested: str, declared: list[str]) -> str:
@@ -161,14 +207,12 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
                             {"snapshot": plan.snapshot, "components": list(plan.components), "steps": steps})
         return
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
-    results = {}
     apps = ctl.cfg.app_services if not plan.target else ()
     with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
         for app in apps:
             yield events.log(f"stopping application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "stop")
-        for name in plan.components:
-            results[name] = yield from restore_component(ctl, repo, manifest, name, plan)
+        results = yield from restore_components(ctl, repo, manifest, plan)
         for app in apps:
             yield events.log(f"starting application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "start")

@@ -5,7 +5,7 @@ import pytest
 
 from ragbackup import errors
 from ragbackup.controller.diff import diff_entries
-from ragbackup.controller.plan import History, plan_backup, plan_restore
+from ragbackup.controller.plan import History, RestorePlan, plan_backup, plan_restore, restore_waves
 from ragbackup.repo.tree import Entry
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -84,3 +84,17 @@ def test_choose_agent():
         choose_agent("c", "", "", ["a", "b"])
     with pytest.raises(errors.UsageError, match="not declared"):
         choose_agent("c", "gone", "", ["a"])
+
+
+def test_restore_waves_put_databases_first_in_place_and_largest_first():
+    kinds = {"docs": "paths", "cfg": "config", "vec": "chroma", "kv": "redis"}
+    sizes = {"docs": 900, "cfg": 1, "vec": 500, "kv": 700}
+    in_place = RestorePlan("s", ("kv", "vec", "cfg", "docs"), "")
+    assert restore_waves(in_place, kinds, sizes) == [["kv", "vec"], ["docs", "cfg"]]
+
+
+def test_restore_waves_into_a_target_are_one_group():
+    kinds = {"docs": "paths", "vec": "chroma"}
+    plan = RestorePlan("s", ("vec", "docs"), "/tmp/out")
+    assert restore_waves(plan, kinds, {"docs": 2, "vec": 1}) == [["docs", "vec"]]
+    assert restore_waves(RestorePlan("s", ("docs",), ""), kinds, {}) == [["docs"]]

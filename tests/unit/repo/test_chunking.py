@@ -81,3 +81,19 @@ def test_fixed_batches_reassemble():
     assert all(len(v) == 4096 for b in batches for v in b[:-1])
     assert b"".join(bytes(v) for b in batches for v in b) == data
     assert list(chunking.fixed_batches(io.BytesIO(b""), 4096)) == []
+
+
+def test_small_chunks_use_the_fast_level_only_in_the_default_tier():
+    assert chunking.small_chunk_level(3) == 1
+    assert chunking.small_chunk_level(2) == 1
+    assert chunking.small_chunk_level(1) == 1
+    assert chunking.small_chunk_level(9) == 9
+
+
+def test_small_and_large_chunks_round_trip_at_their_levels():
+    comp = chunking.Compressor(3)
+    text = b"".join(b"row %08d: the quick brown fox\n" % i for i in range(20000))
+    for data in (text[:16384], text[:65535], text[:65536], text):
+        payload, compressed = comp.compress(data)
+        assert compressed and len(payload) < len(data) // 2
+        assert chunking.decompress(payload, compressed, len(data)) == data
