@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import redis
 from ragbackup import errors
 from ragbackup.clock import SYSTEM, Clock, stamp
+from ragbackup.lazy import lazy_import
 from ragbackup.secret import Secret
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+redis = lazy_import("redis")
 
 Monotonic = Callable[[], float]
 Sleep = Callable[[float], None]
@@ -190,6 +190,8 @@ def connect(target: RedisTarget) -> redis.Redis:
     redis-py's own retries (3, with backoff, by default in 6+) are off: callers that
     wait (wait_ready, the BGSAVE polls) have their own deadlines.
     """
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
     tls = {}
     if target.tls:
         tls = {"ssl": True, "ssl_ca_certs": target.tls_ca, "ssl_certfile": target.tls_cert,

@@ -15,10 +15,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import docker
 from ragbackup import errors
+
+if TYPE_CHECKING:
+    import docker
 from ragbackup.agent.services.base import PAUSED, RUNNING
 from ragbackup.agent.services.docker import (
     container_state,

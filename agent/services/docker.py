@@ -7,14 +7,16 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import docker
-import docker.errors
-import requests.exceptions
-import urllib3.exceptions
-from docker.models.containers import Container
 from ragbackup import errors
+from ragbackup.lazy import lazy_import
 from ragbackup.agent.services.base import MISSING, PAUSED, RUNNING, STOPPED
+
+if TYPE_CHECKING:
+    from docker.models.containers import Container
+
+docker = lazy_import("docker")
 
 DOCKER_TIMEOUT_S = 30.0
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -27,12 +29,13 @@ _STATE_MAP = {
     "created": STOPPED, "exited": STOPPED, "dead": STOPPED, "removing": STOPPED,
 }
 
-_TRANSPORT_ERRORS = (
-    requests.exceptions.RequestException,
-    urllib3.exceptions.HTTPError,
-    ConnectionError,
-    TimeoutError,
-)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """What a broken connection to the daemon raises (the SDK's HTTP stack is imported on first use)."""
+    import requests.exceptions
+    import urllib3.exceptions
+    return (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
 
 def daemon_address() -> str:
@@ -51,7 +54,7 @@ def docker_errors(what: str) -> Iterator[None]:
         if exc.status_code == 409:
             raise errors.UsageError(f"{what}: conflicts with the container's state: {_explain(exc)}") from exc
         raise errors.Unavailable(f"docker daemon at {daemon_address()}: {what}: {_explain(exc)}") from exc
-    except (docker.errors.DockerException, *_TRANSPORT_ERRORS) as exc:
+    except (docker.errors.DockerException, *_transport_errors()) as exc:
         raise errors.Unavailable(f"docker daemon at {daemon_address()} cannot be used for {what}: {exc}") from exc
 
 

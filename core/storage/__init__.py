@@ -8,7 +8,7 @@ from __future__ import annotations
 from ragbackup.storage.base import ObjectInfo, Storage
 from ragbackup.storage.local import LocalSettings, LocalStorage
 from ragbackup.storage.retrying import Retrying
-from ragbackup.storage.s3 import S3Settings, S3Storage
+from ragbackup.storage.s3_settings import S3Settings
 
 __all__ = [
     "LocalSettings",
@@ -22,10 +22,19 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):
+    """S3Storage on first use: boto3 is imported only where an S3 repository is configured."""
+    if name == "S3Storage":
+        from ragbackup.storage.s3 import S3Storage
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_storage(spec: LocalSettings | S3Settings) -> Storage:
     """The Storage for `spec`: S3 wrapped in Retrying, a bare LocalStorage for local paths."""
     if isinstance(spec, LocalSettings):
         return LocalStorage(spec.path)
     if isinstance(spec, S3Settings):
+        from ragbackup.storage.s3 import S3Storage
         return Retrying(S3Storage(spec))
     raise TypeError(f"unsupported storage settings: {type(spec).__name__}")

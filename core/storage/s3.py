@@ -5,9 +5,8 @@ settings' prefix; botocore errors translated into ragbackup.errors at this bound
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -29,13 +28,10 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 from ragbackup import errors
-from ragbackup.secret import Secret
 from ragbackup.storage.base import ObjectInfo
 from ragbackup.storage.local import check_range, short_read, validate_key, validate_prefix
+from ragbackup.storage.s3_settings import S3Settings
 
-MiB = 1024 * 1024
-_ADDRESSING_STYLES = ("auto", "path", "virtual")
-_MIN_PART = 5 * MiB  # S3's smallest allowed multipart part
 _POOL_CONNECTIONS = 20
 
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -59,50 +55,6 @@ _CONFIG_HINTS = {
     "ExpiredToken": "the session token has expired",
     "InvalidToken": "the session token is not valid",
 }
-
-
-@dataclass(frozen=True)
-class S3Settings:
-    """Where and how to reach one S3 bucket. Keys None means the standard AWS credential chain."""
-
-    endpoint_url: str | None
-    bucket: str
-    prefix: str = ""
-    region: str = "us-east-1"
-    access_key_id: Secret | None = None
-    secret_access_key: Secret | None = None
-    addressing_style: str = "path"
-    connect_timeout: float = 5
-    read_timeout: float = 60
-    max_attempts: int = 5
-    multipart_threshold: int = 64 * MiB
-    storage_class_for: Mapping[str, str] | None = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("access_key_id", "secret_access_key"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, Secret(value))
-        if self.storage_class_for is None:
-            object.__setattr__(self, "storage_class_for", {})
-        _validate_settings(self)
-
-
-def _validate_settings(s: S3Settings) -> None:
-    """ConfigError naming the first setting that is out of range."""
-    problems = [
-        (not s.bucket, "bucket", "a bucket name"),
-        (s.addressing_style not in _ADDRESSING_STYLES, "addressing_style", " or ".join(_ADDRESSING_STYLES)),
-        ((s.access_key_id is None) != (s.secret_access_key is None), "access_key_id/secret_access_key",
-         "both set, or neither (standard AWS credential chain)"),
-        (s.connect_timeout <= 0, "connect_timeout", "a positive number of seconds"),
-        (s.read_timeout <= 0, "read_timeout", "a positive number of seconds"),
-        (s.max_attempts < 1, "max_attempts", "at least 1"),
-        (s.multipart_threshold < _MIN_PART, "multipart_threshold", f"at least {_MIN_PART} bytes"),
-    ]
-    for bad, name, expected in problems:
-        if bad:
-            raise errors.ConfigError(f"S3 setting `{name}` for bucket {s.bucket!r}: expected {expected}")
 
 
 def _client_config(s: S3Settings) -> Config:
