@@ -49,7 +49,7 @@ class ChunkDecoder:
     """Decodes the stream's chunks ahead of the writer in a thread pool; hands them out in order."""
 
     def __init__(self, pull: Callable[[], common_pb2.Chunk | None], id_key: bytes, workers: int,
-                 max_bytes: int = 16 * 1024 * 1024):
+                 max_bytes: int = 8 * 1024 * 1024):
         self._pull = pull
         self._id_key = id_key
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")

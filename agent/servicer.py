@@ -6,12 +6,14 @@ Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py
 from __future__ import annotations
 
 import collections
+import contextlib
 import glob
 import json
 import logging
 import os
 import shutil
 import socket
+import threading
 import time
 from typing import Iterator
 
@@ -92,6 +94,18 @@ def sweep_leftovers(cfg: AgentConfig) -> None:
                 shutil.rmtree(os.path.join(cfg.staging_dir, name), ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _slot(streams: threading.BoundedSemaphore, context: grpc.ServicerContext, name: str) -> Iterator[None]:
+    """Hold one of the agent's capture streams; Cancelled if the controller gives up while waiting."""
+    while not streams.acquire(timeout=0.5):
+        if not context.is_active():
+            raise errors.Cancelled(f"capture of {name} cancelled while waiting for a capture stream")
+    try:
+        yield
+    finally:
+        streams.release()
+
+
 def _installs_elsewhere(spec: common_pb2.ComponentSpec, target: str) -> bool:
     """In-place restores of databases and of container data go through a scratch dir first."""
     if target:
@@ -104,6 +118,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.cfg = cfg
         self.started = time.monotonic()
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
+        self._streams = threading.BoundedSemaphore(cfg.capture_streams)
         sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
@@ -130,7 +145,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts)
                 pipeline = CapturePipeline(settings, next_want)
-                yield from pipeline.run()
+                with _slot(self._streams, context, spec.name):
+                    yield from pipeline.run()
             cache.publish(keep=(start.parent_capture_id,))
             log.info("capture %s done: %d files, %d read, %d sent", spec.name, pipeline.stats.files,
                      pipeline.stats.bytes_read, pipeline.stats.bytes_sent)

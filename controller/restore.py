@@ -77,7 +77,7 @@ class _Sender:
             yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
 
 
-PARALLEL_COMPONENTS = 3
+PARALLEL_COMPONENTS = 2
 
 
 @dataclass

@@ -23,10 +23,10 @@ from ragbackup.v1 import agent_pb2, common_pb2
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.walk import walk
 
-MAX_INFLIGHT = 16 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
-OFFER_BYTES = 4 * chunking.MiB  # raw bytes per offer
+MAX_INFLIGHT = 8 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
+OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
-SEND_BATCH = 4 * chunking.MiB  # payload bytes per ChunkBatch message
+SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
 COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
 ENTRY_BATCH = 1000
 OUTSTANDING_OFFERS = 2

@@ -140,7 +140,7 @@ def sqlite_chunk_size(page_size: int, target: int = SQLITE_CHUNK) -> int:
     return page_size * max(1, target // page_size)
 
 
-BATCH = 4 * MiB
+BATCH = 2 * MiB
 
 
 def read_full(stream: BinaryIO, view: memoryview) -> int:
@@ -163,6 +163,7 @@ def cdc_batches(params: ChunkerParams, stream: BinaryIO, batch: int = BATCH) -> 
     over and cut again with the following bytes.
     """
     cdc = params.make()
+    batch = max(batch, params.max_size)  # a buffer always holds a whole chunk past the carried one
     carry = b""
     while True:
         buf = bytearray(len(carry) + batch)
@@ -170,8 +171,7 @@ def cdc_batches(params: ChunkerParams, stream: BinaryIO, batch: int = BATCH) -> 
         n = len(carry) + read_full(stream, memoryview(buf)[len(carry):])
         eof = n < len(buf)
         views = [c.data for c in cdc.cut_buf(memoryview(buf)[:n])] if n else []
-        if not eof and len(views) > 1:
-            carry = bytes(views.pop())
+        carry = bytes(views.pop()) if not eof and len(views) > 1 else b""
         if views:
             yield views
         if eof:

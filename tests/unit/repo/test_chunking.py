@@ -75,6 +75,16 @@ def test_cdc_batches_equal_streaming():
     assert b"".join(batched) == data
 
 
+def test_cdc_batches_smaller_than_the_largest_chunk_still_equal_streaming():
+    # Random bytes give long chunks: a batch below max_size would hold one chunk only.
+    data = random.Random(6).randbytes(4 * 1024 * 1024 + 777)
+    streamed = [bytes(v) for v in chunking.cut_stream(PARAMS, io.BytesIO(data))]
+    for batch in (PARAMS.max_size // 4, PARAMS.max_size - 1, PARAMS.min_size):
+        got = [bytes(v) for b in chunking.cdc_batches(PARAMS, io.BytesIO(data), batch=batch) for v in b]
+        assert b"".join(got) == data, batch
+        assert got == streamed, batch
+
+
 def test_fixed_batches_reassemble():
     data = os.urandom(100_000)
     batches = list(chunking.fixed_batches(io.BytesIO(data), 4096, batch=40_000))
