@@ -15,7 +15,7 @@ from concurrent import futures
 import grpc
 import sdnotify
 
-from ragbackup import __version__, errors, logs, tls
+from ragbackup import __version__, errors, logs, tls, wire
 from ragbackup.memory import tune_malloc
 from ragbackup.config import AgentConfig, load_agent_config
 from ragbackup.rpc import ErrorInterceptor
@@ -26,11 +26,39 @@ from ragbackup.agent.servicer import AgentServicer
 log = logging.getLogger("ragbackup.agent")
 
 
+SERVICE = "ragbackup.v1.Agent"
+
+
+class _HandlerTable:
+    """Receives the generated registration's method table instead of a server."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self.handlers.update(handlers)
+
+
+def add_agent_service(servicer: AgentServicer, server: grpc.Server) -> None:
+    """The generated registration, except that Capture's responses may be pre-encoded bytes (ragbackup.wire)."""
+    table = _HandlerTable()
+    agent_pb2_grpc.add_AgentServicer_to_server(servicer, table)
+    handlers = table.handlers
+    capture = handlers["Capture"]
+    handlers["Capture"] = grpc.stream_stream_rpc_method_handler(
+        capture.stream_stream, request_deserializer=capture.request_deserializer, response_serializer=wire.serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
 def create_server(cfg: AgentConfig, address: str | None = None) -> tuple[grpc.Server, int]:
     """Build (not start) the agent server; returns (server, bound port). Port 0 picks a free one."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
-    agent_pb2_grpc.add_AgentServicer_to_server(AgentServicer(cfg), server)
+    add_agent_service(AgentServicer(cfg), server)
     address = address or cfg.listen
     creds = tls.server_credentials(cfg.tls)
     if creds is None:

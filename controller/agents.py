@@ -9,11 +9,22 @@ import threading
 
 import grpc
 
-from ragbackup import errors, tls
+from ragbackup import errors, tls, wire
 from ragbackup.config import ControllerConfig
-from ragbackup.v1 import agent_pb2_grpc
+from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 
 CONNECT_TIMEOUT = 10.0
+RESTORE_METHOD = "/ragbackup.v1.Agent/Restore"
+
+
+class AgentStub(agent_pb2_grpc.AgentStub):
+    """The generated stub, but Restore's request stream may carry pre-encoded chunk batches (bytes)."""
+
+    def __init__(self, channel: grpc.Channel):
+        super().__init__(channel)
+        self.Restore = channel.stream_unary(
+            RESTORE_METHOD, request_serializer=wire.serialize,
+            response_deserializer=agent_pb2.RestoreResult.FromString, _registered_method=True)
 
 
 class Agents:
@@ -40,7 +51,7 @@ class Agents:
                     f"agent {name} at {ref.address} is unreachable (no TLS connection within "
                     f"{CONNECT_TIMEOUT:.0f}s: is rag-backup-agent running, and are its certificates "
                     "from the same CA?)") from None
-        return agent_pb2_grpc.AgentStub(channel)
+        return AgentStub(channel)
 
     def translate(self, name: str, err: grpc.RpcError) -> errors.RagBackupError:
         ref = self._cfg.agents[name]

@@ -13,7 +13,7 @@ from typing import Generator, Iterator
 
 import grpc
 
-from ragbackup import errors
+from ragbackup import errors, wire
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
@@ -24,6 +24,7 @@ from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
 CHUNK_BATCH_BYTES = 2 * 1024 * 1024
+CHUNKS_FIELD = agent_pb2.RestoreCommand.DESCRIPTOR.fields_by_name["chunks"].number
 _PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
              "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
 
@@ -41,7 +42,8 @@ class _Sender:
         self.error: BaseException | None = None
         self.sent = 0
 
-    def __iter__(self) -> Iterator[agent_pb2.RestoreCommand]:
+    def __iter__(self) -> Iterator[agent_pb2.RestoreCommand | bytes]:
+        """Start, entry batches and chunk batches (pre-encoded RestoreCommand bytes), then finish."""
         try:
             yield agent_pb2.RestoreCommand(start=self.start)
             batch: list[Entry] = []
@@ -57,24 +59,23 @@ class _Sender:
             self.error = exc
             raise
 
-    def _send(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand]:
+    def _send(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand | bytes]:
         if not batch:
             return
         yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e) for e in batch]))
-        chunks: list[common_pb2.Chunk] = []
+        chunks: list[wire.WireChunk] = []
         size = 0
         for e in batch:
             for cid in (e.chunks if e.type == "file" else ()):
                 payload, loc = self.repo.read_payload(cid)
-                chunks.append(common_pb2.Chunk(id=cid, payload=payload, compressed=loc.compressed,
-                                               raw_size=loc.raw_length))
+                chunks.append((cid, payload, loc.compressed, loc.raw_length))
                 size += len(payload)
                 self.sent += loc.raw_length
                 if size >= CHUNK_BATCH_BYTES:
-                    yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
+                    yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
                     chunks, size = [], 0
         if chunks:
-            yield agent_pb2.RestoreCommand(chunks=common_pb2.ChunkBatch(chunks=chunks))
+            yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
 
 
 PARALLEL_COMPONENTS = 2

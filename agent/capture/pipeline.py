@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from ragbackup import wire
 from ragbackup.repo import chunking
 from ragbackup.repo.crypto import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
@@ -30,6 +31,7 @@ SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
 COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
 ENTRY_BATCH = 1000
 OUTSTANDING_OFFERS = 2
+CHUNKS_FIELD = agent_pb2.CaptureEvent.DESCRIPTOR.fields_by_name["chunks"].number
 
 Hashed = tuple[bytes, memoryview | bytes]  # (chunk id, plaintext)
 
@@ -105,21 +107,22 @@ class CapturePipeline:
         with open(path, "rb", buffering=0) as f:
             return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._hash(views)]
 
-    def _compress(self, items: list[Hashed]) -> tuple[list[common_pb2.Chunk], int]:
-        """Chunk messages for `items` and their payload bytes in total."""
+    def _compress(self, items: list[Hashed]) -> tuple[list[wire.WireChunk], int]:
+        """Wire chunks for `items` and their payload bytes in total."""
         comp = getattr(self._local, "compressor", None)
         if comp is None:
             comp = self._local.compressor = chunking.Compressor(self.s.compression_level)
         out, size = [], 0
         for cid, data in items:
             payload, compressed = comp.compress(data)
-            out.append(common_pb2.Chunk(id=cid, payload=payload, compressed=compressed, raw_size=len(data)))
+            out.append((cid, payload, compressed, len(data)))
             size += len(payload)
         return out, size
 
     # --- main loop ------------------------------------------------------------------
 
-    def run(self) -> Iterator[agent_pb2.CaptureEvent]:
+    def run(self) -> Iterator[agent_pb2.CaptureEvent | bytes]:
+        """The agent's side of the stream; chunk batches come as pre-encoded CaptureEvent bytes."""
         try:
             for rel, st in walk(self.s.root, self.s.exclude):
                 yield from self._visit(rel, st)
@@ -262,9 +265,12 @@ class CapturePipeline:
             self._sending.append(self._pool.submit(self._compress, group))
         yield from self._emit_sent(block=False)
 
-    def _emit_sent(self, block: bool) -> Iterator[agent_pb2.CaptureEvent]:
-        """Send compressed chunks in order, as their jobs finish (all of them when `block`)."""
-        batch: list[common_pb2.Chunk] = []
+    def _emit_sent(self, block: bool) -> Iterator[bytes]:
+        """Send compressed chunks in order, as their jobs finish (all of them when `block`).
+
+        Chunk batches leave as pre-encoded CaptureEvent bytes (ragbackup.wire).
+        """
+        batch: list[wire.WireChunk] = []
         size = 0
         while self._sending and (block or self._sending[0].done()):
             chunks, nbytes = self._sending.popleft().result()
@@ -273,7 +279,7 @@ class CapturePipeline:
             self.stats.chunks_sent += len(chunks)
             self.stats.bytes_sent += nbytes
             if size >= SEND_BATCH:
-                yield agent_pb2.CaptureEvent(chunks=common_pb2.ChunkBatch(chunks=batch))
+                yield wire.encode_chunk_batch(CHUNKS_FIELD, batch)
                 batch, size = [], 0
         if batch:
-            yield agent_pb2.CaptureEvent(chunks=common_pb2.ChunkBatch(chunks=batch))
+            yield wire.encode_chunk_batch(CHUNKS_FIELD, batch)
