@@ -8,6 +8,7 @@ O_NOFOLLOW, so neither `..` nor a symlink can redirect a write outside `root`.
 from __future__ import annotations
 
 import collections
+import ctypes
 import errno
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,32 @@ from ragbackup.v1 import common_pb2
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 IS_ROOT = os.geteuid() == 0
+# Files at least this large get their blocks reserved up front (one extent instead of
+# many delayed allocations), as restic and borg do.
+PREALLOCATE_FROM = 1024 * 1024
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _preallocate(fd: int, size: int) -> None:
+    """Reserve `size` bytes for a new file with fallocate(2).
+
+    Not posix_fallocate: glibc emulates that by writing every block where the
+    filesystem lacks fallocate. Where it is unsupported nothing is reserved; a full
+    disk raises NoSpace before any data is written.
+    """
+    if _LIBC.fallocate(fd, 0, ctypes.c_long(0), ctypes.c_long(size)) == 0:
+        return
+    err = ctypes.get_errno()
+    if err == errno.ENOSPC:
+        raise errors.NoSpace(f"no space left to restore a file of {size} bytes")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 @dataclass
@@ -158,16 +185,32 @@ class TreeWriter:
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
             raise self._exists_error(e) from None
-        with os.fdopen(fd, "wb", buffering=0) as f:
+        written = 0
+        try:
+            if e.size >= PREALLOCATE_FROM:
+                _preallocate(fd, e.size)
             for expected in e.chunks:
                 try:
                     data = next_data(expected)
                 except errors.IntegrityError as exc:
                     raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
-                f.write(data)
-                self.counts.bytes_written += len(data)
+                _write_all(fd, data)
+                written += len(data)
+            if written != e.size:
+                raise errors.IntegrityError(f"{os.fsdecode(e.path)}: its chunks hold {written} bytes, "
+                                            f"the snapshot says {e.size}")
+            self._apply_fd_meta(fd, e)
+            self.counts.bytes_written += written
+        finally:
+            os.close(fd)
         self.counts.files += 1
-        self._apply_meta(pfd, name, e, symlink=False)
+
+    def _apply_fd_meta(self, fd: int, e: common_pb2.Entry) -> None:
+        """Owner, mode and mtime through the open descriptor (no second path lookup)."""
+        if IS_ROOT:
+            os.fchown(fd, e.uid, e.gid)
+        os.fchmod(fd, e.mode & 0o7777)
+        os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
 
     def _symlink(self, pfd: int, name: bytes, e: common_pb2.Entry) -> None:
         try:

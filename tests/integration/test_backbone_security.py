@@ -157,6 +157,20 @@ def test_agent_restores_a_benign_stream(stack, tester_certs, tmp_path):
     assert (target / "evil" / "..dots..").read_bytes() == b""
 
 
+@pytest.mark.parametrize("size", [5, 7, 8 * 1024 * 1024])
+def test_agent_refuses_a_file_whose_size_does_not_match_its_chunks(stack, tester_certs, tmp_path, size):
+    """A claimed size (small, or large enough to preallocate) must equal the chunks' bytes."""
+    target = tmp_path / "target"
+    e = entry(b"f", FILE, data=b"pwned\n")
+    e.size = size
+    with agent_channel(stack, tester_certs, "tester") as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            agent_pb2_grpc.AgentStub(ch).Restore(restore_stream(str(target), [e]), timeout=30)
+    assert dict(info.value.trailing_metadata()).get(errors.ERROR_KIND_KEY) == "IntegrityError"
+    assert "the snapshot says" in info.value.details(), info.value.details()
+    assert not target.exists() or os.listdir(target) == []
+
+
 # --------------------------------------------------------------------------- 7b. path rules and manifests
 
 @pytest.mark.parametrize("path", [b"a", b"a/b/c", "ü nï/文 件".encode(), b"..a", b"a..", b"...", b".hidden",
