@@ -49,7 +49,11 @@ def test_health_reports_each_check_and_fails_when_a_service_is_down(stack, redis
     assert cp.returncode == 10 and checks["newest backup"]["ok"] is False  # no backup yet
     assert checks["agent local"]["ok"] and checks["component redis"]["ok"] and checks["component documents"]["ok"]
     stack.ragctl("backup")
-    assert stack.ragctl("health", check=False).returncode == 0
+    cp = stack.ragctl("health", "--json", check=False)
+    failing = [c["check"] for c in json.loads(cp.stdout)["checks"] if not c["ok"]]
+    # The backup volume's free-space check depends on this host's disk: alone it may fail.
+    assert failing in ([], ["backup volume"]), cp.stdout
+    assert cp.returncode == (0 if not failing else 10)
     redis_server.stop()
     cp = stack.ragctl("health", "--json", check=False)
     checks = {c["check"]: c for c in json.loads(cp.stdout)["checks"]}
