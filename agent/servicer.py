@@ -6,14 +6,12 @@ Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py
 from __future__ import annotations
 
 import collections
-import contextlib
 import glob
 import json
 import logging
 import os
 import shutil
 import socket
-import threading
 import time
 from typing import Iterator
 
@@ -27,7 +25,8 @@ from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 from ragbackup.agent import checks, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
-from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
+from ragbackup.agent.capture.budget import ByteBudget
+from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, CapturePipeline, CaptureSettings
 from ragbackup.agent.capture.sources import SCRATCH_PREFIX, check_allowed, open_source, staging
 from ragbackup.agent.restore import ChunkDecoder, TreeWriter
 from ragbackup.agent.services.base import make_controller
@@ -94,18 +93,6 @@ def sweep_leftovers(cfg: AgentConfig) -> None:
                 shutil.rmtree(os.path.join(cfg.staging_dir, name), ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _slot(streams: threading.BoundedSemaphore, context: grpc.ServicerContext, name: str) -> Iterator[None]:
-    """Hold one of the agent's capture streams; Cancelled if the controller gives up while waiting."""
-    while not streams.acquire(timeout=0.5):
-        if not context.is_active():
-            raise errors.Cancelled(f"capture of {name} cancelled while waiting for a capture stream")
-    try:
-        yield
-    finally:
-        streams.release()
-
-
 def _installs_elsewhere(spec: common_pb2.ComponentSpec, target: str) -> bool:
     """In-place restores of databases and of container data go through a scratch dir first."""
     if target:
@@ -118,7 +105,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.cfg = cfg
         self.started = time.monotonic()
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
-        self._streams = threading.BoundedSemaphore(cfg.capture_streams)
+        self._budget = ByteBudget(CAPTURE_BUDGET)
         sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
@@ -143,10 +130,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     root=os.fsencode(root), exclude=tuple(spec.exclude), id_key=start.id_key,
                     chunker=ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed),
                     compression_level=start.compression_level or 3, workers=self.workers,
-                    parent=parent, cache=cache, facts_json=facts)
+                    parent=parent, cache=cache, facts_json=facts, budget=self._budget,
+                    cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
-                with _slot(self._streams, context, spec.name):
-                    yield from pipeline.run()
+                yield from pipeline.run()
             cache.publish(keep=(start.parent_capture_id,))
             log.info("capture %s done: %d files, %d read, %d sent", spec.name, pipeline.stats.files,
                      pipeline.stats.bytes_read, pipeline.stats.bytes_sent)

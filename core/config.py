@@ -170,7 +170,6 @@ class AgentConfig:
     allowed_paths: tuple[str, ...]
     workers: int
     tls: TlsConfig
-    capture_streams: int = 1
 
 
 def _load_toml(path: str) -> dict:
@@ -297,7 +296,7 @@ def load_agent_config(path: str | None = None) -> AgentConfig:
     root = _Section(path, "root", _load_toml(path))
     root.unknown_keys({"agent", "tls"})
     a = root.table("agent")
-    a.unknown_keys({"listen", "cache_dir", "staging_dir", "allowed_paths", "workers", "capture_streams"})
+    a.unknown_keys({"listen", "cache_dir", "staging_dir", "allowed_paths", "workers"})
     allowed = a.str_list("allowed_paths") or ("/",)
     if not all(os.path.isabs(p) for p in allowed):
         raise ConfigError(f"{path}: [agent] allowed_paths: expected absolute paths")
@@ -305,11 +304,4 @@ def load_agent_config(path: str | None = None) -> AgentConfig:
         source=path, listen=a.get("listen", str, "127.0.0.1:7451"),
         cache_dir=a.get("cache_dir", str, "/var/cache/rag-backup-agent"),
         staging_dir=a.get("staging_dir", str, "/var/lib/rag-backup-agent/staging"),
-        allowed_paths=allowed, workers=a.get("workers", int, 0), tls=_tls(root),
-        capture_streams=_at_least_one(path, "capture_streams", a.get("capture_streams", int, 1)))
-
-
-def _at_least_one(path: str, key: str, value: int) -> int:
-    if value < 1:
-        raise ConfigError(f"{path}: [agent] {key}: expected an integer >= 1")
-    return value
+        allowed_paths=allowed, workers=a.get("workers", int, 0), tls=_tls(root))

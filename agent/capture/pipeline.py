@@ -22,9 +22,11 @@ from ragbackup.repo.crypto import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
+from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import walk
 
 MAX_INFLIGHT = 8 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
+CAPTURE_BUDGET = 2 * MAX_INFLIGHT  # the same, for all of an agent's concurrent captures together
 OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
 SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
@@ -47,6 +49,8 @@ class CaptureSettings:
     parent: CacheReader | None
     cache: CacheWriter | None
     facts_json: str = "{}"
+    budget: ByteBudget | None = None  # shared by the agent's concurrent captures
+    cancelled: Callable[[], bool] = lambda: False
 
 
 @dataclass
@@ -87,6 +91,7 @@ class CapturePipeline:
         self._local = threading.local()
         self._slots: collections.deque[_Slot] = collections.deque()
         self._inflight = 0
+        self._reserved = 0  # of the shared budget: what _inflight held when it was submitted
         self._ids: list[bytes] = []
         self._ids_bytes = 0
         self._offered: set[bytes] = set()
@@ -137,6 +142,9 @@ class CapturePipeline:
             yield agent_pb2.CaptureEvent(done=done)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            if self.s.budget is not None:
+                self.s.budget.release(self._reserved)
+                self._reserved = 0
 
     def _visit(self, rel: bytes, st: os.stat_result) -> Iterator[agent_pb2.CaptureEvent]:
         mode = st.st_mode
@@ -172,6 +180,7 @@ class CapturePipeline:
             return
         path = os.path.join(self.s.root, rel)
         if st.st_size <= self.s.chunker.min_size:
+            yield from self._reserve(st.st_size)
             self._submit(self._small_file, path, st.st_size)
         else:
             yield from self._read_large(path)
@@ -184,9 +193,24 @@ class CapturePipeline:
             return  # vanished or unreadable: recorded as empty
         with f:
             for views in chunking.file_batches(self.s.chunker, f):
-                self._submit(self._hash, views, sum(len(v) for v in views))
+                size = sum(len(v) for v in views)
+                yield from self._reserve(size)
+                self._submit(self._hash, views, size)
                 if self._inflight > MAX_INFLIGHT:
                     yield from self._drain(MAX_INFLIGHT)
+
+    def _reserve(self, raw: int) -> Iterator[agent_pb2.CaptureEvent]:
+        """Take `raw` bytes of the agent-wide budget; while holding some, wait only on our own work."""
+        budget = self.s.budget
+        if budget is None:
+            return
+        while not budget.try_acquire(raw):
+            if self._inflight:
+                yield from self._drain(0)  # our finished chunks release our share
+            else:
+                budget.acquire(raw, self.s.cancelled)
+                break
+        self._reserved += raw
 
     def _submit(self, fn, arg, raw: int) -> None:
         self.stats.bytes_read += raw
@@ -198,6 +222,9 @@ class CapturePipeline:
     def _take_chunks(self, slot: _Slot) -> None:
         hashed: list[Hashed] = slot.future.result()
         self._inflight -= slot.raw
+        if self.s.budget is not None:
+            self.s.budget.release(slot.raw)
+            self._reserved -= slot.raw
         for cid, data in hashed:
             self._ids.append(cid)
             self._ids_bytes += len(data)
