@@ -1,12 +1,12 @@
 """A byte budget shared by every capture an agent runs at once.
 
-In: reservations of file bytes that a capture has read and not yet handed on (hashed
-and taken into an offer). Out: callers block while the agent as a whole holds more
+In: reservations of file bytes that a capture has read and not yet sent to the
+controller or found unwanted by it. Out: callers block while the agent as a whole holds more
 than the limit, so memory stays bounded however many components are captured
 concurrently, while captures that read nothing (unchanged files) are never held up.
 
-A capture that holds part of the budget must not wait for more: it first takes its
-own finished work (which releases its share), so waiting never deadlocks.
+A capture that holds part of the budget must not wait for more: it first sends all
+it has read (which releases its share), so waiting never deadlocks.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class ByteBudget:
             self._used += n
 
     def release(self, n: int) -> None:
-        if n <= 0:
-            return
+        """Give back `n` bytes; a negative `n` takes more at once (a file grew while it was read)."""
         with self._cond:
             self._used -= n
-            self._cond.notify_all()
+            if n > 0:
+                self._cond.notify_all()

@@ -26,7 +26,9 @@ from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import walk
 
 MAX_INFLIGHT = 8 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
-CAPTURE_BUDGET = 2 * MAX_INFLIGHT  # the same, for all of an agent's concurrent captures together
+# File bytes held from read until sent or found unwanted, for all of an agent's
+# concurrent captures together: about what one capture alone would hold.
+CAPTURE_BUDGET = 16 * chunking.MiB
 OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
 SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
@@ -91,13 +93,13 @@ class CapturePipeline:
         self._local = threading.local()
         self._slots: collections.deque[_Slot] = collections.deque()
         self._inflight = 0
-        self._reserved = 0  # of the shared budget: what _inflight held when it was submitted
+        self._reserved = 0  # of the shared budget: bytes read and not yet sent or found unwanted
         self._ids: list[bytes] = []
         self._ids_bytes = 0
         self._offered: set[bytes] = set()
         self._offer = _Offer(1)
         self._outstanding: collections.deque[_Offer] = collections.deque()
-        self._sending: collections.deque[Future] = collections.deque()
+        self._sending: collections.deque[tuple[Future, int]] = collections.deque()  # (job, raw bytes)
         self._entries: list[common_pb2.Entry] = []
         self._hardlinks: dict[tuple[int, int], bytes] = {}
 
@@ -142,9 +144,7 @@ class CapturePipeline:
             yield agent_pb2.CaptureEvent(done=done)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            if self.s.budget is not None:
-                self.s.budget.release(self._reserved)
-                self._reserved = 0
+            self._release(self._reserved)
 
     def _visit(self, rel: bytes, st: os.stat_result) -> Iterator[agent_pb2.CaptureEvent]:
         mode = st.st_mode
@@ -204,13 +204,24 @@ class CapturePipeline:
         budget = self.s.budget
         if budget is None:
             return
-        while not budget.try_acquire(raw):
-            if self._inflight:
-                yield from self._drain(0)  # our finished chunks release our share
-            else:
-                budget.acquire(raw, self.s.cancelled)
-                break
+        if not budget.try_acquire(raw):
+            yield from self._send_all()  # releases all we hold; only then may we wait for others
+            budget.acquire(raw, self.s.cancelled)
         self._reserved += raw
+
+    def _release(self, n: int) -> None:
+        """Give back `n` bytes of the budget (negative: take them, when a file grew while read)."""
+        if self.s.budget is not None and n:
+            self.s.budget.release(n)
+            self._reserved -= n
+
+    def _send_all(self) -> Iterator[agent_pb2.CaptureEvent]:
+        """Hash, offer and send everything read so far; afterwards this capture holds no budget."""
+        yield from self._drain(-1)
+        yield from self._flush_offer(force=True)
+        while self._outstanding:
+            yield from self._answer_want()
+        yield from self._emit_sent(block=True)
 
     def _submit(self, fn, arg, raw: int) -> None:
         self.stats.bytes_read += raw
@@ -222,9 +233,7 @@ class CapturePipeline:
     def _take_chunks(self, slot: _Slot) -> None:
         hashed: list[Hashed] = slot.future.result()
         self._inflight -= slot.raw
-        if self.s.budget is not None:
-            self.s.budget.release(slot.raw)
-            self._reserved -= slot.raw
+        kept = 0
         for cid, data in hashed:
             self._ids.append(cid)
             self._ids_bytes += len(data)
@@ -232,6 +241,8 @@ class CapturePipeline:
                 self._offered.add(cid)
                 self._offer.chunks.append((cid, data))
                 self._offer.size += len(data)
+                kept += len(data)
+        self._release(slot.raw - kept)  # offered chunks stay reserved until sent or unwanted
 
     def _take_entry(self, slot: _Slot) -> None:
         e = slot.entry
@@ -281,15 +292,18 @@ class CapturePipeline:
         if want.seq != o.seq:
             raise RuntimeError(f"protocol error: want for offer {want.seq}, expected {o.seq}")
         group: list[Hashed] = []
-        size = 0
+        size = wanted = 0
         for i in want.indexes:
             group.append(o.chunks[i])
             size += len(o.chunks[i][1])
             if size >= COMPRESS_GROUP:
-                self._sending.append(self._pool.submit(self._compress, group))
+                self._sending.append((self._pool.submit(self._compress, group), size))
+                wanted += size
                 group, size = [], 0
         if group:
-            self._sending.append(self._pool.submit(self._compress, group))
+            self._sending.append((self._pool.submit(self._compress, group), size))
+            wanted += size
+        self._release(o.size - wanted)
         yield from self._emit_sent(block=False)
 
     def _emit_sent(self, block: bool) -> Iterator[bytes]:
@@ -299,8 +313,10 @@ class CapturePipeline:
         """
         batch: list[wire.WireChunk] = []
         size = 0
-        while self._sending and (block or self._sending[0].done()):
-            chunks, nbytes = self._sending.popleft().result()
+        while self._sending and (block or self._sending[0][0].done()):
+            job, raw = self._sending.popleft()
+            chunks, nbytes = job.result()
+            self._release(raw)
             batch.extend(chunks)
             size += nbytes
             self.stats.chunks_sent += len(chunks)
