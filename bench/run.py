@@ -163,6 +163,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--mutate-pct", type=float, default=1.0)
     p.add_argument("--no-drop-caches", action="store_true", help="do not drop the page cache before timing")
     p.add_argument("--keep", action="store_true", help="keep repositories and restores of the last tool-run")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="generate (or find) the dataset and its mutated twin in --data-dir, then exit")
     return p.parse_args(argv)
 
 
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     data = prepare(args.data_dir, args.seed, args.scale, args.mutate_seed, args.mutate_pct)
+    if args.prepare_only:
+        print(f"{data.pristine}\n{data.mutated}")
+        return 0
     work = args.data_dir / f"work-{os.getpid()}"
     tools, versions, skipped = split_tools([t.strip() for t in args.tools.split(",") if t.strip()], work)
     drop = not args.no_drop_caches and drop_caches()

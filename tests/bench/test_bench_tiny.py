@@ -54,3 +54,15 @@ def test_tiny_benchmark_runs_every_phase_and_restores_byte_for_byte(tmp_path: Pa
     if "restic" in tools:
         assert report["summary"]["restic"]["full"]["ratio_to_restic"]["wall_s"]["median"] == 1.0
     assert "| tool | phase |" in proc.stdout
+
+
+def test_prepare_only_builds_the_cached_datasets_and_runs_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    argv = [sys.executable, "-m", "bench.run", "--scale", "0.002", "--prepare-only", "--data-dir", str(data),
+            "--out", str(tmp_path / "results")]
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    pristine, mutated = (Path(p) for p in proc.stdout.split())
+    for d in (pristine, mutated):
+        assert (d / "documents").is_dir() and d.with_name(d.name + ".json").exists()
+    assert not (tmp_path / "results").exists() and not list(data.glob("work-*"))
