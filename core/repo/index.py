@@ -6,6 +6,7 @@ rebuilt from those objects, so memory stays bounded however large the repository
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -21,17 +22,27 @@ INDEX_AAD = b"rag-backup index v1"
 
 
 def encode_index(cipher: Cipher, packs: dict[str, tuple[int, list[BlobLocation]]]) -> bytes:
-    """Serialize {pack id: (pack size, locations)} into a sealed index object."""
-    doc = {"version": 1, "packs": [
-        {"id": pid, "size": size,
-         "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length] for b in blobs]}
-        for pid, (size, blobs) in packs.items()]}
-    return bytes(cipher.seal(zstandard.compress(json.dumps(doc, separators=(",", ":")).encode(), 3), INDEX_AAD))
+    """Serialize {pack id: (pack size, locations)} into a sealed index object.
+
+    The JSON is produced and compressed one pack at a time, so a backup of millions
+    of chunks never holds the whole document as Python objects or text; the bytes are
+    those of `json.dumps({"version": 1, "packs": [...]}, separators=(",", ":"))`.
+    """
+    out = io.BytesIO()
+    with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as z:
+        z.write(b'{"version":1,"packs":[')
+        for n, (pid, (size, blobs)) in enumerate(packs.items()):
+            pack = {"id": pid, "size": size,
+                    "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length] for b in blobs]}
+            z.write((b"," if n else b"") + json.dumps(pack, separators=(",", ":")).encode())
+        z.write(b"]}")
+    return bytes(cipher.seal(out.getbuffer(), INDEX_AAD))
 
 
 def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[BlobLocation]]]:
     """Yield (pack id, pack size, locations) from a sealed index object."""
-    doc = json.loads(zstandard.decompress(cipher.open(data, INDEX_AAD)))
+    # A streamed zstd frame does not record its size up front: decompress as a stream.
+    doc = json.loads(zstandard.ZstdDecompressor().decompressobj().decompress(cipher.open(data, INDEX_AAD)))
     for p in doc["packs"]:
         yield p["id"], p["size"], [BlobLocation(bytes.fromhex(b[0]), b[1], b[2], b[3], b[4], b[5], p["id"])
                                    for b in p["blobs"]]

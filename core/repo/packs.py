@@ -26,7 +26,7 @@ BLOB_TREE = 1
 FLAG_ZSTD = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     """Where one blob lives: pack id, byte range of its sealed form, and how to decode it."""
 
