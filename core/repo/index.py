@@ -21,8 +21,8 @@ from ragbackup.repo.packs import BlobLocation
 INDEX_AAD = b"rag-backup index v1"
 
 
-def encode_index(cipher: Cipher, packs: dict[str, tuple[int, list[BlobLocation]]]) -> bytes:
-    """Serialize {pack id: (pack size, locations)} into a sealed index object.
+def encode_index(cipher: Cipher, packs: Iterable[tuple[str, int, list[BlobLocation]]]) -> bytes:
+    """Serialize (pack id, pack size, locations) triples into a sealed index object.
 
     The JSON is produced and compressed one pack at a time, so a backup of millions
     of chunks never holds the whole document as Python objects or text; the bytes are
@@ -31,7 +31,7 @@ def encode_index(cipher: Cipher, packs: dict[str, tuple[int, list[BlobLocation]]
     out = io.BytesIO()
     with zstandard.ZstdCompressor(level=3).stream_writer(out, closefd=False) as z:
         z.write(b'{"version":1,"packs":[')
-        for n, (pid, (size, blobs)) in enumerate(packs.items()):
+        for n, (pid, size, blobs) in enumerate(packs):
             pack = {"id": pid, "size": size,
                     "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length] for b in blobs]}
             z.write((b"," if n else b"") + json.dumps(pack, separators=(",", ":")).encode())

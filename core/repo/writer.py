@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import queue
+import struct
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Iterator
 
 from ragbackup import errors
 from ragbackup.repo import chunking
@@ -38,7 +40,7 @@ class BlobWriter:
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()
         self._pack: PackWriter | None = None
-        self._finished: dict[str, tuple[int, list[BlobLocation]]] = {}
+        self._finished: dict[str, tuple[int, bytes]] = {}  # pack id -> (size, packed locations)
         self._uploads: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, name="pack-upload", daemon=True)
@@ -93,12 +95,17 @@ class BlobWriter:
             return [self.add_plain(bytes(view), BLOB_TREE, compressor)
                     for view in chunking.cut_stream(self.repo.tree_chunker, f)]
 
+    def _packs(self) -> Iterator[tuple[str, int, list[BlobLocation]]]:
+        """This job's packs with their locations, unpacked one pack at a time."""
+        for pid, (size, packed) in self._finished.items():
+            yield pid, size, unpack_locations(packed, pid)
+
     def _finish_pack_locked(self) -> None:
         pack, self._pack = self._pack, None
         if pack is None or pack.count == 0:
             return
         pack_id, locs = pack.finish()
-        self._finished[pack_id] = (pack.size, locs)
+        self._finished[pack_id] = (pack.size, pack_locations(locs))
         self.stats.packs += 1
         self._uploads.put((pack_id, pack.path))
 
@@ -146,8 +153,8 @@ class BlobWriter:
         if not self._finished:
             return None
         name = uuid.uuid4().hex
-        self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._finished))
-        self.repo.index.add_index_file(name, ((pid, size, locs) for pid, (size, locs) in self._finished.items()))
+        self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._packs()))
+        self.repo.index.add_index_file(name, self._packs())
         return name
 
     def abort(self) -> None:
@@ -158,6 +165,19 @@ class BlobWriter:
                 self._pack = None
         self._uploads.put(None)
         self._uploader.join(timeout=60)
+
+
+# A finished pack's locations, kept until commit as fixed-size records (58 bytes a
+# blob instead of a Python object each): id, type, flags, offset, length, raw_length.
+_LOCATION = struct.Struct("<32sBBQQQ")
+
+
+def pack_locations(locs: list[BlobLocation]) -> bytes:
+    return b"".join(_LOCATION.pack(b.id, b.type, b.flags, b.offset, b.length, b.raw_length) for b in locs)
+
+
+def unpack_locations(packed: bytes, pack: str) -> list[BlobLocation]:
+    return [BlobLocation(*fields, pack) for fields in _LOCATION.iter_unpack(packed)]
 
 
 def require_blobs(repo: Repository, writer: BlobWriter, ids: list[bytes]) -> None:

@@ -134,13 +134,16 @@ def test_index_objects_are_the_documented_json_and_decode_back(tmp_path):
 
     from ragbackup.repo.index import INDEX_AAD, decode_index, encode_index
     from ragbackup.repo.packs import BlobLocation
+    from ragbackup.repo.writer import pack_locations, unpack_locations
     repo = _repo(tmp_path)
     packs = {f"{n:064x}": (1000 + n, [BlobLocation(os.urandom(32), n % 2, 1, 40 * i, 33 + i, 99 + i, f"{n:064x}")
                                       for i in range(n * 3)]) for n in range(4)}
-    sealed = encode_index(repo.cipher, packs)
+    sealed = encode_index(repo.cipher, ((pid, size, locs) for pid, (size, locs) in packs.items()))
     doc = {"version": 1, "packs": [
         {"id": pid, "size": size, "blobs": [[b.id.hex(), b.type, b.flags, b.offset, b.length, b.raw_length]
                                            for b in blobs]} for pid, (size, blobs) in packs.items()]}
     plain = zstandard.ZstdDecompressor().decompressobj().decompress(repo.cipher.open(sealed, INDEX_AAD))
     assert plain == json.dumps(doc, separators=(",", ":")).encode()
     assert {pid: (size, locs) for pid, size, locs in decode_index(repo.cipher, sealed)} == packs
+    for size, locs in packs.values():
+        assert unpack_locations(pack_locations(locs), locs[0].pack if locs else "") == locs
