@@ -18,6 +18,7 @@ from typing import Callable
 from ragbackup import errors
 from ragbackup.repo import chunking
 from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2
 
@@ -64,9 +65,9 @@ def _unsafe(path: bytes, why: str) -> errors.UnsafePath:
     return errors.UnsafePath(f"refused to restore {os.fsdecode(path)!r}: {why}")
 
 
-def decode(id_key: bytes, c: common_pb2.Chunk) -> bytes:
-    """Decompress a received chunk and check it against its id."""
-    data = chunking.decompress(c.payload, c.compressed, c.raw_size)
+def decode(id_key: bytes, c: common_pb2.Chunk, dicts: Dictionaries = NO_DICTIONARIES) -> bytes:
+    """Decompress a received chunk (with the dictionary its frame names) and check it against its id."""
+    data = chunking.decompress(c.payload, c.compressed, c.raw_size, dicts)
     if chunk_id(id_key, data) != c.id:
         raise errors.IntegrityError(f"chunk {c.id.hex()[:16]} does not match its id")
     return data
@@ -76,9 +77,10 @@ class ChunkDecoder:
     """Decodes the stream's chunks ahead of the writer in a thread pool; hands them out in order."""
 
     def __init__(self, pull: Callable[[], common_pb2.Chunk | None], id_key: bytes, workers: int,
-                 max_bytes: int = 8 * 1024 * 1024):
+                 max_bytes: int = 8 * 1024 * 1024, dicts: Dictionaries = NO_DICTIONARIES):
         self._pull = pull
         self._id_key = id_key
+        self._dicts = dicts
         self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
         self._ahead: collections.deque[tuple[bytes, int, Future]] = collections.deque()
         self._bytes = 0
@@ -89,7 +91,7 @@ class ChunkDecoder:
             c = self._pull()
             if c is None:
                 return
-            self._ahead.append((c.id, c.raw_size, self._pool.submit(decode, self._id_key, c)))
+            self._ahead.append((c.id, c.raw_size, self._pool.submit(decode, self._id_key, c, self._dicts)))
             self._bytes += c.raw_size
 
     def __call__(self, expected: bytes) -> bytes:

@@ -20,6 +20,7 @@ import grpc
 from ragbackup import __version__, errors
 from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
+from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
@@ -131,6 +132,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     chunker=ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed),
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts, budget=self._budget,
+                    dictionary=start.dictionary or None,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
                 yield from pipeline.run()
@@ -149,7 +151,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         with staging(self.cfg, f"restore-{spec.name}") as scratch:
             plan = self._placement(spec, start.target, scratch)
             log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
-            counts = self._write_tree(plan, start.id_key, RestoreStream(request_iterator))
+            dicts = Dictionaries(start.dictionaries)
+            counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
             aside, mismatches = self._put_in_service(spec, start, plan, scratch)
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
@@ -167,9 +170,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         placement.check_target_free(plan)
         return plan
 
-    def _write_tree(self, plan: placement.Placement, id_key: bytes, stream: RestoreStream):
+    def _write_tree(self, plan: placement.Placement, id_key: bytes, dicts: Dictionaries, stream: RestoreStream):
         writer = TreeWriter(plan.staging, id_key)
-        decoder = ChunkDecoder(stream.try_chunk, id_key, self.workers)
+        decoder = ChunkDecoder(stream.try_chunk, id_key, self.workers, dicts=dicts)
         try:
             for entry in stream.entries():
                 writer.write(entry, decoder)

@@ -14,7 +14,10 @@ import random
 import shutil
 import time
 
-from ragbackup.localstack import LocalStack
+from ragbackup.lazy import lazy_import
+
+# The demo's stack (certificates, subprocesses) loads only when `ragctl demo` runs.
+localstack = lazy_import("ragbackup.localstack")
 
 
 def register(sub) -> None:
@@ -109,11 +112,11 @@ class _Steps:
         self.say(("OK    " if cond else "FAILED ") + what)
 
 
-def _snapshot_id(stack: LocalStack, *args: str) -> str:
+def _snapshot_id(stack: localstack.LocalStack, *args: str) -> str:
     return json.loads(stack.ragctl("backup", "--json", *args).stdout)["id"]
 
 
-def _scenario(stack: LocalStack, data: str, steps: _Steps) -> None:
+def _scenario(stack: localstack.LocalStack, data: str, steps: _Steps) -> None:
     steps.say(f"repository: {stack.ragctl('init').stdout.strip()}")
     first = _snapshot_id(stack, "--reason", "demo-initial")
     steps.say(f"backup 1: {first}")
@@ -155,7 +158,7 @@ def run(args) -> int:
     data = os.path.join(workdir, "data")
     generate(data)
     steps.say(f"generated RAG-like data in {data}")
-    stack = LocalStack(os.path.join(workdir, "stack"))
+    stack = localstack.LocalStack(os.path.join(workdir, "stack"))
     for name, kind in (("documents", "paths"), ("processing", "paths"), ("config", "config")):
         stack.add_component(name, kind, os.path.join(data, name))
     with stack:

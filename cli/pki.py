@@ -1,7 +1,9 @@
 """`ragctl pki`: create the private CA and certificates for controller-agent mTLS."""
 from __future__ import annotations
 
-from ragbackup import pki
+from ragbackup.lazy import lazy_import
+
+pki = lazy_import("ragbackup.pki")  # cryptography's x509 loads only when `ragctl pki` runs
 
 
 def register(sub) -> None:

@@ -22,6 +22,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ragbackup import clock, errors
+from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
@@ -98,11 +99,14 @@ class _Capture:
             self.wanted.update(ids[i] for i in idx)
             self.wants.put(agent_pb2.CaptureCommand(want=agent_pb2.ChunkWant(seq=ev.offer.seq, indexes=idx)))
         elif kind == "chunks":
+            dicts = self.repo.dictionaries()
             for c in ev.chunks.chunks:
                 if c.id not in self.wanted:
                     raise errors.IntegrityError("agent sent a chunk that was not asked for")
                 self.wanted.discard(c.id)
                 payload = c.payload  # each access of a bytes field copies it
+                if c.compressed:
+                    _check_dictionary(payload, dicts)
                 self.writer.add(c.id, BLOB_DATA, payload, c.compressed, c.raw_size)
                 self.received += len(payload)
         elif kind == "entries":
@@ -110,8 +114,18 @@ class _Capture:
                 e = to_tree_entry(pe)
                 check_entry(e)
                 self.tree.write(e.to_json().encode() + b"\n")
+        elif kind == "dictionary":
+            self.repo.save_dictionary(ev.dictionary)
         elif kind == "done":
             self.done = ev.done
+
+
+def _check_dictionary(payload: bytes, dicts: Dictionaries) -> None:
+    """A compressed chunk may name only a dictionary the repository holds (else it could never be read)."""
+    did = frame_dict_id(payload)
+    if did and did not in dicts:
+        raise errors.IntegrityError(f"agent sent a chunk compressed with dictionary {did}, "
+                                    "which it did not send and the repository does not hold")
 
 
 def _check_references(writer: BlobWriter, tree_path: str) -> None:
@@ -164,7 +178,8 @@ def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
         parent_capture_id=cp.parent_capture_id, id_key=repo.id_key,
         chunker=agent_pb2.ChunkerParams(min_size=ch.min_size, avg_size=ch.avg_size, max_size=ch.max_size,
                                         seed=ch.seed),
-        compression_level=repo.params.compression_level, full=plan.full)
+        compression_level=repo.params.compression_level, full=plan.full,
+        dictionary=repo.current_dictionary() or b"")
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     try:

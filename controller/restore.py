@@ -101,7 +101,7 @@ def _start_component(ctl: Controller, repo: Repository, manifest: dict, name: st
                                     options_json=cfg.options_json() if cfg else "{}")
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
                                    snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
-                                   force=plan.force)
+                                   force=plan.force, dictionaries=repo.dictionaries().all())
     sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
     return _Running(name, agent, sender, ctl.agents.stub(agent).Restore.future(iter(sender)))
 

@@ -34,17 +34,20 @@ class Report:
     unreadable_snapshots: dict[str, str] = field(default_factory=dict)
     affected: dict[str, list[str]] = field(default_factory=dict)  # snapshot -> reasons
     garbage_packs: list[str] = field(default_factory=list)
+    damaged_dictionaries: str = ""  # why the compression dictionaries cannot be read
 
     @property
     def ok(self) -> bool:
-        return not (self.damaged_packs or self.damaged_blobs or self.unreadable_snapshots or self.affected)
+        return not (self.damaged_packs or self.damaged_blobs or self.unreadable_snapshots or self.affected
+                    or self.damaged_dictionaries)
 
     def as_dict(self) -> dict:
         return {"ok": self.ok, "snapshots": self.snapshots, "packs": self.packs,
                 "blobs_checked": self.blobs_checked, "damaged_packs": self.damaged_packs,
                 "damaged_blobs": sorted(b.hex() for b in self.damaged_blobs),
                 "unreadable_snapshots": self.unreadable_snapshots,
-                "affected_snapshots": self.affected, "garbage_packs": self.garbage_packs}
+                "affected_snapshots": self.affected, "garbage_packs": self.garbage_packs,
+                "damaged_dictionaries": self.damaged_dictionaries}
 
 
 def _check_pack_sizes(repo: Repository, report: Report) -> None:
@@ -74,7 +77,8 @@ def _read_pack(repo: Repository, pid: str, report: Report) -> None:
         report.blobs_checked += 1
         try:
             plain = repo.cipher.open(memoryview(data)[loc.offset:loc.offset + loc.length], blob_aad(loc.id))
-            if chunk_id(repo.id_key, chunking.decompress(plain, loc.compressed, loc.raw_length)) != loc.id:
+            blob = chunking.decompress(plain, loc.compressed, loc.raw_length, repo.dictionaries())
+            if chunk_id(repo.id_key, blob) != loc.id:
                 raise errors.IntegrityError("id mismatch")
         except (errors.IntegrityError, zstandard.ZstdError):
             report.damaged_blobs.add(loc.id)
@@ -114,6 +118,10 @@ def run_verify(repo: Repository, read_data: bool) -> Iterator[controller_pb2.Job
     report = Report()
     yield events.log("checking packs against the index")
     _check_pack_sizes(repo, report)
+    try:
+        repo.dictionaries(reload=True)
+    except errors.IntegrityError as exc:
+        report.damaged_dictionaries = exc.message
     if read_data:
         packs = [p for p, _ in repo.index.packs() if p not in report.damaged_packs]
         for n, pid in enumerate(packs, 1):
@@ -132,8 +140,10 @@ def run_verify(repo: Repository, read_data: bool) -> Iterator[controller_pb2.Job
                    + (f"; {len(report.garbage_packs)} unreferenced pack(s) for prune" if report.garbage_packs else ""))
     else:
         summary = (f"repository DAMAGED: {len(report.damaged_packs)} pack(s) "
-                   f"({', '.join(sorted(report.damaged_packs))}); affected snapshots: "
-                   f"{', '.join(sorted(report.affected) + sorted(report.unreadable_snapshots)) or 'none'}")
+                   f"({', '.join(sorted(report.damaged_packs))}); "
+                   + (f"{report.damaged_dictionaries}; " if report.damaged_dictionaries else "")
+                   + "affected snapshots: "
+                   + f"{', '.join(sorted(report.affected) + sorted(report.unreadable_snapshots)) or 'none'}")
     yield events.result(summary, d)
     if not report.ok:
         raise errors.IntegrityError(summary)

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ragbackup import wire
-from ragbackup.repo import chunking
+from ragbackup.repo import chunking, dictionary
 from ragbackup.repo.crypto import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
-from ragbackup.agent.capture.walk import walk
+from ragbackup.agent.capture.walk import walk_ahead
 
 MAX_INFLIGHT = 8 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
 # File bytes held from read until sent or found unwanted, for all of an agent's
@@ -53,6 +53,9 @@ class CaptureSettings:
     facts_json: str = "{}"
     budget: ByteBudget | None = None  # shared by the agent's concurrent captures
     cancelled: Callable[[], bool] = lambda: False
+    # The repository's dictionary for small chunks; None: train one from the first
+    # SQLite database of at least dictionary.MIN_TRAIN_FILE bytes, and send it.
+    dictionary: bytes | None = None
 
 
 @dataclass
@@ -102,6 +105,8 @@ class CapturePipeline:
         self._sending: collections.deque[tuple[Future, int]] = collections.deque()  # (job, raw bytes)
         self._entries: list[common_pb2.Entry] = []
         self._hardlinks: dict[tuple[int, int], bytes] = {}
+        self._dictionary = settings.dictionary
+        self._may_train = settings.dictionary is None
 
     # --- worker jobs (run in the pool; hashing and zstd release the GIL) ---------------
 
@@ -117,8 +122,8 @@ class CapturePipeline:
     def _compress(self, items: list[Hashed]) -> tuple[list[wire.WireChunk], int]:
         """Wire chunks for `items` and their payload bytes in total."""
         comp = getattr(self._local, "compressor", None)
-        if comp is None:
-            comp = self._local.compressor = chunking.Compressor(self.s.compression_level)
+        if comp is None or comp.dictionary is not self._dictionary:
+            comp = self._local.compressor = chunking.Compressor(self.s.compression_level, self._dictionary)
         out, size = [], 0
         for cid, data in items:
             payload, compressed = comp.compress(data)
@@ -131,7 +136,7 @@ class CapturePipeline:
     def run(self) -> Iterator[agent_pb2.CaptureEvent | bytes]:
         """The agent's side of the stream; chunk batches come as pre-encoded CaptureEvent bytes."""
         try:
-            for rel, st in walk(self.s.root, self.s.exclude):
+            for rel, st in walk_ahead(self.s.root, self.s.exclude):
                 yield from self._visit(rel, st)
                 yield from self._drain(MAX_INFLIGHT)
             yield from self._drain(-1)
@@ -183,8 +188,31 @@ class CapturePipeline:
             yield from self._reserve(st.st_size)
             self._submit(self._small_file, path, st.st_size)
         else:
+            if self._may_train and st.st_size >= dictionary.MIN_TRAIN_FILE:
+                yield from self._train(path)
             yield from self._read_large(path)
         self._slots.append(_Slot(entry=entry, stat=st))
+
+    def _train(self, path: bytes) -> Iterator[agent_pb2.CaptureEvent]:
+        """Train the capture's dictionary from `path` if it is a SQLite database; send it first.
+
+        Chunks compressed from here on may use it; the event goes out before any of them.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            page = chunking.sqlite_page_size(os.pread(fd, 100, 0))
+            if page is None:
+                return
+            self._may_train = False
+            trained = dictionary.train_from_file(fd, os.fstat(fd).st_size, chunking.sqlite_chunk_size(page))
+        finally:
+            os.close(fd)
+        if trained:
+            self._dictionary = trained
+            yield agent_pb2.CaptureEvent(dictionary=trained)
 
     def _read_large(self, path: bytes) -> Iterator[agent_pb2.CaptureEvent]:
         try:

@@ -9,13 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-import threading
-
 import pyfastcdc
 import zstandard
 
 from ragbackup import errors
 from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries, frame_dict_id
 
 MiB = 1024 * 1024
 
@@ -61,13 +60,23 @@ def small_chunk_level(level: int) -> int:
 
 
 class Compressor:
-    """zstd at the configured level (small chunks: small_chunk_level); one per thread."""
+    """zstd at the configured level (small chunks: small_chunk_level); one per thread.
 
-    def __init__(self, level: int = 3):
+    With `dictionary` (bytes of a repository dictionary, see dictionary.py) small
+    chunks are compressed against it and their frames name its id.
+    """
+
+    def __init__(self, level: int = 3, dictionary: bytes | None = None):
         self.level = level
+        self.dictionary = dictionary
         self._cctx = zstandard.ZstdCompressor(level=level)
         small = small_chunk_level(level)
-        self._small = self._cctx if small == level else zstandard.ZstdCompressor(level=small)
+        if dictionary:
+            d = zstandard.ZstdCompressionDict(dictionary)
+            d.precompute_compress(level=small)
+            self._small = zstandard.ZstdCompressor(level=small, dict_data=d)
+        else:
+            self._small = self._cctx if small == level else zstandard.ZstdCompressor(level=small)
 
     def compress(self, data: bytes | memoryview) -> tuple[bytes, bool]:
         """Return (payload, compressed): raw bytes when zstd does not shrink by MIN_SAVING."""
@@ -80,16 +89,16 @@ class Compressor:
         return out, True
 
 
-_LOCAL = threading.local()
+def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int,
+               dicts: Dictionaries = NO_DICTIONARIES) -> bytes:
+    """Inverse of Compressor.compress; IntegrityError if the payload does not decode to raw_size bytes.
 
-
-def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int) -> bytes:
-    """Inverse of Compressor.compress; IntegrityError if the payload does not decode to raw_size bytes."""
+    A frame that names a dictionary is decoded with that one from `dicts`
+    (IntegrityError if `dicts` lacks it).
+    """
     if not compressed:
         return bytes(payload)
-    dctx = getattr(_LOCAL, "dctx", None)
-    if dctx is None:  # zstandard contexts are not thread-safe: one per thread
-        dctx = _LOCAL.dctx = zstandard.ZstdDecompressor()
+    dctx = dicts.decompressor(frame_dict_id(payload))
     try:
         data = dctx.decompress(payload, max_output_size=raw_size)
     except zstandard.ZstdError as exc:

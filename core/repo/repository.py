@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Iterator
@@ -16,6 +17,7 @@ import zstandard
 
 from ragbackup import errors
 from ragbackup.repo import chunking, crypto
+from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, decode_index
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key
 from ragbackup.repo.tree import Entry, decode_lines
@@ -24,6 +26,7 @@ from ragbackup.storage.base import Storage
 FORMAT_NAME = "rag-backup"
 FORMAT_VERSION = 1
 CONFIG_KEY = "config"
+DICT_PREFIX = "dicts/"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Repository:
                                     max_size=1024 * 1024)
         self.cache_dir = os.path.join(cache_dir, repo_id)
         self.index = IndexCache(os.path.join(self.cache_dir, "index.sqlite"))
+        self._dicts: Dictionaries | None = None
+        self._dicts_lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -141,7 +146,7 @@ class Repository:
     def read_blob(self, blob_id: bytes) -> bytes:
         """Plaintext of a blob, its id checked."""
         payload, loc = self.read_payload(blob_id)
-        data = chunking.decompress(payload, loc.compressed, loc.raw_length)
+        data = chunking.decompress(payload, loc.compressed, loc.raw_length, self.dictionaries())
         if crypto.chunk_id(self.id_key, data) != blob_id:
             raise errors.IntegrityError(f"pack {loc.pack}: blob {blob_id.hex()} does not match its id")
         return data
@@ -149,6 +154,47 @@ class Repository:
     def read_tree(self, tree_ids: Iterable[bytes]) -> Iterator[Entry]:
         """Entries of a component tree, streamed blob by blob."""
         return decode_lines(self.read_blob(t) for t in tree_ids)
+
+    # --- compression dictionaries (dictionary.py) --------------------------------------
+
+    def dictionaries(self, reload: bool = False) -> Dictionaries:
+        """Every dictionary in `dicts/`, loaded once (again with `reload`).
+
+        IntegrityError names one that fails authentication.
+        """
+        with self._dicts_lock:
+            if self._dicts is None or reload:
+                self._dicts = None
+                self._dicts = Dictionaries(self._load_dictionary(o.key) for o in self.storage.list(DICT_PREFIX))
+            return self._dicts
+
+    def current_dictionary(self) -> bytes | None:
+        """The dictionary new captures compress small chunks with (the lowest id), or None."""
+        stored = self.dictionaries().all()
+        return stored[0] if stored else None
+
+    def save_dictionary(self, data: bytes) -> int:
+        """Store a dictionary (durable on return) unless already held; returns its id.
+
+        IntegrityError if `data` is no dictionary, or another one holds its id.
+        """
+        did = dict_id(data)
+        dicts = self.dictionaries()
+        if did in dicts:
+            if dicts.get(did) != data:
+                raise errors.IntegrityError(f"a different compression dictionary already has id {did}")
+            return did
+        key = f"{DICT_PREFIX}{did:08x}"
+        self.storage.put(key, bytes(self.cipher.seal(data, key.encode())))
+        with self._dicts_lock:
+            dicts.add(data)
+        return did
+
+    def _load_dictionary(self, key: str) -> bytes:
+        try:
+            return self.cipher.open(self.storage.get(key), key.encode())
+        except errors.IntegrityError:
+            raise errors.IntegrityError(f"compression dictionary {key} failed authentication") from None
 
     # --- snapshots -------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ class ChunkerParams(_message.Message):
     def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CaptureStart(_message.Message):
-    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full")
+    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full", "dictionary")
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class CaptureStart(_message.Message):
     CHUNKER_FIELD_NUMBER: _ClassVar[int]
     COMPRESSION_LEVEL_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
     component: _common_pb2.ComponentSpec
     capture_id: str
     parent_capture_id: str
@@ -35,7 +36,8 @@ class CaptureStart(_message.Message):
     chunker: ChunkerParams
     compression_level: int
     full: bool
-    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ...) -> None: ...
+    dictionary: bytes
+    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ..., dictionary: _Optional[bytes] = ...) -> None: ...
 
 class ChunkWant(_message.Message):
     __slots__ = ("seq", "indexes")
@@ -92,32 +94,36 @@ class CaptureDone(_message.Message):
     def __init__(self, stats: _Optional[_Union[CaptureStats, _Mapping]] = ..., facts_json: _Optional[str] = ...) -> None: ...
 
 class CaptureEvent(_message.Message):
-    __slots__ = ("entries", "offer", "chunks", "done")
+    __slots__ = ("entries", "offer", "chunks", "done", "dictionary")
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     OFFER_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARY_FIELD_NUMBER: _ClassVar[int]
     entries: _common_pb2.EntryBatch
     offer: ChunkOffer
     chunks: _common_pb2.ChunkBatch
     done: CaptureDone
-    def __init__(self, entries: _Optional[_Union[_common_pb2.EntryBatch, _Mapping]] = ..., offer: _Optional[_Union[ChunkOffer, _Mapping]] = ..., chunks: _Optional[_Union[_common_pb2.ChunkBatch, _Mapping]] = ..., done: _Optional[_Union[CaptureDone, _Mapping]] = ...) -> None: ...
+    dictionary: bytes
+    def __init__(self, entries: _Optional[_Union[_common_pb2.EntryBatch, _Mapping]] = ..., offer: _Optional[_Union[ChunkOffer, _Mapping]] = ..., chunks: _Optional[_Union[_common_pb2.ChunkBatch, _Mapping]] = ..., done: _Optional[_Union[CaptureDone, _Mapping]] = ..., dictionary: _Optional[bytes] = ...) -> None: ...
 
 class RestoreStart(_message.Message):
-    __slots__ = ("component", "target", "id_key", "snapshot_id", "facts_json", "force")
+    __slots__ = ("component", "target", "id_key", "snapshot_id", "facts_json", "force", "dictionaries")
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     ID_KEY_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_ID_FIELD_NUMBER: _ClassVar[int]
     FACTS_JSON_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    DICTIONARIES_FIELD_NUMBER: _ClassVar[int]
     component: _common_pb2.ComponentSpec
     target: str
     id_key: bytes
     snapshot_id: str
     facts_json: str
     force: bool
-    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., target: _Optional[str] = ..., id_key: _Optional[bytes] = ..., snapshot_id: _Optional[str] = ..., facts_json: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    dictionaries: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., target: _Optional[str] = ..., id_key: _Optional[bytes] = ..., snapshot_id: _Optional[str] = ..., facts_json: _Optional[str] = ..., force: _Optional[bool] = ..., dictionaries: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class RestoreFinish(_message.Message):
     __slots__ = ()
