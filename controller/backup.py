@@ -76,8 +76,9 @@ def reserved_id(ctl: Controller) -> Iterator[str]:
 class _Capture:
     """Controller side of one Capture stream: answers offers, stores chunks, writes the tree."""
 
-    def __init__(self, repo: Repository, writer: BlobWriter, tree_file):
+    def __init__(self, repo: Repository, writer: BlobWriter, tree_file, may_train: bool = True):
         self.repo, self.writer, self.tree = repo, writer, tree_file
+        self.may_train = may_train  # the agent may send one dictionary (it was given none)
         self.wants: queue.SimpleQueue = queue.SimpleQueue()
         self.wanted: set[bytes] = set()
         self.done: agent_pb2.CaptureDone | None = None
@@ -115,6 +116,9 @@ class _Capture:
                 check_entry(e)
                 self.tree.write(e.to_json().encode() + b"\n")
         elif kind == "dictionary":
+            if not self.may_train:
+                raise errors.IntegrityError("agent sent a compression dictionary it was not to train")
+            self.may_train = False
             self.repo.save_dictionary(ev.dictionary)
         elif kind == "done":
             self.done = ev.done
@@ -184,7 +188,7 @@ def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     try:
         with os.fdopen(fd, "wb") as tree:
-            cap = _Capture(repo, writer, tree)
+            cap = _Capture(repo, writer, tree, may_train=not start.dictionary)
             _stream(ctl, comp.agent, stub, cap, start, cp.name, job)
         if cap.done is None:
             raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")

@@ -22,7 +22,6 @@ from ragbackup import errors
 
 DICT_SIZE = 64 * 1024
 SAMPLE_COUNT = 500
-SAMPLE_SIZE = 16 * 1024
 # Databases smaller than this are not worth a dictionary (training reads SAMPLE_COUNT groups).
 MIN_TRAIN_FILE = 8 * 1024 * 1024
 # Training parameters (zstd's fastcover segment size k and d-mer size d): fixed instead of
