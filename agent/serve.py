@@ -19,7 +19,7 @@ from ragbackup import __version__, errors, logs, tls, wire
 from ragbackup.memory import tune_malloc
 from ragbackup.config import AgentConfig, load_agent_config
 from ragbackup.rpc import ErrorInterceptor
-from ragbackup.v1 import agent_pb2_grpc
+from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 
 from ragbackup.agent.servicer import AgentServicer
 
@@ -43,13 +43,18 @@ class _HandlerTable:
 
 
 def add_agent_service(servicer: AgentServicer, server: grpc.Server) -> None:
-    """The generated registration, except that Capture's responses may be pre-encoded bytes (ragbackup.wire)."""
+    """The generated registration, except that Capture's responses may be pre-encoded bytes and
+    Restore's chunk batches are parsed without copies (ragbackup.wire)."""
     table = _HandlerTable()
     agent_pb2_grpc.add_AgentServicer_to_server(servicer, table)
     handlers = table.handlers
     capture = handlers["Capture"]
     handlers["Capture"] = grpc.stream_stream_rpc_method_handler(
         capture.stream_stream, request_deserializer=capture.request_deserializer, response_serializer=wire.serialize)
+    restore = handlers["Restore"]
+    handlers["Restore"] = grpc.stream_unary_rpc_method_handler(
+        restore.stream_unary, request_deserializer=wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3),
+        response_serializer=restore.response_serializer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
 

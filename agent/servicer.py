@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import time
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import grpc
 
@@ -60,7 +60,8 @@ class RestoreStream:
         if kind == "entries":
             self._entries.extend(cmd.entries.entries)
         elif kind == "chunks":
-            self._chunks.extend(cmd.chunks.chunks)
+            if cmd.chunks.chunks:
+                self._chunks.append(cmd.chunks.chunks)
         elif kind == "finish":
             self.finished = True
         else:
@@ -74,8 +75,8 @@ class RestoreStream:
                 return
             yield self._entries.popleft()
 
-    def try_chunk(self) -> common_pb2.Chunk | None:
-        """The next chunk, reading messages as needed; None once the stream has finished."""
+    def try_batch(self) -> Sequence[common_pb2.Chunk] | None:
+        """The next batch of chunks, reading messages as needed; None once the stream has finished."""
         while not self._chunks:
             if self.finished:
                 return None
@@ -172,7 +173,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     def _write_tree(self, plan: placement.Placement, id_key: bytes, dicts: Dictionaries, stream: RestoreStream):
         writer = TreeWriter(plan.staging, id_key)
-        decoder = ChunkDecoder(stream.try_chunk, id_key, self.workers, dicts=dicts)
+        decoder = ChunkDecoder(stream.try_batch, id_key, self.workers, dicts=dicts)
         try:
             for entry in stream.entries():
                 writer.write(entry, decoder)

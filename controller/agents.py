@@ -15,16 +15,22 @@ from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 
 CONNECT_TIMEOUT = 10.0
 RESTORE_METHOD = "/ragbackup.v1.Agent/Restore"
+CAPTURE_METHOD = "/ragbackup.v1.Agent/Capture"
 
 
 class AgentStub(agent_pb2_grpc.AgentStub):
-    """The generated stub, but Restore's request stream may carry pre-encoded chunk batches (bytes)."""
+    """The generated stub, but Restore's request stream may carry pre-encoded chunk batches (bytes),
+    and Capture's chunk batches are parsed without copies (ragbackup.wire)."""
 
     def __init__(self, channel: grpc.Channel):
         super().__init__(channel)
         self.Restore = channel.stream_unary(
             RESTORE_METHOD, request_serializer=wire.serialize,
             response_deserializer=agent_pb2.RestoreResult.FromString, _registered_method=True)
+        self.Capture = channel.stream_stream(
+            CAPTURE_METHOD, request_serializer=agent_pb2.CaptureCommand.SerializeToString,
+            response_deserializer=wire.chunk_batch_deserializer(agent_pb2.CaptureEvent, 3),
+            _registered_method=True)
 
 
 class Agents:

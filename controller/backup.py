@@ -105,7 +105,7 @@ class _Capture:
                 if c.id not in self.wanted:
                     raise errors.IntegrityError("agent sent a chunk that was not asked for")
                 self.wanted.discard(c.id)
-                payload = c.payload  # each access of a bytes field copies it
+                payload = c.payload  # a view into the received message (wire.ChunkMessage)
                 if c.compressed:
                     _check_dictionary(payload, dicts)
                 self.writer.add(c.id, BLOB_DATA, payload, c.compressed, c.raw_size)

@@ -47,12 +47,14 @@ class _Sender:
         try:
             yield agent_pb2.RestoreCommand(start=self.start)
             batch: list[Entry] = []
+            batch_bytes = 0
             for e in self.repo.read_tree(self.tree):
                 check_entry(e)
                 batch.append(e)
-                if len(batch) >= ENTRY_BATCH or sum(x.size for x in batch) >= CHUNK_BATCH_BYTES:
+                batch_bytes += e.size
+                if len(batch) >= ENTRY_BATCH or batch_bytes >= CHUNK_BATCH_BYTES:
                     yield from self._send(batch)
-                    batch = []
+                    batch, batch_bytes = [], 0
             yield from self._send(batch)
             yield agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish())
         except Exception as exc:  # not GeneratorExit: gRPC closes this stream when the agent answers early
@@ -65,15 +67,14 @@ class _Sender:
         yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e) for e in batch]))
         chunks: list[wire.WireChunk] = []
         size = 0
-        for e in batch:
-            for cid in (e.chunks if e.type == "file" else ()):
-                payload, loc = self.repo.read_payload(cid)
-                chunks.append((cid, payload, loc.compressed, loc.raw_length))
-                size += len(payload)
-                self.sent += loc.raw_length
-                if size >= CHUNK_BATCH_BYTES:
-                    yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
-                    chunks, size = [], 0
+        ids = [cid for e in batch if e.type == "file" for cid in e.chunks]
+        for payload, loc in self.repo.read_payloads(ids):
+            chunks.append((loc.id, payload, loc.compressed, loc.raw_length))
+            size += len(payload)
+            self.sent += loc.raw_length
+            if size >= CHUNK_BATCH_BYTES:
+                yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
+                chunks, size = [], 0
         if chunks:
             yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
 

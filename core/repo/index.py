@@ -115,6 +115,18 @@ class IndexCache:
             return None
         return BlobLocation(blob_id, r[1], r[2], r[3], r[4], r[5], r[0])
 
+    def lookup_many(self, ids: list[bytes]) -> dict[bytes, BlobLocation]:
+        """Locations of those of `ids` that are indexed, 500 per query; absent ids are left out."""
+        found: dict[bytes, BlobLocation] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                q = ("SELECT id,type,flags,offset,length,raw_length,pack FROM blobs WHERE id IN (%s)"
+                     % ",".join("?" * len(part)))
+                for r in self._db.execute(q, part):
+                    found[r[0]] = BlobLocation(*r)
+        return found
+
     def missing(self, ids: list[bytes]) -> set[bytes]:
         """The subset of `ids` not in the index (batched lookups)."""
         found: set[bytes] = set()

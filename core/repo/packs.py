@@ -11,6 +11,7 @@ import os
 import struct
 import tempfile
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from ragbackup import errors
 from ragbackup.repo.crypto import Cipher
@@ -117,3 +118,24 @@ def parse_header(cipher: Cipher, pack_id: str, data: bytes) -> list[BlobLocation
         raise errors.IntegrityError(f"pack {pack_id}: header failed authentication") from None
     return [BlobLocation(*_RECORD.unpack_from(header, i), pack=pack_id)
             for i in range(0, len(header), _RECORD.size)]
+
+
+def read_runs(locs: Iterable[BlobLocation], max_span: int) -> Iterator[list[BlobLocation]]:
+    """Pure: `locs` in order, grouped into runs that lie back to back in one pack.
+
+    A run covers at most `max_span` bytes of its pack, except a single blob larger
+    than that, which is a run of its own. Out: lists whose concatenated ranges are
+    one contiguous range each.
+    """
+    run: list[BlobLocation] = []
+    for loc in locs:
+        if run:
+            last = run[-1]
+            if (loc.pack == last.pack and loc.offset == last.offset + last.length
+                    and loc.offset + loc.length - run[0].offset <= max_span):
+                run.append(loc)
+                continue
+            yield run
+        run = [loc]
+    if run:
+        yield run

@@ -19,7 +19,7 @@ from ragbackup import errors
 from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, decode_index
-from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key
+from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
 
@@ -27,6 +27,7 @@ FORMAT_NAME = "rag-backup"
 FORMAT_VERSION = 1
 CONFIG_KEY = "config"
 DICT_PREFIX = "dicts/"
+READ_SPAN = 1024 * 1024  # bytes of back-to-back blobs read_payloads fetches at once
 
 
 @dataclass(frozen=True)
@@ -137,11 +138,35 @@ class Repository:
     def read_payload(self, blob_id: bytes) -> tuple[bytes, BlobLocation]:
         """Decrypted (possibly compressed) payload of a blob and its location."""
         loc = self.locate(blob_id)
-        sealed = self.storage.get_range(pack_key(loc.pack), loc.offset, loc.length)
+        return self._open_blob(self.storage.get_range(pack_key(loc.pack), loc.offset, loc.length), loc), loc
+
+    def read_payloads(self, blob_ids: list[bytes]) -> Iterator[tuple[bytes, BlobLocation]]:
+        """Decrypted payloads of `blob_ids`, in order, with their locations.
+
+        One index query per 500 ids, and blobs lying back to back in a pack are read
+        with one range request (up to READ_SPAN bytes): restores and checks read
+        chunks in the order backups wrote them, so most reads merge.
+        """
+        found = self.index.lookup_many(list(dict.fromkeys(blob_ids)))
+        locs = []
+        for blob_id in blob_ids:
+            loc = found.get(blob_id)
+            if loc is None:
+                raise errors.IntegrityError(f"blob {blob_id.hex()} is referenced but not in the index")
+            locs.append(loc)
+        for run in read_runs(locs, READ_SPAN):
+            first = run[0]
+            span = run[-1].offset + run[-1].length - first.offset
+            data = memoryview(self.storage.get_range(pack_key(first.pack), first.offset, span))
+            for loc in run:
+                sealed = data[loc.offset - first.offset:loc.offset - first.offset + loc.length]
+                yield self._open_blob(sealed, loc), loc
+
+    def _open_blob(self, sealed: bytes | memoryview, loc: BlobLocation) -> bytes:
         try:
-            return self.cipher.open(sealed, blob_aad(blob_id)), loc
+            return self.cipher.open(sealed, blob_aad(loc.id))
         except errors.IntegrityError:
-            raise errors.IntegrityError(f"pack {loc.pack}: blob {blob_id.hex()} failed authentication") from None
+            raise errors.IntegrityError(f"pack {loc.pack}: blob {loc.id.hex()} failed authentication") from None
 
     def read_blob(self, blob_id: bytes) -> bytes:
         """Plaintext of a blob, its id checked."""

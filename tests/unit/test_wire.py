@@ -4,6 +4,8 @@ import random
 
 import pytest
 
+from google.protobuf.message import DecodeError
+
 from ragbackup import wire
 from ragbackup.v1 import agent_pb2, common_pb2
 
@@ -42,3 +44,47 @@ def test_serialize_passes_bytes_and_serializes_messages():
     msg = agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish())
     assert wire.serialize(msg) == msg.SerializeToString()
     assert wire.serialize(b"\x1a\x00") == b"\x1a\x00"
+
+
+@pytest.mark.parametrize("cls", [agent_pb2.CaptureEvent, agent_pb2.RestoreCommand])
+@pytest.mark.parametrize("seed", range(4))
+def test_deserializer_gives_what_protobuf_parses(cls, seed):
+    chunks = _chunks(seed, 1 + seed * 5)
+    raw = wire.encode_chunk_batch(3, chunks)
+    got = wire.chunk_batch_deserializer(cls, 3)(raw)
+    assert isinstance(got, wire.ChunkMessage) and got.WhichOneof("kind") == "chunks"
+    ref = cls.FromString(raw).chunks.chunks
+    assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got.chunks.chunks] == \
+        [(c.id, c.payload, c.compressed, c.raw_size) for c in ref]
+    assert all(isinstance(c.payload, memoryview) for c in got.chunks.chunks)
+
+
+def test_deserializer_skips_unknown_fields_and_keeps_the_last_value():
+    chunk = (b"\x0a\x02id" + b"\x12\x03abc" + b"\x18\x01" + b"\x20\x05"   # the four known fields
+             + b"\x28\x07" + b"\x31" + b"8bytes!!" + b"\x3a\x01z" + b"\x45" + b"4byt"  # unknown ones
+             + b"\x20\x06")                                                 # raw_size again: last wins
+    batch = b"\x0a" + wire.varint(len(chunk)) + chunk + b"\x10\x01"         # and an unknown batch field
+    raw = b"\x1a" + wire.varint(len(batch)) + batch
+    got = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)(raw).chunks.chunks
+    ref = agent_pb2.RestoreCommand.FromString(raw).chunks.chunks
+    assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got] == \
+        [(c.id, c.payload, c.compressed, c.raw_size) for c in ref] == [(b"id", b"abc", True, 6)]
+
+
+def test_deserializer_leaves_other_messages_to_protobuf():
+    de = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)
+    finish = agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish()).SerializeToString()
+    assert de(finish).WhichOneof("kind") == "finish"
+    assert de(b"") == agent_pb2.RestoreCommand()
+    two_fields = wire.encode_chunk_batch(3, [(b"a" * 32, b"x", False, 1)]) + b"\x22\x00"
+    assert isinstance(de(two_fields), agent_pb2.RestoreCommand)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 40, 60])
+def test_deserializer_refuses_a_truncated_batch(cut):
+    batch = common_pb2.ChunkBatch(chunks=[common_pb2.Chunk(id=b"a" * 32, payload=b"p" * 100, compressed=True,
+                                                           raw_size=100)]).SerializeToString()
+    inner = batch[:-cut]  # a batch whose chunk is cut short, framed as if whole
+    framed = b"\x1a" + wire.varint(len(inner)) + inner
+    with pytest.raises(DecodeError):
+        wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)(framed)

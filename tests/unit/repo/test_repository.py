@@ -147,3 +147,41 @@ def test_index_objects_are_the_documented_json_and_decode_back(tmp_path):
     assert {pid: (size, locs) for pid, size, locs in decode_index(repo.cipher, sealed)} == packs
     for size, locs in packs.values():
         assert unpack_locations(pack_locations(locs), locs[0].pack if locs else "") == locs
+
+
+def test_read_runs_merge_back_to_back_blobs_of_one_pack():
+    from ragbackup.repo.packs import BlobLocation, read_runs
+
+    def loc(pack, offset, length):
+        return BlobLocation(bytes([offset % 256]) * 32, BLOB_DATA, 0, offset, length, length, pack)
+    a, b, c = loc("p1", 0, 10), loc("p1", 10, 10), loc("p1", 20, 10)
+    gap, other, big = loc("p1", 40, 10), loc("p2", 50, 10), loc("p2", 60, 100)
+    runs = list(read_runs([a, b, c, gap, other, big], max_span=30))
+    assert runs == [[a, b, c], [gap], [other], [big]]
+    assert list(read_runs([c, b], 100)) == [[c], [b]]  # backwards: not contiguous in that order
+    assert list(read_runs([], 100)) == []
+
+
+def test_read_payloads_in_order_with_merged_reads(tmp_path):
+    repo = _repo(tmp_path)
+    data = [os.urandom(20_000) for _ in range(40)] + [b"text " * 5000]
+    ids = _store(repo, tmp_path, data)
+    order = ids[::-1] + ids[:5] + ids[:5]  # backwards, then forwards, with repeats
+    got = [(loc.id, chunking.decompress(p, loc.compressed, loc.raw_length)) for p, loc in repo.read_payloads(order)]
+    by_id = dict(zip(ids, data))
+    assert [i for i, _ in got] == order and all(d == by_id[i] for i, d in got)
+
+
+def test_read_payloads_names_a_missing_or_damaged_blob(tmp_path):
+    repo = _repo(tmp_path)
+    ids = _store(repo, tmp_path, [os.urandom(30_000) for _ in range(3)])
+    with pytest.raises(errors.IntegrityError, match="not in the index"):
+        list(repo.read_payloads(ids + [b"\x01" * 32]))
+    loc = repo.locate(ids[1])
+    with open(os.path.join(str(tmp_path / "repo"), pack_key(loc.pack)), "r+b") as f:
+        f.seek(loc.offset + 50)
+        b = f.read(1)
+        f.seek(loc.offset + 50)
+        f.write(bytes([b[0] ^ 1]))
+    with pytest.raises(errors.IntegrityError, match=f"blob {ids[1].hex()} failed authentication"):
+        list(repo.read_payloads(ids))
