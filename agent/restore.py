@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 from ragbackup import errors
 from ragbackup.repo import chunking
-from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2

@@ -12,14 +12,17 @@ import re
 import shutil
 import sqlite3
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ragbackup import errors
+from ragbackup.lazy import lazy_import
 from ragbackup.clock import SYSTEM, Clock, stamp
+
+# HTTP (and with it ssl) is loaded on the first Chroma capture, not by every agent.
+urllib_error = lazy_import("urllib.error")
+urllib_request = lazy_import("urllib.request")
 
 SQLITE_NAME = "chroma.sqlite3"
 # Files SQLite owns next to the database; the online backup reads through them.
@@ -200,15 +203,15 @@ def online_copy(persist_dir: str, staging_dir: str, attempts: int = 3) -> None:
 def _http(url: str, body: Any = None, timeout: float = 30.0) -> Any:
     """JSON from GET (no body) or POST `url`; Unavailable/Unhealthy on failure."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="GET" if body is None else "POST",
+    request = urllib_request.Request(url, data=data, method="GET" if body is None else "POST",
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib_request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as err:
+    except urllib_error.HTTPError as err:
         detail = err.read()[:300].decode(errors="replace")
         raise errors.Unhealthy(f"chroma {_origin(url)}: HTTP {err.code} for {_path(url)}: {detail}") from None
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib_error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise errors.Unavailable(f"chroma {_origin(url)}: {reason}") from None
 

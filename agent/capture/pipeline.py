@@ -18,17 +18,17 @@ from typing import Callable, Iterator
 
 from ragbackup import wire
 from ragbackup.repo import chunking, dictionary
-from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.ids import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import walk_ahead
 
-MAX_INFLIGHT = 8 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
+MAX_INFLIGHT = 4 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
 # File bytes held from read until sent or found unwanted, for all of an agent's
 # concurrent captures together: about what one capture alone would hold.
-CAPTURE_BUDGET = 16 * chunking.MiB
+CAPTURE_BUDGET = 8 * chunking.MiB
 OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
 SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message

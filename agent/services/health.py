@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from functools import cache
 
 from ragbackup import errors
+from ragbackup.lazy import lazy_import
 
 POLL_INTERVAL_S = 0.1
 
-# No proxy handler: health checks target loopback or service addresses directly, never an env proxy.
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# HTTP (and with it ssl) is loaded by the first HTTP health check, not by every agent.
+urllib_error = lazy_import("urllib.error")
+urllib_request = lazy_import("urllib.request")
+
+
+@cache
+def _direct():
+    """An opener without proxy handler: health checks target loopback or service addresses
+    directly, never an environment proxy."""
+    return urllib_request.build_opener(urllib_request.ProxyHandler({}))
 
 
 def wait_until_healthy(check: Callable[[], bool], timeout_s: float, what: str,
@@ -49,7 +57,7 @@ def tcp_ready(host: str, port: int, timeout_s: float = 0.5) -> bool:
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
     """True when GET url answers 2xx (no proxy is used)."""
     try:
-        with _DIRECT.open(url, timeout=timeout_s) as resp:
+        with _direct().open(url, timeout=timeout_s) as resp:
             return 200 <= resp.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib_error.URLError, OSError, ValueError):
         return False

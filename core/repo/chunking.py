@@ -13,7 +13,7 @@ import pyfastcdc
 import zstandard
 
 from ragbackup import errors
-from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries, frame_dict_id
 
 MiB = 1024 * 1024

@@ -12,13 +12,13 @@ import json
 import os
 from dataclasses import dataclass
 
-import blake3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives import hashes
 
 from ragbackup import errors
+from ragbackup.repo.ids import chunk_id
 
 NONCE_LEN = 12
 TAG_LEN = 16
@@ -152,6 +152,3 @@ class Cipher:
         return chunk_id(self.id_key, data)
 
 
-def chunk_id(id_key: bytes, data: bytes | memoryview) -> bytes:
-    """Keyed BLAKE3 of the plaintext: 32 bytes."""
-    return blake3.blake3(data, key=id_key, max_threads=1).digest()

@@ -6,7 +6,7 @@ import pytest
 from ragbackup import errors, wire
 from ragbackup.agent.restore import ChunkDecoder
 from ragbackup.repo import chunking
-from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.ids import chunk_id
 
 KEY = b"k" * 32
 
