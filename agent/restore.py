@@ -59,7 +59,7 @@ WRITE_BYTES = 1024 * 1024
 WRITE_BUFFERS = 128
 
 
-def _write_vector(fd: int, bufs: list[bytes]) -> None:
+def _write_vector(fd: int, bufs: list[bytes | memoryview]) -> None:
     """Write `bufs` in order, all of them (writev may write less than asked)."""
     done = os.writev(fd, bufs)
     for buf in bufs:
@@ -118,7 +118,7 @@ class ChunkDecoder:
         self._bytes = 0
         self._max = max_bytes
         self._ids: list[bytes] = []
-        self._data: list[bytes] = []
+        self._data: list[bytes | memoryview] = []
         self._next = 0
 
     def _fill(self) -> None:
@@ -142,7 +142,7 @@ class ChunkDecoder:
         self._data, self._next = job.result(), 0
         self._fill()
 
-    def __call__(self, expected: bytes) -> bytes:
+    def __call__(self, expected: bytes) -> bytes | memoryview:
         while self._next >= len(self._ids):
             self._advance()
         i = self._next
@@ -236,7 +236,7 @@ class TreeWriter:
         try:
             if e.size >= PREALLOCATE_FROM:
                 _preallocate(fd, e.size)
-            pending: list[bytes] = []
+            pending: list[bytes | memoryview] = []
             pending_bytes = 0
             for expected in e.chunks:
                 try:

@@ -53,7 +53,7 @@ def add_agent_service(servicer: AgentServicer, server: grpc.Server) -> None:
         capture.stream_stream, request_deserializer=capture.request_deserializer, response_serializer=wire.serialize)
     restore = handlers["Restore"]
     handlers["Restore"] = grpc.stream_unary_rpc_method_handler(
-        restore.stream_unary, request_deserializer=wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3),
+        restore.stream_unary, request_deserializer=wire.chunk_batch_deserializer(agent_pb2.RestoreCommand),
         response_serializer=restore.response_serializer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)

@@ -29,7 +29,7 @@ class AgentStub(agent_pb2_grpc.AgentStub):
             response_deserializer=agent_pb2.RestoreResult.FromString, _registered_method=True)
         self.Capture = channel.stream_stream(
             CAPTURE_METHOD, request_serializer=agent_pb2.CaptureCommand.SerializeToString,
-            response_deserializer=wire.chunk_batch_deserializer(agent_pb2.CaptureEvent, 3),
+            response_deserializer=wire.chunk_batch_deserializer(agent_pb2.CaptureEvent),
             _registered_method=True)
 
 

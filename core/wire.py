@@ -131,12 +131,10 @@ def _field_end(buf: bytes, wire_type: int, pos: int, end: int) -> int:
     if wire_type == _VARINT:
         return _varint_at(buf, pos, end)[1]
     if wire_type == _LEN:
-        n, pos = _varint_at(buf, pos, end)
-        pos += n
-    elif wire_type in (_FIXED64, _FIXED32):
-        pos += 8 if wire_type == _FIXED64 else 4
-    else:
+        return _len_field(buf, pos, end)[1]
+    if wire_type not in (_FIXED64, _FIXED32):
         raise DecodeError(f"unsupported wire type {wire_type} in a chunk batch")
+    pos += 8 if wire_type == _FIXED64 else 4
     if pos > end:
         raise DecodeError("field runs past the end of a chunk batch")
     return pos
@@ -187,13 +185,13 @@ def decode_chunk_batch(buf: bytes, pos: int, end: int) -> list[ViewChunk]:
     return chunks
 
 
-def chunk_batch_deserializer(message_cls: type[Message], field: int) -> Callable[[bytes], Message | ChunkMessage]:
-    """gRPC deserializer: a message holding only ChunkBatch `field` becomes a ChunkMessage.
+def chunk_batch_deserializer(message_cls: type[Message]) -> Callable[[bytes], Message | ChunkMessage]:
+    """gRPC deserializer: a message holding only its ChunkBatch field `chunks` becomes a ChunkMessage.
 
     Payloads are memoryviews of the received bytes, which they keep alive. Any other
     message, and any message with more than that one field, is parsed by `message_cls`.
     """
-    tag = _tag(field, _LEN)
+    tag = _tag(message_cls.DESCRIPTOR.fields_by_name["chunks"].number, _LEN)
 
     def deserialize(raw: bytes) -> Message | ChunkMessage:
         if raw.startswith(tag):

@@ -51,7 +51,7 @@ def test_serialize_passes_bytes_and_serializes_messages():
 def test_deserializer_gives_what_protobuf_parses(cls, seed):
     chunks = _chunks(seed, 1 + seed * 5)
     raw = wire.encode_chunk_batch(3, chunks)
-    got = wire.chunk_batch_deserializer(cls, 3)(raw)
+    got = wire.chunk_batch_deserializer(cls)(raw)
     assert isinstance(got, wire.ChunkMessage) and got.WhichOneof("kind") == "chunks"
     ref = cls.FromString(raw).chunks.chunks
     assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got.chunks.chunks] == \
@@ -65,14 +65,14 @@ def test_deserializer_skips_unknown_fields_and_keeps_the_last_value():
              + b"\x20\x06")                                                 # raw_size again: last wins
     batch = b"\x0a" + wire.varint(len(chunk)) + chunk + b"\x10\x01"         # and an unknown batch field
     raw = b"\x1a" + wire.varint(len(batch)) + batch
-    got = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)(raw).chunks.chunks
+    got = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)(raw).chunks.chunks
     ref = agent_pb2.RestoreCommand.FromString(raw).chunks.chunks
     assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got] == \
         [(c.id, c.payload, c.compressed, c.raw_size) for c in ref] == [(b"id", b"abc", True, 6)]
 
 
 def test_deserializer_leaves_other_messages_to_protobuf():
-    de = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)
+    de = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)
     finish = agent_pb2.RestoreCommand(finish=agent_pb2.RestoreFinish()).SerializeToString()
     assert de(finish).WhichOneof("kind") == "finish"
     assert de(b"") == agent_pb2.RestoreCommand()
@@ -87,4 +87,4 @@ def test_deserializer_refuses_a_truncated_batch(cut):
     inner = batch[:-cut]  # a batch whose chunk is cut short, framed as if whole
     framed = b"\x1a" + wire.varint(len(inner)) + inner
     with pytest.raises(DecodeError):
-        wire.chunk_batch_deserializer(agent_pb2.RestoreCommand, 3)(framed)
+        wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)(framed)
