@@ -22,6 +22,8 @@ from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2
 
+from ragbackup.agent.workpool import JobGroup
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 IS_ROOT = os.geteuid() == 0
@@ -109,11 +111,12 @@ class ChunkDecoder:
     """
 
     def __init__(self, pull: Callable[[], Sequence[common_pb2.Chunk] | None], id_key: bytes, workers: int,
-                 max_bytes: int = 8 * 1024 * 1024, dicts: Dictionaries = NO_DICTIONARIES):
+                 max_bytes: int = 8 * 1024 * 1024, dicts: Dictionaries = NO_DICTIONARIES,
+                 pool: ThreadPoolExecutor | None = None):
         self._pull = pull
         self._id_key = id_key
         self._dicts = dicts
-        self._pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="decode")
+        self._jobs = JobGroup(pool, workers, "decode")
         self._ahead: collections.deque[tuple[list[bytes], int, Future]] = collections.deque()
         self._bytes = 0
         self._max = max_bytes
@@ -127,7 +130,7 @@ class ChunkDecoder:
             if chunks is None:
                 return
             size = sum(c.raw_size for c in chunks)
-            job = self._pool.submit(decode_batch, self._id_key, chunks, self._dicts)
+            job = self._jobs.submit(decode_batch, self._id_key, chunks, self._dicts)
             self._ahead.append(([c.id for c in chunks], size, job))
             self._bytes += size
 
@@ -153,7 +156,7 @@ class ChunkDecoder:
         return data
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._jobs.close()
 
 
 class TreeWriter:

@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
 import grpc
@@ -108,6 +109,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.started = time.monotonic()
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
         self._budget = ByteBudget(CAPTURE_BUDGET)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="work")  # see workpool.py
         sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
@@ -132,7 +134,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     root=os.fsencode(root), exclude=tuple(spec.exclude), id_key=start.id_key,
                     chunker=ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed),
                     compression_level=start.compression_level or 3, workers=self.workers,
-                    parent=parent, cache=cache, facts_json=facts, budget=self._budget,
+                    parent=parent, cache=cache, facts_json=facts, budget=self._budget, pool=self._pool,
                     dictionary=start.dictionary or None,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
@@ -173,7 +175,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
 
     def _write_tree(self, plan: placement.Placement, id_key: bytes, dicts: Dictionaries, stream: RestoreStream):
         writer = TreeWriter(plan.staging, id_key)
-        decoder = ChunkDecoder(stream.try_batch, id_key, self.workers, dicts=dicts)
+        decoder = ChunkDecoder(stream.try_batch, id_key, self.workers, dicts=dicts, pool=self._pool)
         try:
             for entry in stream.entries():
                 writer.write(entry, decoder)

@@ -46,7 +46,7 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=list(pe.chunks), target=pe.target)
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target)
 
 
 def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:
@@ -114,7 +114,7 @@ class _Capture:
             for pe in ev.entries.entries:
                 e = to_tree_entry(pe)
                 check_entry(e)
-                self.tree.write(e.to_json().encode() + b"\n")
+                self.tree.writelines(e.json_pieces())
         elif kind == "dictionary":
             if not self.may_train:
                 raise errors.IntegrityError("agent sent a compression dictionary it was not to train")

@@ -218,7 +218,7 @@ def _component(job: _Job, writer: BlobWriter, arc: Archive) -> dict:
         with os.fdopen(fd, "wb") as f:
             for e in walk:
                 check_entry(e)
-                f.write(e.to_json().encode() + b"\n")
+                f.writelines(e.json_pieces())
         tree = writer.add_tree(tree_path)
     finally:
         os.unlink(tree_path)

@@ -24,6 +24,7 @@ from ragbackup.v1 import agent_pb2, common_pb2
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import walk_ahead
+from ragbackup.agent.workpool import JobGroup
 
 MAX_INFLIGHT = 4 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
 # File bytes held from read until sent or found unwanted, for all of an agent's
@@ -52,6 +53,7 @@ class CaptureSettings:
     cache: CacheWriter | None
     facts_json: str = "{}"
     budget: ByteBudget | None = None  # shared by the agent's concurrent captures
+    pool: ThreadPoolExecutor | None = None  # the agent's workers; None: `workers` threads of our own
     cancelled: Callable[[], bool] = lambda: False
     # The repository's dictionary for small chunks; None: train one from the first
     # SQLite database of at least dictionary.MIN_TRAIN_FILE bytes, and send it.
@@ -80,6 +82,28 @@ _TYPE = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
          "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
 
 
+_local = threading.local()
+COMPRESSORS_PER_THREAD = 4
+
+
+def _compressor(level: int, dictionary: bytes | None) -> chunking.Compressor:
+    """This worker thread's Compressor for (level, dictionary); a few are kept per thread.
+
+    Worker threads serve every capture of the agent, and building a Compressor with a
+    dictionary costs a precomputed table, so one is not rebuilt per job.
+    """
+    cache: dict[tuple[int, bytes | None], chunking.Compressor] | None = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    key = (level, dictionary)
+    comp = cache.get(key)
+    if comp is None:
+        if len(cache) >= COMPRESSORS_PER_THREAD:
+            del cache[next(iter(cache))]
+        comp = cache[key] = chunking.Compressor(level, dictionary)
+    return comp
+
+
 def _base_entry(rel: bytes, st: os.stat_result, kind: str) -> common_pb2.Entry:
     return common_pb2.Entry(path=rel, type=_TYPE[kind], mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
                             gid=st.st_gid, mtime_ns=st.st_mtime_ns)
@@ -92,8 +116,7 @@ class CapturePipeline:
         self.s = settings
         self._next_want = next_want
         self.stats = agent_pb2.CaptureStats()
-        self._pool = ThreadPoolExecutor(max(1, settings.workers), thread_name_prefix="chunk")
-        self._local = threading.local()
+        self._jobs = JobGroup(settings.pool, settings.workers, "chunk")
         self._slots: collections.deque[_Slot] = collections.deque()
         self._inflight = 0
         self._reserved = 0  # of the shared budget: bytes read and not yet sent or found unwanted
@@ -121,9 +144,7 @@ class CapturePipeline:
 
     def _compress(self, items: list[Hashed]) -> tuple[list[wire.WireChunk], int]:
         """Wire chunks for `items` and their payload bytes in total."""
-        comp = getattr(self._local, "compressor", None)
-        if comp is None or comp.dictionary is not self._dictionary:
-            comp = self._local.compressor = chunking.Compressor(self.s.compression_level, self._dictionary)
+        comp = _compressor(self.s.compression_level, self._dictionary)
         out, size = [], 0
         for cid, data in items:
             payload, compressed = comp.compress(data)
@@ -148,7 +169,7 @@ class CapturePipeline:
             done = agent_pb2.CaptureDone(stats=self.stats, facts_json=self.s.facts_json)
             yield agent_pb2.CaptureEvent(done=done)
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._jobs.close()
             self._release(self._reserved)
 
     def _visit(self, rel: bytes, st: os.stat_result) -> Iterator[agent_pb2.CaptureEvent]:
@@ -254,7 +275,7 @@ class CapturePipeline:
     def _submit(self, fn, arg, raw: int) -> None:
         self.stats.bytes_read += raw
         self._inflight += raw
-        self._slots.append(_Slot(future=self._pool.submit(fn, arg), raw=raw))
+        self._slots.append(_Slot(future=self._jobs.submit(fn, arg), raw=raw))
 
     # --- emission -------------------------------------------------------------------
 
@@ -325,11 +346,11 @@ class CapturePipeline:
             group.append(o.chunks[i])
             size += len(o.chunks[i][1])
             if size >= COMPRESS_GROUP:
-                self._sending.append((self._pool.submit(self._compress, group), size))
+                self._sending.append((self._jobs.submit(self._compress, group), size))
                 wanted += size
                 group, size = [], 0
         if group:
-            self._sending.append((self._pool.submit(self._compress, group), size))
+            self._sending.append((self._jobs.submit(self._compress, group), size))
             wanted += size
         self._release(o.size - wanted)
         yield from self._emit_sent(block=False)

@@ -28,6 +28,7 @@ FORMAT_VERSION = 1
 CONFIG_KEY = "config"
 DICT_PREFIX = "dicts/"
 READ_SPAN = 1024 * 1024  # bytes of back-to-back blobs read_payloads fetches at once
+READ_LOOKUP = 2000  # ids read_payloads locates at once
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,14 @@ class Repository:
 
         One index query per 500 ids, and blobs lying back to back in a pack are read
         with one range request (up to READ_SPAN bytes): restores and checks read
-        chunks in the order backups wrote them, so most reads merge.
+        chunks in the order backups wrote them, so most reads merge. Locations are
+        looked up READ_LOOKUP ids at a time, so a file of a hundred thousand chunks
+        costs no more memory than a small one.
         """
+        for i in range(0, len(blob_ids), READ_LOOKUP):
+            yield from self._read_located(self._locate(blob_ids[i:i + READ_LOOKUP]))
+
+    def _locate(self, blob_ids: list[bytes]) -> list[BlobLocation]:
         found = self.index.lookup_many(list(dict.fromkeys(blob_ids)))
         locs = []
         for blob_id in blob_ids:
@@ -154,6 +161,9 @@ class Repository:
             if loc is None:
                 raise errors.IntegrityError(f"blob {blob_id.hex()} is referenced but not in the index")
             locs.append(loc)
+        return locs
+
+    def _read_located(self, locs: list[BlobLocation]) -> Iterator[tuple[bytes, BlobLocation]]:
         for run in read_runs(locs, READ_SPAN):
             first = run[0]
             span = run[-1].offset + run[-1].length - first.offset

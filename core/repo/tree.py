@@ -6,11 +6,12 @@ restore applies to a path before writing anything.
 """
 from __future__ import annotations
 
+import binascii
 import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ragbackup import errors
 
@@ -19,6 +20,10 @@ DIR = "dir"
 SYMLINK = "symlink"
 HARDLINK = "hardlink"
 TYPES = (FILE, DIR, SYMLINK, HARDLINK)
+PIECE_IDS = 4096  # chunk ids per piece of a written line (Entry.json_pieces)
+ID_SIZE = 32
+# Lines at least this long (about 1,000 chunks) are decoded into a ChunkIds buffer.
+COMPACT_LINE = 64 * 1024
 
 
 @dataclass
@@ -32,43 +37,155 @@ class Entry:
     gid: int = 0
     mtime_ns: int = 0
     size: int = 0
-    chunks: list[bytes] = field(default_factory=list)
+    chunks: Sequence[bytes] = field(default_factory=list)  # a list, or a protobuf repeated field
     target: bytes = b""  # symlink target, or hardlink's first path
 
-    def to_json(self) -> str:
+    def _doc(self, chunks: bool = True) -> dict:
         d = {"p": os.fsdecode(self.path), "t": self.type, "m": self.mode, "u": self.uid, "g": self.gid,
              "mt": self.mtime_ns}
         if self.type == FILE:
             d["s"] = self.size
-            d["c"] = [c.hex() for c in self.chunks]
+            if chunks:
+                d["c"] = [c.hex() for c in self.chunks]
         if self.target:
             d["l"] = os.fsdecode(self.target)
-        return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
+        return d
+
+    def to_json(self) -> str:
+        return _dumps(self._doc())
+
+    def json_pieces(self) -> Iterator[bytes]:
+        """The bytes of to_json() and a newline, in pieces of at most PIECE_IDS chunk ids.
+
+        A file of a hundred thousand chunks (a large SQLite database cut by pages)
+        is written without its line ever existing whole, as lists of hex strings
+        and then one string: that would take about 300 bytes of memory per chunk.
+        """
+        if self.type != FILE or len(self.chunks) <= PIECE_IDS:
+            yield self.to_json().encode() + b"\n"
+            return
+        d = self._doc(chunks=False)
+        tail = {"l": d.pop("l")} if "l" in d else {}
+        yield _dumps(d)[:-1].encode() + b',"c":['
+        for i in range(0, len(self.chunks), PIECE_IDS):
+            part = b'","'.join(binascii.hexlify(c) for c in self.chunks[i:i + PIECE_IDS])
+            yield (b',"' if i else b'"') + part + b'"'
+        yield b"]" + (b"," + _dumps(tail)[1:-1].encode() if tail else b"") + b"}\n"
 
     @classmethod
-    def from_json(cls, line: str) -> "Entry":
-        d = json.loads(line)
+    def from_json(cls, line: str | bytes) -> "Entry":
+        """Inverse of to_json; a long chunk list (see _split_chunks) becomes one ChunkIds buffer."""
+        raw = line.encode() if isinstance(line, str) else line
+        split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
+        if split is not None:
+            rest, chunks = split
+            d = json.loads(rest)
+        else:
+            d = json.loads(raw)
+            chunks = [bytes.fromhex(c) for c in d.get("c", [])]
         return cls(path=os.fsencode(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
-                   mtime_ns=d["mt"], size=d.get("s", 0), chunks=[bytes.fromhex(c) for c in d.get("c", [])],
-                   target=os.fsencode(d.get("l", "")))
+                   mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=os.fsencode(d.get("l", "")))
+
+
+class ChunkIds(Sequence[bytes]):
+    """A file's chunk ids in one buffer of 32-byte ids, read-only.
+
+    A list of a hundred thousand ids costs about 80 bytes an id in objects; this, 32.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self, buf: bytes):
+        if len(buf) % ID_SIZE:
+            raise ValueError(f"chunk id buffer of {len(buf)} bytes is not a whole number of ids")
+        self._buf = buf
+
+    def __len__(self) -> int:
+        return len(self._buf) // ID_SIZE
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("chunk id index out of range")
+        return self._buf[i * ID_SIZE:(i + 1) * ID_SIZE]
+
+    def __iter__(self) -> Iterator[bytes]:
+        buf = self._buf
+        return (buf[i:i + ID_SIZE] for i in range(0, len(buf), ID_SIZE))
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (list, tuple, ChunkIds)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ChunkIds({len(self)} ids)"
+
+
+_CHUNKS_KEY = b',"c":["'
+_HEX_ITEM = 2 * ID_SIZE + 3  # '"' + 64 hex digits + '",'
+
+
+def _split_chunks(line: bytes) -> tuple[bytes, ChunkIds] | None:
+    """(the line without its "c" member, the ids) when every id is 32 bytes; else None.
+
+    In to_json's output the first `,"c":["` is the chunk list's start: with
+    ensure_ascii, a quote inside a string is always escaped, so this sequence
+    occurs nowhere else, and hex ids contain no `]`. Anything unexpected returns
+    None and the caller parses the line as plain JSON.
+    """
+    start = line.find(_CHUNKS_KEY)
+    if start < 0:
+        return None
+    first = start + len(_CHUNKS_KEY) - 1  # the first id's opening quote
+    end = line.find(b"]", first)
+    if end < 0:
+        return None
+    items = memoryview(line)[first:end]
+    n, extra = divmod(len(items) + 1, _HEX_ITEM)
+    if extra or not n:
+        return None
+    if (items[0::_HEX_ITEM] != b'"' * n or items[_HEX_ITEM - 2::_HEX_ITEM] != b'"' * n
+            or items[_HEX_ITEM - 1::_HEX_ITEM] != b"," * (n - 1)):
+        return None
+    buf = bytearray(n * ID_SIZE)
+    try:
+        for k in range(n):  # one id at a time: no copy of the whole list as text
+            at = k * _HEX_ITEM + 1
+            buf[k * ID_SIZE:(k + 1) * ID_SIZE] = binascii.unhexlify(items[at:at + 2 * ID_SIZE])
+    except (binascii.Error, ValueError):
+        return None
+    return line[:start] + line[end + 1:], ChunkIds(bytes(buf))
+
+
+def _dumps(d: dict) -> str:
+    return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
 
 
 def encode_lines(entries: Iterable[Entry]) -> Iterator[bytes]:
     for e in entries:
-        yield e.to_json().encode() + b"\n"
+        yield from e.json_pieces()
 
 
 def decode_lines(data: Iterable[bytes]) -> Iterator[Entry]:
     """Entries from a stream of byte pieces that split lines anywhere."""
-    rest = b""
+    held: list[bytes] = []  # pieces of a line longer than a piece, joined once it ends
     for piece in data:
-        rest += piece
-        *lines, rest = rest.split(b"\n")
+        *lines, rest = bytes(piece).split(b"\n")
+        if lines and held:
+            lines[0] = b"".join(held) + lines[0]
+            held = []
         for line in lines:
             if line:
-                yield Entry.from_json(line.decode())
-    if rest.strip():
-        yield Entry.from_json(rest.decode())
+                yield Entry.from_json(line)
+        if rest:
+            held.append(rest)
+    tail = b"".join(held)
+    if tail.strip():
+        yield Entry.from_json(tail)
 
 
 def check_relative_path(path: bytes) -> list[bytes]:

@@ -1,7 +1,7 @@
 """The write path of one backup job: blobs -> packs -> index object.
 
 In: chunk payloads (already compressed by the agent) and tree chunks. Out: packs
-uploaded by a background thread, then, on `commit`, one `index/<id>` object
+uploaded by a background thread, then, on `commit`, `index/<id>` objects
 naming them; only after that may a snapshot refer to the blobs (docs/FORMAT.md).
 """
 from __future__ import annotations
@@ -27,6 +27,9 @@ class WriteStats:
     bytes_new_raw: int = 0  # plaintext bytes of new blobs
     bytes_stored: int = 0  # sealed bytes written to packs
     packs: int = 0
+
+
+INDEX_PACKS = 16  # packs named by one index object (about 512 MiB of packs)
 
 
 class BlobWriter:
@@ -95,9 +98,10 @@ class BlobWriter:
             return [self.add_plain(bytes(view), BLOB_TREE, compressor)
                     for view in chunking.cut_stream(self.repo.tree_chunker, f)]
 
-    def _packs(self) -> Iterator[tuple[str, int, list[BlobLocation]]]:
-        """This job's packs with their locations, unpacked one pack at a time."""
-        for pid, (size, packed) in self._finished.items():
+    def _packs(self, pack_ids: list[str]) -> Iterator[tuple[str, int, list[BlobLocation]]]:
+        """These packs of this job with their locations, unpacked one pack at a time."""
+        for pid in pack_ids:
+            size, packed = self._finished[pid]
             yield pid, size, unpack_locations(packed, pid)
 
     def _finish_pack_locked(self) -> None:
@@ -147,15 +151,22 @@ class BlobWriter:
         self._uploader.join()
         self._raise_upload_error()
 
-    def commit(self) -> str | None:
-        """Flush, then write the index object for this job's packs; returns its name."""
+    def commit(self) -> list[str]:
+        """Flush, then write index objects for this job's packs; returns their names (none if no pack).
+
+        One index object per INDEX_PACKS packs: the sealed object is built in memory, so
+        this bounds what a commit holds however many chunks the job wrote.
+        """
         self.flush()
-        if not self._finished:
-            return None
-        name = uuid.uuid4().hex
-        self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._packs()))
-        self.repo.index.add_index_file(name, self._packs())
-        return name
+        pack_ids = list(self._finished)
+        names = []
+        for i in range(0, len(pack_ids), INDEX_PACKS):
+            part = pack_ids[i:i + INDEX_PACKS]
+            name = uuid.uuid4().hex
+            self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._packs(part)))
+            self.repo.index.add_index_file(name, self._packs(part))
+            names.append(name)
+        return names
 
     def abort(self) -> None:
         """Drop the open pack; packs already stored stay as garbage for prune."""

@@ -4,12 +4,13 @@ import os
 import pytest
 
 from ragbackup import errors
-from ragbackup.repo import chunking
+from ragbackup.repo import chunking, repository, tree
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.packs import BLOB_DATA, pack_key
 from ragbackup.repo.repository import RepoParams, Repository
 from ragbackup.repo.snapshots import allocate_id, is_snapshot_id
 from ragbackup.repo.tree import Entry, check_relative_path, decode_lines, encode_lines
+from ragbackup.repo import writer as writer_mod
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.storage import LocalStorage
 
@@ -35,6 +36,20 @@ def test_round_trip_and_reopen(tmp_path):
     repo.close()
     again = Repository.open(LocalStorage(str(tmp_path / "repo")), PASS, str(tmp_path / "cache2"))
     assert again.sync_index() == 1
+    assert [again.read_blob(i) for i in ids] == data
+
+
+def test_a_job_of_many_packs_commits_several_index_objects(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_mod, "INDEX_PACKS", 2)
+    repo = _repo(tmp_path, RepoParams(pack_size=64 * 1024))
+    data = [os.urandom(40_000) for _ in range(9)]  # 2 blobs a pack: 5 packs
+    w = BlobWriter(repo, str(tmp_path / "staging"))
+    ids = [w.add_plain(b, BLOB_DATA, chunking.Compressor()) for b in data]
+    names = w.commit()
+    assert len(names) == 3 and w.stats.packs == 5
+    repo.close()
+    again = Repository.open(LocalStorage(str(tmp_path / "repo")), PASS, str(tmp_path / "cache2"))
+    assert again.sync_index() == 3
     assert [again.read_blob(i) for i in ids] == data
 
 
@@ -84,7 +99,7 @@ def test_dedup_within_and_across_jobs(tmp_path):
     w = BlobWriter(repo, str(tmp_path / "staging"))
     prep = chunking.prepare(repo.id_key, blob, chunking.Compressor())
     assert w.missing([prep.id]) == []
-    assert w.commit() is None  # nothing new: no index object
+    assert w.commit() == []  # nothing new: no index object
 
 
 def test_snapshot_manifest_round_trip(tmp_path):
@@ -118,6 +133,41 @@ def test_tree_lines_keep_odd_names():
     data = b"".join(encode_lines(entries))
     pieces = [data[i:i + 7] for i in range(0, len(data), 7)]
     assert list(decode_lines(pieces)) == entries
+
+
+def test_long_chunk_lists_are_written_in_pieces_equal_to_the_whole_line(monkeypatch):
+    monkeypatch.setattr(tree, "PIECE_IDS", 3)
+    ids = [os.urandom(32) for _ in range(10)]
+    entries = [Entry(b"big \xe9\n\"c\":[", "file", 0o600, 1, 2, 3, 4, ids),
+               Entry(b"exact", "file", chunks=ids[:3]), Entry(b"odd", "file", chunks=ids[:7], target=b"t\xff")]
+    for e in entries:
+        pieces = list(e.json_pieces())
+        assert len(pieces) == (1 if len(e.chunks) <= 3 else 2 + -(-len(e.chunks) // 3))
+        assert b"".join(pieces) == e.to_json().encode() + b"\n"
+    assert list(decode_lines(encode_lines(entries))) == entries
+
+
+@pytest.mark.parametrize("path", [b"plain", b'q",\\"c\\":[\\"x', b"\\", b"\xff\n]", b'a\\",\\"c\\":[\\"'])
+def test_long_lines_decode_into_one_id_buffer_equal_to_json(monkeypatch, path):
+    monkeypatch.setattr(tree, "COMPACT_LINE", 0)
+    ids = [os.urandom(32) for _ in range(50)]
+    for e in (Entry(path, "file", 0o644, 1, 2, 3, 4, ids), Entry(path, "file", chunks=ids[:1], target=b"l\\"),
+              Entry(path, "file", chunks=[]), Entry(path, "symlink", target=b'",\\"c\\":["')):
+        line = b"".join(e.json_pieces()).rstrip(b"\n")
+        back = Entry.from_json(line)
+        assert back == e
+        if len(e.chunks) > 0:
+            assert isinstance(back.chunks, tree.ChunkIds)
+            assert list(back.chunks) == ids[:len(e.chunks)] and back.chunks[-1] == ids[len(e.chunks) - 1]
+            assert back.chunks[1:3] == ids[1:3] if len(e.chunks) > 2 else True
+
+
+@pytest.mark.parametrize("ids", [[b"\x01" * 31], [b"\x01" * 32, b"\x02" * 33], [b"short"]])
+def test_odd_chunk_ids_fall_back_to_plain_json(monkeypatch, ids):
+    monkeypatch.setattr(tree, "COMPACT_LINE", 0)
+    e = Entry(b"f", "file", chunks=ids)
+    back = Entry.from_json(e.to_json())
+    assert back == e and isinstance(back.chunks, list)
 
 
 def test_same_second_ids_sort_numerically():
@@ -170,6 +220,20 @@ def test_read_payloads_in_order_with_merged_reads(tmp_path):
     got = [(loc.id, chunking.decompress(p, loc.compressed, loc.raw_length)) for p, loc in repo.read_payloads(order)]
     by_id = dict(zip(ids, data))
     assert [i for i, _ in got] == order and all(d == by_id[i] for i, d in got)
+
+
+def test_read_payloads_locates_in_slices_and_keeps_order(tmp_path, monkeypatch):
+    repo = _repo(tmp_path)
+    data = [os.urandom(5_000) for _ in range(11)]
+    ids = _store(repo, tmp_path, data)
+    monkeypatch.setattr(repository, "READ_LOOKUP", 3)
+    queried: list[int] = []
+    lookup_many = repo.index.lookup_many
+    monkeypatch.setattr(repo.index, "lookup_many", lambda part: queried.append(len(part)) or lookup_many(part))
+    order = ids + ids[::-1]
+    got = [(loc.id, bytes(p)) for p, loc in repo.read_payloads(order)]
+    assert [i for i, _ in got] == order
+    assert max(queried) <= 3 and len(queried) == -(-len(order) // 3)
 
 
 def test_read_payloads_names_a_missing_or_damaged_blob(tmp_path):
