@@ -117,7 +117,9 @@ class ChunkIds(Sequence[bytes]):
         return (buf[i:i + ID_SIZE] for i in range(0, len(buf), ID_SIZE))
 
     def __eq__(self, other) -> bool:
-        if isinstance(other, (list, tuple, ChunkIds)):
+        if isinstance(other, ChunkIds):
+            return self._buf == other._buf
+        if isinstance(other, (list, tuple)):
             return len(self) == len(other) and all(a == b for a, b in zip(self, other))
         return NotImplemented
 

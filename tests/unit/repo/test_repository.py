@@ -155,7 +155,7 @@ def test_long_lines_decode_into_one_id_buffer_equal_to_json(monkeypatch, path):
               Entry(path, "file", chunks=[]), Entry(path, "symlink", target=b'",\\"c\\":["')):
         line = b"".join(e.json_pieces()).rstrip(b"\n")
         back = Entry.from_json(line)
-        assert back == e
+        assert back == e and Entry.from_json(line) == back
         if len(e.chunks) > 0:
             assert isinstance(back.chunks, tree.ChunkIds)
             assert list(back.chunks) == ids[:len(e.chunks)] and back.chunks[-1] == ids[len(e.chunks) - 1]
