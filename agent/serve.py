@@ -15,7 +15,7 @@ from concurrent import futures
 import grpc
 import sdnotify
 
-from ragbackup import __version__, errors, logs, tls, wire
+from ragbackup import __version__, errors, logs, tls, unixsock, wire
 from ragbackup.memory import tune_malloc
 from ragbackup.config import AgentConfig, load_agent_config
 from ragbackup.rpc import ErrorInterceptor
@@ -27,6 +27,7 @@ log = logging.getLogger("ragbackup.agent")
 
 
 SERVICE = "ragbackup.v1.Agent"
+SOCKET_GROUP = "rag-backup"  # may connect to a unix-socket listener
 
 
 class _HandlerTable:
@@ -65,7 +66,9 @@ def create_server(cfg: AgentConfig, address: str | None = None) -> tuple[grpc.Se
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
     add_agent_service(AgentServicer(cfg), server)
     address = address or cfg.listen
-    creds = tls.server_credentials(cfg.tls)
+    if unixsock.is_unix(address):
+        unixsock.prepare(unixsock.path_of(address))
+    creds = tls.server_credentials(cfg.tls, address)
     if creds is None:
         log.warning("INSECURE: [tls] insecure = true: the agent accepts unauthenticated, unencrypted calls "
                     "on %s; use this for loopback development only", address)
@@ -85,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 stopped cleanly, 3 configuration error, 1 other failure.")
     p.add_argument("--config", help="agent TOML file (default: $RAG_BACKUP_AGENT_CONFIG or "
                                     "/etc/rag-backup/agent.toml)")
-    p.add_argument("--listen", help="override [agent] listen (host:port)")
+    p.add_argument("--listen", help="override [agent] listen (host:port, or unix:PATH on the controller's host)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--version", action="version", version=f"rag-backup-agent {__version__}")
     return p
@@ -105,9 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    log.info("rag-backup-agent %s listening on port %d", __version__, port)
+    listen = args.listen or cfg.listen
+    where = listen if unixsock.is_unix(listen) else f"port {port}"
+    if unixsock.is_unix(listen):
+        unixsock.restrict(unixsock.path_of(listen), SOCKET_GROUP)
+    log.info("rag-backup-agent %s listening on %s", __version__, where)
     notifier = sdnotify.SystemdNotifier()
-    notifier.notify(f"READY=1\nSTATUS=listening on port {port}")
+    notifier.notify(f"READY=1\nSTATUS=listening on {where}")
     while not stop.wait(5):
         notifier.notify("WATCHDOG=1")
     notifier.notify("STOPPING=1")

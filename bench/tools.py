@@ -217,15 +217,17 @@ class RunbookTool(CommandTool):
 
 
 class RagBackupTool:
-    """rag-backup's real daemons (agent and controller processes, mTLS gRPC) via `ragbackup.localstack`.
+    """rag-backup's real daemons (agent and controller processes, real gRPC) via `ragbackup.localstack`.
 
+    "ragbackup" is the single-host deployment: the controller reaches the agent on its unix socket.
+    "ragbackup-tls" reaches it over TCP with mutual TLS, as it would an agent on another host.
     Each init() starts a fresh stack, so VmHWM is meaningful per run; it is also reset per phase when
     the kernel allows (clear_refs). CPU = ragctl (reaped child) + agent and controller /proc deltas.
     """
 
-    name = "ragbackup"
-
-    def __init__(self, cfg: ToolConfig) -> None:
+    def __init__(self, cfg: ToolConfig, name: str = "ragbackup", agent_socket: bool = True) -> None:
+        self.name = name
+        self.agent_socket = agent_socket
         self.cfg = cfg
         self._cm: object | None = None
         self._stack: object | None = None
@@ -252,7 +254,7 @@ class RagBackupTool:
 
     def init(self, repo_dir: Path) -> None:
         repo_dir.mkdir(parents=True, exist_ok=True)
-        self._cm = self._stack = self._local_stack()(str(repo_dir))
+        self._cm = self._stack = self._local_stack()(str(repo_dir), agent_socket=self.agent_socket)
 
     def _start(self, src_dir: Path) -> None:
         """Declare one component per dataset part, start the daemons, create the repository."""
@@ -309,6 +311,7 @@ FACTORIES: dict[str, Callable[[ToolConfig], Tool]] = {
     "tarzstd": TarZstdTool,
     "runbook": RunbookTool,
     "ragbackup": RagBackupTool,
+    "ragbackup-tls": lambda cfg: RagBackupTool(cfg, "ragbackup-tls", agent_socket=False),
 }
 TOOL_NAMES = tuple(FACTORIES)
 

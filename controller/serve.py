@@ -7,9 +7,7 @@ and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
 from __future__ import annotations
 
 import argparse
-import grp
 import logging
-import os
 import signal
 import sys
 import threading
@@ -18,7 +16,7 @@ from concurrent import futures
 import grpc
 import sdnotify
 
-from ragbackup import __version__, errors, logs, tls
+from ragbackup import __version__, errors, logs, tls, unixsock
 from ragbackup.memory import tune_malloc
 from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
@@ -30,26 +28,12 @@ from ragbackup.controller.state import Controller
 log = logging.getLogger("ragbackup.controller")
 
 
-def _prepare_socket(path: str) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    if os.path.exists(path):
-        os.unlink(path)  # stale socket of a previous run
-
-
-def _secure_socket(path: str, group: str) -> None:
-    try:
-        os.chown(path, -1, grp.getgrnam(group).gr_gid)
-    except (KeyError, PermissionError):
-        pass
-    os.chmod(path, 0o660)
-
-
 def create_server(cfg: ControllerConfig, ctl: Controller) -> tuple[grpc.Server, int]:
     """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl), server)
-    _prepare_socket(cfg.socket)
+    unixsock.prepare(cfg.socket)
     if server.add_insecure_port(f"unix:{cfg.socket}") == 0:
         raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}")
     port = 0
@@ -92,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    _secure_socket(cfg.socket, cfg.socket_group)
+    unixsock.restrict(cfg.socket, cfg.socket_group)
     log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
     notifier = sdnotify.SystemdNotifier()
     notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")

@@ -21,6 +21,7 @@ else:  # pragma: no cover
 
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
+from ragbackup import unixsock
 
 DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
 DEFAULT_AGENT_CONFIG = "/etc/rag-backup/agent.toml"
@@ -184,14 +185,22 @@ def _load_toml(path: str) -> dict:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _tls(root: _Section) -> TlsConfig:
+def _tls(root: _Section, addresses: list[str]) -> TlsConfig:
+    """[tls]; its ca, cert and key are required when one of `addresses` is not a unix socket.
+
+    The unix:PATH addresses among them are checked too (ConfigError naming the address).
+    """
     t = root.table("tls")
     t.unknown_keys({"ca", "cert", "key", "insecure"})
     cfg = TlsConfig(t.get("ca", str, ""), t.get("cert", str, ""), t.get("key", str, ""),
                     t.get("insecure", bool, False))
-    if not cfg.insecure and not (cfg.ca and cfg.cert and cfg.key):
-        raise ConfigError(f"{root.path}: [tls] ca, cert and key are required "
-                          "(or insecure = true for loopback development only)")
+    for address in filter(unixsock.is_unix, addresses):
+        if (why := unixsock.problem(address)) is not None:
+            raise ConfigError(f"{root.path}: {why}")
+    needed = [a for a in addresses if a and not unixsock.is_unix(a)]
+    if needed and not cfg.insecure and not (cfg.ca and cfg.cert and cfg.key):
+        raise ConfigError(f"{root.path}: [tls] ca, cert and key are required for {needed[0]} "
+                          "(or insecure = true for loopback development only; unix:PATH addresses need no TLS)")
     return cfg
 
 
@@ -262,14 +271,16 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         a.unknown_keys({"address", "server_name"})
         agents[name] = AgentRef(name, a.get("address", str), a.get("server_name", str, ""))
     components = {name: _component(root, name, agents) for name in root.table("components").data}
+    listen = ctl.get("listen", str, "")
     return ControllerConfig(
         source=path,
         socket=ctl.get("socket", str, "/run/rag-backup/controller.sock"),
         socket_group=ctl.get("socket_group", str, "rag-backup"),
         state_dir=ctl.get("state_dir", str, "/var/lib/rag-backup"),
-        listen=ctl.get("listen", str, ""),
+        listen=listen,
         hostname=ctl.get("hostname", str, "") or socket.gethostname(),
-        repository=_repository(root), tls=_tls(root), agents=agents, components=components,
+        repository=_repository(root), tls=_tls(root, [listen, *(a.address for a in agents.values())]),
+        agents=agents, components=components,
         app_services=_app_services(root, agents))
 
 
@@ -300,8 +311,9 @@ def load_agent_config(path: str | None = None) -> AgentConfig:
     allowed = a.str_list("allowed_paths") or ("/",)
     if not all(os.path.isabs(p) for p in allowed):
         raise ConfigError(f"{path}: [agent] allowed_paths: expected absolute paths")
+    listen = a.get("listen", str, "127.0.0.1:7451")
     return AgentConfig(
-        source=path, listen=a.get("listen", str, "127.0.0.1:7451"),
+        source=path, listen=listen,
         cache_dir=a.get("cache_dir", str, "/var/cache/rag-backup-agent"),
         staging_dir=a.get("staging_dir", str, "/var/lib/rag-backup-agent/staging"),
-        allowed_paths=allowed, workers=a.get("workers", int, 0), tls=_tls(root))
+        allowed_paths=allowed, workers=a.get("workers", int, 0), tls=_tls(root, [listen]))

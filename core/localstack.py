@@ -1,8 +1,10 @@
 """A complete rag-backup deployment on loopback: CA, configs, agent and controller processes.
 
-In: a work directory, components to declare, and optionally S3 repository settings.
-Out: a running LocalStack (separate daemon processes talking real gRPC with mTLS)
-that `ragctl demo`, the integration tests and the benchmark drive through `ragctl`.
+In: a work directory, components to declare, optionally S3 repository settings,
+and the transport between controller and agent: TCP with mTLS (the default), or
+the agent's unix socket (agent_socket=True: the single-host deployment, no TLS).
+Out: a running LocalStack (separate daemon processes talking real gRPC) that
+`ragctl demo`, the integration tests and the benchmark drive through `ragctl`.
 """
 from __future__ import annotations
 
@@ -42,10 +44,11 @@ class ComponentDecl:
 class LocalStack:
     """Agent + controller as child processes; stop() ends them by PID."""
 
-    def __init__(self, workdir: str, s3: dict | None = None, insecure: bool = False):
+    def __init__(self, workdir: str, s3: dict | None = None, insecure: bool = False, agent_socket: bool = False):
         self.workdir = os.path.abspath(workdir)
         self.s3 = s3
         self.insecure = insecure
+        self.agent_socket = os.path.join(self.workdir, "run", "agent.sock") if agent_socket else ""
         self.pki_dir = os.path.join(self.workdir, "pki")
         self.repo_dir = os.path.join(self.workdir, "repository")
         self.state_dir = os.path.join(self.workdir, "controller-state")
@@ -65,7 +68,14 @@ class LocalStack:
     def add_paths_component(self, name: str, path: str) -> None:
         self.add_component(name, "paths", path)
 
+    @property
+    def agent_address(self) -> str:
+        """What the agent listens on and the controller dials."""
+        return f"unix:{self.agent_socket}" if self.agent_socket else f"127.0.0.1:{self.agent_port}"
+
     def _tls_block(self, name: str) -> str:
+        if self.agent_socket:
+            return ""  # nothing listens on TCP
         if self.insecure:
             return "[tls]\ninsecure = true\n"
         return (f"[tls]\nca = {_toml_str(os.path.join(self.pki_dir, 'ca.pem'))}\n"
@@ -83,7 +93,7 @@ class LocalStack:
             os.write(fd, os.urandom(24).hex().encode())
             os.close(fd)
         with open(self.agent_config, "w") as f:
-            f.write(f"[agent]\nlisten = \"127.0.0.1:{self.agent_port}\"\n"
+            f.write(f"[agent]\nlisten = {_toml_str(self.agent_address)}\n"
                     f"cache_dir = {_toml_str(os.path.join(self.workdir, 'agent-cache'))}\n"
                     f"staging_dir = {_toml_str(os.path.join(self.workdir, 'agent-staging'))}\n\n"
                     + self._tls_block("agent"))
@@ -100,7 +110,8 @@ class LocalStack:
             out.append(f"[repository]\ntype = \"local\"\npath = {_toml_str(self.repo_dir)}\n"
                        f"password_file = {_toml_str(self.passphrase_file)}\n")
         out.append(self._tls_block("controller"))
-        out.append(f"[agents.local]\naddress = \"127.0.0.1:{self.agent_port}\"\nserver_name = \"localhost\"\n")
+        server_name = "" if self.agent_socket else "server_name = \"localhost\"\n"
+        out.append(f"[agents.local]\naddress = {_toml_str(self.agent_address)}\n{server_name}")
         for c in self.components:
             extra = "".join(f"{k} = {_toml_value(v)}\n" for k, v in c.extra.items())
             out.append(f"[components.{c.name}]\nkind = \"{c.kind}\"\nagent = \"local\"\n"
@@ -132,7 +143,10 @@ class LocalStack:
 
     def start_agent(self) -> None:
         self._spawn("agent", "ragbackup.agent.serve", self.agent_config)
-        self._wait(lambda: _port_open(self.agent_port), "agent", "agent")
+        if self.agent_socket:
+            self._wait(lambda: _socket_open(self.agent_socket), "agent socket", "agent")
+        else:
+            self._wait(lambda: _port_open(self.agent_port), "agent", "agent")
 
     def start_controller(self) -> None:
         self.write_configs()
@@ -208,6 +222,11 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _socket_open(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        return s.connect_ex(path) == 0
 
 
 def local_stack(workdir: str, **kwargs) -> LocalStack:

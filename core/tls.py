@@ -1,12 +1,16 @@
-"""gRPC transport security from a TlsConfig: mTLS credentials for servers and clients.
+"""gRPC transport security: mTLS on TCP, local credentials on unix sockets.
 
-In: TlsConfig (CA, certificate and key paths, or insecure for loopback development).
-Out: grpc server/channel credentials, or None for insecure, with readable errors.
+In: TlsConfig (CA, certificate and key paths, or insecure for loopback
+development) and the address. Out: grpc server/channel credentials, or None
+for insecure, with readable errors. A unix:PATH address gets gRPC's local
+(UDS) credentials: no TLS, since the socket's permissions authenticate and no
+byte leaves the host; the handshake refuses anything but a unix socket.
 """
 from __future__ import annotations
 
 import grpc
 
+from ragbackup import unixsock
 from ragbackup.config import TlsConfig
 from ragbackup.errors import ConfigError
 
@@ -28,8 +32,10 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
 
 
-def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials | None:
-    """mTLS: clients must present a certificate signed by tls.ca."""
+def server_credentials(tls: TlsConfig, address: str = "") -> grpc.ServerCredentials | None:
+    """mTLS (clients must present a certificate signed by tls.ca); local credentials on unix:PATH."""
+    if unixsock.is_unix(address):
+        return grpc.local_server_credentials(grpc.LocalConnectionType.UDS)
     if tls.insecure:
         return None
     return grpc.ssl_server_credentials(
@@ -46,8 +52,11 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials | None:
 
 
 def open_channel(address: str, tls: TlsConfig, server_name: str = "") -> grpc.Channel:
-    """A channel to `address` (host:port or unix:PATH) with mTLS unless insecure."""
+    """A channel to `address`: host:port with mTLS unless insecure, unix:PATH with local credentials."""
     options = list(CHANNEL_OPTIONS)
+    if unixsock.is_unix(address):
+        return grpc.secure_channel(address, grpc.local_channel_credentials(grpc.LocalConnectionType.UDS),
+                                   options=options)
     creds = channel_credentials(tls)
     if creds is None:
         return grpc.insecure_channel(address, options=options)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -278,3 +280,27 @@ def test_client_certificate_from_the_configured_ca_is_accepted(stack, tester_cer
     with agent_channel(stack, tester_certs, "tester") as ch:
         reply = health(ch)
     assert reply.version and reply.uptime_s > 0
+
+
+# --------------------------------------------------------------------------- 10. agent on a unix socket
+
+CONNECT = "import socket, sys; s = socket.socket(socket.AF_UNIX); sys.exit(s.connect_ex(sys.argv[1]))"
+
+
+def test_agent_on_its_unix_socket_round_trips_and_admits_owner_and_group_only(make_stack, tmp_path):
+    """The single-host deployment: no TLS, the socket's 0660 permissions are the authentication."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (data / "b.txt").write_text("b" * 100_000)
+    st = make_stack({"data": str(data)}, agent_socket=True)
+    assert "[tls]" not in open(st.agent_config).read() and "[tls]" not in open(st.controller_config).read()
+    sid = backup(st)["id"]
+    st.ragctl("restore", sid, "--target", str(tmp_path / "out"))
+    for rel in ("sub/a.bin", "b.txt"):
+        assert _read(str(data / rel)) == _read(str(tmp_path / "out" / "data" / rel)), rel
+    assert os.stat(st.agent_socket).st_mode & 0o777 == 0o660
+    if os.geteuid() == 0:  # another user, in neither the owner's nor rag-backup's group, is refused
+        cp = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             sys.executable, "-c", CONNECT, st.agent_socket], capture_output=True)
+        assert cp.returncode == 13, cp  # EACCES

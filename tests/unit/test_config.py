@@ -75,3 +75,37 @@ def test_secret_file(tmp_path):
     from ragbackup.controller.state import make_unlocker
     assert c.repository.password_file == f"{tmp_path}/pw"
     assert make_unlocker(c.repository).secret == b"from-file"
+
+
+UNIX_ONLY = BASE.replace("[tls]\ninsecure = true\n", "").replace(
+    'address = "127.0.0.1:1"', 'address = "unix:/run/rag-backup-agent/agent.sock"')
+
+
+def test_agents_on_unix_sockets_need_no_tls(tmp_path):
+    c = load_controller_config(_write(tmp_path, UNIX_ONLY))
+    assert c.agents["a"].address == "unix:/run/rag-backup-agent/agent.sock"
+    assert not (c.tls.ca or c.tls.insecure)
+    a = load_agent_config(_write(tmp_path, '[agent]\nlisten = "unix:/run/rag-backup-agent/agent.sock"\n'))
+    assert a.listen.startswith("unix:")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s + '[agents.b]\naddress = "db1:7451"\n', "[tls] ca, cert and key are required for db1:7451"),
+    (lambda s: s.replace("[controller]\n", '[controller]\nlisten = "127.0.0.1:7450"\n'),
+     "required for 127.0.0.1:7450"),
+    (lambda s: s.replace("unix:/run/rag-backup-agent/agent.sock", "unix:run/agent.sock"),
+     "unix:run/agent.sock: expected unix:/absolute/path"),
+    (lambda s: s.replace("unix:/run/rag-backup-agent/agent.sock", "unix:/" + "d" * 120),
+     "holds at most 107 bytes"),
+])
+def test_tls_required_unless_every_address_is_a_unix_socket(tmp_path, edit, message):
+    path = _write(tmp_path, edit(UNIX_ONLY))
+    with pytest.raises(errors.ConfigError) as info:
+        load_controller_config(path)
+    assert message in info.value.message and path in info.value.message
+
+
+def test_agent_on_tcp_needs_tls(tmp_path):
+    path = _write(tmp_path, '[agent]\nlisten = "0.0.0.0:7451"\n')
+    with pytest.raises(errors.ConfigError, match="required for 0.0.0.0:7451"):
+        load_agent_config(path)
