@@ -13,6 +13,7 @@ import pyfastcdc
 import zstandard
 
 from ragbackup import errors
+from ragbackup.repo import shuffle
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries, frame_dict_id
 
@@ -63,7 +64,9 @@ class Compressor:
     """zstd at the configured level (small chunks: small_chunk_level); one per thread.
 
     With `dictionary` (bytes of a repository dictionary, see dictionary.py) small
-    chunks are compressed against it and their frames name its id.
+    chunks are compressed against it and their frames name its id. A larger chunk
+    of 4-byte numbers (shuffle.worth_shuffling) is byte-shuffled, compressed at
+    small_chunk_level, and stored behind shuffle.MARKER.
     """
 
     def __init__(self, level: int = 3, dictionary: bytes | None = None):
@@ -77,35 +80,43 @@ class Compressor:
             self._small = zstandard.ZstdCompressor(level=small, dict_data=d)
         else:
             self._small = self._cctx if small == level else zstandard.ZstdCompressor(level=small)
+        self._fast = zstandard.ZstdCompressor(level=small)  # shuffled chunks
+        self._probe = zstandard.ZstdCompressor(level=1)
 
     def compress(self, data: bytes | memoryview) -> tuple[bytes, bool]:
         """Return (payload, compressed): raw bytes when zstd does not shrink by MIN_SAVING."""
         raw = len(data)
         if raw < 64:
             return bytes(data), False
-        out = (self._small if raw < SMALL_CHUNK else self._cctx).compress(data)
+        if raw < SMALL_CHUNK:
+            out = self._small.compress(data)
+        elif shuffle.worth_shuffling(data, self._probe.compress):
+            out = shuffle.MARKER + self._fast.compress(shuffle.shuffle(data))
+        else:
+            out = self._cctx.compress(data)
         if len(out) > raw * (1 - MIN_SAVING):
             return bytes(data), False
         return out, True
 
 
 def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int,
-               dicts: Dictionaries = NO_DICTIONARIES) -> bytes:
+               dicts: Dictionaries = NO_DICTIONARIES) -> bytes | bytearray:
     """Inverse of Compressor.compress; IntegrityError if the payload does not decode to raw_size bytes.
 
     A frame that names a dictionary is decoded with that one from `dicts`
-    (IntegrityError if `dicts` lacks it).
+    (IntegrityError if `dicts` lacks it); a payload behind shuffle.MARKER is unshuffled.
     """
     if not compressed:
         return bytes(payload)
-    dctx = dicts.decompressor(frame_dict_id(payload))
+    stride, frame = shuffle.split(payload)
+    dctx = dicts.decompressor(frame_dict_id(frame))
     try:
-        data = dctx.decompress(payload, max_output_size=raw_size)
+        data = dctx.decompress(frame, max_output_size=raw_size)
     except zstandard.ZstdError as exc:
         raise errors.IntegrityError(f"chunk does not decompress: {exc}") from None
     if len(data) != raw_size:
         raise errors.IntegrityError(f"chunk decompressed to {len(data)} bytes, expected {raw_size}")
-    return data
+    return shuffle.unshuffle(data, stride) if stride else data
 
 
 def prepare(id_key: bytes, data: bytes | memoryview, compressor: Compressor) -> Prepared:

@@ -19,6 +19,7 @@ from typing import Iterable
 import zstandard
 
 from ragbackup import errors
+from ragbackup.repo import shuffle
 
 DICT_SIZE = 64 * 1024
 SAMPLE_COUNT = 500
@@ -68,9 +69,12 @@ def dict_id(data: bytes) -> int:
 
 
 def frame_dict_id(payload: bytes | memoryview) -> int:
-    """The dictionary id a zstd frame names (0: none); IntegrityError if it is not a frame."""
+    """The dictionary id a payload's zstd frame names (0: none); IntegrityError if it holds no frame.
+
+    A shuffle marker before the frame (shuffle.split) is skipped.
+    """
     try:
-        return zstandard.get_frame_parameters(payload).dict_id
+        return zstandard.get_frame_parameters(shuffle.split(payload)[1]).dict_id
     except zstandard.ZstdError as exc:
         raise errors.IntegrityError(f"chunk is not a zstd frame: {exc}") from None
 
