@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 
 def _tools() -> list[str]:
-    return [name for name, binary in PEERS if shutil.which(binary)] + ["ragbackup"]
+    return [name for name, binary in PEERS if shutil.which(binary)] + ["ragbackup", "ragbackup-tls"]
 
 
 def _run_bench(tmp_path: Path, tools: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
