@@ -9,7 +9,7 @@ import threading
 
 import grpc
 
-from ragbackup import errors, tls, wire
+from ragbackup import errors, tls, unixsock, wire
 from ragbackup.config import ControllerConfig
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 
@@ -33,6 +33,15 @@ class AgentStub(agent_pb2_grpc.AgentStub):
             _registered_method=True)
 
 
+def unreachable_hint(address: str) -> str:
+    """What to check when no connection to `address` came up within CONNECT_TIMEOUT."""
+    if unixsock.is_unix(address):
+        return (f"no connection on the socket within {CONNECT_TIMEOUT:.0f}s: is rag-backup-agent running "
+                "with this listen address, and may the controller's user open the socket?")
+    return (f"no TLS connection within {CONNECT_TIMEOUT:.0f}s: is rag-backup-agent running, and are its "
+            "certificates from the same CA?")
+
+
 class Agents:
     def __init__(self, cfg: ControllerConfig):
         self._cfg = cfg
@@ -54,9 +63,7 @@ class Agents:
                 grpc.channel_ready_future(channel).result(timeout=CONNECT_TIMEOUT)
             except grpc.FutureTimeoutError:
                 raise errors.AgentUnavailable(
-                    f"agent {name} at {ref.address} is unreachable (no TLS connection within "
-                    f"{CONNECT_TIMEOUT:.0f}s: is rag-backup-agent running, and are its certificates "
-                    "from the same CA?)") from None
+                    f"agent {name} at {ref.address} is unreachable ({unreachable_hint(ref.address)})") from None
         return AgentStub(channel)
 
     def translate(self, name: str, err: grpc.RpcError) -> errors.RagBackupError:

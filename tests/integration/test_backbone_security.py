@@ -304,3 +304,6 @@ def test_agent_on_its_unix_socket_round_trips_and_admits_owner_and_group_only(ma
         cp = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                              sys.executable, "-c", CONNECT, st.agent_socket], capture_output=True)
         assert cp.returncode == 13, cp  # EACCES
+    st.stop_process("agent")
+    down = st.ragctl("backup", check=False)
+    assert down.returncode == 7 and "no connection on the socket" in down.stderr, ragctl_output(down)
