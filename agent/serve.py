@@ -1,4 +1,4 @@
-"""rag-backup-agent: the per-host daemon serving capture, restore and health over mTLS gRPC.
+"""rag-backup-agent: the per-host daemon serving capture, restore and health over gRPC (mTLS or a unix socket).
 
 In: agent.toml (--config, $RAG_BACKUP_AGENT_CONFIG, or /etc/rag-backup/agent.toml).
 Out: a gRPC server on [agent] listen; READY/STATUS/STOPPING sent to systemd.
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rag-backup-agent",
         description="rag-backup agent: captures and restores components on this host when the "
-                    "rag-backup controller asks (gRPC, mutual TLS).",
+                    "rag-backup controller asks (gRPC with mutual TLS, or a unix socket on the controller's host).",
         epilog="Exit codes: 0 stopped cleanly, 3 configuration error, 1 other failure.")
     p.add_argument("--config", help="agent TOML file (default: $RAG_BACKUP_AGENT_CONFIG or "
                                     "/etc/rag-backup/agent.toml)")
@@ -108,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    listen = args.listen or cfg.listen
-    where = listen if unixsock.is_unix(listen) else f"port {port}"
-    if unixsock.is_unix(listen):
-        unixsock.restrict(unixsock.path_of(listen), SOCKET_GROUP)
+    where = args.listen or cfg.listen
+    if unixsock.is_unix(where):
+        unixsock.restrict(unixsock.path_of(where), SOCKET_GROUP)
+    else:
+        where = f"port {port}"
     log.info("rag-backup-agent %s listening on %s", __version__, where)
     notifier = sdnotify.SystemdNotifier()
     notifier.notify(f"READY=1\nSTATUS=listening on {where}")
