@@ -26,9 +26,10 @@ from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 from ragbackup.agent import checks, install, options, placement
+from ragbackup.agent.ahead import run_ahead
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
-from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, CapturePipeline, CaptureSettings
+from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings
 from ragbackup.agent.capture.sources import SCRATCH_PREFIX, check_allowed, open_source, staging
 from ragbackup.agent.restore import ChunkDecoder, TreeWriter
 from ragbackup.agent.services.base import make_controller
@@ -138,7 +139,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     dictionary=start.dictionary or None,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
-                yield from pipeline.run()
+                yield from run_ahead(pipeline.run, SEND_AHEAD, f"capture-{spec.name}")
             cache.publish(keep=(start.parent_capture_id,))
             log.info("capture %s done: %d files, %d read, %d sent", spec.name, pipeline.stats.files,
                      pipeline.stats.bytes_read, pipeline.stats.bytes_sent)

@@ -33,6 +33,9 @@ CAPTURE_BUDGET = 8 * chunking.MiB
 OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
 SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
+# Events the pipeline's thread may run ahead of gRPC's send of the previous one
+# (agent/ahead.py): about two batches' payloads beyond the budget.
+SEND_AHEAD = 2
 COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
 ENTRY_BATCH = 1000
 # Small files are read and hashed in groups, one pool job each: a job per file costs
@@ -110,6 +113,19 @@ def _compressor(level: int, dictionary: bytes | None) -> chunking.Compressor:
     return comp
 
 
+def _open_ahead(path: bytes):
+    """`path` opened unbuffered, with the kernel asked to read all of it now; None if it is gone or unreadable."""
+    try:
+        f = open(path, "rb", buffering=0)
+    except (FileNotFoundError, PermissionError):
+        return None
+    try:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass  # a hint only: the read below works without it
+    return f
+
+
 def _base_entry(rel: bytes, st: os.stat_result, kind: str) -> common_pb2.Entry:
     return common_pb2.Entry(path=rel, type=_TYPE[kind], mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
                             gid=st.st_gid, mtime_ns=st.st_mtime_ns)
@@ -146,18 +162,26 @@ class CapturePipeline:
         key = self.s.id_key
         return [(chunk_id(key, v), v) for v in views]
 
-    def _small_file(self, path: bytes) -> list[Hashed]:
-        """Read and hash a small file in the worker (all of it, should it have grown)."""
-        try:
-            f = open(path, "rb", buffering=0)
-        except (FileNotFoundError, PermissionError):
-            return []  # vanished or unreadable: recorded as empty, as a large file is
+    def _read_small(self, f) -> list[Hashed]:
+        """Read and hash an open small file (all of it, should it have grown)."""
         with f:
             return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._hash(views)]
 
     def _small_files(self, paths: list[bytes]) -> list[list[Hashed]]:
-        """`_small_file` of each path, in one job."""
-        return [self._small_file(p) for p in paths]
+        """Read and hash each small file of a group, in one job.
+
+        The files are opened and their reads requested from the kernel at once
+        (read_ahead), so a cold disk serves the group's reads together rather than
+        one file's read at a time. A file that vanished or is unreadable gives [],
+        and is recorded empty, as a large file is.
+        """
+        files = [_open_ahead(p) for p in paths]
+        try:
+            return [self._read_small(f) if f is not None else [] for f in files]
+        finally:
+            for f in files:
+                if f is not None:
+                    f.close()
 
     def _compress(self, items: list[Hashed]) -> tuple[list[wire.WireChunk], int]:
         """Wire chunks for `items` and their payload bytes in total."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import queue
 import stat
-import threading
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from ragbackup import errors
+from ragbackup.agent.ahead import run_ahead
+
+T = TypeVar("T")
 
 
 def excluded(rel: bytes, patterns: tuple[str, ...]) -> bool:
@@ -59,8 +60,15 @@ AHEAD_BATCH = 256  # entries per hand-over between the walking thread and the ca
 AHEAD_BATCHES = 4  # hand-overs the walking thread may run ahead (about 0.6 MB of stat results)
 
 
-class _Stop(Exception):
-    """The caller stopped consuming: the walking thread ends."""
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def walk_ahead(root: bytes, patterns: tuple[str, ...] = ()) -> Iterator[tuple[bytes, os.stat_result]]:
@@ -69,47 +77,5 @@ def walk_ahead(root: bytes, patterns: tuple[str, ...] = ()) -> Iterator[tuple[by
     Same items in the same order; the walk's errors are raised here. Closing the
     generator stops the thread.
     """
-    q: queue.Queue = queue.Queue(AHEAD_BATCHES)
-    stop = threading.Event()
-
-    def put(item) -> None:
-        while True:
-            if stop.is_set():
-                raise _Stop
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def produce() -> None:
-        batch: list = []
-        try:
-            for item in walk(root, patterns):
-                batch.append(item)
-                if len(batch) >= AHEAD_BATCH:
-                    put(batch)
-                    batch = []
-            put(batch)
-            put(None)
-        except _Stop:
-            return
-        except Exception as exc:  # noqa: BLE001 - handed to the caller and raised there
-            try:
-                put(exc)
-            except _Stop:
-                return
-
-    thread = threading.Thread(target=produce, name="walk", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        thread.join()
+    for batch in run_ahead(lambda: _batches(walk(root, patterns), AHEAD_BATCH), AHEAD_BATCHES, "walk"):
+        yield from batch

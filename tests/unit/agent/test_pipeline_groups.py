@@ -73,3 +73,20 @@ def test_a_small_file_gone_before_its_group_is_read_is_recorded_empty(tmp_path):
     finally:
         pipe._jobs.close()
     assert result[0] == [] and [c for c, _ in result[1]] == [chunk_id(KEY, b"x" * 10)]
+
+
+def test_a_group_closes_every_file_it_opened_ahead(tmp_path):
+    settings = CaptureSettings(root=os.fsencode(tmp_path), exclude=(), id_key=KEY, chunker=PARAMS,
+                               compression_level=3, workers=1, parent=None, cache=None)
+    paths = []
+    for n in range(40):
+        (tmp_path / f"f{n}").write_bytes(bytes([n]) * (n * 100))
+        paths.append(os.fsencode(tmp_path / f"f{n}"))
+    pipe = CapturePipeline(settings, lambda: None)
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        result = pipe._small_files(paths)
+    finally:
+        pipe._jobs.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert [len(r) for r in result] == [0] + [1] * 39
