@@ -3,8 +3,10 @@
 In: a directory, CaptureSettings (keys, chunker, the parent capture's cache) and
 the controller's ChunkWant replies. Out: CaptureEvents (entry batches, chunk
 offers, wanted chunks, done) for the gRPC stream. Unchanged files are not read;
-chunks are hashed first and only those the controller lacks are compressed and
-sent. Memory is bounded by MAX_INFLIGHT plus OUTSTANDING_OFFERS offers.
+chunks are hashed first and only those the controller lacks are sent. They are
+compressed once wanted, or in the same job as their hashing while the controller
+has recently wanted nearly all it was offered (wantrate.py). Memory is bounded by
+the agent-wide byte budget (budget.py), MAX_INFLIGHT and OUTSTANDING_OFFERS offers.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from ragbackup.v1 import agent_pb2, common_pb2
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import walk_ahead
+from ragbackup.agent.capture.wantrate import WantRate
 from ragbackup.agent.workpool import JobGroup
 
 MAX_INFLIGHT = 4 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
@@ -37,6 +40,9 @@ SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
 # (agent/ahead.py): about two batches' payloads beyond the budget.
 SEND_AHEAD = 2
 COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
+# Raw bytes per hashing job of a large file: a read batch (4 MiB, the largest chunk)
+# is split so that every worker has part of it while the next batch is read.
+JOB_BYTES = 1 * chunking.MiB
 ENTRY_BATCH = 1000
 # Small files are read and hashed in groups, one pool job each: a job per file costs
 # a thread hand-off per file (18,000 in a RAG document store).
@@ -46,6 +52,9 @@ OUTSTANDING_OFFERS = 2
 CHUNKS_FIELD = agent_pb2.CaptureEvent.DESCRIPTOR.fields_by_name["chunks"].number
 
 Hashed = tuple[bytes, memoryview | bytes]  # (chunk id, plaintext)
+# A chunk hashed and then either kept as plaintext (Hashed) until the controller wants
+# it, or compressed at once (a wire.WireChunk, see wantrate.py).
+Ready = Hashed | wire.WireChunk
 
 
 @dataclass
@@ -83,8 +92,9 @@ class _Slot:
 @dataclass
 class _Offer:
     seq: int
-    chunks: list[Hashed] = field(default_factory=list)
-    size: int = 0
+    chunks: list[Ready] = field(default_factory=list)
+    size: int = 0  # raw bytes of its chunks
+    held: int = 0  # bytes of the budget they hold: raw, or the payload once compressed ahead
 
 
 _TYPE = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
@@ -111,6 +121,36 @@ def _compressor(level: int, dictionary: bytes | None) -> chunking.Compressor:
             del cache[next(iter(cache))]
         comp = cache[key] = chunking.Compressor(level, dictionary)
     return comp
+
+
+def _raw_size(item: Ready) -> int:
+    return item[3] if len(item) == 4 else len(item[1])
+
+
+def _held(item: Ready) -> int:
+    """Bytes an offered chunk keeps alive: its plaintext, or its payload once compressed ahead."""
+    return len(item[1])
+
+
+def _split(views: list, limit: int) -> Iterator[tuple[list, int]]:
+    """`views` in order, in runs of about `limit` bytes (a chunk is never split), with each run's size."""
+    part: list = []
+    size = 0
+    for v in views:
+        part.append(v)
+        size += len(v)
+        if size >= limit:
+            yield part, size
+            part, size = [], 0
+    if part:
+        yield part, size
+
+
+def _done(result) -> Future:
+    """A future already holding `result` (chunks compressed ahead wait in the same queue as jobs)."""
+    f: Future = Future()
+    f.set_result(result)
+    return f
 
 
 def _open_ahead(path: bytes):
@@ -155,6 +195,7 @@ class CapturePipeline:
         self._group: list[bytes] = []  # small files gathered for one job
         self._group_slots: list[_Slot] = []
         self._group_bytes = 0
+        self._rate = WantRate()
 
     # --- worker jobs (run in the pool; hashing and zstd release the GIL) ---------------
 
@@ -162,12 +203,25 @@ class CapturePipeline:
         key = self.s.id_key
         return [(chunk_id(key, v), v) for v in views]
 
-    def _read_small(self, f) -> list[Hashed]:
-        """Read and hash an open small file (all of it, should it have grown)."""
-        with f:
-            return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._hash(views)]
+    def _hash_compress(self, views: list[memoryview | bytes]) -> list[wire.WireChunk]:
+        """Hash and compress each chunk (compressing ahead of the want, see wantrate.py)."""
+        key = self.s.id_key
+        comp = _compressor(self.s.compression_level, self._dictionary)
+        out = []
+        for v in views:
+            payload, compressed = comp.compress(v)
+            out.append((chunk_id(key, v), payload, compressed, len(v)))
+        return out
 
-    def _small_files(self, paths: list[bytes]) -> list[list[Hashed]]:
+    def _prepare(self, views: list[memoryview | bytes], ahead: bool) -> list[Ready]:
+        return self._hash_compress(views) if ahead else self._hash(views)
+
+    def _read_small(self, f, ahead: bool) -> list[Ready]:
+        """Read and hash (`ahead`: and compress) an open small file, all of it should it have grown."""
+        with f:
+            return [h for views in chunking.file_batches(self.s.chunker, f) for h in self._prepare(views, ahead)]
+
+    def _small_files(self, paths: list[bytes], ahead: bool = False) -> list[list[Ready]]:
         """Read and hash each small file of a group, in one job.
 
         The files are opened and their reads requested from the kernel at once
@@ -177,7 +231,7 @@ class CapturePipeline:
         """
         files = [_open_ahead(p) for p in paths]
         try:
-            return [self._read_small(f) if f is not None else [] for f in files]
+            return [self._read_small(f, ahead) if f is not None else [] for f in files]
         finally:
             for f in files:
                 if f is not None:
@@ -283,9 +337,9 @@ class CapturePipeline:
             return  # vanished or unreadable: recorded as empty
         with f:
             for views in chunking.file_batches(self.s.chunker, f):
-                size = sum(len(v) for v in views)
-                yield from self._reserve(size)
-                self._submit(self._hash, views, size)
+                yield from self._reserve(sum(len(v) for v in views))
+                for part, size in _split(views, JOB_BYTES):
+                    self._submit(self._prepare, part, size)
                 if self._inflight > MAX_INFLIGHT:
                     yield from self._drain(MAX_INFLIGHT)
 
@@ -317,7 +371,7 @@ class CapturePipeline:
         self._submit_group()  # keeps jobs in slot order
         self.stats.bytes_read += raw
         self._inflight += raw
-        self._slots.append(_Slot(future=self._jobs.submit(fn, arg), raw=raw, chunks=True))
+        self._slots.append(_Slot(future=self._jobs.submit(fn, arg, self._rate.speculate), raw=raw, chunks=True))
 
     def _gather(self, path: bytes, raw: int) -> None:
         """Add a small file to the group; the group becomes a job when full (or when one is needed)."""
@@ -334,7 +388,7 @@ class CapturePipeline:
     def _submit_group(self) -> None:
         if not self._group:
             return
-        future = self._jobs.submit(self._small_files, self._group)
+        future = self._jobs.submit(self._small_files, self._group, self._rate.speculate)
         for slot in self._group_slots:
             slot.future = future
         self._group, self._group_slots, self._group_bytes = [], [], 0
@@ -343,18 +397,22 @@ class CapturePipeline:
 
     def _take_chunks(self, slot: _Slot) -> None:
         result = slot.future.result()
-        hashed: list[Hashed] = result if slot.index < 0 else result[slot.index]
+        items: list[Ready] = result if slot.index < 0 else result[slot.index]
         self._inflight -= slot.raw
         kept = 0
-        for cid, data in hashed:
+        for item in items:
+            cid, raw = item[0], _raw_size(item)
             self._ids.append(cid)
-            self._ids_bytes += len(data)
+            self._ids_bytes += raw
             if cid not in self._offered:
                 self._offered.add(cid)
-                self._offer.chunks.append((cid, data))
-                self._offer.size += len(data)
-                kept += len(data)
-        self._release(slot.raw - kept)  # offered chunks stay reserved until sent or unwanted
+                self._offer.chunks.append(item)
+                self._offer.size += raw
+                kept += _held(item)
+        self._offer.held += kept
+        # Offered chunks stay reserved until sent or unwanted; a chunk compressed ahead
+        # holds only its payload (its read buffer is gone).
+        self._release(slot.raw - kept)
 
     def _take_entry(self, slot: _Slot) -> None:
         e = slot.entry
@@ -402,24 +460,38 @@ class CapturePipeline:
             yield from self._answer_want()
 
     def _answer_want(self) -> Iterator[agent_pb2.CaptureEvent]:
-        """Read the reply to the oldest offer; compress the wanted chunks in the pool."""
+        """Read the reply to the oldest offer; compress the wanted chunks in the pool (or send them, if compressed ahead)."""
         o = self._outstanding.popleft()
         want = self._next_want()
         if want.seq != o.seq:
             raise RuntimeError(f"protocol error: want for offer {want.seq}, expected {o.seq}")
         group: list[Hashed] = []
-        size = wanted = 0
+        size = wanted = held = 0
+        ready: list[wire.WireChunk] = []
+        ready_bytes = 0
         for i in want.indexes:
-            group.append(o.chunks[i])
-            size += len(o.chunks[i][1])
+            item = o.chunks[i]
+            if len(item) == 4:  # compressed ahead
+                ready.append(item)
+                wanted += item[3]
+                ready_bytes += len(item[1])
+                continue
+            group.append(item)
+            size += len(item[1])
             if size >= COMPRESS_GROUP:
                 self._sending.append((self._jobs.submit(self._compress, group), size))
                 wanted += size
+                held += size
                 group, size = [], 0
         if group:
             self._sending.append((self._jobs.submit(self._compress, group), size))
             wanted += size
-        self._release(o.size - wanted)
+            held += size
+        if ready:
+            self._sending.append((_done((ready, ready_bytes)), ready_bytes))
+            held += ready_bytes
+        self._rate.update(o.size, wanted)
+        self._release(o.held - held)
         yield from self._emit_sent(block=False)
 
     def _emit_sent(self, block: bool) -> Iterator[bytes]:
