@@ -19,6 +19,7 @@ from typing import Iterator, Sequence
 import grpc
 
 from ragbackup import __version__, errors
+from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.repo.dictionary import Dictionaries
@@ -26,7 +27,6 @@ from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
 from ragbackup.agent import checks, install, options, placement
-from ragbackup.agent.ahead import run_ahead
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings

@@ -37,7 +37,7 @@ OFFER_BYTES = 2 * chunking.MiB  # raw bytes per offer
 OFFER_COUNT = 1024
 SEND_BATCH = 2 * chunking.MiB  # payload bytes per ChunkBatch message
 # Events the pipeline's thread may run ahead of gRPC's send of the previous one
-# (agent/ahead.py): about two batches' payloads beyond the budget.
+# (ragbackup/ahead.py): about two batches' payloads beyond the budget.
 SEND_AHEAD = 2
 COMPRESS_GROUP = 1 * chunking.MiB  # raw bytes per compression job
 # Raw bytes per hashing job of a large file: a read batch (4 MiB, the largest chunk)

@@ -14,7 +14,7 @@ import stat
 from typing import Iterator, TypeVar
 
 from ragbackup import errors
-from ragbackup.agent.ahead import run_ahead
+from ragbackup.ahead import run_ahead
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from ragbackup import errors
-from ragbackup.agent.ahead import run_ahead
+from ragbackup.ahead import run_ahead
 
 
 def test_same_items_in_order():
