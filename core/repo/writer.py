@@ -1,8 +1,10 @@
 """The write path of one backup job: blobs -> packs -> index object.
 
 In: chunk payloads (already compressed by the agent) and tree chunks. Out: packs
-uploaded by a background thread, then, on `commit`, `index/<id>` objects
-naming them; only after that may a snapshot refer to the blobs (docs/FORMAT.md).
+stored by a background thread, and `index/<id>` objects naming them: one as soon
+as INDEX_PACKS packs are stored (by the same thread, while the job goes on), the
+last one on `commit`. Only after `commit` may a snapshot refer to the blobs
+(docs/FORMAT.md); an index object never names a pack that is not stored.
 """
 from __future__ import annotations
 
@@ -43,7 +45,12 @@ class BlobWriter:
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()
         self._pack: PackWriter | None = None
-        self._finished: dict[str, tuple[int, bytes]] = {}  # pack id -> (size, packed locations)
+        self._finished: dict[str, tuple[int, bytes]] = {}  # pack id -> (size, packed locations), not yet indexed
+        # _finished is shared with the upload thread under its own lock: a job thread holds
+        # _lock while it waits for room in the upload queue.
+        self._finished_lock = threading.Lock()
+        self._stored: list[str] = []  # packs stored and not yet named by an index object (upload thread)
+        self.index_names: list[str] = []  # index objects written so far
         self._uploads: queue.Queue = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, name="pack-upload", daemon=True)
@@ -101,7 +108,8 @@ class BlobWriter:
     def _packs(self, pack_ids: list[str]) -> Iterator[tuple[str, int, list[BlobLocation]]]:
         """These packs of this job with their locations, unpacked one pack at a time."""
         for pid in pack_ids:
-            size, packed = self._finished[pid]
+            with self._finished_lock:
+                size, packed = self._finished[pid]
             yield pid, size, unpack_locations(packed, pid)
 
     def _finish_pack_locked(self) -> None:
@@ -109,11 +117,13 @@ class BlobWriter:
         if pack is None or pack.count == 0:
             return
         pack_id, locs = pack.finish()
-        self._finished[pack_id] = (pack.size, pack_locations(locs))
+        with self._finished_lock:
+            self._finished[pack_id] = (pack.size, pack_locations(locs))
         self.stats.packs += 1
         self._uploads.put((pack_id, pack.path))
 
     def _upload_loop(self) -> None:
+        """Store finished packs in order; name every INDEX_PACKS stored packs in an index object at once."""
         while True:
             item = self._uploads.get()
             if item is None:
@@ -122,6 +132,9 @@ class BlobWriter:
             try:
                 if self._error is None:
                     self._store_pack(pack_id, path)
+                    self._stored.append(pack_id)
+                    if len(self._stored) >= INDEX_PACKS:
+                        self._write_index()
             except BaseException as exc:  # noqa: BLE001 - surfaced by the job thread in _raise_upload_error
                 self._error = exc
             finally:
@@ -129,6 +142,22 @@ class BlobWriter:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
+
+    def _write_index(self) -> None:
+        """Write one index object naming the stored, not yet indexed packs; forget their locations.
+
+        Called by the upload thread during the job, then by `commit` once that thread has ended.
+        """
+        part, self._stored = self._stored, []
+        if not part:
+            return
+        name = uuid.uuid4().hex
+        self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._packs(part)))
+        self.repo.index.add_index_file(name, self._packs(part))
+        self.index_names.append(name)
+        with self._finished_lock:
+            for pid in part:
+                del self._finished[pid]
 
     def _store_pack(self, pack_id: str, path: str) -> None:
         adopt = getattr(self.repo.storage, "adopt_file", None)
@@ -152,24 +181,17 @@ class BlobWriter:
         self._raise_upload_error()
 
     def commit(self) -> list[str]:
-        """Flush, then write index objects for this job's packs; returns their names (none if no pack).
+        """Flush, then name the packs not yet indexed; returns every index object of the job (none if no pack).
 
-        One index object per INDEX_PACKS packs: the sealed object is built in memory, so
-        this bounds what a commit holds however many chunks the job wrote.
+        One index object per INDEX_PACKS packs (the sealed object is built in memory, so
+        this bounds what it holds); all but the last were written while the job ran.
         """
         self.flush()
-        pack_ids = list(self._finished)
-        names = []
-        for i in range(0, len(pack_ids), INDEX_PACKS):
-            part = pack_ids[i:i + INDEX_PACKS]
-            name = uuid.uuid4().hex
-            self.repo.storage.put(f"index/{name}", encode_index(self.repo.cipher, self._packs(part)))
-            self.repo.index.add_index_file(name, self._packs(part))
-            names.append(name)
-        return names
+        self._write_index()
+        return list(self.index_names)
 
     def abort(self) -> None:
-        """Drop the open pack; packs already stored stay as garbage for prune."""
+        """Drop the open pack; packs already stored (and index objects naming them) stay as garbage for prune."""
         with self._lock:
             if self._pack is not None:
                 self._pack.abort()

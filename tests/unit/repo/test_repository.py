@@ -53,6 +53,27 @@ def test_a_job_of_many_packs_commits_several_index_objects(tmp_path, monkeypatch
     assert [again.read_blob(i) for i in ids] == data
 
 
+def test_index_objects_are_written_while_the_job_runs_and_name_only_stored_packs(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_mod, "INDEX_PACKS", 2)
+    repo = _repo(tmp_path, RepoParams(pack_size=64 * 1024))
+    w = BlobWriter(repo, str(tmp_path / "staging"))
+    data = [os.urandom(40_000) for _ in range(9)]  # 2 blobs a pack: 4 finished packs, a 5th open
+    ids = [w.add_plain(b, BLOB_DATA, chunking.Compressor()) for b in data]
+    w.flush()  # stores the 5th pack too; the upload thread has named the first 4 in 2 index objects
+    w.abort()  # the job fails before commit
+    assert len(w.index_names) == 2
+    storage = LocalStorage(str(tmp_path / "repo"))
+    assert {o.key.split("/", 1)[1] for o in storage.list("index/")} == set(w.index_names)
+    repo.close()
+    again = Repository.open(storage, PASS, str(tmp_path / "cache2"))
+    assert again.sync_index() == 2
+    # what was indexed before the failure is durable and deduplicates the retry
+    assert [again.read_blob(i) for i in ids[:8]] == data[:8]
+    retry = BlobWriter(again, str(tmp_path / "staging"))
+    assert retry.missing(ids) == [8]
+    retry.abort()
+
+
 def test_wrong_passphrase_is_wrongkey(tmp_path):
     _repo(tmp_path).close()
     with pytest.raises(errors.WrongKey, match="passphrase"):
