@@ -101,6 +101,7 @@ class _Capture:
             self.wants.put(agent_pb2.CaptureCommand(want=agent_pb2.ChunkWant(seq=ev.offer.seq, indexes=idx)))
         elif kind == "chunks":
             dicts = self.repo.dictionaries()
+            batch = []
             for c in ev.chunks.chunks:
                 if c.id not in self.wanted:
                     raise errors.IntegrityError("agent sent a chunk that was not asked for")
@@ -108,8 +109,9 @@ class _Capture:
                 payload = c.payload  # a view into the received message (wire.ChunkMessage)
                 if c.compressed:
                     _check_dictionary(payload, dicts)
-                self.writer.add(c.id, BLOB_DATA, payload, c.compressed, c.raw_size)
+                batch.append((c.id, BLOB_DATA, payload, c.compressed, c.raw_size))
                 self.received += len(payload)
+            self.writer.add_many(batch)
         elif kind == "entries":
             for pe in ev.entries.entries:
                 e = to_tree_entry(pe)

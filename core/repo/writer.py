@@ -75,21 +75,33 @@ class BlobWriter:
 
     def add(self, blob_id: bytes, blob_type: int, payload: bytes, compressed: bool, raw_size: int) -> bool:
         """Seal and append one blob unless already stored; returns True when written."""
+        return self.add_many([(blob_id, blob_type, payload, compressed, raw_size)]) == 1
+
+    def add_many(self, blobs: list[tuple[bytes, int, bytes | memoryview, bool, int]]) -> int:
+        """Seal and append each (id, type, payload, compressed, raw size) not already stored; returns how many were.
+
+        Sealing runs outside the lock (AES-GCM releases the GIL); the batch is appended
+        under one hold of it.
+        """
         self._raise_upload_error()
-        sealed = self.repo.cipher.seal(payload, blob_aad(blob_id))
+        seal = self.repo.cipher.seal
+        sealed = [seal(payload, blob_aad(bid)) for bid, _, payload, _, _ in blobs]
+        written = 0
         with self._lock:
-            if blob_id in self._pending:
-                return False
-            self._pending.add(blob_id)
-            if self._pack is None:
-                self._pack = PackWriter(self._staging, self.repo.cipher)
-            self._pack.add(blob_id, blob_type, FLAG_ZSTD if compressed else 0, raw_size, sealed)
-            self.stats.blobs_new += 1
-            self.stats.bytes_new_raw += raw_size
-            self.stats.bytes_stored += len(sealed)
-            if self._pack.size >= self.repo.params.pack_size:
-                self._finish_pack_locked()
-        return True
+            for (bid, btype, _, compressed, raw_size), data in zip(blobs, sealed):
+                if bid in self._pending:
+                    continue
+                self._pending.add(bid)
+                if self._pack is None:
+                    self._pack = PackWriter(self._staging, self.repo.cipher)
+                self._pack.add(bid, btype, FLAG_ZSTD if compressed else 0, raw_size, data)
+                written += 1
+                self.stats.bytes_new_raw += raw_size
+                self.stats.bytes_stored += len(data)
+                if self._pack.size >= self.repo.params.pack_size:
+                    self._finish_pack_locked()
+            self.stats.blobs_new += written
+        return written
 
     def add_plain(self, data: bytes, blob_type: int, compressor: chunking.Compressor) -> bytes:
         """Hash, compress and add a plaintext blob (trees); returns its id."""
