@@ -14,16 +14,16 @@ from ragbackup.agent.capture import pipeline
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from ragbackup.agent.capture.wantrate import WantRate
+from fixtures.capture_events import capture_events
 
 KEY = b"k" * 32
 PARAMS = ChunkerParams(16 * 1024, 32 * 1024, 64 * 1024)
 
 
 def _capture(root, wanted_share: float, budget: ByteBudget | None = None):
-    """Run a capture whose controller wants about `wanted_share` of each offer; (offered, sent, pipeline)."""
+    """Run a capture whose controller wants about `wanted_share` of each offer; (asked, sent, pipeline)."""
     offers: list[agent_pb2.ChunkOffer] = []
     rng = random.Random(1)
-    offered: dict[bytes, None] = {}
     asked: set[bytes] = set()
 
     def next_want():
@@ -36,13 +36,9 @@ def _capture(root, wanted_share: float, budget: ByteBudget | None = None):
                                compression_level=3, workers=2, parent=None, cache=None, budget=budget)
     pipe = CapturePipeline(settings, next_want)
     sent: dict[bytes, bytes] = {}
-    for ev in pipe.run():
-        if isinstance(ev, bytes):
-            ev = agent_pb2.CaptureEvent.FromString(ev)
-        kind = ev.WhichOneof("kind")
+    for kind, ev in capture_events(pipe):
         if kind == "offer":
             offers.append(ev.offer)
-            offered.update(dict.fromkeys(ev.offer.ids))
         elif kind == "chunks":
             for c in ev.chunks.chunks:
                 assert c.id not in sent, "a chunk was sent twice"

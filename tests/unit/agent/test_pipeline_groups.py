@@ -11,6 +11,7 @@ from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.capture import pipeline
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
+from fixtures.capture_events import capture_events
 
 KEY = b"k" * 32
 PARAMS = ChunkerParams(16 * 1024, 32 * 1024, 64 * 1024)
@@ -27,10 +28,7 @@ def _run(root: str) -> tuple[list[common_pb2.Entry], dict[bytes, bytes], Capture
                                compression_level=3, workers=2, parent=None, cache=None)
     pipe = CapturePipeline(settings, next_want)
     entries, stored = [], {}
-    for ev in pipe.run():
-        if isinstance(ev, bytes):
-            ev = agent_pb2.CaptureEvent.FromString(ev)
-        kind = ev.WhichOneof("kind")
+    for kind, ev in capture_events(pipe):
         if kind == "offer":
             offers.append(ev.offer)
         elif kind == "entries":
