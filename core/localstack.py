@@ -129,6 +129,10 @@ class LocalStack:
     # --- processes -------------------------------------------------------------------
 
     def _spawn(self, name: str, module: str, config: str) -> None:
+        """Start daemon `name`; RuntimeError if this stack already runs one (it would be left running)."""
+        running = self.procs.get(name)
+        if running is not None and running.poll() is None:
+            raise RuntimeError(f"the {name} of this stack is already running (pid {running.pid}); stop() it first")
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", module, "--config", config],
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

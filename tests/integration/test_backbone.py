@@ -296,3 +296,13 @@ def test_concurrent_backups_get_distinct_ids(make_stack, tmp_path):
     assert sorted(listed) == sorted(all_ids), listed
     for sid in all_ids:
         assert len(show(st, sid)["components"]) == 1
+
+
+def test_starting_a_running_stack_again_is_refused_and_leaves_no_daemon_behind(make_stack, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    stack = make_stack({"docs": str(data)}, init=False)
+    before = stack.pids()
+    with pytest.raises(RuntimeError, match="already running"):
+        stack.start()
+    assert stack.pids() == before  # the same two daemons, still tracked (and stopped at teardown)
