@@ -205,13 +205,7 @@ class CapturePipeline:
 
     def _hash_compress(self, views: list[memoryview | bytes]) -> list[wire.WireChunk]:
         """Hash and compress each chunk (compressing ahead of the want, see wantrate.py)."""
-        key = self.s.id_key
-        comp = _compressor(self.s.compression_level, self._dictionary)
-        out = []
-        for v in views:
-            payload, compressed = comp.compress(v)
-            out.append((chunk_id(key, v), payload, compressed, len(v)))
-        return out
+        return self._compress(self._hash(views))[0]
 
     def _prepare(self, views: list[memoryview | bytes], ahead: bool) -> list[Ready]:
         return self._hash_compress(views) if ahead else self._hash(views)

@@ -1,5 +1,6 @@
 """run_ahead: a producer on its own thread gives the same items, its errors, and stops when closed."""
 import threading
+import time
 
 import pytest
 
@@ -13,7 +14,6 @@ def test_same_items_in_order():
 
 def test_producer_runs_at_most_depth_items_ahead():
     made: list[int] = []
-    release = threading.Event()
 
     def make():
         for i in range(10):
@@ -22,7 +22,7 @@ def test_producer_runs_at_most_depth_items_ahead():
 
     gen = run_ahead(make, 2, "t")
     assert next(gen) == 0
-    release.wait(0.3)  # let the producer fill the queue and block
+    time.sleep(0.3)  # let the producer fill the queue and block
     # one taken, 2 queued, 1 made and waiting to be put: never all 10
     assert len(made) <= 4
     assert list(gen) == list(range(1, 10))
