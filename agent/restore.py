@@ -13,7 +13,7 @@ import errno
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ragbackup import errors
 from ragbackup.repo import chunking
@@ -22,6 +22,7 @@ from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2
 
+from ragbackup.agent import direct
 from ragbackup.agent.workpool import JobGroup
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -30,6 +31,8 @@ IS_ROOT = os.geteuid() == 0
 # Files at least this large get their blocks reserved up front (one extent instead of
 # many delayed allocations), as restic and borg do.
 PREALLOCATE_FROM = 1024 * 1024
+# Files at least this large are written past the page cache (direct.py).
+DIRECT_FROM = 1024 * 1024
 
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
@@ -86,6 +89,31 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 # bytes or WRITE_BUFFERS buffers: a database restores as thousands of 16 KiB pages.
 WRITE_BYTES = 1024 * 1024
 WRITE_BUFFERS = 128
+
+
+def _write_buffered(fd: int, chunks: Iterator[bytes | memoryview]) -> int:
+    """Write chunks through the page cache, consecutive ones in one writev(2); returns the bytes written.
+
+    A large file's data is handed to writeback every WRITEBACK_BYTES and at its end.
+    """
+    pending: list[bytes | memoryview] = []
+    pending_bytes = written = flushed = 0  # flushed: bytes handed to writeback
+    for data in chunks:
+        pending.append(data)
+        pending_bytes += len(data)
+        if pending_bytes >= WRITE_BYTES or len(pending) >= WRITE_BUFFERS:
+            _write_vector(fd, pending)
+            written += pending_bytes
+            pending, pending_bytes = [], 0
+            if written - flushed >= WRITEBACK_BYTES:
+                _start_writeback(fd, flushed, written - flushed)
+                flushed = written
+    if pending:
+        _write_vector(fd, pending)
+        written += pending_bytes
+    if written >= PREALLOCATE_FROM:
+        _start_writeback(fd, flushed, written - flushed)
+    return written
 
 
 def _write_vector(fd: int, bufs: list[bytes | memoryview]) -> None:
@@ -197,6 +225,9 @@ class TreeWriter:
         self._fds: dict[bytes, int] = {}
         self._dirs: list[tuple[bytes, common_pb2.Entry]] = []
         self.counts = RestoreCounts()
+        # Files of DIRECT_FROM bytes or more are written with O_DIRECT (direct.py);
+        # None once the filesystem has refused it.
+        self._direct: direct.DirectWriter | None = direct.DirectWriter()
 
     # --- directory fds --------------------------------------------------------------
 
@@ -262,40 +293,53 @@ class TreeWriter:
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
             raise self._exists_error(e) from None
-        written = 0
         try:
             if e.size >= PREALLOCATE_FROM:
                 _preallocate(fd, e.size)
-            pending: list[bytes | memoryview] = []
-            pending_bytes = 0
-            flushed = 0  # bytes handed to writeback
-            for expected in e.chunks:
-                try:
-                    data = next_data(expected)
-                except errors.IntegrityError as exc:
-                    raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
-                pending.append(data)
-                pending_bytes += len(data)
-                if pending_bytes >= WRITE_BYTES or len(pending) >= WRITE_BUFFERS:
-                    _write_vector(fd, pending)
-                    written += pending_bytes
-                    pending, pending_bytes = [], 0
-                    if written - flushed >= WRITEBACK_BYTES:
-                        _start_writeback(fd, flushed, written - flushed)
-                        flushed = written
-            if pending:
-                _write_vector(fd, pending)
-                written += pending_bytes
+            chunks = self._chunks(e, next_data)
+            if e.size >= DIRECT_FROM and self._direct_on(fd):
+                written = self._write_direct(fd, chunks)
+            else:
+                written = _write_buffered(fd, chunks)
             if written != e.size:
                 raise errors.IntegrityError(f"{os.fsdecode(e.path)}: its chunks hold {written} bytes, "
                                             f"the snapshot says {e.size}")
-            if written >= PREALLOCATE_FROM:
-                _start_writeback(fd, flushed, written - flushed)
             self._apply_fd_meta(fd, e)
             self.counts.bytes_written += written
         finally:
             os.close(fd)
         self.counts.files += 1
+
+    @staticmethod
+    def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> Iterator[bytes | memoryview]:
+        """The file's chunks in order; a chunk that fails its check names the file."""
+        for expected in e.chunks:
+            try:
+                yield next_data(expected)
+            except errors.IntegrityError as exc:
+                raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
+
+    def _direct_on(self, fd: int) -> bool:
+        """Switch fd to O_DIRECT unless this tree's filesystem has refused it once."""
+        if self._direct is None:
+            return False
+        if direct.enable(fd):
+            return True
+        self._direct.close()
+        self._direct = None
+        return False
+
+    def _write_direct(self, fd: int, chunks: Iterator[bytes | memoryview]) -> int:
+        out = self._direct
+        out.start(fd)
+        written = 0
+        for data in chunks:
+            out.add(data)
+            written += len(data)
+        out.finish(written)
+        if out.refused:
+            self._close_direct()
+        return written
 
     def _apply_fd_meta(self, fd: int, e: common_pb2.Entry) -> None:
         """Owner, mode and mtime through the open descriptor (no second path lookup)."""
@@ -344,10 +388,17 @@ class TreeWriter:
         self._close_fds()
         make_durable(self._root_fd, os.fsdecode(self.root))
         os.close(self._root_fd)
+        self._close_direct()
         return self.counts
+
+    def _close_direct(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
 
     def close(self) -> None:
         self._close_fds()
+        self._close_direct()
         try:
             os.close(self._root_fd)
         except OSError:

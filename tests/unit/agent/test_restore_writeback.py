@@ -1,9 +1,12 @@
-"""TreeWriter hands written data to the disk as it goes and returns from finish only once it is on disk."""
+"""TreeWriter writes large files past the page cache (or hands them to writeback as it goes) and returns
+from finish only once the tree is on disk."""
+import errno
+import fcntl
 import os
 
 import pytest
 
-from ragbackup.agent import restore
+from ragbackup.agent import direct, restore
 from ragbackup.repo.ids import chunk_id
 from ragbackup.v1 import common_pb2
 
@@ -24,7 +27,34 @@ def _restore(root: str, files: dict[bytes, list[bytes]]) -> None:
     writer.finish()
 
 
-def test_large_files_are_handed_to_writeback_in_contiguous_ranges(tmp_path, monkeypatch):
+def test_large_files_are_written_direct_and_exact(tmp_path, monkeypatch):
+    enabled = []
+    real = direct.enable
+    monkeypatch.setattr(direct, "enable", lambda fd: enabled.append(fd) or real(fd))
+    # Odd sizes: chunks across the buffer's end, one larger than the buffer, a last partial block.
+    big = [os.urandom(n) for n in (5000, direct.BUFFER - 1000, 3 * direct.BUFFER + 17, 1, 4096, 123_457)]
+    medium = [os.urandom(restore.DIRECT_FROM)]  # exactly whole blocks: nothing padded
+    _restore(str(tmp_path / "out"), {b"big.bin": big, b"medium.bin": medium, b"small.txt": [b"hello"]})
+
+    assert len(enabled) == 2, "only the files of at least DIRECT_FROM bytes"
+    assert (tmp_path / "out" / "big.bin").read_bytes() == b"".join(big)
+    assert (tmp_path / "out" / "medium.bin").read_bytes() == medium[0]
+    assert (tmp_path / "out" / "small.txt").read_bytes() == b"hello"
+    assert os.stat(tmp_path / "out" / "big.bin").st_mtime_ns == 1_700_000_000_000_000_000
+
+
+def test_a_filesystem_without_o_direct_gets_buffered_writes_and_is_asked_once(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(direct, "enable", lambda fd: asked.append(fd) and False)
+    files = {b"a.bin": [os.urandom(2 * restore.DIRECT_FROM + 3)], b"b.bin": [os.urandom(restore.DIRECT_FROM)]}
+    _restore(str(tmp_path / "out"), files)
+    assert len(asked) == 1
+    for name, chunks in files.items():
+        assert (tmp_path / "out" / name.decode()).read_bytes() == b"".join(chunks)
+
+
+def test_buffered_large_files_are_handed_to_writeback_in_contiguous_ranges(tmp_path, monkeypatch):
+    monkeypatch.setattr(direct, "enable", lambda fd: False)
     ranges: dict[int, list[tuple[int, int]]] = {}
     real = restore._start_writeback
 
@@ -60,3 +90,24 @@ def test_a_failed_sync_names_what_was_being_written(tmp_path):
     os.close(fd)
     with pytest.raises(OSError, match="writing /restore/x to disk failed"):
         restore.make_durable(fd, "/restore/x")
+
+
+def test_a_device_refusing_the_alignment_gets_the_rest_buffered(tmp_path, monkeypatch):
+    real_write, refusals = os.write, []
+
+    def write(fd, data):
+        if os.O_DIRECT & fcntl.fcntl(fd, fcntl.F_GETFL):
+            refusals.append(len(data))
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(direct.os, "write", write)
+    asked = []
+    real_enable = direct.enable
+    monkeypatch.setattr(direct, "enable", lambda fd: asked.append(fd) or real_enable(fd))
+    files = {b"a.bin": [os.urandom(3 * direct.BUFFER + 5)], b"b.bin": [os.urandom(2 * restore.DIRECT_FROM)]}
+    _restore(str(tmp_path / "out"), files)
+    assert refusals == [direct.BUFFER], "one refusal, then page-cache writes"
+    assert len(asked) == 1, "the next large file is not tried direct again"
+    for name, chunks in files.items():
+        assert (tmp_path / "out" / name.decode()).read_bytes() == b"".join(chunks)
