@@ -22,7 +22,7 @@ from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2
 
-from ragbackup.agent import direct
+from ragbackup import direct
 from ragbackup.agent.workpool import JobGroup
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

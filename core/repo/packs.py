@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ragbackup import errors
+from ragbackup import direct, errors
 from ragbackup.repo.crypto import Cipher
 
 MAGIC = b"RBPACK01"
@@ -61,13 +61,18 @@ _IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 class PackWriter:
     """Appends sealed blobs to a temp file; `finish` writes the header and names the pack.
 
-    Sealed blobs are gathered and written with writev(2), WRITE_BATCH bytes at a time:
-    no copy into a file buffer, and one system call for many small blobs.
+    Where the filesystem allows it the file is written with O_DIRECT (ragbackup.direct):
+    a pack is written once, front to back, then synced, and is not read again soon,
+    so its bytes need neither the page cache's copy nor its room. Otherwise sealed
+    blobs are gathered and written with writev(2), WRITE_BATCH bytes at a time.
     """
 
     def __init__(self, directory: str, cipher: Cipher):
         self._cipher = cipher
         self._fd, self.path = tempfile.mkstemp(prefix=".pack-", dir=directory)
+        self._direct = direct.DirectWriter() if direct.enable(self._fd) else None
+        if self._direct is not None:
+            self._direct.start(self._fd)
         self._records: list[bytes] = []  # one packed header record (_RECORD) per blob
         self._gathered: list[bytes | bytearray] = []
         self._gathered_bytes = 0
@@ -75,13 +80,19 @@ class PackWriter:
         self._write(MAGIC)
 
     def _write(self, data: bytes | bytearray) -> None:
+        self.size += len(data)
+        if self._direct is not None:
+            self._direct.add(data)
+            return
         self._gathered.append(data)
         self._gathered_bytes += len(data)
-        self.size += len(data)
         if self._gathered_bytes >= WRITE_BATCH:
             self._flush()
 
     def _flush(self) -> None:
+        if self._direct is not None:
+            self._direct.finish(self.size)
+            return
         write_all(self._fd, self._gathered)
         self._gathered, self._gathered_bytes = [], 0
 
@@ -102,16 +113,21 @@ class PackWriter:
         self._flush()
         if fsync:
             os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = -1
+        self._close()
         pack_id = os.urandom(32).hex()
         return pack_id, [BlobLocation(*_RECORD.unpack(r), pack=pack_id) for r in self._records]
 
+    def _close(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def abort(self) -> None:
         try:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self._close()
         finally:
             try:
                 os.unlink(self.path)

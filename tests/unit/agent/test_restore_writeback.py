@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from ragbackup.agent import direct, restore
+from ragbackup import direct
+from ragbackup.agent import restore
 from ragbackup.repo.ids import chunk_id
 from ragbackup.v1 import common_pb2
 

@@ -1,21 +1,24 @@
-"""Writing a restored file's data straight to the disk (O_DIRECT), past the page cache.
+"""Writing a new file's data straight to the disk (O_DIRECT), past the page cache.
 
-In: an open, new, empty file and its plaintext chunks in order. Out: the file's
-bytes on the device (the filesystem's metadata still needs a sync, see
-restore.make_durable).
+In: an open, new, empty file and its bytes in order, appended. Out: the bytes on
+the device; the filesystem's metadata still needs fsync(2) or syncfs(2). Used for
+restored files of 1 MiB or more (agent/restore.py) and for pack files
+(repo/packs.py): both are written once, whole, front to back, and then synced.
 
 A buffered write(2) copies every byte into the page cache, and the kernel later
 writes the dirty pages out again: on a restore of 2.55 GB that copy was a quarter
 of the agent's CPU (perf: copy_folio_from_iter_atomic), and the writeback filled
-the final sync. With O_DIRECT the device reads the bytes from our buffer. Its
-rules: the buffer, the file offset and the length must be multiples of the
-device's block size. Chunks are therefore copied into one page-aligned buffer of
-BUFFER bytes (a user-space copy, several times cheaper than the kernel's) and
-written a full buffer at a time; the last, partial block is padded with zeros and
-the file truncated to its size. Filesystems without O_DIRECT (tmpfs, some
-network filesystems) refuse it at fcntl(2), and the caller writes as before; a
-device that needs larger alignment refuses the first write (EINVAL), and that
-file goes on through the page cache (`refused`).
+the final sync. It also evicts what the host's applications keep cached (a
+vector store's working set) for data nobody reads soon. With O_DIRECT the device
+reads the bytes from our buffer. Its rules: the buffer, the file offset and the
+length must be multiples of the device's block size. Data is therefore copied
+into one page-aligned buffer of BUFFER bytes (a user-space copy, several times
+cheaper than the kernel's) and written a full buffer at a time; the last,
+partial block is padded with zeros and the file truncated to its size.
+Filesystems without O_DIRECT (some network filesystems; tmpfs before Linux 6.6)
+refuse it at fcntl(2), and the caller writes as before; a device that needs
+larger alignment refuses the first write (EINVAL), and that file goes on
+through the page cache (`refused`).
 """
 from __future__ import annotations
 
