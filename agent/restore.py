@@ -15,14 +15,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
-from ragbackup import errors
+from ragbackup import direct, errors
 from ragbackup.repo import chunking
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import check_relative_path
 from ragbackup.v1 import common_pb2
 
-from ragbackup import direct
 from ragbackup.agent.workpool import JobGroup
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -52,9 +51,9 @@ def _preallocate(fd: int, size: int) -> None:
         raise errors.NoSpace(f"no space left to restore a file of {size} bytes")
 
 
-# A file's written data is handed to the disk every WRITEBACK_BYTES
-# (sync_file_range(2), without waiting), so writeback runs while the restore is
-# still decoding and writing, instead of all of it at the final syncfs(2).
+# A large file written through the page cache (where O_DIRECT is refused) is handed
+# to the disk every WRITEBACK_BYTES (sync_file_range(2), without waiting), so its
+# writeback runs while the restore is still decoding, not all at the final syncfs(2).
 WRITEBACK_BYTES = 8 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
 

@@ -99,8 +99,8 @@ class DirectWriter:
                 disable(self._fd)
                 continue
             if n <= 0 or n % BLOCK:
-                raise errors.NoSpace(f"direct write stopped after {done + max(n, 0)} of {length} bytes "
-                                     "(disk full?)")
+                raise errors.NoSpace(f"a write was cut short after {done + max(n, 0)} of {length} bytes "
+                                     "(the disk is probably full)")
             done += n
 
     def close(self) -> None:
