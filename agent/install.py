@@ -20,6 +20,7 @@ from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
 from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.restore import sync_dir
 from ragbackup.agent.capture.sources import SCRATCH_PREFIX
 from ragbackup.agent.services.base import ServiceController, make_controller
 from ragbackup.agent.services.container_fs import export_path, import_path
@@ -70,6 +71,7 @@ def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir
     service.stop(target.timeout_s)
     if where is None:
         aside = redis.place_restored_data(restored_dir, target.data_dir, facts, target.owner) or ""
+        sync_dir(target.data_dir)  # a move across filesystems is a copy: on disk before Redis loads it
     else:
         aside = _in_container(spec, staging_dir,
                               lambda work: redis.place_restored_data(restored_dir, work, facts, target.owner))
@@ -103,6 +105,7 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     service.stop(target.timeout_s)
     if where is None:
         aside = chroma.place_restored_data(restored_dir, target.persist_dir, target.owner) or ""
+        sync_dir(target.persist_dir)  # a move across filesystems is a copy: on disk before Chroma opens it
     else:
         def place(work: str) -> None:
             os.rmdir(work)

@@ -78,6 +78,15 @@ def make_durable(dir_fd: int, what: str) -> None:
     raise OSError(err, f"writing {what} to disk failed: {os.strerror(err)}")
 
 
+def sync_dir(path: str) -> None:
+    """make_durable for the filesystem holding directory `path` (data placed by a database installer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        make_durable(fd, path)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:

@@ -219,7 +219,7 @@ class CapturePipeline:
         """Read and hash each small file of a group, in one job.
 
         The files are opened and their reads requested from the kernel at once
-        (read_ahead), so a cold disk serves the group's reads together rather than
+        (_open_ahead), so a cold disk serves the group's reads together rather than
         one file's read at a time. A file that vanished or is unreadable gives [],
         and is recorded empty, as a large file is.
         """

@@ -112,3 +112,14 @@ def test_a_device_refusing_the_alignment_gets_the_rest_buffered(tmp_path, monkey
     assert len(asked) == 1, "the next large file is not tried direct again"
     for name, chunks in files.items():
         assert (tmp_path / "out" / name.decode()).read_bytes() == b"".join(chunks)
+
+
+def test_sync_dir_syncs_the_directory_it_is_given(tmp_path, monkeypatch):
+    seen = []
+    real = restore.make_durable
+    monkeypatch.setattr(restore, "make_durable", lambda fd, what: (seen.append(what), real(fd, what)))
+    restore.sync_dir(str(tmp_path))
+    assert seen == [str(tmp_path)]
+    (tmp_path / "f").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError):
+        restore.sync_dir(str(tmp_path / "f"))
