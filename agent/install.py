@@ -20,6 +20,7 @@ from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
 from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.placement import aside_path
 from ragbackup.agent.restore import sync_dir
 from ragbackup.agent.capture.sources import SCRATCH_PREFIX
 from ragbackup.agent.services.base import ServiceController, make_controller
@@ -50,7 +51,7 @@ def _in_container(spec, staging_dir: str, place) -> str:
     aside copy carries them): a scratch dir's root:root 0700 would lock out a non-root service.
     """
     where = options.Options(spec).container_path()
-    aside = os.path.join(staging_dir, f"{spec.name}.corrupted.{clock.stamp(clock.SYSTEM.now())}")
+    aside = aside_path(os.path.join(staging_dir, spec.name), clock.stamp(clock.SYSTEM.now()))
     export_path(where.container, where.path, aside)
     work = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.name}-new-", dir=staging_dir)
     try:
@@ -134,7 +135,7 @@ def install(spec: common_pb2.ComponentSpec, restored_dir: str, facts: dict, forc
 def import_paths(spec: common_pb2.ComponentSpec, restored_dir: str, staging_dir: str) -> str:
     """A paths/config component inside a container: keep a host copy of the current data, import the tree."""
     where = options.Options(spec).container_path()
-    aside = os.path.join(staging_dir, f"{spec.name}.corrupted.{clock.stamp(clock.SYSTEM.now())}")
+    aside = aside_path(os.path.join(staging_dir, spec.name), clock.stamp(clock.SYSTEM.now()))
     export_path(where.container, where.path, aside)
     import_path(where.container, restored_dir, where.path, spool_dir=staging_dir)
     return aside

@@ -4,12 +4,18 @@ In: component name and path, and the requested target (empty = in place).
 Out: a Placement: restore into a staging sibling, then move any current data
 aside as `NAME.corrupted.YYYYMMDD_HHMMSS` (never deleted) and rename the staging
 directory into place, so there is no moment with neither copy on disk.
+`move_aside` is the one way every component kind (paths, config, Redis, Chroma)
+moves current data aside; `recreate_dir` puts an empty directory back with the
+owner and mode the moved one had.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 from dataclasses import dataclass
+from typing import Callable
 
 from ragbackup import clock, errors
 
@@ -20,6 +26,7 @@ class Placement:
     staging: str  # where it is written first
     aside: str  # where current data at `final` goes (in-place restores)
     in_place: bool
+    stamp: str = ""  # YYYYMMDD_HHMMSS of the aside name
 
 
 def plan(name: str, component_path: str, target: str, stamp: str | None = None) -> Placement:
@@ -35,7 +42,71 @@ def plan(name: str, component_path: str, target: str, stamp: str | None = None) 
         in_place = True
     parent, base = os.path.split(final)
     return Placement(final=final, staging=os.path.join(parent, f".{base}.restoring.{stamp}"),
-                     aside=os.path.join(parent, f"{base}.corrupted.{stamp}"), in_place=in_place)
+                     aside=aside_path(final, stamp, lambda _: False), in_place=in_place, stamp=stamp)
+
+
+ASIDE_MARK = ".corrupted."
+
+
+def aside_path(path: str, stamp: str, exists: Callable[[str], bool] = os.path.lexists) -> str:
+    """`PATH.corrupted.YYYYMMDD_HHMMSS`, the sibling current data moves to; `.2`, `.3`... if taken."""
+    base = f"{path.rstrip(os.sep)}{ASIDE_MARK}{stamp}"
+    candidate, n = base, 1
+    while exists(candidate):
+        n += 1
+        candidate = f"{base}.{n}"
+    return candidate
+
+
+def move_aside(path: str, stamp: str | None = None) -> str | None:
+    """Rename `path` to its aside sibling (never deleted); None when there is nothing at `path`.
+
+    A mount point (a volume, a container's data dir) cannot be renamed (EBUSY, EXDEV):
+    its contents move into the aside directory instead, which gets the owner and mode
+    `path` has, and `path` stays, empty. Across filesystems that move is a copy.
+    """
+    if not os.path.lexists(path):
+        return None
+    aside = aside_path(path, stamp or clock.stamp(clock.SYSTEM.now()))
+    try:
+        os.rename(path, aside)
+    except OSError as exc:
+        if exc.errno not in (errno.EBUSY, errno.EXDEV):
+            raise
+        _move_contents(path, aside)
+    return aside
+
+
+def _move_contents(path: str, aside: str) -> None:
+    st = os.stat(path)
+    os.mkdir(aside, 0o700)
+    copy_dir_meta(st, aside)
+    for name in sorted(os.listdir(path)):
+        shutil.move(os.path.join(path, name), os.path.join(aside, name))
+
+
+def copy_dir_meta(st: os.stat_result, path: str) -> None:
+    """Give directory `path` the owner (when root), mode and mtime of `st`."""
+    if os.geteuid() == 0:
+        os.chown(path, st.st_uid, st.st_gid)
+    os.chmod(path, stat.S_IMODE(st.st_mode))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def recreate_dir(path: str, aside: str | None, default_mode: int = 0o750) -> None:
+    """After move_aside: an empty directory at `path` with the moved one's owner and mode.
+
+    A mount point stayed in place (nothing to do); with nothing moved, a new directory
+    gets `default_mode`.
+    """
+    if os.path.isdir(path):
+        return
+    os.mkdir(path, default_mode)
+    if aside is not None and os.path.isdir(aside):
+        st = os.stat(aside)
+        if os.geteuid() == 0:
+            os.chown(path, st.st_uid, st.st_gid)
+        os.chmod(path, stat.S_IMODE(st.st_mode))
 
 
 def check_target_free(p: Placement) -> None:
@@ -53,13 +124,23 @@ def swap_in(p: Placement) -> str:
     aside = ""
     if os.path.lexists(p.final):
         if p.in_place:
-            os.rename(p.final, p.aside)
-            aside = p.aside
+            aside = move_aside(p.final, p.stamp or None) or ""
         else:
             os.rmdir(p.final)  # checked empty before the restore began
-    os.rename(p.staging, p.final)
+    if os.path.isdir(p.final):  # a mount point: it stayed, emptied by move_aside
+        _fill_mount_point(p.staging, p.final)
+    else:
+        os.rename(p.staging, p.final)
     _fsync_dir(os.path.dirname(p.final))
     return aside
+
+
+def _fill_mount_point(staging: str, final: str) -> None:
+    """Move the staged tree's contents into `final` and give `final` the staged root's metadata."""
+    for name in sorted(os.listdir(staging)):
+        os.rename(os.path.join(staging, name), os.path.join(final, name))
+    copy_dir_meta(os.stat(staging), final)
+    os.rmdir(staging)
 
 
 def discard_staging(p: Placement) -> None:

@@ -1,9 +1,11 @@
 """Writes restored entries into a directory without ever leaving it.
 
 In: entries (validated paths) and their chunks in order, from the Restore stream.
-Out: files, dirs, symlinks and hardlinks under `root` with modes, owners and mtimes;
-every path is opened component by component relative to directory fds with
-O_NOFOLLOW, so neither `..` nor a symlink can redirect a write outside `root`.
+Out: files, dirs, symlinks and hardlinks under `root` with modes, owners and mtimes,
+and `root` itself with the mode, owner and mtime of the tree's "." entry; every path
+is opened component by component relative to directory fds with O_NOFOLLOW, so
+neither `..` nor a symlink can redirect a write outside `root`. Files keep their
+holes: recorded holes, and chunks that are all zeros, are skipped (lseek), not written.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from ragbackup import direct, errors
 from ragbackup.repo import chunking
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
-from ragbackup.repo.tree import check_relative_path
+from ragbackup.repo.tree import ROOT, check_holes, check_relative_path
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent.workpool import JobGroup
@@ -28,8 +30,15 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 IS_ROOT = os.geteuid() == 0
 # Files at least this large get their blocks reserved up front (one extent instead of
-# many delayed allocations), as restic and borg do.
+# many delayed allocations), as restic and borg do; not files with recorded holes, and
+# zero runs skipped in a reserved file are punched out again (_punch).
 PREALLOCATE_FROM = 1024 * 1024
+# A chunk (or the part of one between holes) this long or longer that is all zeros is
+# left as a hole: a sparse file captured before holes were recorded, or one whose
+# filesystem did not report them, still restores sparse. Whole 4 KiB blocks become holes.
+ZERO_RUN = direct.BLOCK
+_ZEROS = bytes(1024 * 1024)
+_FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
 # Files at least this large are written past the page cache (direct.py).
 DIRECT_FROM = 1024 * 1024
 
@@ -49,6 +58,48 @@ def _preallocate(fd: int, size: int) -> None:
     err = ctypes.get_errno()
     if err == errno.ENOSPC:
         raise errors.NoSpace(f"no space left to restore a file of {size} bytes")
+
+
+def _punch(fd: int, offset: int, length: int) -> None:
+    """Give back the reserved blocks of a range left unwritten; where unsupported they stay (zeros)."""
+    _LIBC.fallocate(fd, _FALLOC_PUNCH, ctypes.c_long(offset), ctypes.c_long(length))
+
+
+def is_zero(view: memoryview) -> bool:
+    """True for at least ZERO_RUN bytes that are all zeros (memcmp against a zero buffer)."""
+    n = len(view)
+    if n < ZERO_RUN or view[0] or view[n - 1]:
+        return False
+    step = len(_ZEROS)
+    return all(_ZEROS.startswith(view[i:i + step]) for i in range(0, n, step))
+
+
+Piece = bytes | memoryview | int  # data to write, or (int) bytes to leave as a hole
+
+
+def pieces(chunks: Iterator[bytes | memoryview], holes: Sequence[int]) -> Iterator[Piece]:
+    """A file's data in order with its holes put back (ints); zero runs become holes too.
+
+    `chunks` hold the bytes outside `holes` (flat, ascending (offset, length) pairs).
+    """
+    pos, i = 0, 0
+    for data in chunks:
+        view = memoryview(data).cast("B")
+        while True:
+            while i < len(holes) and holes[i] == pos:
+                yield holes[i + 1]
+                pos += holes[i + 1]
+                i += 2
+            if not view:
+                break
+            limit = holes[i] - pos if i < len(holes) else len(view)
+            part, view = view[:limit], view[limit:]
+            yield len(part) if is_zero(part) else part
+            pos += len(part)
+    while i < len(holes) and holes[i] == pos:  # holes at the end
+        yield holes[i + 1]
+        pos += holes[i + 1]
+        i += 2
 
 
 # A large file written through the page cache (where O_DIRECT is refused) is handed
@@ -99,14 +150,24 @@ WRITE_BYTES = 1024 * 1024
 WRITE_BUFFERS = 128
 
 
-def _write_buffered(fd: int, chunks: Iterator[bytes | memoryview]) -> int:
-    """Write chunks through the page cache, consecutive ones in one writev(2); returns the bytes written.
+def _write_buffered(fd: int, chunks: Iterator[Piece]) -> int:
+    """Write chunks through the page cache, consecutive ones in one writev(2); returns the file's size.
 
-    A large file's data is handed to writeback every WRITEBACK_BYTES and at its end.
+    Holes (ints) move the offset on. A large file's data is handed to writeback every
+    WRITEBACK_BYTES and at its end.
     """
     pending: list[bytes | memoryview] = []
     pending_bytes = written = flushed = 0  # flushed: bytes handed to writeback
     for data in chunks:
+        if isinstance(data, int):
+            if pending:
+                _write_vector(fd, pending)
+                written += pending_bytes
+                pending, pending_bytes = [], 0
+            os.lseek(fd, data, os.SEEK_CUR)
+            written += data
+            os.ftruncate(fd, written)  # a hole at the end still counts in the size
+            continue
         pending.append(data)
         pending_bytes += len(data)
         if pending_bytes >= WRITE_BYTES or len(pending) >= WRITE_BUFFERS:
@@ -133,6 +194,18 @@ def _write_vector(fd: int, bufs: list[bytes | memoryview]) -> None:
             continue
         _write_all(fd, memoryview(buf)[done:])
         done = 0
+
+
+def _noting_holes(items: Iterator[Piece], skipped: list[tuple[int, int]]) -> Iterator[Piece]:
+    """`items` unchanged; the (offset, length) of every hole is appended to `skipped`."""
+    pos = 0
+    for item in items:
+        if isinstance(item, int):
+            skipped.append((pos, item))
+            pos += item
+        else:
+            pos += len(item)
+        yield item
 
 
 @dataclass
@@ -225,9 +298,13 @@ class ChunkDecoder:
 class TreeWriter:
     """Restores into `root` (an empty or new directory). Call `finish` at the end."""
 
-    def __init__(self, root: str, id_key: bytes):
+    def __init__(self, root: str, id_key: bytes, like: str | None = None):
+        """`like`: a directory whose mode, owner and mtime `root` takes when the tree has no "." entry
+        (snapshots taken before it was recorded); None keeps root 0700."""
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.root = root
+        self._like = like
+        self._root_entry: common_pb2.Entry | None = None
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._id_key = id_key
         self._fds: dict[bytes, int] = {}
@@ -270,6 +347,9 @@ class TreeWriter:
 
     def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> None:
         """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`."""
+        if e.path == ROOT and e.type == common_pb2.ENTRY_TYPE_DIR:
+            self._root_entry = e  # applied by finish, after everything below it
+            return
         parts = check_relative_path(e.path)
         pfd = self._dir_fd(parts[:-1], e.path)
         name = parts[-1]
@@ -302,13 +382,20 @@ class TreeWriter:
         except FileExistsError:
             raise self._exists_error(e) from None
         try:
-            if e.size >= PREALLOCATE_FROM:
+            if e.holes:
+                check_holes(e.path, e.holes, e.size)
+            reserved = e.size >= PREALLOCATE_FROM and not e.holes
+            if reserved:
                 _preallocate(fd, e.size)
-            chunks = self._chunks(e, next_data)
+            skipped: list[tuple[int, int]] = []
+            chunks = _noting_holes(pieces(self._chunks(e, next_data), e.holes), skipped)
             if e.size >= DIRECT_FROM and self._direct_on(fd):
                 written = self._write_direct(fd, chunks)
             else:
                 written = _write_buffered(fd, chunks)
+            if reserved:
+                for offset, length in skipped:
+                    _punch(fd, offset, length)
             if written != e.size:
                 raise errors.IntegrityError(f"{os.fsdecode(e.path)}: its chunks hold {written} bytes, "
                                             f"the snapshot says {e.size}")
@@ -337,11 +424,15 @@ class TreeWriter:
         self._direct = None
         return False
 
-    def _write_direct(self, fd: int, chunks: Iterator[bytes | memoryview]) -> int:
+    def _write_direct(self, fd: int, chunks: Iterator[Piece]) -> int:
         out = self._direct
         out.start(fd)
         written = 0
         for data in chunks:
+            if isinstance(data, int):
+                out.skip(data)
+                written += data
+                continue
             out.add(data)
             written += len(data)
         out.finish(written)
@@ -394,10 +485,22 @@ class TreeWriter:
             pfd = self._dir_fd(parts[:-1], path)
             self._apply_meta(pfd, parts[-1], e, symlink=False)
         self._close_fds()
+        self._apply_root_meta()
         make_durable(self._root_fd, os.fsdecode(self.root))
         os.close(self._root_fd)
         self._close_direct()
         return self.counts
+
+    def _apply_root_meta(self) -> None:
+        """The root's recorded mode, owner and mtime; else those of `like` (the data it replaces)."""
+        e = self._root_entry
+        if e is not None:
+            self._apply_fd_meta(self._root_fd, e)
+            return
+        if self._like and os.path.isdir(self._like):
+            st = os.stat(self._like)
+            self._apply_fd_meta(self._root_fd, common_pb2.Entry(mode=st.st_mode, uid=st.st_uid, gid=st.st_gid,
+                                                                mtime_ns=st.st_mtime_ns))
 
     def _close_direct(self) -> None:
         if self._direct is not None:

@@ -175,7 +175,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return plan
 
     def _write_tree(self, plan: placement.Placement, id_key: bytes, dicts: Dictionaries, stream: RestoreStream):
-        writer = TreeWriter(plan.staging, id_key)
+        writer = TreeWriter(plan.staging, id_key, like=plan.final if plan.in_place else None)
         decoder = ChunkDecoder(stream.try_batch, id_key, self.workers, dicts=dicts, pool=self._pool)
         try:
             for entry in stream.entries():

@@ -46,7 +46,7 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target)
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes))
 
 
 def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:

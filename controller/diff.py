@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 from typing import Iterator
 
-from ragbackup.repo.tree import Entry
+from ragbackup.repo.tree import ROOT, Entry
 
 _END = object()
 
 
 def _key(e: Entry) -> list[bytes]:
-    return e.path.split(b"/")
+    return [] if e.path == ROOT else e.path.split(b"/")  # the root entry comes first
 
 
 def _compare(a: Entry, b: Entry, keep: bool) -> tuple[str, object] | None:

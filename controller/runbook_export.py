@@ -13,12 +13,12 @@ import tempfile
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from ragbackup import __version__, errors
 from ragbackup.clock import parse_iso
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, check_entry
+from ragbackup.repo.tree import DIR, FILE, HARDLINK, ROOT, SYMLINK, Entry, check_entry
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import locks
@@ -98,11 +98,13 @@ def write_component(repo: Repository, comp: dict, path: str, top: tarfile.TarInf
             if cancel.is_set():
                 raise errors.Cancelled("the export was cancelled")
             check_entry(e)
+            if e.path == ROOT:
+                continue  # the component's directory: `top`
             info = tar_info(top.name, e)
             if e.type != FILE:
                 tar.addfile(info)
                 continue
-            reader = _BlobReader(repo, e.chunks)
+            reader = _BlobReader(repo, e.chunks, e.holes)
             tar.addfile(info, reader)
             reader.check_done(e)
 
@@ -124,14 +126,19 @@ def tar_info(top: str, e: Entry) -> tarfile.TarInfo:
     return info
 
 
-class _BlobReader:
-    """A file's bytes read from its chunks one blob at a time (memory: one chunk)."""
+_HOLE_PIECE = 1024 * 1024
 
-    def __init__(self, repo: Repository, chunks: list[bytes]):
+
+class _BlobReader:
+    """A file's bytes read from its chunks one blob at a time (memory: one chunk); holes read as zeros."""
+
+    def __init__(self, repo: Repository, chunks: list[bytes], holes: Sequence[int] = ()):
         self._repo = repo
         self._ids = iter(chunks)
+        self._holes = list(holes)
         self._buf = b""
         self._pos = 0
+        self._at = 0  # file offset of the end of _buf
         self.total = 0
 
     def read(self, size: int = -1) -> bytes:
@@ -150,10 +157,20 @@ class _BlobReader:
     def _fill(self) -> bool:
         if self._pos < len(self._buf):
             return True
+        if self._holes and self._holes[0] <= self._at:  # inside a hole: up to 1 MiB of zeros at a time
+            n = min(self._holes[1], _HOLE_PIECE)
+            self._holes[0] += n
+            self._holes[1] -= n
+            if not self._holes[1]:
+                del self._holes[:2]
+            self._buf, self._pos = bytes(n), 0
+            self._at += n
+            return True
         cid = next(self._ids, None)
         if cid is None:
             return False
-        self._buf, self._pos = self._repo.read_blob(cid), 0
+        self._buf, self._pos = self._repo.read_blob(cid), 0  # chunks never span a hole (cut per data run)
+        self._at += len(self._buf)
         return True
 
     def check_done(self, e: Entry) -> None:

@@ -14,7 +14,9 @@ reads the bytes from our buffer. Its rules: the buffer, the file offset and the
 length must be multiples of the device's block size. Data is therefore copied
 into one page-aligned buffer of BUFFER bytes (a user-space copy, several times
 cheaper than the kernel's) and written a full buffer at a time; the last,
-partial block is padded with zeros and the file truncated to its size.
+partial block is padded with zeros and the file truncated to its size. A hole
+(`skip`) completes the current block with zeros, writes the buffer out and moves
+the file offset past the whole blocks it spans, so offsets stay aligned.
 Filesystems without O_DIRECT (some network filesystems; tmpfs before Linux 6.6)
 refuse it at fcntl(2), and the caller writes as before; a device that needs
 larger alignment refuses the first write (EINVAL), and that file goes on
@@ -31,6 +33,7 @@ from ragbackup import errors
 
 BLOCK = 4096  # covers 512-byte and 4 KiB logical blocks
 BUFFER = 1024 * 1024
+_ZEROS = bytes(BLOCK)
 
 
 def enable(fd: int) -> bool:
@@ -77,6 +80,23 @@ class DirectWriter:
                 self._write(BUFFER)
                 self._fill = 0
 
+    def skip(self, n: int) -> None:
+        """Leave `n` bytes unwritten (a hole, reading as zeros) where whole blocks allow it."""
+        partial = self._fill % BLOCK
+        if partial:
+            k = min(n, BLOCK - partial)
+            self.add(_ZEROS[:k])
+            n -= k
+        whole = n - n % BLOCK
+        if whole:
+            if self._fill:
+                self._write(self._fill)  # whole blocks: the buffer starts at an aligned offset
+                self._fill = 0
+            os.lseek(self._fd, whole, os.SEEK_CUR)
+            n -= whole
+        if n:
+            self.add(_ZEROS[:n])
+
     def finish(self, size: int) -> None:
         """Write what is buffered (its last block padded with zeros), then cut the file to `size` bytes."""
         if self._fill:
@@ -84,7 +104,7 @@ class DirectWriter:
             self._buf[self._fill:padded] = bytes(padded - self._fill)
             self._write(padded)
             self._fill = 0
-            os.ftruncate(self._fd, size)
+        os.ftruncate(self._fd, size)  # drops the padding; extends a file ending in a hole
         self._fd = -1
 
     def _write(self, length: int) -> None:

@@ -20,6 +20,8 @@ from ragbackup import errors
 from ragbackup.lazy import lazy_import
 from ragbackup.clock import SYSTEM, Clock, stamp
 
+from ragbackup.agent.placement import move_aside
+
 # HTTP (and with it ssl) is loaded on the first Chroma capture, not by every agent.
 urllib_error = lazy_import("urllib.error")
 urllib_request = lazy_import("urllib.request")
@@ -352,27 +354,9 @@ def wait_heartbeat(url: str, timeout_s: float, monotonic: Monotonic = time.monot
 # ---------------------------------------------------------------- restore
 
 
-def _aside_path(persist_dir: str, clock: Clock) -> str:
-    base = f"{persist_dir.rstrip(os.sep)}.corrupted.{stamp(clock.now())}"
-    path, n = base, 1
-    while os.path.lexists(path):
-        n += 1
-        path = f"{base}.{n}"
-    return path
-
-
 def _move_aside(persist_dir: str, clock: Clock) -> str | None:
-    """Rename the persist dir aside; if it is a mount point, move its contents instead."""
-    if not os.path.lexists(persist_dir):
-        return None
-    aside = _aside_path(persist_dir, clock)
-    try:
-        os.rename(persist_dir, aside)
-    except OSError:  # EBUSY/EXDEV: a mount point (e.g. a volume) cannot be renamed
-        os.mkdir(aside, 0o700)
-        for name in os.listdir(persist_dir):
-            shutil.move(os.path.join(persist_dir, name), os.path.join(aside, name))
-    return aside
+    """Rename the persist dir aside (placement.move_aside: a mount point's contents move instead)."""
+    return move_aside(persist_dir, stamp(clock.now()))
 
 
 def _move_into_place(restored_dir: str, persist_dir: str) -> None:

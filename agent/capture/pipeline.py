@@ -21,11 +21,12 @@ from typing import Callable, Iterator
 from ragbackup import wire
 from ragbackup.repo import chunking, dictionary
 from ragbackup.repo.ids import chunk_id
+from ragbackup.repo.tree import ROOT, hole_bytes
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
-from ragbackup.agent.capture.walk import walk_ahead
+from ragbackup.agent.capture.walk import data_regions, find_holes, walk_ahead
 from ragbackup.agent.capture.wantrate import WantRate
 from ragbackup.agent.workpool import JobGroup
 
@@ -246,6 +247,7 @@ class CapturePipeline:
     def run(self) -> Iterator[agent_pb2.CaptureEvent | bytes]:
         """The agent's side of the stream; chunk batches come as pre-encoded CaptureEvent bytes."""
         try:
+            self._visit_root()
             for rel, st in walk_ahead(self.s.root, self.s.exclude):
                 yield from self._visit(rel, st)
                 yield from self._drain(MAX_INFLIGHT)
@@ -260,6 +262,15 @@ class CapturePipeline:
         finally:
             self._jobs.close()
             self._release(self._reserved)
+
+    def _visit_root(self) -> None:
+        """The component's own directory first (path "."): its mode, owner and mtime are restored too."""
+        try:
+            st = os.lstat(self.s.root)
+        except OSError:
+            return  # the walk names the problem
+        if stat.S_ISDIR(st.st_mode):
+            self._slots.append(_Slot(entry=_base_entry(ROOT, st, "dir")))
 
     def _visit(self, rel: bytes, st: os.stat_result) -> Iterator[agent_pb2.CaptureEvent]:
         mode = st.st_mode
@@ -286,6 +297,14 @@ class CapturePipeline:
         self.stats.files += 1
         self.stats.bytes_total += st.st_size
         entry = _base_entry(rel, st, "file")
+        path = os.path.join(self.s.root, rel)
+        if st.st_size > self.s.chunker.min_size and st.st_blocks * 512 < st.st_size:
+            holes = find_holes(path, st.st_size)
+            if holes:  # sparse: read only its data, never from the cache (it keeps no holes)
+                entry.holes.extend(holes)
+                yield from self._read_large(path, holes)
+                self._slots.append(_Slot(entry=entry, stat=st))
+                return
         cached = self.s.parent.lookup(rel, st) if self.s.parent else None
         if cached is not None:
             self.stats.files_reused += 1
@@ -293,7 +312,6 @@ class CapturePipeline:
             entry.chunks.extend(cached)
             self._slots.append(_Slot(entry=entry, stat=st, cached=True))
             return
-        path = os.path.join(self.s.root, rel)
         if st.st_size <= self.s.chunker.min_size:
             yield from self._reserve(st.st_size)
             self._gather(path, st.st_size)
@@ -324,18 +342,21 @@ class CapturePipeline:
             self._dictionary = trained
             yield agent_pb2.CaptureEvent(dictionary=trained)
 
-    def _read_large(self, path: bytes) -> Iterator[agent_pb2.CaptureEvent]:
+    def _read_large(self, path: bytes, holes: list[int] | None = None) -> Iterator[agent_pb2.CaptureEvent]:
+        """Read, cut and hash a file; with `holes`, only the data between them, each run cut on its own."""
         try:
             f = open(path, "rb", buffering=0)
         except (FileNotFoundError, PermissionError):
             return  # vanished or unreadable: recorded as empty
         with f:
-            for views in chunking.file_batches(self.s.chunker, f):
-                yield from self._reserve(sum(len(v) for v in views))
-                for part, size in _split(views, JOB_BYTES):
-                    self._submit(self._prepare, part, size)
-                if self._inflight > MAX_INFLIGHT:
-                    yield from self._drain(MAX_INFLIGHT)
+            streams = [f] if not holes else [r for r in data_regions(f, holes)]
+            for stream in streams:
+                for views in chunking.file_batches(self.s.chunker, stream):
+                    yield from self._reserve(sum(len(v) for v in views))
+                    for part, size in _split(views, JOB_BYTES):
+                        self._submit(self._prepare, part, size)
+                    if self._inflight > MAX_INFLIGHT:
+                        yield from self._drain(MAX_INFLIGHT)
 
     def _reserve(self, raw: int) -> Iterator[agent_pb2.CaptureEvent]:
         """Take `raw` bytes of the agent-wide budget; while holding some, wait only on our own work."""
@@ -412,9 +433,9 @@ class CapturePipeline:
         e = slot.entry
         if e.type == common_pb2.ENTRY_TYPE_FILE and not slot.cached:
             e.chunks.extend(self._ids)
-            e.size = self._ids_bytes
+            e.size = self._ids_bytes + hole_bytes(e.holes)
         self._ids, self._ids_bytes = [], 0
-        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None:
+        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None and not e.holes:
             self.s.cache.record(e.path, slot.stat, list(e.chunks))
         self._entries.append(e)
 

@@ -18,6 +18,8 @@ from ragbackup.clock import SYSTEM, Clock, stamp
 from ragbackup.lazy import lazy_import
 from ragbackup.secret import Secret
 
+from ragbackup.agent.placement import move_aside, recreate_dir
+
 redis = lazy_import("redis")
 
 Monotonic = Callable[[], float]
@@ -27,7 +29,6 @@ Fetch = Callable[[str, str], None]
 
 WAITING, DONE, FAILED = "waiting", "done", "failed"
 STARTED, BUSY_RDB, BUSY_CHILD = "started", "busy_rdb", "busy_child"
-ASIDE_PREFIX = "rag-backup.corrupted."
 # Writes are paused only while BGSAVE forks; the server lifts the pause by itself
 # after this long even if we vanish between CLIENT PAUSE and CLIENT UNPAUSE.
 PAUSE_MS = 2000
@@ -395,24 +396,22 @@ def prepare_capture(target: RedisTarget, staging_dir: str, fetch: Fetch | None =
 # ---------------------------------------------------------------- restore
 
 
-def _aside_dir(data_dir: str, clock: Clock) -> str:
-    base = os.path.join(data_dir, ASIDE_PREFIX + stamp(clock.now()))
-    path, n = base, 1
-    while os.path.lexists(path):
-        n += 1
-        path = f"{base}.{n}"
-    return path
+def _move_aside(data_dir: str, clock: Clock, owner: tuple[int, int] | None) -> str | None:
+    """Move the data dir aside as its sibling `<data_dir>.corrupted.YYYYMMDD_HHMMSS` (placement.move_aside)
+    and put an empty one back with the same owner and mode; None if there was nothing to keep.
 
-
-def _move_aside(data_dir: str, names: list[str], clock: Clock) -> str | None:
-    """Move the existing `names` into a new aside dir inside `data_dir`; None if none existed."""
-    present = [n for n in names if os.path.lexists(os.path.join(data_dir, n))]
-    if not present:
+    A mount point stays where it is and its contents move. Files of the data dir other than
+    Redis's own (a nodes.conf, say) are in the aside copy too.
+    """
+    if not os.path.isdir(data_dir):
+        os.makedirs(data_dir, 0o750)
+        if owner is not None and os.geteuid() == 0:
+            os.chown(data_dir, *owner)
         return None
-    aside = _aside_dir(data_dir, clock)
-    os.mkdir(aside, 0o700)
-    for name in present:
-        os.rename(os.path.join(data_dir, name), os.path.join(aside, name))
+    if not os.listdir(data_dir):
+        return None
+    aside = move_aside(data_dir, stamp(clock.now()))
+    recreate_dir(data_dir, aside)
     return aside
 
 
@@ -452,20 +451,14 @@ def _aof_from_rdb(rdb_path: str, data_dir: str, facts: Mapping[str, Any]) -> str
     return dirname
 
 
-def _names_to_move(facts: Mapping[str, Any]) -> list[str]:
-    names = [facts.get("dbfilename") or "dump.rdb"]
-    names.append(facts.get("appenddirname") or "appendonlydir")
-    names.append(facts.get("appendfilename") or "appendonly.aof")
-    return names
-
-
 def place_restored_data(restored_dir: str, data_dir: str, facts: Mapping[str, Any],
                         owner: tuple[int, int] | None = (999, 999), clock: Clock = SYSTEM) -> str | None:
     """With Redis stopped: move current data aside, place the restored RDB, chown; return the aside dir.
 
-    The current dump.rdb, appendonlydir and appendonly.aof go to
-    `<data_dir>/rag-backup.corrupted.YYYYMMDD_HHMMSS/` (never deleted; None if there was
-    nothing). The restored RDB is moved in (so `restored_dir` is consumed).
+    The current data dir moves to its sibling `<data_dir>.corrupted.YYYYMMDD_HHMMSS/`
+    (never deleted; None if it was empty) and an empty one with the same owner and mode
+    takes its place (a mount point stays: its contents move). The restored RDB is moved
+    in (so `restored_dir` is consumed).
 
     AOF on at backup time: Redis with `appendonly yes` loads only the AOF and ignores
     dump.rdb, so a placed RDB next to an old appendonlydir would silently serve the old
@@ -483,7 +476,7 @@ def place_restored_data(restored_dir: str, data_dir: str, facts: Mapping[str, An
     src = os.path.join(restored_dir, rdb_name)
     if not os.path.isfile(src):
         raise errors.UsageError(f"restored data has no {rdb_name} in {restored_dir}")
-    aside = _move_aside(data_dir, _names_to_move(facts), clock)
+    aside = _move_aside(data_dir, clock, owner)
     dst = os.path.join(data_dir, rdb_name)
     shutil.move(src, dst)
     placed = [dst]

@@ -5,13 +5,15 @@ os.stat_result) pairs in sorted order, directories before their contents; the
 capture pipeline (pipeline.py) turns them into entries and chunks. `walk_ahead`
 runs the same walk on a thread of its own, so reading cold directories and
 inodes from disk overlaps with the caller's work on the entries already found.
+`find_holes` and `data_regions` let a sparse file be read without its holes.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
+import errno
 import stat
-from typing import Iterator, TypeVar
+from typing import BinaryIO, Iterator, TypeVar
 
 from ragbackup import errors
 from ragbackup.ahead import run_ahead
@@ -79,3 +81,76 @@ def walk_ahead(root: bytes, patterns: tuple[str, ...] = ()) -> Iterator[tuple[by
     """
     for batch in run_ahead(lambda: _batches(walk(root, patterns), AHEAD_BATCH), AHEAD_BATCHES, "walk"):
         yield from batch
+
+
+# Holes shorter than this are read as data: not worth an entry in the tree.
+MIN_HOLE = 4096
+
+
+def find_holes(path: bytes, size: int) -> list[int]:
+    """A file's holes as flat (offset, length) pairs, found with SEEK_DATA/SEEK_HOLE (nothing read).
+
+    [] where the file is gone, the filesystem does not report holes, or there are none.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        return _holes(fd, size)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+
+
+def _holes(fd: int, size: int) -> list[int]:
+    holes: list[int] = []
+    pos = 0
+    while pos < size:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            data = size  # no data after pos: a hole to the end
+        data = min(data, size)
+        if data - pos >= MIN_HOLE:
+            holes += [pos, data - pos]
+        if data >= size:
+            break
+        pos = min(os.lseek(fd, data, os.SEEK_HOLE), size)
+    return holes
+
+
+def data_regions(f: BinaryIO, holes: list[int]) -> Iterator["Region"]:
+    """One stream per run of data between the holes of a file of `size` bytes, in order."""
+    size = os.fstat(f.fileno()).st_size
+    end = holes[-2] + holes[-1] if holes else 0
+    pos = 0
+    for i in range(0, len(holes), 2):
+        if holes[i] > pos:
+            yield Region(f, pos, holes[i] - pos)
+        pos = holes[i] + holes[i + 1]
+    tail = max(size, end) - pos
+    if tail > 0:
+        yield Region(f, pos, tail)
+
+
+class Region:
+    """`length` bytes of an open file from `offset`, as a stream; zeros where the file came up short."""
+
+    def __init__(self, f: BinaryIO, offset: int, length: int):
+        self._fd, self._pos, self._left = f.fileno(), offset, length
+
+    def readinto(self, view) -> int:
+        n = min(len(view), self._left)
+        if n <= 0:
+            return 0
+        got = os.preadv(self._fd, [memoryview(view)[:n]], self._pos)
+        if got == 0:  # shrunk while read: keep the recorded size
+            memoryview(view)[:n] = bytes(n)
+            got = n
+        self._pos += got
+        self._left -= got
+        return got

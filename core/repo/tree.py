@@ -20,6 +20,9 @@ DIR = "dir"
 SYMLINK = "symlink"
 HARDLINK = "hardlink"
 TYPES = (FILE, DIR, SYMLINK, HARDLINK)
+# The component's own directory: a "dir" entry with this path, first in a tree, carries the
+# root's mode, owner and mtime. Trees written before it existed have none (see restore.py).
+ROOT = b"."
 PIECE_IDS = 4096  # chunk ids per piece of a written line (Entry.json_pieces)
 ID_SIZE = 32
 # Lines at least this long (about 1,000 chunks) are decoded into a ChunkIds buffer.
@@ -39,12 +42,17 @@ class Entry:
     size: int = 0
     chunks: Sequence[bytes] = field(default_factory=list)  # a list, or a protobuf repeated field
     target: bytes = b""  # symlink target, or hardlink's first path
+    # A sparse file's holes as flat (offset, length) pairs, ascending: `chunks` hold only the
+    # bytes outside them, and the holes read as zeros. Empty for a file stored whole.
+    holes: Sequence[int] = ()
 
     def _doc(self, chunks: bool = True) -> dict:
         d = {"p": os.fsdecode(self.path), "t": self.type, "m": self.mode, "u": self.uid, "g": self.gid,
              "mt": self.mtime_ns}
         if self.type == FILE:
             d["s"] = self.size
+            if self.holes:
+                d["h"] = list(self.holes)
             if chunks:
                 d["c"] = [c.hex() for c in self.chunks]
         if self.target:
@@ -84,7 +92,8 @@ class Entry:
             d = json.loads(raw)
             chunks = [bytes.fromhex(c) for c in d.get("c", [])]
         return cls(path=os.fsencode(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
-                   mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=os.fsencode(d.get("l", "")))
+                   mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=os.fsencode(d.get("l", "")),
+                   holes=d.get("h", ()))
 
 
 class ChunkIds(Sequence[bytes]):
@@ -220,9 +229,34 @@ def check_component_name(name: str) -> str:
 
 
 def check_entry(e: Entry) -> None:
-    """Validate an entry's path, type and hardlink target before restore."""
+    """Validate an entry's path, type, hardlink target and holes before restore."""
+    if e.path == ROOT:
+        if e.type != DIR:
+            raise errors.UnsafePath(f"refused root entry of type {e.type!r} (the component root is a directory)")
+        return
     check_relative_path(e.path)
     if e.type not in TYPES:
         raise errors.UnsafePath(f"refused entry {os.fsdecode(e.path)!r} of unknown type {e.type!r}")
     if e.type == HARDLINK:
         check_relative_path(e.target)
+    if e.holes:
+        check_holes(e.path, e.holes, e.size)
+
+
+def check_holes(path: bytes, holes: Sequence[int], size: int) -> None:
+    """Holes are (offset, length) pairs, ascending, not overlapping, inside the file's size."""
+    if len(holes) % 2:
+        raise errors.UnsafePath(f"refused entry {os.fsdecode(path)!r}: an odd number of hole values")
+    end = 0
+    for i in range(0, len(holes), 2):
+        off, length = holes[i], holes[i + 1]
+        if not isinstance(off, int) or not isinstance(length, int) or off < end or length <= 0 \
+                or off + length > size:
+            raise errors.UnsafePath(f"refused entry {os.fsdecode(path)!r}: hole ({off}, {length}) is out of "
+                                    f"order or outside its {size} bytes")
+        end = off + length
+
+
+def hole_bytes(holes: Sequence[int]) -> int:
+    """Bytes of a file inside its holes (not stored)."""
+    return sum(holes[1::2])

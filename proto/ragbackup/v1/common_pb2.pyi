@@ -21,7 +21,7 @@ ENTRY_TYPE_SYMLINK: EntryType
 ENTRY_TYPE_HARDLINK: EntryType
 
 class Entry(_message.Message):
-    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target")
+    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class Entry(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
+    HOLES_FIELD_NUMBER: _ClassVar[int]
     path: bytes
     type: EntryType
     mode: int
@@ -40,7 +41,8 @@ class Entry(_message.Message):
     size: int
     chunks: _containers.RepeatedScalarFieldContainer[bytes]
     target: bytes
-    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ...) -> None: ...
+    holes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ..., holes: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries",)
