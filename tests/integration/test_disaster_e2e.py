@@ -106,7 +106,7 @@ def test_disaster_restore_brings_every_service_back(container_factory, redis_ima
 
     # Everything damaged is kept aside with its damaged content.
     redis_aside = Path(results["redis"]["moved_aside"])
-    assert redis_aside == only(list(rdata.glob("rag-backup.corrupted.*")))
+    assert redis_aside == only(list(rdata.parent.glob(f"{rdata.name}.corrupted.*")))
     assert (redis_aside / "dump.rdb").read_bytes() == GARBAGE
     chroma_aside = Path(results["chroma"]["moved_aside"])
     assert chroma_aside == only(list(tmp_path.glob("chroma-data.corrupted.*")))

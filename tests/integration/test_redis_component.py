@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import stat
 import threading
 import time
 import traceback
@@ -196,9 +197,9 @@ def test_aof_restore_serves_the_backup_not_the_old_aof(redis_server_factory, tmp
     assert sorted(client.keys("*")) == sorted(f"src:{i}" for i in range(300))
     assert dst.client(3).dbsize() == 20
 
-    # The old data is kept aside, inside the data dir, untouched.
-    assert aside is not None and os.path.dirname(aside) == dst.data_dir
-    assert os.path.basename(aside).startswith("rag-backup.corrupted.")
+    # The old data dir is kept aside as its sibling, untouched.
+    assert aside is not None and os.path.dirname(aside) == os.path.dirname(dst.data_dir)
+    assert os.path.basename(aside).startswith("data.corrupted.")
     assert Path(aside, "appendonlydir", "appendonly.aof.manifest").read_text() == old_manifest
     assert os.path.isfile(os.path.join(aside, "dump.rdb"))
 
@@ -223,9 +224,30 @@ def test_place_restored_data_never_overwrites_an_aside_dir(tmp_path):
         (restored / "dump.rdb").write_text(f"new{n}")
         asides.append(rc.place_restored_data(str(restored), str(data), facts, None, clock))
     assert [os.path.basename(a) for a in asides] == [
-        "rag-backup.corrupted.20260102_030405", "rag-backup.corrupted.20260102_030405.2"]
+        "data.corrupted.20260102_030405", "data.corrupted.20260102_030405.2"]
     assert [Path(a, "dump.rdb").read_text() for a in asides] == ["old0", "old1"]
     assert (data / "dump.rdb").read_text() == "new1"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_data_dir_moves_aside_as_a_sibling_and_comes_back_with_its_owner_and_mode(tmp_path):
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    (data / "dump.rdb").write_text("old")
+    (data / "nodes.conf").write_text("cluster")
+    os.chmod(data, 0o750)
+    os.chown(data, 1234, 1234)
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    (restored / "dump.rdb").write_text("new")
+    clock = FakeClock(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc))
+    aside = rc.place_restored_data(str(restored), str(data), {"dbfilename": "dump.rdb"}, OWNER, clock)
+    assert aside == str(tmp_path / "redis-data.corrupted.20260102_030405")
+    assert sorted(os.listdir(aside)) == ["dump.rdb", "nodes.conf"]
+    assert (data / "dump.rdb").read_text() == "new"
+    st = os.stat(data)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o750, 1234, 1234)
+    assert os.stat(data / "dump.rdb").st_uid == OWNER[0]
 
 
 def test_restore_without_rdb_is_refused(tmp_path):

@@ -165,6 +165,8 @@ def test_container_redis_aof_restore_serves_the_backup_not_the_later_aof(
     redis_client(port, db=2).flushdb()
     live = dict(db0=client.dbsize(), db2=0)
     assert live["db0"] != facts["dbsize"]["db0"]
+    os.chmod(data, 0o750)
+    dir_before = os.stat(data)
 
     result = stack.restore("--components", "redis")
     assert result["redis"]["mismatches"] == []
@@ -175,9 +177,12 @@ def test_container_redis_aof_restore_serves_the_backup_not_the_later_aof(
     assert client.exists("after:0") == 0 and client.exists("base:0") == 1
     assert client.config_get("appendonly")["appendonly"] == "yes"
 
-    # The live AOF (with the later writes) was moved aside inside the data dir, not deleted.
+    # The live data dir (its AOF with the later writes) was moved aside as a sibling, not deleted.
     aside = Path(result["redis"]["moved_aside"])
-    assert aside.parent == data and aside.name.startswith("rag-backup.corrupted.")
+    assert aside.parent == data.parent and aside.name.startswith(f"{data.name}.corrupted.")
+    dir_after = os.stat(data)  # the new data dir has the old one's owner and mode
+    assert (dir_after.st_mode, dir_after.st_uid, dir_after.st_gid) == (
+        dir_before.st_mode, dir_before.st_uid, dir_before.st_gid)
     incr = only(list((aside / "appendonlydir").glob("*.incr.aof")))
     assert b"after:499" in incr.read_bytes()
 
