@@ -1,16 +1,19 @@
 """An import's tar members on disk (SQLite, so memory stays bounded) and the trees they make.
 
-In: members' paths and metadata (scan pass), then chunk lists (store pass). Out: each inner
-tarball's entries in walk order below its root, parents filled in, unsafe links refused.
+In: members' paths and metadata (scan pass), then chunk lists and holes (store pass). Out: each
+inner tarball's entries in walk order below its root, parents filled in, unsafe links refused;
+the root directory member becomes the tree's "." entry. `member_streams` reads a sparse
+member's data runs only, so its holes are neither read nor stored.
 """
 from __future__ import annotations
 
 import os
 import sqlite3
+import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import IO, Iterator
 
-from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK, Entry
+from ragbackup.repo.tree import DIR, FILE, HARDLINK, ROOT, SYMLINK, Entry, data_runs
 
 from ragbackup.controller.runbook_members import check_hardlink_target, check_symlink, refuse
 
@@ -18,11 +21,11 @@ _SCHEMA = """
 PRAGMA journal_mode=OFF;
 PRAGMA synchronous=OFF;
 CREATE TABLE m (arc INTEGER NOT NULL, key BLOB NOT NULL, type TEXT NOT NULL, mode INTEGER, uid INTEGER,
-    gid INTEGER, mtime INTEGER, size INTEGER, target BLOB, grp BLOB, chunks BLOB, member BLOB NOT NULL,
+    gid INTEGER, mtime INTEGER, size INTEGER, target BLOB, grp BLOB, chunks BLOB, holes BLOB, member BLOB NOT NULL,
     PRIMARY KEY (arc, key)) WITHOUT ROWID;
 CREATE INDEX m_grp ON m (arc, grp) WHERE grp IS NOT NULL;
 """
-_COLUMNS = "key, type, mode, uid, gid, mtime, size, target, grp, chunks, member"
+_COLUMNS = "key, type, mode, uid, gid, mtime, size, target, grp, chunks, holes, member"
 
 
 def key_of(path: bytes) -> bytes:
@@ -44,6 +47,7 @@ class Member:
     target: bytes = b""
     grp: bytes | None = None
     chunks: bytes | None = None
+    holes: bytes | None = None  # packed uint64 (offset, length) pairs of a sparse member
     member: str = ""
 
     @property
@@ -53,6 +57,10 @@ class Member:
     def chunk_ids(self) -> list[bytes]:
         c = self.chunks or b""
         return [c[i:i + 32] for i in range(0, len(c), 32)]
+
+    def hole_list(self) -> list[int]:
+        h = self.holes or b""
+        return list(struct.unpack(f"<{len(h) // 8}Q", h))
 
 
 def _member(row: tuple) -> Member:
@@ -86,9 +94,9 @@ class MemberTable:
         if old is not None and not (old.type == DIR and m.type == DIR):
             raise refuse(m.member, where, f"{os.fsdecode(m.path)!r} appears twice in the tarball "
                                           f"(as {old.type}, then as {m.type})")
-        self._db.execute(f"INSERT OR REPLACE INTO m (arc, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        self._db.execute(f"INSERT OR REPLACE INTO m (arc, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          (arc, m.key, m.type, m.mode, m.uid, m.gid, m.mtime, m.size, m.target, m.grp, m.chunks,
-                          os.fsencode(m.member)))
+                          m.holes, os.fsencode(m.member)))
 
     def add_hardlink(self, arc: int, m: Member, linkname: bytes, where: str) -> None:
         """A hardlink joins the group of an earlier regular file of the same tarball."""
@@ -105,8 +113,10 @@ class MemberTable:
         m.target = linkname
         self.add(arc, m, where)
 
-    def set_chunks(self, arc: int, path: bytes, chunks: list[bytes]) -> None:
-        self._db.execute("UPDATE m SET chunks=? WHERE arc=? AND key=?", (b"".join(chunks), arc, key_of(path)))
+    def set_chunks(self, arc: int, path: bytes, chunks: list[bytes], holes: list[int] | None = None) -> None:
+        packed = struct.pack(f"<{len(holes)}Q", *holes) if holes else None
+        self._db.execute("UPDATE m SET chunks=?, holes=? WHERE arc=? AND key=?",
+                         (b"".join(chunks), packed, arc, key_of(path)))
 
     def unstored(self) -> int:
         """Regular files the store pass has not given a chunk list (0 when it saw every one)."""
@@ -165,7 +175,9 @@ class TreeWalk:
         strip = len(self.root) + 1 if self.root else 0
         for m in self.table.rows(self.arc):
             if m.path == self.root:
-                continue  # the data's own directory is the component root
+                if m.type == DIR:  # the data's own directory is the component root
+                    yield Entry(path=ROOT, type=DIR, mode=m.mode, uid=m.uid, gid=m.gid, mtime_ns=m.mtime)
+                continue
             path = m.path[strip:]
             for e in (*self._parents(path, m), self._entry(path, m)):
                 self.stats.count(e)
@@ -197,7 +209,7 @@ class TreeWalk:
         elif m.grp is not None:
             return self._linked(e, m)
         elif m.type == FILE:
-            e.size, e.chunks = m.size, m.chunk_ids()
+            e.size, e.chunks, e.holes = m.size, m.chunk_ids(), m.hole_list()
         return e
 
     def _is_symlink(self, parts: list[bytes]) -> bool:
@@ -213,4 +225,33 @@ class TreeWalk:
             return e
         data = m if m.type == FILE else self.table.get(self.arc, m.grp.replace(b"\0", b"/"))
         return Entry(path=e.path, type=FILE, mode=data.mode, uid=data.uid, gid=data.gid, mtime_ns=data.mtime,
-                     size=data.size, chunks=data.chunk_ids())
+                     size=data.size, chunks=data.chunk_ids(), holes=data.hole_list())
+
+
+def member_streams(f: IO[bytes], holes: list[int], size: int) -> list:
+    """A member's data as streams: the member itself, or one per run of data between its holes."""
+    if not holes:
+        return [f]
+    return [_Run(f, offset, length) for offset, length in data_runs(holes, size)]
+
+
+class _Run:
+    """`length` bytes of a tar member's data from `offset` (forward seeks only, as a stream allows).
+
+    Reads the member's raw reader: tarfile's buffered one asks its stream whether it can seek,
+    which a compressed stream cannot answer; the raw one maps offsets through the sparse map.
+    """
+
+    def __init__(self, f: IO[bytes], offset: int, length: int):
+        self._f, self._offset, self._left = getattr(f, "raw", f), offset, length
+
+    def readinto(self, view) -> int:
+        if self._offset is not None:
+            self._f.seek(self._offset)
+            self._offset = None
+        n = min(len(view), self._left)
+        if n <= 0:
+            return 0
+        got = self._f.readinto(memoryview(view)[:n]) or 0
+        self._left -= got
+        return got

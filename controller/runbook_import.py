@@ -6,6 +6,7 @@ found nothing unsafe, data -> trees -> index -> snapshot (kind "import") -> cata
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import logging
@@ -22,14 +23,14 @@ from ragbackup.repo.chunking import Compressor, cut_file
 from ragbackup.repo.crypto import chunk_id
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import check_entry
+from ragbackup.repo.tree import check_entry, hole_bytes
 from ragbackup.repo.writer import BlobWriter
 
 from ragbackup.controller import locks
 from ragbackup.controller.backup import reserved_id
-from ragbackup.controller.runbook_entries import MemberTable, TreeWalk
+from ragbackup.controller.runbook_entries import MemberTable, TreeWalk, member_streams
 from ragbackup.controller.runbook_layout import Target, archive_hints, check_component_name, map_archive
-from ragbackup.controller.runbook_members import normalise
+from ragbackup.controller.runbook_members import normalise, sparse_holes
 from ragbackup.controller.runbook_scan import Archive, ImportLimits, Scan, inner_members, readable, scan
 from ragbackup.controller.state import Controller
 
@@ -126,7 +127,8 @@ def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threadin
     started = time.time()
     table = MemberTable(os.path.join(os.path.dirname(path), "members.sqlite"))
     try:
-        s = scan(path, req.filename, table, req.limits, cancel)
+        limits = dataclasses.replace(req.limits, max_expansion_ratio=ctl.cfg.imports.max_expansion_ratio)
+        s = scan(path, req.filename, table, limits, cancel)
         targets = _targets(ctl, s)
         for arc in s.archives:
             for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
@@ -181,12 +183,14 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
     total = 0
     with contextlib.closing(inner_members(job.path, job.scan, job.cancel)) as files:
         for arc, m, f in files:
+            holes = sparse_holes(m)
             with readable(_where(arc, job.scan)):
-                ids, n = _store_file(job, writer, compressor, f)
+                ids, n = _store_file(job, writer, compressor, member_streams(f, holes, m.size))
+            n += hole_bytes(holes)
             if n != m.size:
                 raise errors.IntegrityError(f"{_where(arc, job.scan)}: {m.name} gave {n} bytes, its header "
                                             f"says {m.size}")
-            job.table.set_chunks(arc.index, normalise(m.name), ids)
+            job.table.set_chunks(arc.index, normalise(m.name), ids, holes)
             total += n
     job.table.commit()
     if job.table.unstored():
@@ -195,9 +199,9 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
     return total
 
 
-def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, f: IO[bytes]) -> tuple[list[bytes], int]:
+def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: list[IO[bytes]]) -> tuple[list[bytes], int]:
     ids, n = [], 0
-    for data in cut_file(job.repo.chunker, f):
+    for data in (d for f in streams for d in cut_file(job.repo.chunker, f)):
         _check_cancel(job.cancel)
         cid = chunk_id(job.repo.id_key, data)
         if writer.missing([cid]):

@@ -11,10 +11,49 @@ import tarfile
 from typing import Callable
 
 from ragbackup import errors
+from ragbackup.config import ImportConfig
 from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK
 
 NS = 1_000_000_000
 _NODES = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "fifo"}
+
+
+# A sparse member may hold this many times less data than its size, by default; more is
+# refused (a few hundred bytes of tarball must not become a snapshot of gigabytes).
+MAX_EXPANSION_RATIO = ImportConfig.max_expansion_ratio
+
+
+def sparse_holes(m: tarfile.TarInfo) -> list[int]:
+    """A sparse member's holes as flat (offset, length) pairs ([] for any other member).
+
+    tarfile reads the sparse maps of GNU (old GNU 'S' and pax 0.0, 0.1, 1.0) members into
+    `m.sparse`: (offset, length) of each run of data.
+    """
+    runs = getattr(m, "sparse", None)
+    if not m.isreg() or runs is None:
+        return []
+    holes: list[int] = []
+    pos = 0
+    for offset, length in runs:
+        if offset > pos:
+            holes += [pos, offset - pos]
+        pos = max(pos, offset + length)
+    if m.size > pos:
+        holes += [pos, m.size - pos]
+    return holes
+
+
+def check_expansion(m: tarfile.TarInfo, where: str, max_ratio: int) -> None:
+    """Refuse a sparse member whose size is more than `max_ratio` times the data it stores (0: no limit)."""
+    runs = getattr(m, "sparse", None)
+    if not max_ratio or not m.isreg() or runs is None:
+        return
+    stored = sum(length for _, length in runs)
+    if m.size > max_ratio * max(stored, tarfile.BLOCKSIZE):
+        raise errors.ExpansionRefused(
+            f"refused member {m.name!r} of {where}: a sparse file of {m.size} bytes holding {stored} bytes of "
+            f"data expands more than {max_ratio} times (raise [import] max_expansion_ratio in the controller's "
+            "config, or set it to 0, to accept it; its holes are kept)")
 
 
 def refuse(member: str, where: str, why: str) -> errors.UnsafePath:

@@ -20,8 +20,8 @@ from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK
 
 from ragbackup.controller.runbook_entries import Member, MemberTable, key_of
 from ragbackup.controller.runbook_layout import MANIFEST, stem_of
-from ragbackup.controller.runbook_members import (check_path, common_dir, entry_type, mtime_ns, normalise,
-                                                  refuse)
+from ragbackup.controller.runbook_members import (MAX_EXPANSION_RATIO, check_expansion, check_path, common_dir,
+                                                  entry_type, mtime_ns, normalise, refuse)
 
 log = logging.getLogger("ragbackup.controller")
 TiB = 1 << 40
@@ -37,6 +37,7 @@ class ImportLimits:
     max_bytes: int = TiB  # regular file data of all inner tarballs together, uncompressed
     max_members: int = 20_000_000
     max_manifest: int = 1 << 20
+    max_expansion_ratio: int = MAX_EXPANSION_RATIO  # of a sparse member's size to its data; 0: no limit
 
 
 @dataclass
@@ -152,6 +153,7 @@ def _scan_inner(outer, om: tarfile.TarInfo, arc: Archive, s: Scan, table: Member
     with readable(where), open_stream(outer.extractfile(om)) as inner:
         for m in members(inner):
             _check_cancel(cancel)
+            check_expansion(m, where, limits.max_expansion_ratio)
             _record(m, arc, where, table)
             s.members += 1
             s.bytes_total += m.size if m.isreg() else 0

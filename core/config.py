@@ -152,6 +152,13 @@ class AppService:
 
 
 @dataclass(frozen=True)
+class ImportConfig:
+    """[import]: limits on tarballs `ragctl import` accepts."""
+
+    max_expansion_ratio: int = 1000  # a sparse member's size over the data it holds; 0: no limit
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     source: str
     socket: str
@@ -164,6 +171,7 @@ class ControllerConfig:
     agents: dict[str, AgentRef]
     components: dict[str, ComponentConfig]
     app_services: tuple[AppService, ...] = ()
+    imports: ImportConfig = ImportConfig()
 
 
 @dataclass(frozen=True)
@@ -265,7 +273,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     path = path or os.environ.get(CONTROLLER_CONFIG_ENV) or DEFAULT_CONTROLLER_CONFIG
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
-    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery"})
+    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import"})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -285,7 +293,16 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         hostname=ctl.get("hostname", str, "") or socket.gethostname(),
         repository=_repository(root), tls=_tls(root, [listen, *(a.address for a in agents.values())]),
         agents=agents, components=components,
-        app_services=_app_services(root, agents))
+        app_services=_app_services(root, agents), imports=_imports(root))
+
+
+def _imports(root: _Section) -> ImportConfig:
+    sec = root.table("import")
+    sec.unknown_keys({"max_expansion_ratio"})
+    ratio = sec.get("max_expansion_ratio", int, ImportConfig.max_expansion_ratio, "a whole number >= 0")
+    if ratio < 0:
+        raise sec._fail("max_expansion_ratio", "a whole number >= 0 (0: no limit)")
+    return ImportConfig(ratio)
 
 
 def _app_services(root: _Section, agents: dict[str, AgentRef]) -> tuple[AppService, ...]:

@@ -110,6 +110,10 @@ class UnsafePath(RagBackupError):
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class ExpansionRefused(UnsafePath):
+    """A tarball member would expand far beyond the bytes it stores (a sparse-file bomb)."""
+
+
 class NoSpace(RagBackupError):
     """Not enough free space on a volume the job needs to write to."""
 

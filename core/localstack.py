@@ -55,6 +55,7 @@ class LocalStack:
         self.socket = os.path.join(self.workdir, "run", "controller.sock")
         self.agent_port = free_port()
         self.components: list[ComponentDecl] = []
+        self.controller_extra = ""  # more TOML for controller.toml (e.g. an [import] table)
         self.procs: dict[str, subprocess.Popen] = {}
         self.passphrase_file = os.path.join(self.workdir, "repository.pass")
 
@@ -116,6 +117,8 @@ class LocalStack:
             extra = "".join(f"{k} = {_toml_value(v)}\n" for k, v in c.extra.items())
             out.append(f"[components.{c.name}]\nkind = \"{c.kind}\"\nagent = \"local\"\n"
                        f"path = {_toml_str(c.path)}\n{extra}")
+        if self.controller_extra:
+            out.append(self.controller_extra)
         return "\n".join(out)
 
     @property

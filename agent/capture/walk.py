@@ -17,6 +17,7 @@ from typing import BinaryIO, Iterator, TypeVar
 
 from ragbackup import errors
 from ragbackup.ahead import run_ahead
+from ragbackup.repo.tree import data_runs
 
 T = TypeVar("T")
 
@@ -124,17 +125,10 @@ def _holes(fd: int, size: int) -> list[int]:
 
 
 def data_regions(f: BinaryIO, holes: list[int]) -> Iterator["Region"]:
-    """One stream per run of data between the holes of a file of `size` bytes, in order."""
-    size = os.fstat(f.fileno()).st_size
-    end = holes[-2] + holes[-1] if holes else 0
-    pos = 0
-    for i in range(0, len(holes), 2):
-        if holes[i] > pos:
-            yield Region(f, pos, holes[i] - pos)
-        pos = holes[i] + holes[i + 1]
-    tail = max(size, end) - pos
-    if tail > 0:
-        yield Region(f, pos, tail)
+    """One stream per run of data between the holes of an open file, in order."""
+    size = max(os.fstat(f.fileno()).st_size, holes[-2] + holes[-1] if holes else 0)
+    for offset, length in data_runs(holes, size):
+        yield Region(f, offset, length)
 
 
 class Region:

@@ -257,6 +257,17 @@ def check_holes(path: bytes, holes: Sequence[int], size: int) -> None:
         end = off + length
 
 
+def data_runs(holes: Sequence[int], size: int) -> Iterator[tuple[int, int]]:
+    """(offset, length) of each run of data between a file's holes, in order."""
+    pos = 0
+    for i in range(0, len(holes), 2):
+        if holes[i] > pos:
+            yield pos, holes[i] - pos
+        pos = holes[i] + holes[i + 1]
+    if size > pos:
+        yield pos, size - pos
+
+
 def hole_bytes(holes: Sequence[int]) -> int:
     """Bytes of a file inside its holes (not stored)."""
     return sum(holes[1::2])

@@ -338,3 +338,63 @@ def test_export_then_import_gives_the_same_trees(env, tmp_path):
         for key in ("files", "dirs", "symlinks", "bytes_total"):
             assert c["stats"][key] == original["components"][name]["stats"][key], (name, key)
     assert m["stats"]["bytes_stored"] < 50_000, "the data was already in the repository"
+
+
+# --------------------------------------------------------------------------- (e) sparse members
+
+SPARSE_SIZE = 10 << 30
+SPARSE_AT = 3 << 30
+
+
+def sparse_tarball(tmp_path: Path) -> tuple[Path, bytes]:
+    """A runbook tarball whose documents.tar.gz holds a GNU sparse member of 10 GiB with 4 KiB of data."""
+    src = tmp_path / "src"
+    (src / "documents").mkdir(parents=True)
+    data = os.urandom(4096)
+    with open(src / "documents" / "disk.img", "wb") as f:
+        f.truncate(SPARSE_SIZE)
+        f.seek(SPARSE_AT)
+        f.write(data)
+    (src / TOP).mkdir()
+    tar("--sparse", "-czf", str(src / TOP / "documents.tar.gz"), "documents", cwd=src)
+    out = tmp_path / f"{TOP}.tar.gz"
+    tar("-czf", str(out), TOP, cwd=src)
+    return out, data
+
+
+def test_sparse_member_past_the_expansion_limit_is_refused(env, tmp_path):
+    path, _ = sparse_tarball(tmp_path)
+    print(f"\ntarball of {path.stat().st_size} bytes holding a {SPARSE_SIZE}-byte sparse member")
+    before_ids, before_files = snapshot_ids(env.stack), repository_files(env.stack)
+    cp = env.stack.ragctl("import", str(path), check=False)
+    assert cp.returncode == errors.ExpansionRefused.exit_code == 9, ragctl_output(cp)
+    assert "'documents/disk.img'" in cp.stderr and "max_expansion_ratio" in cp.stderr, ragctl_output(cp)
+    assert snapshot_ids(env.stack) == before_ids
+    assert repository_files(env.stack) == before_files
+
+
+def test_sparse_member_imports_with_its_holes_when_allowed(env, tmp_path):
+    path, data = sparse_tarball(tmp_path)
+    env.stack.controller_extra = "[import]\nmax_expansion_ratio = 0\n"
+    env.stack.restart_controller()
+    try:
+        sid = import_(env.stack, path)
+    finally:
+        env.stack.controller_extra = ""
+        env.stack.restart_controller()
+    comp = show(env.stack, sid)["components"]["documents"]
+    assert comp["stats"]["bytes_total"] == SPARSE_SIZE
+    target = tmp_path / "restored"
+    env.stack.ragctl("restore", sid, "--components", "documents", "--target", str(target))
+    restored = target / "documents" / "disk.img"
+    st = restored.stat()
+    assert st.st_size == SPARSE_SIZE and st.st_blocks * 512 <= 1 << 20, st
+    fd = os.open(restored, os.O_RDONLY)
+    try:  # byte-identical: the data where it was, holes (reading zeros) everywhere else
+        assert os.lseek(fd, 0, os.SEEK_DATA) == SPARSE_AT
+        assert os.pread(fd, 4096, SPARSE_AT) == data
+        assert os.lseek(fd, SPARSE_AT, os.SEEK_HOLE) == SPARSE_AT + 4096
+        with pytest.raises(OSError):
+            os.lseek(fd, SPARSE_AT + 4096, os.SEEK_DATA)
+    finally:
+        os.close(fd)

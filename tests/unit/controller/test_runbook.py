@@ -163,7 +163,8 @@ def test_walk_order_parents_and_hardlink_groups(tmp_path):
 def test_root_is_the_shallowest_listed_directory(tmp_path):
     t = _table(tmp_path, [("documents", "dir"), ("documents/tenant", "dir"), ("documents/tenant/x", "file")])
     assert t.find_root(0, [b"documents", b"tenant"]) == b"documents"
-    assert _walk(t, b"documents") == [("tenant", "dir", ""), ("tenant/x", "file", "")]
+    # The root directory member carries the component root's own metadata, as the "." entry.
+    assert _walk(t, b"documents") == [(".", "dir", ""), ("tenant", "dir", ""), ("tenant/x", "file", "")]
     t2 = MemberTable(str(tmp_path / "n.sqlite"))
     assert t2.find_root(0, [b"data"]) == b"data" and t2.find_root(0, None) == b""
 
