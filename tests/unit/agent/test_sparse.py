@@ -119,3 +119,23 @@ def test_direct_skip_keeps_offsets_aligned(tmp_path):
         os.close(fd)
     expected = b"a" * 100 + bytes(3 * direct.BLOCK + 7) + b"b" * 10 + bytes(2 * MiB)
     assert path.read_bytes() == expected
+
+
+def test_tree_without_root_entry_takes_the_replaced_directorys_metadata(tmp_path):
+    old = tmp_path / "live"
+    old.mkdir()
+    os.chmod(old, 0o751)
+    os.utime(old, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    writer = restore.TreeWriter(str(tmp_path / "staged"), KEY, like=str(old))
+    writer.finish()
+    st = os.stat(tmp_path / "staged")
+    assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o751, 1_500_000_000_000_000_000)
+
+
+def test_root_entry_sets_the_roots_metadata(tmp_path):
+    writer = restore.TreeWriter(str(tmp_path / "staged"), KEY, like=None)
+    writer.write(common_pb2.Entry(path=ROOT, type=common_pb2.ENTRY_TYPE_DIR, mode=0o750, uid=os.geteuid(),
+                                  gid=os.getegid(), mtime_ns=1_400_000_000_000_000_000), lambda expected: b"")
+    writer.finish()
+    st = os.stat(tmp_path / "staged")
+    assert (st.st_mode & 0o7777, st.st_mtime_ns) == (0o750, 1_400_000_000_000_000_000)
