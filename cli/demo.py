@@ -60,6 +60,12 @@ class _Steps:
         self.say(("OK    " if cond else "FAILED ") + what)
 
 
+def _why(problems: list[str]) -> str:
+    """": A; B" for the problems found, "" when there are none."""
+    problems = [p for p in problems if p]
+    return (": " + "; ".join(problems)) if problems else ""
+
+
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):.2f} MiB"
 
@@ -163,20 +169,20 @@ class _Demo:
                   "moves the damaged data aside, places the snapshot, starts it and checks the facts)")
         out = self.stack.ragctl("restore", "latest", "--components", "chroma,redis", "--json", check=False)
         result = json.loads(out.stdout).get("components", {}) if out.stdout.strip().startswith("{") else {}
-        steps.check(out.returncode == 0, f"ragctl restore exited {out.returncode} {out.stderr.strip()}")
+        steps.check(out.returncode == 0, f"ragctl restore exited {out.returncode}" + _why([out.stderr.strip()]))
         for name in ("chroma", "redis"):
             r = result.get(name, {})
             steps.check(r.get("mismatches") == [], f"{name}: the agent found no difference from the snapshot's "
                                                    f"facts; damaged data kept at {r.get('moved_aside') or '(none)'}")
         facts = {n: snapshot["components"][n]["facts"] for n in ("chroma", "redis")}
         problems = data.redis_matches(self.redis.port, facts["redis"])
-        steps.check(not problems, f"redis DBSIZE {data.redis_dbsizes(self.redis.port)} equals the snapshot's "
-                                  f"{problems or ''}")
+        steps.check(not problems, f"redis DBSIZE {data.redis_dbsizes(self.redis.port)} equals the snapshot's"
+                                  f"{_why(problems)}")
         steps.check(data.redis_sample(self.redis.port) == sample,
                     "redis values of each type (hash, list, set, sorted set, string) are back as they were")
         problems = data.chroma_matches(self.chroma.port, facts["chroma"])
         steps.check(not problems, f"chroma collections and counts ({data.chroma_counts(facts['chroma'])}) and every "
-                                  f"probe's top-k ids equal the snapshot's {problems or ''}")
+                                  f"probe's top-k ids equal the snapshot's{_why(problems)}")
         sqlite = os.path.join(self.chroma.data_dir, "chroma.sqlite3")
         steps.check(data.sqlite_quick_check(sqlite) == "ok", f"{sqlite}: PRAGMA quick_check ok")
 
@@ -196,10 +202,10 @@ class _Demo:
         services.wait_for(lambda: services.chroma_heartbeat(chroma_b.port), 90, "chroma run on the restored dir")
         problems = data.redis_matches(redis_b.port, facts["redis"])
         steps.check(not problems, f"a fresh redis-server on {target}/redis serves DBSIZE "
-                                  f"{data.redis_dbsizes(redis_b.port)}, as at backup 1 {problems or ''}")
+                                  f"{data.redis_dbsizes(redis_b.port)}, as at backup 1{_why(problems)}")
         problems = data.chroma_matches(chroma_b.port, facts["chroma"])
         steps.check(not problems, f"a fresh chroma on {target}/chroma answers {data.chroma_counts(facts['chroma'])} "
-                                  f"and the probes' top-k ids as at backup 1 {problems or ''}")
+                                  f"and the probes' top-k ids as at backup 1{_why(problems)}")
         for name in ("demo-redis-check", "demo-chroma-check"):
             self.engine.stop_container(name)
 

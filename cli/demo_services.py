@@ -177,7 +177,16 @@ class DemoEngine:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         if self.exec_root:
+            _unmount_below(self.exec_root)
             shutil.rmtree(self.exec_root, ignore_errors=True)
+
+
+def _unmount_below(root: str) -> None:
+    """Unmount what dockerd left mounted below its exec root (it keeps netns/default mounted), deepest first."""
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f if line.split()[1].startswith(root.rstrip("/") + "/")]
+    for point in sorted(points, key=len, reverse=True):
+        subprocess.run(["umount", point], stdin=subprocess.DEVNULL, capture_output=True, check=False, timeout=30)
 
 
 def chroma_heartbeat(port: int) -> bool:
