@@ -103,12 +103,13 @@ class DemoEngine:
         return f"unix://{self.exec_root}/docker.sock"
 
     def start(self) -> None:
+        if os.geteuid() != 0:
+            raise errors.UsageError("ragctl demo starts a Docker engine of its own for its databases: run it as root")
         dockerd = shutil.which("dockerd")
         if dockerd is None:
             raise errors.ConfigError("dockerd is not installed: run `bash scripts/setup.sh --demo` "
                                      "(it installs the docker.io package)")
-        self.exec_root = tempfile.mkdtemp(prefix="rag-backup-demo-", dir="/run" if os.access("/run", os.W_OK)
-                                          else None)
+        self.exec_root = tempfile.mkdtemp(prefix="rag-backup-demo-", dir="/run")
         namespace = "rag-backup-demo-" + os.path.basename(self.exec_root).rsplit("-", 1)[-1]
         argv = [dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
                 f"--data-root={self.state_dir}", f"--exec-root={self.exec_root}",
