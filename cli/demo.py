@@ -167,7 +167,10 @@ class _Demo:
                   f"{data.sqlite_quick_check(os.path.join(self.chroma.data_dir, 'chroma.sqlite3'))[:60]})")
         steps.say("ragctl restore latest --components chroma,redis (in place: the agent stops each container, "
                   "moves the damaged data aside, places the snapshot, starts it and checks the facts)")
+        started = {s.name: self.engine.started_at(s.name) for s in (self.chroma, self.redis)}
         out = self.stack.ragctl("restore", "latest", "--components", "chroma,redis", "--json", check=False)
+        restarted = [n for n, t in started.items() if self.engine.started_at(n) != t]
+        steps.check(len(restarted) == 2, f"the agent stopped and started the containers {', '.join(restarted)}")
         result = json.loads(out.stdout).get("components", {}) if out.stdout.strip().startswith("{") else {}
         steps.check(out.returncode == 0, f"ragctl restore exited {out.returncode}" + _why([out.stderr.strip()]))
         for name in ("chroma", "redis"):

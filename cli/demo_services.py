@@ -155,6 +155,10 @@ class DemoEngine:
                   environment={"ANONYMIZED_TELEMETRY": "False"})
         return Service(name, port, persist_dir)
 
+    def started_at(self, name: str) -> str:
+        """When Docker last started the container (changes when the agent stops and starts it)."""
+        return self.client.containers.get(name).attrs["State"]["StartedAt"]
+
     def stop_container(self, name: str) -> None:
         self.client.containers.get(name).stop(timeout=20)
 

@@ -47,7 +47,8 @@ def test_demo_runs_the_whole_stack_then_reuses_its_dir_and_removes_only_its_own(
     assert first.returncode == 0, f"{out}\n{first.stderr}"
     assert out.rstrip().splitlines()[-1] == "demo PASSED"
     assert "FAILED" not in out
-    for step in ("backup 1: snapshot", "of chroma, config, documents, processing, redis", "backup 2: snapshot",
+    for step in ("backup 1: snapshot", "OK    the agent stopped and started the containers demo-chroma, demo-redis",
+                 "of chroma, config, documents, processing, redis", "backup 2: snapshot",
                  "disaster: redis", "disaster: chroma", "restore latest --components chroma,redis",
                  "OK    chroma: the agent found no difference", "OK    redis DBSIZE",
                  "probe's top-k ids equal the snapshot's", "a fresh redis-server on", "a fresh chroma on",
