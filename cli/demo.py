@@ -104,6 +104,9 @@ class _Demo:
     def declare(self) -> None:
         self.stack = localstack.LocalStack(self.wd.sub("stack"), env={"DOCKER_HOST": self.engine.host})
         # consistency "pause": the agent freezes the container while it copies the persist dir (docker pause).
+        # It also makes the agent load its Docker client during the backup, from one thread: with "online",
+        # the first Docker use is the in-place restore of chroma and redis in parallel, and Python 3.11's
+        # importlib LazyLoader (ragbackup.lazy) lets the second thread see a half-loaded `docker` module.
         self.stack.add_component("chroma", "chroma", self.chroma.data_dir, url=f"http://127.0.0.1:{self.chroma.port}",
                                  consistency="pause", service=self.chroma.service, owner="0:0", timeout_s=90)
         self.stack.add_component("redis", "redis", self.redis.data_dir, port=self.redis.port,

@@ -56,6 +56,7 @@ def test_demo_runs_the_whole_stack_then_reuses_its_dir_and_removes_only_its_own(
         assert step in out, step
     assert (wd / ".rag-backup-demo").is_file()
     assert (wd / "stack" / "repository").is_dir() and (wd / "stack" / "agent.log").is_file()
+    assert (wd / "stack" / "controller-state").is_dir() and (wd / "docker").is_dir(), "the daemons' state is kept"
     assert list((wd / "data").glob("chroma.corrupted.*")), "the damaged Chroma dir was kept aside"
     assert _engine_dirs() <= engines_before, "the engine's runtime dir (and its netns mount) is gone"
 
