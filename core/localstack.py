@@ -44,8 +44,10 @@ class ComponentDecl:
 class LocalStack:
     """Agent + controller as child processes; stop() ends them by PID."""
 
-    def __init__(self, workdir: str, s3: dict | None = None, insecure: bool = False, agent_socket: bool = False):
+    def __init__(self, workdir: str, s3: dict | None = None, insecure: bool = False, agent_socket: bool = False,
+                 env: dict[str, str] | None = None):
         self.workdir = os.path.abspath(workdir)
+        self.env = dict(env or {})  # added to the daemons' environment (e.g. DOCKER_HOST for the agent)
         self.s3 = s3
         self.insecure = insecure
         self.agent_socket = os.path.join(self.workdir, "run", "agent.sock") if agent_socket else ""
@@ -138,7 +140,8 @@ class LocalStack:
             raise RuntimeError(f"the {name} of this stack is already running (pid {running.pid}); stop() it first")
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", module, "--config", config],
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env={**os.environ, **self.env})
         log.close()
 
     def start(self) -> "LocalStack":

