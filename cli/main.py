@@ -21,9 +21,9 @@ exit codes:
   1    failure not covered below
   2    usage error (bad arguments or request)
   3    configuration error (file, key and expected value are named)
-  4    repository error (missing, wrong passphrase or key file, unsupported format)
+  4    repository error (missing, wrong passphrase or key file, damaged key object, unsupported format)
   5    not found (snapshot, component)
-  6    integrity error (damaged data; `verify` names packs and snapshots)
+  6    integrity error (damaged data; `verify` names damaged objects and affected snapshots)
   7    unavailable (controller, agent or storage cannot be reached)
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
