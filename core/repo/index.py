@@ -73,10 +73,13 @@ CREATE TABLE IF NOT EXISTS packs (id TEXT PRIMARY KEY, size INT, index_file TEXT
 CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
 CREATE TABLE IF NOT EXISTS damaged_index_files (name TEXT PRIMARY KEY, reason TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packs_index_file ON packs(index_file);
 """
 # packs.index_file of a pack described by its own header because no readable index
 # object names it (it stays "" until an index object naming it is loaded).
 RECOVERED = ""
+_MISSING_RECOVERED = ("SELECT b.id FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.index_file != '' "
+                      "AND b.id IN (%s)")
 # An indexed copy of a blob replaces a copy known only from a recovered pack's header.
 _ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET
     pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
@@ -191,10 +194,13 @@ class IndexCache:
         """
         found: set[bytes] = set()
         with self._lock:
+            # The join cost half again as much in one run (877 vs 597 ms for 40,000 ids
+            # against 512,000 blobs, shared 2-core machine): pay it only while a recovered pack exists.
+            recovered = self._db.execute("SELECT 1 FROM packs WHERE index_file = '' LIMIT 1").fetchone()
+            query = (_MISSING_RECOVERED if recovered else "SELECT id FROM blobs WHERE id IN (%s)")
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
-                q = ("SELECT b.id FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.index_file != '' "
-                     "AND b.id IN (%s)" % ",".join("?" * len(part)))
+                q = query % ",".join("?" * len(part))
                 found.update(r[0] for r in self._db.execute(q, part))
         return set(ids) - found
 

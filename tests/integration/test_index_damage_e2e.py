@@ -102,6 +102,15 @@ def test_deleted_snapshot_object_is_noticed_by_snapshots_and_verify(make_stack, 
     cp = st.ragctl("verify", check=False)
     assert cp.returncode == 0, ragctl_output(cp)
 
+    # a damaged snapshot object on a fresh controller: left out with a warning, named by verify
+    with open(os.path.join(st.repo_dir, "snapshots", sid_b), "r+b") as f:
+        f.truncate(30)
+    _fresh_controller(st, "damaged-snapshot")
+    cp = st.ragctl("snapshots", "--json", check=False)
+    assert cp.returncode == 0 and json.loads(cp.stdout) == [] and sid_b in cp.stderr, ragctl_output(cp)
+    cp = st.ragctl("verify", check=False)
+    assert cp.returncode == 6 and f"unreadable snapshot(s) {sid_b}" in cp.stdout, ragctl_output(cp)
+
 
 def test_damaged_key_object_and_wrong_passphrase_are_told_apart(make_stack, tmp_path):
     data = tmp_path / "data"
