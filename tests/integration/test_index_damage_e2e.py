@@ -135,3 +135,32 @@ def test_damaged_key_object_and_wrong_passphrase_are_told_apart(make_stack, tmp_
     cp = st.ragctl("snapshots", check=False)
     assert cp.returncode == 4, ragctl_output(cp)
     assert f"key object keys/{key} is damaged" in cp.stderr and "passphrase" not in cp.stderr, ragctl_output(cp)
+
+
+def test_truncated_index_object_on_s3_is_recovered_and_repaired(make_stack, tmp_path, s3_server, s3_bucket):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        write(str(data / f"part-{i}.bin"), os.urandom(200_000))
+    s3 = {"endpoint_url": s3_server.endpoint_url, "bucket": s3_bucket, "region": s3_server.region,
+          "access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key,
+          "connect_timeout": 2, "read_timeout": 30.0}
+    st = make_stack({"data": str(data)}, s3=s3)
+    sid = backup(st)["id"]
+    client = s3_server.client()
+    [key] = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="index/")["Contents"]]
+    body = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+    client.put_object(Bucket=s3_bucket, Key=key, Body=body[:100])
+
+    _fresh_controller(st, "s3")
+    cp = st.ragctl("restore", sid, "--target", str(tmp_path / "restored"), check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+    assert_same_tree(tree_state(str(data)), str(tmp_path / "restored" / "data"), f"restore of {sid} from S3")
+    cp = st.ragctl("verify", check=False)
+    assert cp.returncode == 6 and key in cp.stdout and sid in cp.stdout, ragctl_output(cp)
+    cp = st.ragctl("repair", "index", check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="index/")["Contents"]]
+    assert len(keys) == 1 and keys != [key], keys
+    cp = st.ragctl("verify", "--read-data", check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
