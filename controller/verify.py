@@ -65,6 +65,8 @@ def _check_keys(repo: Repository, report: Report) -> None:
     for obj in repo.storage.list("keys/"):
         try:
             parse_key_object(obj.key, repo.storage.get(obj.key))
+        except errors.NotFound:
+            continue
         except errors.KeyDamaged as exc:
             report.damaged_keys[obj.key] = exc.message
 
@@ -78,10 +80,13 @@ def _check_index_objects(repo: Repository, report: Report) -> None:
     """
     for obj in repo.storage.list("index/"):
         name = obj.key.split("/", 1)[1]
-        report.index_objects += 1
         try:
             read_index(repo.cipher, name, repo.storage.get(obj.key))
+            report.index_objects += 1
+        except errors.NotFound:
+            continue
         except errors.IntegrityError as exc:
+            report.index_objects += 1
             report.damaged_index[name] = exc.message
     if not report.damaged_index:
         return

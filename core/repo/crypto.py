@@ -141,7 +141,17 @@ def parse_key_object(name: str, wrapped: bytes) -> dict:
         raise damaged("salt or data is not base64") from None
     if not salt or len(data) < OVERHEAD:
         raise damaged("salt or data is too short")
+    if params["kdf"] == "scrypt" and not _scrypt_params_ok(params):
+        raise damaged(f"scrypt parameters n={params['n']!r} r={params['r']!r} p={params['p']!r} are invalid")
     return params
+
+
+def _scrypt_params_ok(params: dict) -> bool:
+    """n a power of two above 1, r and p positive integers (what hashlib.scrypt accepts)."""
+    n, r, p = params["n"], params["r"], params["p"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, r, p)):
+        return False
+    return n > 1 and n & (n - 1) == 0
 
 
 def unwrap_master_key(wrapped: bytes, unlocker: Unlocker, name: str = "key") -> MasterKey:

@@ -146,6 +146,8 @@ class Repository:
         for name in sorted(stored - known):
             try:
                 entries = read_index(self.cipher, name, self.storage.get(f"index/{name}"))
+            except errors.NotFound:
+                continue  # deleted since the listing (a repair finishing)
             except errors.IntegrityError as exc:
                 log.warning("%s: skipped; its packs are described from their own headers", exc.message)
                 self.index.mark_damaged(name, exc.message)

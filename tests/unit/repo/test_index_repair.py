@@ -188,3 +188,17 @@ def test_repository_written_before_key_checksums_opens_and_repairs(two_jobs, rep
     fresh = _open(repo_dir, str(tmp_path / "old3"))
     fresh.sync_index()
     assert {i: fresh.read_blob(i) for i in blobs} == blobs
+
+
+@pytest.mark.parametrize("field,value", [("n", 65537), ("r", "8"), ("kdf", "argon9"), ("salt", "***")])
+def test_key_object_written_before_checksums_with_a_bad_field_is_damaged(repo_dir, tmp_path, field, value):
+    _init(repo_dir, tmp_path).close()
+    [key] = os.listdir(os.path.join(repo_dir, "keys"))
+    path = os.path.join(repo_dir, "keys", key)
+    obj = json.load(open(path))
+    del obj["check"]
+    obj[field] = value
+    with open(path, "w") as f:
+        json.dump(obj, f)
+    with pytest.raises(errors.KeyDamaged, match=f"key object keys/{key} is damaged"):
+        _open(repo_dir, str(tmp_path / "c"))
