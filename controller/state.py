@@ -48,7 +48,7 @@ def make_unlocker(cfg: RepositoryConfig) -> Unlocker:
     if cfg.password_file:
         return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"),
                         f"password file {cfg.password_file}")
-    return Unlocker("passphrase", cfg.password.reveal().encode(), "password in the controller config")
+    return Unlocker("passphrase", cfg.password.reveal().encode(), "repository.password in the controller config")
 
 
 class Controller:
