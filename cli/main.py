@@ -13,6 +13,7 @@ from ragbackup import __version__, errors, logs
 from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
                            verify)
 from ragbackup.cli.client import Client, socket_path
+from ragbackup.cli import repair
 
 EXIT_CODES = """\
 exit codes:
@@ -20,9 +21,9 @@ exit codes:
   1    failure not covered below
   2    usage error (bad arguments or request)
   3    configuration error (file, key and expected value are named)
-  4    repository error (missing, wrong passphrase or key file, unsupported format)
+  4    repository error (missing, wrong passphrase or key file, damaged key object, unsupported format)
   5    not found (snapshot, component)
-  6    integrity error (damaged data; `verify` names packs and snapshots)
+  6    integrity error (damaged data; `verify` names damaged objects and affected snapshots)
   7    unavailable (controller, agent or storage cannot be reached)
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
@@ -32,6 +33,7 @@ exit codes:
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
+VERBS.insert(VERBS.index(catalog) + 1, repair)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,6 +1,8 @@
 """`ragctl snapshots`: list snapshots (table, or --json)."""
 from __future__ import annotations
 
+import sys
+
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.cli.client import Client
@@ -21,6 +23,8 @@ def run(args, client: Client) -> int:
     rows = [{"id": s.id, "time": s.time, "kind": s.kind, "reason": s.reason, "components": list(s.components),
              "files": s.files, "bytes_total": s.bytes_total, "bytes_added": s.bytes_added, "host": s.host}
             for s in reply.snapshots]
+    for warning in reply.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         emit_json(rows)
         return 0

@@ -10,10 +10,12 @@ from ragbackup.cli.output import emit_json
 
 def register(sub) -> None:
     p = sub.add_parser("verify", help="check repository integrity",
-                       description="Check that every snapshot's blobs are indexed and every indexed pack is "
-                                   "stored with its size. --read-data also reads every pack, checks its hash "
-                                   "and authenticates and hashes every blob. Damage is reported by pack and "
-                                   "by affected snapshot (exit code 6).")
+                       description="Read and authenticate every key, index and snapshot object; check that "
+                                   "every snapshot's blobs are indexed and every indexed pack is stored with "
+                                   "its size, and that no snapshot the catalog knew has vanished. --read-data "
+                                   "also reads every pack, authenticates its header and every blob and "
+                                   "checks each blob's id. Damage is reported by object and by affected "
+                                   "snapshot (exit code 6).")
     p.add_argument("--read-data", action="store_true", help="read and authenticate every byte")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(func=run)
@@ -42,4 +44,7 @@ def run(args, client: Client) -> int:
             print(f"  affected: {sid}: {'; '.join(reasons)}")
         for pid, why in sorted(d.get("damaged_packs", {}).items()):
             print(f"  damaged pack {pid}: {why}")
+        for what in ("damaged_index_objects", "damaged_keys", "vanished_snapshots", "unreadable_snapshots"):
+            for name, why in sorted(d.get(what, {}).items()):
+                print(f"  {what.replace('_', ' ').rstrip('s')} {name}: {why}")
     return 0 if d.get("ok") else errors.IntegrityError.exit_code

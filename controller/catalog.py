@@ -2,22 +2,30 @@
 
 In: snapshot manifests (after they are durable in the repository). Out: fast
 listings for ragctl and history for the planner; `rebuild` reloads it from the
-repository's `snapshots/` objects alone.
+repository's `snapshots/` objects alone. A snapshot the catalog knew whose object
+is gone is kept as *vanished* (verify fails naming it, `snapshots` warns) until a
+rebuild forgets it; a deliberate deletion calls `remove` before deleting the object.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass
 
+from ragbackup import clock, errors
+from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import sort_key
+
+log = logging.getLogger("ragbackup.controller")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, time TEXT NOT NULL, kind TEXT, reason TEXT, host TEXT,
     components TEXT NOT NULL, manifest TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vanished (id TEXT PRIMARY KEY, time TEXT NOT NULL, noticed TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -55,6 +63,23 @@ class Catalog:
     def remove(self, sid: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+            self._db.execute("DELETE FROM vanished WHERE id=?", (sid,))
+
+    def mark_vanished(self, sid: str) -> None:
+        """Move a snapshot whose object is gone from the listing to the vanished table."""
+        with self._lock:
+            row = self._db.execute("SELECT time FROM snapshots WHERE id=?", (sid,)).fetchone()
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR IGNORE INTO vanished VALUES (?,?,?)",
+                             (sid, row[0] if row else "", clock.iso(clock.SYSTEM.now())))
+            self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
+            self._db.execute("COMMIT")
+        log.warning("snapshot %s vanished: its object snapshots/%s is gone from the repository", sid, sid)
+
+    def vanished(self) -> dict[str, str]:
+        """Snapshots the catalog knew whose object is gone: id -> snapshot time."""
+        with self._lock:
+            return dict(self._db.execute("SELECT id, time FROM vanished").fetchall())
 
     def ids(self) -> set[str]:
         with self._lock:
@@ -62,7 +87,7 @@ class Catalog:
 
     def clear(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM snapshots")
+            self._db.executescript("DELETE FROM snapshots; DELETE FROM vanished;")
 
     def list(self) -> list[SnapshotRecord]:
         """All snapshots, oldest first."""
@@ -77,3 +102,27 @@ class Catalog:
             if rec.id == sid:
                 return rec
         return None
+
+
+def load_into_catalog(repo: Repository, catalog: Catalog, sid: str) -> bool:
+    """Add one stored snapshot; a damaged manifest is skipped with a warning (verify names it)."""
+    try:
+        catalog.add(repo.load_snapshot(sid))
+    except errors.IntegrityError as exc:
+        log.warning("%s: left out of the catalog", exc.message)
+        return False
+    except errors.NotFound:
+        return False
+    return True
+
+
+def repository_warnings(repo: Repository, catalog: Catalog) -> list[str]:
+    """What listings should warn about: vanished snapshots, damaged index objects, unlisted snapshots."""
+    out = [f"snapshot {sid} ({time or 'time unknown'}) vanished: its object snapshots/{sid} is gone "
+           "from the repository (`ragctl verify` fails until `ragctl catalog rebuild` forgets it)"
+           for sid, time in sorted(catalog.vanished().items())]
+    out += [f"{why}: skipped, its packs are described from their own headers (run `ragctl repair index`)"
+            for _, why in sorted(repo.index.damaged_index_files().items())]
+    unlisted = sorted(set(repo.snapshot_ids()) - catalog.ids())
+    out += [f"snapshot {sid} is not listed: its manifest cannot be read (see `ragctl verify`)" for sid in unlisted]
+    return out

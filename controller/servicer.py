@@ -16,9 +16,11 @@ from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 from ragbackup.controller import events
 from ragbackup.controller.audit import Audit
 from ragbackup.controller.backup import manifest_summary, run_backup
+from ragbackup.controller.catalog import repository_warnings
 from ragbackup.controller.diff import diff_entries, env_changes, is_env_file
 from ragbackup.controller.health import assess
 from ragbackup.controller.plan import resolve_snapshot
+from ragbackup.controller.repair import run_repair_index
 from ragbackup.controller.restore import run_restore
 from ragbackup.controller.runbook_export import export_chunks
 from ragbackup.controller.runbook_import import import_upload, upload_request
@@ -71,7 +73,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                             components=",".join(request.components) or "all", reason=request.reason or "-")
 
     def ListSnapshots(self, request, context):
-        self.ctl.repo()
+        repo = self.ctl.repo()
         out = []
         for r in self.ctl.catalog.list():
             if request.components and not set(request.components) & set(r.components):
@@ -80,7 +82,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             out.append(controller_pb2.SnapshotSummary(
                 id=r.id, time=r.time, kind=r.kind, reason=r.reason, components=list(r.components),
                 files=t["files"], bytes_total=t["bytes_total"], bytes_added=t["bytes_added"], host=r.host))
-        return controller_pb2.ListSnapshotsReply(snapshots=out)
+        return controller_pb2.ListSnapshotsReply(snapshots=out, warnings=repository_warnings(repo, self.ctl.catalog))
 
     def ShowSnapshot(self, request, context):
         repo = self.ctl.repo()
@@ -93,7 +95,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                             target=request.target or "in-place", dry_run=request.dry_run)
 
     def Verify(self, request, context):
-        yield from _audited(self.audit, "verify", caller(context), run_verify(self.ctl.repo(), request.read_data),
+        yield from _audited(self.audit, "verify", caller(context), run_verify(self.ctl.repo(), request.read_data,
+                                                                           self.ctl.catalog.vanished()),
                             read_data=request.read_data)
 
     def Diff(self, request, context):
@@ -116,7 +119,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
 
     def RebuildCatalog(self, request, context):
         yield events.log("reloading index and snapshots from the repository")
+        for sid in sorted(self.ctl.catalog.vanished()):
+            yield events.log(f"forgetting vanished snapshot {sid} (its object is gone from the repository)")
         n = self.ctl.rebuild_catalog()
+        for warning in repository_warnings(self.ctl.repo(), self.ctl.catalog):
+            yield events.log(f"warning: {warning}")
         yield events.result(f"catalog rebuilt: {n} snapshots", {"snapshots": n})
 
     def Health(self, request, context):
@@ -151,3 +158,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         self.audit.record("import", user, "ok", snapshot=manifest["id"], file=req.filename)
         return controller_pb2.ImportReply(snapshot_id=manifest["id"],
                                           details_json=json.dumps(manifest_summary(manifest)))
+
+    def RepairIndex(self, request, context):
+        yield from _audited(self.audit, "repair-index", caller(context),
+                            run_repair_index(self.ctl, request.dry_run), dry_run=request.dry_run)

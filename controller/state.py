@@ -19,7 +19,7 @@ from ragbackup.storage import LocalSettings, S3Settings, open_storage
 from ragbackup.storage.base import Storage
 
 from ragbackup.controller.agents import Agents
-from ragbackup.controller.catalog import Catalog
+from ragbackup.controller.catalog import Catalog, load_into_catalog
 from ragbackup.controller.plan import History
 
 
@@ -44,10 +44,11 @@ def _read_secret(path: str, what: str) -> bytes:
 def make_unlocker(cfg: RepositoryConfig) -> Unlocker:
     """The repository unlocker; files are read on each use, so a rotated file needs no restart."""
     if cfg.key_file:
-        return Unlocker("keyfile", _read_secret(cfg.key_file, "key file"))
+        return Unlocker("keyfile", _read_secret(cfg.key_file, "key file"), f"key file {cfg.key_file}")
     if cfg.password_file:
-        return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"))
-    return Unlocker("passphrase", cfg.password.reveal().encode())
+        return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"),
+                        f"password file {cfg.password_file}")
+    return Unlocker("passphrase", cfg.password.reveal().encode(), "repository.password in the controller config")
 
 
 class Controller:
@@ -103,12 +104,13 @@ class Controller:
         return repo
 
     def sync_catalog(self, repo: Repository) -> None:
+        """Add stored snapshots; a known one whose object is gone is kept as vanished (see catalog.py)."""
         stored = set(repo.snapshot_ids())
         known = self.catalog.ids()
         for sid in known - stored:
-            self.catalog.remove(sid)
+            self.catalog.mark_vanished(sid)
         for sid in sorted(stored - known):
-            self.catalog.add(repo.load_snapshot(sid))
+            load_into_catalog(repo, self.catalog, sid)
 
     def rebuild_catalog(self) -> int:
         repo = self.repo()

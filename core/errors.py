@@ -63,6 +63,10 @@ class WrongKey(RepositoryError):
     grpc_status = grpc.StatusCode.PERMISSION_DENIED
 
 
+class KeyDamaged(RepositoryError):
+    """A key object of the repository is damaged (not a readable wrapped key)."""
+
+
 class UnsupportedFormat(RepositoryError):
     """The repository was written in a format version this program does not read."""
 

@@ -64,9 +64,17 @@ class Unlocker:
 
     kind: str  # "passphrase" | "keyfile"
     secret: bytes
+    source: str = ""  # where the secret came from, for messages: "password file /etc/...", never the secret
 
     def __repr__(self) -> str:
         return f"Unlocker({self.kind}, ***)"
+
+    def describe(self) -> str:
+        """`the passphrase from password file /x`, `the key file /y`, or `the passphrase`."""
+        what = "passphrase" if self.kind == "passphrase" else "key file"
+        if not self.source:
+            return f"the {what}"
+        return f"the {self.source}" if self.kind == "keyfile" else f"the passphrase from {self.source}"
 
 
 def _wrapping_key(unlocker: Unlocker, params: dict) -> bytes:
@@ -93,12 +101,62 @@ def wrap_master_key(master: MasterKey, unlocker: Unlocker) -> bytes:
     params["salt"] = base64.b64encode(salt).decode()
     wk = _wrapping_key(unlocker, params)
     sealed = seal(wk, master.to_bytes(), b"rag-backup master key")
-    return json.dumps({"version": 1, **params, "data": base64.b64encode(sealed).decode()}, indent=1).encode()
+    obj = {"version": 1, **params, "data": base64.b64encode(sealed).decode()}
+    obj["check"] = _key_check(obj)
+    return json.dumps(obj, indent=1).encode()
 
 
-def unwrap_master_key(wrapped: bytes, unlocker: Unlocker) -> MasterKey:
-    """Open a `keys/<id>` object; WrongKey if `unlocker` does not open it."""
-    params = json.loads(wrapped)
+def _key_check(obj: dict) -> str:
+    """SHA-256 of a key object's other fields (sorted compact JSON): tells damage from a wrong secret."""
+    rest = {k: v for k, v in obj.items() if k != "check"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+_KDF_FIELDS = {"scrypt": ("n", "r", "p", "salt", "data"), "hkdf-sha256": ("salt", "data")}
+
+
+def parse_key_object(name: str, wrapped: bytes) -> dict:
+    """The fields of key object `name`, checked; KeyDamaged when it is not a readable wrapped key.
+
+    Key objects written before the `check` field existed are checked for structure only.
+    """
+    def damaged(why: str) -> errors.KeyDamaged:
+        return errors.KeyDamaged(f"key object {name} is damaged: {why}")
+    try:
+        params = json.loads(wrapped)
+    except (ValueError, UnicodeDecodeError):
+        raise damaged("not JSON (truncated or overwritten)") from None
+    if not isinstance(params, dict):
+        raise damaged("not a JSON object")
+    if "check" in params and params["check"] != _key_check(params):
+        raise damaged("its checksum does not match its content")
+    fields = _KDF_FIELDS.get(params.get("kdf"))
+    if fields is None:
+        raise damaged(f"unknown key derivation {params.get('kdf')!r}")
+    if any(f not in params for f in fields):
+        raise damaged(f"missing field(s) {', '.join(f for f in fields if f not in params)}")
+    try:
+        salt, data = base64.b64decode(params["salt"], validate=True), base64.b64decode(params["data"], validate=True)
+    except (ValueError, TypeError):
+        raise damaged("salt or data is not base64") from None
+    if not salt or len(data) < OVERHEAD:
+        raise damaged("salt or data is too short")
+    if params["kdf"] == "scrypt" and not _scrypt_params_ok(params):
+        raise damaged(f"scrypt parameters n={params['n']!r} r={params['r']!r} p={params['p']!r} are invalid")
+    return params
+
+
+def _scrypt_params_ok(params: dict) -> bool:
+    """n a power of two above 1, r and p positive integers (what hashlib.scrypt accepts)."""
+    n, r, p = params["n"], params["r"], params["p"]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, r, p)):
+        return False
+    return n > 1 and n & (n - 1) == 0
+
+
+def unwrap_master_key(wrapped: bytes, unlocker: Unlocker, name: str = "key") -> MasterKey:
+    """Open a `keys/<id>` object; KeyDamaged if it is damaged, WrongKey if `unlocker` does not open it."""
+    params = parse_key_object(name, wrapped)
     wk = _wrapping_key(unlocker, params)
     try:
         plain = open_sealed(wk, base64.b64decode(params["data"]), b"rag-backup master key")

@@ -3,6 +3,8 @@
 In: the locations of blobs in finished packs. Out: encrypted `index/<id>` objects
 written after their packs are durable, and `IndexCache`, an on-disk lookup table
 rebuilt from those objects, so memory stays bounded however large the repository.
+An index object that fails to open is recorded as damaged; the packs it named are
+then described by their own headers (packs recovered, named by no index object).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from typing import Iterable, Iterator
 
 import zstandard
 
+from ragbackup import errors
 from ragbackup.repo.crypto import Cipher
 from ragbackup.repo.packs import BlobLocation
 
@@ -48,13 +51,40 @@ def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[B
                                    for b in p["blobs"]]
 
 
+def read_index(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int, list[BlobLocation]]]:
+    """Every entry of the sealed index object `index/<name>`, checked whole before any is used.
+
+    IntegrityError naming the object when it fails authentication, is truncated, or
+    does not hold the index document.
+    """
+    try:
+        return list(decode_index(cipher, data))
+    except errors.IntegrityError:
+        raise errors.IntegrityError(f"index object index/{name} failed authentication "
+                                    "(damaged or truncated)") from None
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise errors.IntegrityError(f"index object index/{name} is damaged: {type(exc).__name__}") from None
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, pack TEXT NOT NULL, type INT, flags INT,
     offset INT, length INT, raw_length INT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS packs (id TEXT PRIMARY KEY, size INT, index_file TEXT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
+CREATE TABLE IF NOT EXISTS damaged_index_files (name TEXT PRIMARY KEY, reason TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS packs_index_file ON packs(index_file);
 """
+# packs.index_file of a pack described by its own header because no readable index
+# object names it (it stays "" until an index object naming it is loaded).
+RECOVERED = ""
+_MISSING_RECOVERED = ("SELECT b.id FROM blobs b JOIN packs p ON p.id = b.pack WHERE p.index_file != '' "
+                      "AND b.id IN (%s)")
+# An indexed copy of a blob replaces a copy known only from a recovered pack's header.
+_ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET
+    pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
+    length=excluded.length, raw_length=excluded.raw_length
+    WHERE blobs.pack IN (SELECT id FROM packs WHERE index_file = '')"""
 
 
 class IndexCache:
@@ -83,8 +113,7 @@ class IndexCache:
             try:
                 for pid, size, blobs in packs:
                     self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
-                    self._db.executemany(
-                        "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                    self._db.executemany(_ADD_INDEXED_BLOB,
                         [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
                 self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
                 self._db.execute("COMMIT")
@@ -92,9 +121,38 @@ class IndexCache:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def damaged_index_files(self) -> dict[str, str]:
+        """Index objects that failed to open: name -> reason."""
+        with self._lock:
+            return dict(self._db.execute("SELECT name, reason FROM damaged_index_files").fetchall())
+
+    def mark_damaged(self, name: str, reason: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO damaged_index_files VALUES (?,?)", (name, reason))
+
+    def add_recovered_pack(self, pack_id: str, size: int, blobs: list[BlobLocation]) -> None:
+        """Record a pack described by its own header (no readable index object names it)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO packs VALUES (?,?,?)", (pack_id, size, RECOVERED))
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                    [(b.id, pack_id, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def pack_index_files(self) -> dict[str, str]:
+        """pack id -> the index object naming it (RECOVERED for packs read from their headers)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT id, index_file FROM packs").fetchall())
+
     def forget_index_file(self, name: str) -> None:
         """Drop an index object that no longer exists in storage, with its packs and blobs."""
         with self._lock:
+            self._db.execute("DELETE FROM damaged_index_files WHERE name=?", (name,))
             self._db.execute("BEGIN")
             packs = [r[0] for r in self._db.execute("SELECT id FROM packs WHERE index_file=?", (name,))]
             for pid in packs:
@@ -105,7 +163,8 @@ class IndexCache:
 
     def clear(self) -> None:
         with self._lock:
-            self._db.executescript("DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files;")
+            self._db.executescript("DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; "
+                                   "DELETE FROM damaged_index_files;")
 
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
         with self._lock:
@@ -128,12 +187,20 @@ class IndexCache:
         return found
 
     def missing(self, ids: list[bytes]) -> set[bytes]:
-        """The subset of `ids` not in the index (batched lookups)."""
+        """The subset of `ids` a new backup must store: not indexed, or only in recovered packs.
+
+        A blob known only from a pack header is read, but not deduplicated against:
+        a new snapshot must not depend on a pack no index object in storage names.
+        """
         found: set[bytes] = set()
         with self._lock:
+            # The join cost half again as much in one run (877 vs 597 ms for 40,000 ids
+            # against 512,000 blobs, shared 2-core machine): pay it only while a recovered pack exists.
+            recovered = self._db.execute("SELECT 1 FROM packs WHERE index_file = '' LIMIT 1").fetchone()
+            query = (_MISSING_RECOVERED if recovered else "SELECT id FROM blobs WHERE id IN (%s)")
             for i in range(0, len(ids), 500):
                 part = ids[i:i + 500]
-                q = "SELECT id FROM blobs WHERE id IN (%s)" % ",".join("?" * len(part))
+                q = query % ",".join("?" * len(part))
                 found.update(r[0] for r in self._db.execute(q, part))
         return set(ids) - found
 

@@ -157,12 +157,36 @@ def parse_header(cipher: Cipher, pack_id: str, data: bytes) -> list[BlobLocation
     if magic != MAGIC or hlen > len(data):
         raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
     start = len(data) - _TRAILER.size - hlen
+    return _header_records(cipher, pack_id, memoryview(data)[start:start + hlen])
+
+
+def _header_records(cipher: Cipher, pack_id: str, sealed: bytes | memoryview) -> list[BlobLocation]:
     try:
-        header = cipher.open(memoryview(data)[start:start + hlen], HEADER_AAD)
+        header = cipher.open(sealed, HEADER_AAD)
     except errors.IntegrityError:
         raise errors.IntegrityError(f"pack {pack_id}: header failed authentication") from None
+    if len(header) % _RECORD.size:
+        raise errors.IntegrityError(f"pack {pack_id}: header length {len(header)} is not whole records")
     return [BlobLocation(*_RECORD.unpack_from(header, i), pack=pack_id)
             for i in range(0, len(header), _RECORD.size)]
+
+
+def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLocation]:
+    """The blob list of a stored pack of `size` bytes, read with two range requests (trailer, header).
+
+    Packs describe their own blobs, so an index can be rebuilt from them. IntegrityError
+    when the pack is too short, its trailer is wrong, or its header fails authentication.
+    """
+    if size < len(MAGIC) + _TRAILER.size:
+        raise errors.IntegrityError(f"pack {pack_id}: {size} bytes is too short for a pack")
+    hlen, magic = _TRAILER.unpack(storage.get_range(pack_key(pack_id), size - _TRAILER.size, _TRAILER.size))
+    if magic != MAGIC or hlen > size - len(MAGIC) - _TRAILER.size:
+        raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
+    sealed = storage.get_range(pack_key(pack_id), size - _TRAILER.size - hlen, hlen)
+    locs = _header_records(cipher, pack_id, sealed)
+    if any(loc.offset < len(MAGIC) or loc.offset + loc.length > size - _TRAILER.size - hlen for loc in locs):
+        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
+    return locs
 
 
 def read_runs(locs: Iterable[BlobLocation], max_span: int) -> Iterator[list[BlobLocation]]:

@@ -7,6 +7,7 @@ and trees for restore and verify, and loads/saves snapshot manifests.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -18,8 +19,8 @@ import zstandard
 from ragbackup import errors
 from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
-from ragbackup.repo.index import IndexCache, decode_index
-from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_runs
+from ragbackup.repo.index import IndexCache, read_index
+from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
 
@@ -29,6 +30,8 @@ CONFIG_KEY = "config"
 DICT_PREFIX = "dicts/"
 READ_SPAN = 1024 * 1024  # bytes of back-to-back blobs read_payloads fetches at once
 READ_LOOKUP = 2000  # ids read_payloads locates at once
+
+log = logging.getLogger("ragbackup.repo")
 
 
 @dataclass(frozen=True)
@@ -93,16 +96,29 @@ class Repository:
 
     @staticmethod
     def _unlock(storage: Storage, unlocker: crypto.Unlocker) -> crypto.MasterKey:
-        keys = [o.key for o in storage.list("keys/")]
+        """The master key from the first key object `unlocker` opens.
+
+        KeyDamaged when none opens and one is damaged (a damaged key is no wrong
+        passphrase); WrongKey naming where the secret came from otherwise.
+        """
+        keys = sorted(o.key for o in storage.list("keys/"))
         if not keys:
             raise errors.RepositoryError(f"{storage.describe()}: the repository has no keys")
+        damaged: list[errors.KeyDamaged] = []
         for key in keys:
             try:
-                return crypto.unwrap_master_key(storage.get(key), unlocker)
+                return crypto.unwrap_master_key(storage.get(key), unlocker, key)
+            except errors.KeyDamaged as exc:
+                log.warning("%s", exc.message)
+                damaged.append(exc)
             except errors.WrongKey:
                 continue
-        raise errors.WrongKey(f"the {'passphrase' if unlocker.kind == 'passphrase' else 'key file'} "
-                              f"does not open any key of the repository at {storage.describe()}")
+        if damaged:
+            others = (f"; {unlocker.describe()} opens none of the other {len(keys) - len(damaged)} key(s)"
+                      if len(keys) > len(damaged) else "")
+            raise errors.KeyDamaged("; ".join(d.message for d in damaged) + others)
+        raise errors.WrongKey(f"{unlocker.describe()} does not open any key of the repository at "
+                              f"{storage.describe()} (wrong passphrase or key file)")
 
     def add_key(self, unlocker: crypto.Unlocker, master: crypto.MasterKey) -> str:
         name = f"keys/{uuid.uuid4().hex}"
@@ -115,14 +131,55 @@ class Repository:
     # --- index -----------------------------------------------------------------------
 
     def sync_index(self) -> int:
-        """Bring the local index cache in line with `index/` in storage; returns files loaded."""
+        """Bring the local index cache in line with `index/` in storage; returns files loaded.
+
+        An index object that fails to open is skipped with a warning and recorded as
+        damaged; while any is, stored packs no readable index object names are described
+        from their own headers (`recover_packs`), so every other blob stays readable.
+        """
         stored = {o.key.split("/", 1)[1] for o in self.storage.list("index/")}
-        known = self.index.known_index_files()
+        damaged = self.index.damaged_index_files()
+        known = self.index.known_index_files() | set(damaged)
         for name in known - stored:
             self.index.forget_index_file(name)
+        loaded = 0
         for name in sorted(stored - known):
-            self.index.add_index_file(name, decode_index(self.cipher, self.storage.get(f"index/{name}")))
-        return len(stored - known)
+            try:
+                entries = read_index(self.cipher, name, self.storage.get(f"index/{name}"))
+            except errors.NotFound:
+                continue  # deleted since the listing (a repair finishing)
+            except errors.IntegrityError as exc:
+                log.warning("%s: skipped; its packs are described from their own headers", exc.message)
+                self.index.mark_damaged(name, exc.message)
+                continue
+            self.index.add_index_file(name, entries)
+            loaded += 1
+        if self.index.damaged_index_files():
+            self.recover_packs()
+        return loaded
+
+    def recover_packs(self) -> list[str]:
+        """Describe every stored pack no loaded index object names from its own header; returns their ids.
+
+        A pack whose header cannot be read is left out with a warning (verify names it).
+        """
+        indexed = self.index.pack_index_files()
+        recovered = []
+        for obj in self.storage.list("data/"):
+            pid = obj.key.rsplit("/", 1)[-1]
+            if pid in indexed or pid.startswith("."):
+                continue
+            try:
+                locs = read_header(self.storage, self.cipher, pid, obj.size)
+            except errors.IntegrityError as exc:
+                log.warning("%s: its blobs cannot be located", exc.message)
+                continue
+            self.index.add_recovered_pack(pid, obj.size, locs)
+            recovered.append(pid)
+        if recovered:
+            log.warning("described %d pack(s) from their own headers (no readable index object names them)",
+                        len(recovered))
+        return recovered
 
     def rebuild_index(self) -> int:
         self.index.clear()

@@ -69,7 +69,7 @@ class BlobWriter:
         with self._lock:
             if blob_id in self._pending:
                 return True
-        return self.repo.index.lookup(blob_id) is not None
+        return not self.repo.index.missing([blob_id])
 
     # --- writing --------------------------------------------------------------------
 

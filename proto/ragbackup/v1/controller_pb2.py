@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dragbackup/v1/controller.proto\x12\x0cragbackup.v1\"\x1b\n\rExportRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"=\n\x0bImportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"8\n\x0bImportReply\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\"\r\n\x0bInitRequest\"6\n\tInitReply\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x15\n\rrepository_id\x18\x02 \x01(\t\"n\n\rBackupRequest\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.ragbackup.v1.BackupMode\x12\x12\n\ncomponents\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tscheduled\x18\x04 \x01(\x08\"D\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x04\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0c\n\x04unit\x18\x04 \x01(\t\"2\n\tJobResult\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\"x\n\x08JobEvent\x12*\n\x08progress\x18\x01 \x01(\x0b\x32\x16.ragbackup.v1.ProgressH\x00\x12\r\n\x03log\x18\x02 \x01(\tH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.ragbackup.v1.JobResultH\x00\x42\x06\n\x04kind\"*\n\x14ListSnapshotsRequest\x12\x12\n\ncomponents\x18\x01 \x03(\t\"\xa4\x01\n\x0fSnapshotSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncomponents\x18\x05 \x03(\t\x12\r\n\x05\x66iles\x18\x06 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x07 \x01(\x04\x12\x13\n\x0b\x62ytes_added\x18\x08 \x01(\x04\x12\x0c\n\x04host\x18\t \x01(\t\"F\n\x12ListSnapshotsReply\x12\x30\n\tsnapshots\x18\x01 \x03(\x0b\x32\x1d.ragbackup.v1.SnapshotSummary\"!\n\x13ShowSnapshotRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x11ShowSnapshotReply\x12\x15\n\rmanifest_json\x18\x01 \x01(\t\"o\n\x0eRestoreRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncomponents\x18\x02 \x03(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\r\n\x05\x61gent\x18\x06 \x01(\t\"\"\n\rVerifyRequest\x12\x11\n\tread_data\x18\x01 \x01(\x08\"\'\n\x0b\x44iffRequest\x12\x0b\n\x03id1\x18\x01 \x01(\t\x12\x0b\n\x03id2\x18\x02 \x01(\t\"K\n\x08\x44iffItem\x12\x0e\n\x06\x63hange\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"2\n\tDiffReply\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.ragbackup.v1.DiffItem\"\x17\n\x15RebuildCatalogRequest\"\x19\n\x17\x43ontrollerHealthRequest\"7\n\x0bHealthCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"i\n\x15\x43ontrollerHealthReply\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\x12)\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x19.ragbackup.v1.HealthCheck*\\\n\nBackupMode\x12\x1b\n\x17\x42\x41\x43KUP_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KUP_MODE_FULL\x10\x01\x12\x1b\n\x17\x42\x41\x43KUP_MODE_INCREMENTAL\x10\x02\x32\xab\x06\n\nController\x12\x44\n\x0eInitRepository\x12\x19.ragbackup.v1.InitRequest\x1a\x17.ragbackup.v1.InitReply\x12?\n\x06\x42\x61\x63kup\x12\x1b.ragbackup.v1.BackupRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12U\n\rListSnapshots\x12\".ragbackup.v1.ListSnapshotsRequest\x1a .ragbackup.v1.ListSnapshotsReply\x12R\n\x0cShowSnapshot\x12!.ragbackup.v1.ShowSnapshotRequest\x1a\x1f.ragbackup.v1.ShowSnapshotReply\x12\x41\n\x07Restore\x12\x1c.ragbackup.v1.RestoreRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12?\n\x06Verify\x12\x1b.ragbackup.v1.VerifyRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12:\n\x04\x44iff\x12\x19.ragbackup.v1.DiffRequest\x1a\x17.ragbackup.v1.DiffReply\x12O\n\x0eRebuildCatalog\x12#.ragbackup.v1.RebuildCatalogRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12T\n\x06Health\x12%.ragbackup.v1.ControllerHealthRequest\x1a#.ragbackup.v1.ControllerHealthReply\x12\x42\n\x06\x45xport\x12\x1b.ragbackup.v1.ExportRequest\x1a\x19.ragbackup.v1.ExportChunk0\x01\x12@\n\x06Import\x12\x19.ragbackup.v1.ImportChunk\x1a\x19.ragbackup.v1.ImportReply(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dragbackup/v1/controller.proto\x12\x0cragbackup.v1\"\x1b\n\rExportRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x0b\x45xportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"=\n\x0bImportChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"8\n\x0bImportReply\x12\x13\n\x0bsnapshot_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\"\r\n\x0bInitRequest\"6\n\tInitReply\x12\x12\n\nrepository\x18\x01 \x01(\t\x12\x15\n\rrepository_id\x18\x02 \x01(\t\"n\n\rBackupRequest\x12&\n\x04mode\x18\x01 \x01(\x0e\x32\x18.ragbackup.v1.BackupMode\x12\x12\n\ncomponents\x18\x02 \x03(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x11\n\tscheduled\x18\x04 \x01(\x08\"D\n\x08Progress\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x04\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x0c\n\x04unit\x18\x04 \x01(\t\"2\n\tJobResult\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\"x\n\x08JobEvent\x12*\n\x08progress\x18\x01 \x01(\x0b\x32\x16.ragbackup.v1.ProgressH\x00\x12\r\n\x03log\x18\x02 \x01(\tH\x00\x12)\n\x06result\x18\x03 \x01(\x0b\x32\x17.ragbackup.v1.JobResultH\x00\x42\x06\n\x04kind\"*\n\x14ListSnapshotsRequest\x12\x12\n\ncomponents\x18\x01 \x03(\t\"\xa4\x01\n\x0fSnapshotSummary\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04time\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x12\n\ncomponents\x18\x05 \x03(\t\x12\r\n\x05\x66iles\x18\x06 \x01(\x04\x12\x13\n\x0b\x62ytes_total\x18\x07 \x01(\x04\x12\x13\n\x0b\x62ytes_added\x18\x08 \x01(\x04\x12\x0c\n\x04host\x18\t \x01(\t\"X\n\x12ListSnapshotsReply\x12\x30\n\tsnapshots\x18\x01 \x03(\x0b\x32\x1d.ragbackup.v1.SnapshotSummary\x12\x10\n\x08warnings\x18\x02 \x03(\t\"!\n\x13ShowSnapshotRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x11ShowSnapshotReply\x12\x15\n\rmanifest_json\x18\x01 \x01(\t\"o\n\x0eRestoreRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\ncomponents\x18\x02 \x03(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\x12\r\n\x05\x61gent\x18\x06 \x01(\t\"\"\n\rVerifyRequest\x12\x11\n\tread_data\x18\x01 \x01(\x08\"\'\n\x0b\x44iffRequest\x12\x0b\n\x03id1\x18\x01 \x01(\t\x12\x0b\n\x03id2\x18\x02 \x01(\t\"K\n\x08\x44iffItem\x12\x0e\n\x06\x63hange\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"2\n\tDiffReply\x12%\n\x05items\x18\x01 \x03(\x0b\x32\x16.ragbackup.v1.DiffItem\"\x17\n\x15RebuildCatalogRequest\"\x19\n\x17\x43ontrollerHealthRequest\"7\n\x0bHealthCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02ok\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"i\n\x15\x43ontrollerHealthReply\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\x12)\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x19.ragbackup.v1.HealthCheck\"%\n\x12RepairIndexRequest\x12\x0f\n\x07\x64ry_run\x18\x01 \x01(\x08*\\\n\nBackupMode\x12\x1b\n\x17\x42\x41\x43KUP_MODE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x42\x41\x43KUP_MODE_FULL\x10\x01\x12\x1b\n\x17\x42\x41\x43KUP_MODE_INCREMENTAL\x10\x02\x32\xf6\x06\n\nController\x12\x44\n\x0eInitRepository\x12\x19.ragbackup.v1.InitRequest\x1a\x17.ragbackup.v1.InitReply\x12?\n\x06\x42\x61\x63kup\x12\x1b.ragbackup.v1.BackupRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12U\n\rListSnapshots\x12\".ragbackup.v1.ListSnapshotsRequest\x1a .ragbackup.v1.ListSnapshotsReply\x12R\n\x0cShowSnapshot\x12!.ragbackup.v1.ShowSnapshotRequest\x1a\x1f.ragbackup.v1.ShowSnapshotReply\x12\x41\n\x07Restore\x12\x1c.ragbackup.v1.RestoreRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12?\n\x06Verify\x12\x1b.ragbackup.v1.VerifyRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12:\n\x04\x44iff\x12\x19.ragbackup.v1.DiffRequest\x1a\x17.ragbackup.v1.DiffReply\x12O\n\x0eRebuildCatalog\x12#.ragbackup.v1.RebuildCatalogRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x12T\n\x06Health\x12%.ragbackup.v1.ControllerHealthRequest\x1a#.ragbackup.v1.ControllerHealthReply\x12\x42\n\x06\x45xport\x12\x1b.ragbackup.v1.ExportRequest\x1a\x19.ragbackup.v1.ExportChunk0\x01\x12@\n\x06Import\x12\x19.ragbackup.v1.ImportChunk\x1a\x19.ragbackup.v1.ImportReply(\x01\x12I\n\x0bRepairIndex\x12 .ragbackup.v1.RepairIndexRequest\x1a\x16.ragbackup.v1.JobEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragbackup.v1.controller_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BACKUPMODE']._serialized_start=1568
-  _globals['_BACKUPMODE']._serialized_end=1660
+  _globals['_BACKUPMODE']._serialized_start=1625
+  _globals['_BACKUPMODE']._serialized_end=1717
   _globals['_EXPORTREQUEST']._serialized_start=47
   _globals['_EXPORTREQUEST']._serialized_end=74
   _globals['_EXPORTCHUNK']._serialized_start=76
@@ -58,29 +58,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SNAPSHOTSUMMARY']._serialized_start=716
   _globals['_SNAPSHOTSUMMARY']._serialized_end=880
   _globals['_LISTSNAPSHOTSREPLY']._serialized_start=882
-  _globals['_LISTSNAPSHOTSREPLY']._serialized_end=952
-  _globals['_SHOWSNAPSHOTREQUEST']._serialized_start=954
-  _globals['_SHOWSNAPSHOTREQUEST']._serialized_end=987
-  _globals['_SHOWSNAPSHOTREPLY']._serialized_start=989
-  _globals['_SHOWSNAPSHOTREPLY']._serialized_end=1031
-  _globals['_RESTOREREQUEST']._serialized_start=1033
-  _globals['_RESTOREREQUEST']._serialized_end=1144
-  _globals['_VERIFYREQUEST']._serialized_start=1146
-  _globals['_VERIFYREQUEST']._serialized_end=1180
-  _globals['_DIFFREQUEST']._serialized_start=1182
-  _globals['_DIFFREQUEST']._serialized_end=1221
-  _globals['_DIFFITEM']._serialized_start=1223
-  _globals['_DIFFITEM']._serialized_end=1298
-  _globals['_DIFFREPLY']._serialized_start=1300
-  _globals['_DIFFREPLY']._serialized_end=1350
-  _globals['_REBUILDCATALOGREQUEST']._serialized_start=1352
-  _globals['_REBUILDCATALOGREQUEST']._serialized_end=1375
-  _globals['_CONTROLLERHEALTHREQUEST']._serialized_start=1377
-  _globals['_CONTROLLERHEALTHREQUEST']._serialized_end=1402
-  _globals['_HEALTHCHECK']._serialized_start=1404
-  _globals['_HEALTHCHECK']._serialized_end=1459
-  _globals['_CONTROLLERHEALTHREPLY']._serialized_start=1461
-  _globals['_CONTROLLERHEALTHREPLY']._serialized_end=1566
-  _globals['_CONTROLLER']._serialized_start=1663
-  _globals['_CONTROLLER']._serialized_end=2474
+  _globals['_LISTSNAPSHOTSREPLY']._serialized_end=970
+  _globals['_SHOWSNAPSHOTREQUEST']._serialized_start=972
+  _globals['_SHOWSNAPSHOTREQUEST']._serialized_end=1005
+  _globals['_SHOWSNAPSHOTREPLY']._serialized_start=1007
+  _globals['_SHOWSNAPSHOTREPLY']._serialized_end=1049
+  _globals['_RESTOREREQUEST']._serialized_start=1051
+  _globals['_RESTOREREQUEST']._serialized_end=1162
+  _globals['_VERIFYREQUEST']._serialized_start=1164
+  _globals['_VERIFYREQUEST']._serialized_end=1198
+  _globals['_DIFFREQUEST']._serialized_start=1200
+  _globals['_DIFFREQUEST']._serialized_end=1239
+  _globals['_DIFFITEM']._serialized_start=1241
+  _globals['_DIFFITEM']._serialized_end=1316
+  _globals['_DIFFREPLY']._serialized_start=1318
+  _globals['_DIFFREPLY']._serialized_end=1368
+  _globals['_REBUILDCATALOGREQUEST']._serialized_start=1370
+  _globals['_REBUILDCATALOGREQUEST']._serialized_end=1393
+  _globals['_CONTROLLERHEALTHREQUEST']._serialized_start=1395
+  _globals['_CONTROLLERHEALTHREQUEST']._serialized_end=1420
+  _globals['_HEALTHCHECK']._serialized_start=1422
+  _globals['_HEALTHCHECK']._serialized_end=1477
+  _globals['_CONTROLLERHEALTHREPLY']._serialized_start=1479
+  _globals['_CONTROLLERHEALTHREPLY']._serialized_end=1584
+  _globals['_REPAIRINDEXREQUEST']._serialized_start=1586
+  _globals['_REPAIRINDEXREQUEST']._serialized_end=1623
+  _globals['_CONTROLLER']._serialized_start=1720
+  _globals['_CONTROLLER']._serialized_end=2606
 # @@protoc_insertion_point(module_scope)

@@ -131,10 +131,12 @@ class SnapshotSummary(_message.Message):
     def __init__(self, id: _Optional[str] = ..., time: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., files: _Optional[int] = ..., bytes_total: _Optional[int] = ..., bytes_added: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
 
 class ListSnapshotsReply(_message.Message):
-    __slots__ = ("snapshots",)
+    __slots__ = ("snapshots", "warnings")
     SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     snapshots: _containers.RepeatedCompositeFieldContainer[SnapshotSummary]
-    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotSummary, _Mapping]]] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ShowSnapshotRequest(_message.Message):
     __slots__ = ("id",)
@@ -223,3 +225,9 @@ class ControllerHealthReply(_message.Message):
     details_json: str
     checks: _containers.RepeatedCompositeFieldContainer[HealthCheck]
     def __init__(self, healthy: _Optional[bool] = ..., details_json: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[HealthCheck, _Mapping]]] = ...) -> None: ...
+
+class RepairIndexRequest(_message.Message):
+    __slots__ = ("dry_run",)
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    def __init__(self, dry_run: _Optional[bool] = ...) -> None: ...

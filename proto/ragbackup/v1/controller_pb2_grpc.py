@@ -89,6 +89,11 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
                 _registered_method=True)
+        self.RepairIndex = channel.unary_stream(
+                '/ragbackup.v1.Controller/RepairIndex',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.RepairIndexRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -162,6 +167,13 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RepairIndex(self, request, context):
+        """Rewrite the index from the packs' own headers; delete damaged index objects after.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +231,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Import,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.SerializeToString,
+            ),
+            'RepairIndex': grpc.unary_stream_rpc_method_handler(
+                    servicer.RepairIndex,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.RepairIndexRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +535,33 @@ class Controller:
             '/ragbackup.v1.Controller/Import',
             ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepairIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/RepairIndex',
+            ragbackup_dot_v1_dot_controller__pb2.RepairIndexRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
             options,
             channel_credentials,
             insecure,
