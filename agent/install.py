@@ -88,6 +88,8 @@ def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir
 
 
 def _check_chroma_version(target: chroma.ChromaTarget, facts: dict, force: bool) -> None:
+    if not facts.get("version"):
+        return  # facts derived from an imported chroma.sqlite3: the version that wrote it is unknown
     try:
         running = chroma._Api(target).version()
     except errors.RagBackupError:

@@ -1,0 +1,201 @@
+"""Facts of imported databases, derived from the imported data as a native backup records them.
+
+In: a copy of the imported dump.rdb or chroma.sqlite3 in the import's work dir. Out: facts of
+the agent's shapes (redis: DBSIZE per db; chroma: collections with id, count, dimension), so a
+restore of an imported snapshot is verified like a native one; FactsUnavailable saying why not.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+REDIS_SERVER = "redis-server"
+DERIVED = "import"  # facts["derived"]: read from the imported data, not from the live database
+
+
+class FactsUnavailable(Exception):
+    """The facts could not be derived; the message says why (the import goes on without them)."""
+
+
+@dataclass(frozen=True)
+class RedisProbe:
+    """How the throwaway redis-server is run."""
+
+    binary: str = REDIS_SERVER
+    timeout_s: float = 600.0  # loading a multi-GiB RDB takes minutes
+    poll_s: float = 0.05
+
+
+# ---------------------------------------------------------------- redis
+
+
+def redis_facts(rdb_path: str, work_dir: str, probe: RedisProbe = RedisProbe()) -> dict[str, Any]:
+    """DBSIZE per db of `rdb_path`, read from a throwaway redis-server that loads it.
+
+    The server runs in a private dir of `work_dir` on a unix socket only (`--port 0`: no TCP
+    listener, so nothing else can reach it or race for a port), `--save ""` and
+    `--appendonly no`, so it writes nothing; it is stopped by its PID.
+    """
+    binary = shutil.which(probe.binary)
+    if binary is None:
+        raise FactsUnavailable(f"{probe.binary} is not on the controller's PATH")
+    home = tempfile.mkdtemp(prefix="redis-facts-", dir=work_dir)
+    os.link(rdb_path, os.path.join(home, "dump.rdb"))
+    sock = os.path.join(home, "redis.sock")
+    argv = [binary, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--dir", home,
+            "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
+            "--logfile", os.path.join(home, "redis.log"), "--daemonize", "no"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        counts = _keyspace(proc, sock, home, probe)
+    finally:
+        _stop(proc)
+        shutil.rmtree(home, ignore_errors=True)
+    return {"kind": "redis", "dbfilename": "dump.rdb", "appendonly": False, "dbsize": counts,
+            "total_keys": sum(counts.values()), "derived": DERIVED}
+
+
+def _keyspace(proc: subprocess.Popen, sock: str, home: str, probe: RedisProbe) -> dict[str, int]:
+    """INFO keyspace once the server has loaded the RDB."""
+    deadline = time.monotonic() + probe.timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise FactsUnavailable(f"redis-server could not load the RDB: {_log_tail(home)}")
+        reply = _info_keyspace(sock)
+        if reply is not None:
+            return keyspace_counts(reply)
+        if time.monotonic() > deadline:
+            raise FactsUnavailable(f"redis-server did not load the RDB within {probe.timeout_s:.0f} s")
+        time.sleep(probe.poll_s)
+
+
+def _info_keyspace(sock: str) -> str | None:
+    """The INFO keyspace text, or None while the server is not up or still loading."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(sock)
+            s.sendall(b"INFO keyspace\r\n")
+            return _bulk_reply(s)
+    except (FileNotFoundError, ConnectionRefusedError, _Loading):
+        return None
+    except OSError as exc:
+        raise FactsUnavailable(f"redis-server's socket: {exc}") from None
+
+
+class _Loading(Exception):
+    pass
+
+
+def _bulk_reply(s: socket.socket) -> str:
+    """One RESP bulk string; -LOADING raises _Loading, other errors FactsUnavailable."""
+    buf = b""
+    while b"\r\n" not in buf:
+        buf += _recv(s)
+    head, rest = buf.split(b"\r\n", 1)
+    if head.startswith(b"-"):
+        if head.startswith(b"-LOADING"):
+            raise _Loading()
+        raise FactsUnavailable(f"redis-server answered {head.decode(errors='replace')}")
+    if not head.startswith(b"$"):
+        raise FactsUnavailable(f"redis-server answered {head[:80]!r}")
+    size = int(head[1:])
+    while len(rest) < size:
+        rest += _recv(s)
+    return rest[:size].decode()
+
+
+def _recv(s: socket.socket) -> bytes:
+    data = s.recv(65536)
+    if not data:
+        raise ConnectionRefusedError("closed")
+    return data
+
+
+def keyspace_counts(info: str) -> dict[str, int]:
+    """`{"db0": keys, ...}` from INFO keyspace text (`db0:keys=3,expires=0,...`); db0 always present."""
+    counts = {"db0": 0}
+    for line in info.splitlines():
+        name, _, fields = line.partition(":")
+        if name.startswith("db") and name[2:].isdigit():
+            values = dict(f.split("=", 1) for f in fields.split(",") if "=" in f)
+            counts[name] = int(values.get("keys", 0))
+    return dict(sorted(counts.items(), key=lambda kv: int(kv[0][2:])))
+
+
+def _log_tail(home: str, lines: int = 3) -> str:
+    try:
+        with open(os.path.join(home, "redis.log"), errors="replace") as f:
+            return " | ".join(line.strip() for line in f.readlines()[-lines:]) or "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, by PID (it saves nothing: `--save ""`)."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+# ---------------------------------------------------------------- chroma
+
+
+def chroma_facts(sqlite_path: str, tenant: str = "default_tenant",
+                 database: str = "default_database") -> dict[str, Any]:
+    """Per collection of `tenant`/`database`: name, id, count, dimension, metric, metadata.
+
+    Read from `sqlite_path` opened read-only and immutable (a copy the import made, so no
+    WAL or lock of a live database is involved). No probe queries: they need the HNSW
+    index, which only a Chroma server reads; counts, dimensions and ids are still verified.
+    """
+    try:
+        db = sqlite3.connect(f"file:{sqlite_path}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise FactsUnavailable(f"cannot open chroma.sqlite3: {exc}") from None
+    try:
+        cols = _collections(db, tenant, database)
+        return {"kind": "chroma", "tenant": tenant, "database": database,
+                "collections": [_collection(db, c) for c in cols], "derived": DERIVED}
+    except sqlite3.Error as exc:
+        raise FactsUnavailable(f"chroma.sqlite3 is not a Chroma database this import can read: {exc}") from None
+    finally:
+        db.close()
+
+
+def _collections(db: sqlite3.Connection, tenant: str, database: str) -> list[tuple]:
+    return db.execute(
+        "SELECT c.id, c.name, c.dimension FROM collections c JOIN databases d ON c.database_id = d.id "
+        "WHERE d.name = ? AND d.tenant_id = ? ORDER BY c.name", (database, tenant)).fetchall()
+
+
+def _collection(db: sqlite3.Connection, col: tuple) -> dict[str, Any]:
+    cid, name, dimension = col
+    count = db.execute(
+        "SELECT COUNT(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
+        "WHERE s.collection = ? AND s.scope = 'METADATA'", (cid,)).fetchone()[0]
+    metadata = _metadata(db, cid)
+    return {"name": name, "id": cid, "count": count, "dimension": dimension,
+            "space": metadata.get("hnsw:space"), "metadata": metadata, "probes": []}
+
+
+def _metadata(db: sqlite3.Connection, cid: str) -> dict[str, Any]:
+    rows = db.execute("SELECT key, str_value, int_value, float_value, bool_value FROM collection_metadata "
+                      "WHERE collection_id = ?", (cid,)).fetchall()
+    out: dict[str, Any] = {}
+    for key, s, i, f, b in rows:
+        out[key] = next((v for v in (s, i, f) if v is not None), bool(b) if b is not None else None)
+    return out
