@@ -6,6 +6,7 @@ restore of an imported snapshot is verified like a native one; FactsUnavailable 
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 REDIS_SERVER = "redis-server"
+DEFAULT_SPACE = "l2"  # what Chroma uses when neither metadata nor configuration names a metric
 DERIVED = "import"  # facts["derived"]: read from the imported data, not from the live database
 
 
@@ -176,20 +178,31 @@ def chroma_facts(sqlite_path: str, tenant: str = "default_tenant",
         db.close()
 
 
-def _collections(db: sqlite3.Connection, tenant: str, database: str) -> list[tuple]:
-    return db.execute(
-        "SELECT c.id, c.name, c.dimension FROM collections c JOIN databases d ON c.database_id = d.id "
-        "WHERE d.name = ? AND d.tenant_id = ? ORDER BY c.name", (database, tenant)).fetchall()
+def _collections(db: sqlite3.Connection, tenant: str, database: str) -> list[dict[str, Any]]:
+    """Rows of the collections table as dicts (config_json_str exists from Chroma 0.6 on)."""
+    cur = db.execute("SELECT c.* FROM collections c JOIN databases d ON c.database_id = d.id "
+                     "WHERE d.name = ? AND d.tenant_id = ? ORDER BY c.name", (database, tenant))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur]
 
 
-def _collection(db: sqlite3.Connection, col: tuple) -> dict[str, Any]:
-    cid, name, dimension = col
+def _collection(db: sqlite3.Connection, col: dict[str, Any]) -> dict[str, Any]:
     count = db.execute(
         "SELECT COUNT(*) FROM embeddings e JOIN segments s ON e.segment_id = s.id "
-        "WHERE s.collection = ? AND s.scope = 'METADATA'", (cid,)).fetchone()[0]
-    metadata = _metadata(db, cid)
-    return {"name": name, "id": cid, "count": count, "dimension": dimension,
-            "space": metadata.get("hnsw:space"), "metadata": metadata, "probes": []}
+        "WHERE s.collection = ? AND s.scope = 'METADATA'", (col["id"],)).fetchone()[0]
+    metadata = _metadata(db, col["id"])
+    return {"name": col["name"], "id": col["id"], "count": count, "dimension": col.get("dimension"),
+            "space": metadata.get("hnsw:space") or _configured_space(col.get("config_json_str")),
+            "metadata": metadata, "probes": []}
+
+
+def _configured_space(text: str | None) -> str | None:
+    """The HNSW `space` of a collection's configuration JSON; Chroma's default `l2` when unset."""
+    try:
+        hnsw = (json.loads(text or "{}") or {}).get("hnsw") or {}
+    except (ValueError, AttributeError):
+        hnsw = {}
+    return (hnsw.get("space") if isinstance(hnsw, dict) else None) or DEFAULT_SPACE
 
 
 def _metadata(db: sqlite3.Connection, cid: str) -> dict[str, Any]:
