@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 REDIS_SERVER = "redis-server"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
 DEFAULT_SPACE = "l2"  # what Chroma uses when neither metadata nor configuration names a metric
 DERIVED = "import"  # facts["derived"]: read from the imported data, not from the live database
 
@@ -42,28 +43,40 @@ class RedisProbe:
 def redis_facts(rdb_path: str, work_dir: str, probe: RedisProbe = RedisProbe()) -> dict[str, Any]:
     """DBSIZE per db of `rdb_path`, read from a throwaway redis-server that loads it.
 
-    The server runs in a private dir of `work_dir` on a unix socket only (`--port 0`: no TCP
-    listener, so nothing else can reach it or race for a port), `--save ""` and
-    `--appendonly no`, so it writes nothing; it is stopped by its PID.
+    The server loads a hard link of the RDB in a private dir of `work_dir` and listens on a
+    unix socket only (`--port 0`: no TCP listener, so nothing else can reach it or race for a
+    port), in a 0700 dir of the system's temp dir (a socket path must stay under 108 bytes,
+    which a deep state_dir exceeds); `--save ""` and `--appendonly no`, so it writes nothing;
+    it is stopped by its PID.
     """
     binary = shutil.which(probe.binary)
     if binary is None:
         raise FactsUnavailable(f"{probe.binary} is not on the controller's PATH")
     home = tempfile.mkdtemp(prefix="redis-facts-", dir=work_dir)
-    os.link(rdb_path, os.path.join(home, "dump.rdb"))
-    sock = os.path.join(home, "redis.sock")
+    sock_dir = tempfile.mkdtemp(prefix="rag-import-redis-")
+    try:
+        os.link(rdb_path, os.path.join(home, "dump.rdb"))
+        counts = _run(binary, home, os.path.join(sock_dir, "redis.sock"), probe)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    return {"kind": "redis", "dbfilename": "dump.rdb", "appendonly": False, "dbsize": counts,
+            "total_keys": sum(counts.values()), "derived": DERIVED}
+
+
+def _run(binary: str, home: str, sock: str, probe: RedisProbe) -> dict[str, int]:
+    """Start redis-server on the RDB in `home`, read its keyspace, stop it."""
+    if len(os.fsencode(sock)) > MAX_SOCKET_PATH:
+        raise FactsUnavailable(f"the temp dir's path is too long for a unix socket ({sock})")
     argv = [binary, "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--dir", home,
             "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
             "--logfile", os.path.join(home, "redis.log"), "--daemonize", "no"]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        counts = _keyspace(proc, sock, home, probe)
+        return _keyspace(proc, sock, home, probe)
     finally:
         _stop(proc)
-        shutil.rmtree(home, ignore_errors=True)
-    return {"kind": "redis", "dbfilename": "dump.rdb", "appendonly": False, "dbsize": counts,
-            "total_keys": sum(counts.values()), "derived": DERIVED}
 
 
 def _keyspace(proc: subprocess.Popen, sock: str, home: str, probe: RedisProbe) -> dict[str, int]:
