@@ -6,6 +6,7 @@ restore of an imported snapshot is verified like a native one; FactsUnavailable 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 REDIS_SERVER = "redis-server"
 MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the NUL
@@ -35,6 +36,51 @@ class RedisProbe:
     binary: str = REDIS_SERVER
     timeout_s: float = 600.0  # loading a multi-GiB RDB takes minutes
     poll_s: float = 0.05
+
+
+class FactsCopy:
+    """The file facts are derived from, copied aside while the import stores it.
+
+    A failed write (a full staging volume) drops the copy and keeps the reason in `error`:
+    the import goes on, only without these facts.
+    """
+
+    def __init__(self, path: str):
+        self.path, self.error = path, ""
+        try:
+            self._f: IO[bytes] | None = open(path, "wb")
+        except OSError as exc:
+            self._f = None
+            self.error = f"copying it aside failed: {exc.strerror}"
+
+    def __enter__(self) -> "FactsCopy":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def write(self, data: bytes) -> None:
+        if self._f is not None:
+            try:
+                self._f.write(data)
+            except OSError as exc:
+                self._drop(exc)
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+                self._f = None
+            except OSError as exc:
+                self._drop(exc)
+
+    def _drop(self, exc: OSError) -> None:
+        self.error = f"copying it aside failed: {exc.strerror}"
+        f, self._f = self._f, None
+        with contextlib.suppress(OSError):
+            f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
 
 
 # ---------------------------------------------------------------- redis

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Iterable
+from typing import IO, Iterable, Iterator
 
 from ragbackup import clock, errors
 from ragbackup.repo.chunking import Compressor, cut_file
@@ -74,6 +74,7 @@ class _Job:
     started: float
     env: tuple[Archive, bytes] | None = None  # where .env.backup went: its tree and path there
     report: dict = field(default_factory=lambda: {"skipped": [], "warnings": []})
+    copy_failed: dict[int, str] = field(default_factory=dict)  # archive index -> why its copy failed
 
     def copy_path(self, arc: Archive) -> str:
         """Where the file facts are derived from is copied while it is stored."""
@@ -236,8 +237,7 @@ def _place_env(ctl: Controller, s: Scan, table: MemberTable, targets: dict[int, 
     if isinstance(placed, str):
         report["skipped"].append({"member": s.env.member, "why": placed})
         return None, report
-    targets.setdefault(placed[0].index, plan.target)
-    check_component_name(plan.target.name, s.env.member)
+    targets.setdefault(placed[0].index, plan.target)  # a tree of its own when no tarball made one
     return placed, report
 
 
@@ -284,18 +284,23 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
     return total
 
 
-def _copy_for_facts(job: _Job, arc: Archive, m) -> contextlib.AbstractContextManager[IO[bytes] | None]:
-    """A file to copy the member into when facts are derived from it (dump.rdb, chroma.sqlite3)."""
+@contextlib.contextmanager
+def _copy_for_facts(job: _Job, arc: Archive, m) -> Iterator[runbook_facts.FactsCopy | None]:
+    """A copy of the member when facts are derived from it (dump.rdb, chroma.sqlite3)."""
     want = _FACT_FILES.get(job.targets[arc.index].kind)
     path = normalise(m.name)
     rel = path[len(arc.root) + 1:] if arc.root else path
     if want is None or rel != want.encode():
-        return contextlib.nullcontext()
-    return open(job.copy_path(arc), "wb")
+        yield None
+        return
+    with runbook_facts.FactsCopy(job.copy_path(arc)) as copy:
+        yield copy
+    if copy.error:
+        job.copy_failed[arc.index] = copy.error
 
 
 def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, f: IO[bytes],
-                copy: IO[bytes] | None = None) -> tuple[list[bytes], int]:
+                copy: runbook_facts.FactsCopy | None = None) -> tuple[list[bytes], int]:
     ids, n = [], 0
     for data in cut_file(job.repo.chunker, f):
         _check_cancel(job.cancel)
@@ -340,6 +345,8 @@ def _facts(job: _Job, arc: Archive) -> dict:
         return {}
     path = job.copy_path(arc)
     try:
+        if arc.index in job.copy_failed:
+            raise runbook_facts.FactsUnavailable(f"{want}: {job.copy_failed[arc.index]}")
         if not os.path.exists(path):
             raise runbook_facts.FactsUnavailable(f"{os.path.basename(arc.member)} holds no {want} at its root")
         if t.kind == "redis":
