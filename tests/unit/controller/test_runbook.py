@@ -298,6 +298,37 @@ def test_scan_refuses_a_tarball_without_component_tarballs(tmp_path):
         scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(), threading.Event())
 
 
+def _outer(path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w:gz") as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_scan_keeps_env_backup_and_lists_what_it_skips(tmp_path):
+    inner = tmp_path / "inner.tar.gz"
+    _outer(inner, [("documents/a", b"x")])
+    path = tmp_path / "x.tar.gz"
+    _outer(path, [("top/documents.tar.gz", inner.read_bytes()), ("top/.env.backup", b"K=secret\n"),
+                  ("top/notes.txt", b"hello")])
+    s = scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "m.sqlite")), ImportLimits(), threading.Event())
+    assert (s.env.member, s.env.data) == ("top/.env.backup", b"K=secret\n")
+    assert s.skipped == [("top/notes.txt", "not a component tarball, manifest.json or .env.backup")]
+    with pytest.raises(errors.UsageError, match="larger than 4 bytes"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(max_env=4),
+             threading.Event())
+    _outer(path, [("top/documents.tar.gz", inner.read_bytes()), ("top/.env.backup", b"A"), (".env.backup", b"B")])
+    with pytest.raises(errors.UsageError, match="two .env.backup files"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "o.sqlite")), ImportLimits(), threading.Event())
+    with tarfile.open(path, "w:gz") as t:
+        link = tarfile.TarInfo("top/.env.backup")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        t.addfile(link)
+    with pytest.raises(errors.UnsafePath, match="symlink"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "p.sqlite")), ImportLimits(), threading.Event())
+
+
 # --------------------------------------------------------------------------- chunking
 
 def _agent_cut(params: chunking.ChunkerParams, path: str) -> list[bytes]:
