@@ -98,14 +98,18 @@ def redis_facts(rdb_path: str, work_dir: str, probe: RedisProbe = RedisProbe()) 
     binary = shutil.which(probe.binary)
     if binary is None:
         raise FactsUnavailable(f"{probe.binary} is not on the controller's PATH")
-    home = tempfile.mkdtemp(prefix="redis-facts-", dir=work_dir)
-    sock_dir = tempfile.mkdtemp(prefix="rag-import-redis-")
+    home = sock_dir = ""
     try:
+        home = tempfile.mkdtemp(prefix="redis-facts-", dir=work_dir)
+        sock_dir = tempfile.mkdtemp(prefix="rag-import-redis-")
         os.link(rdb_path, os.path.join(home, "dump.rdb"))
         counts = _run(binary, home, os.path.join(sock_dir, "redis.sock"), probe)
+    except OSError as exc:
+        raise FactsUnavailable(f"cannot run {binary}: {exc}") from None
     finally:
-        shutil.rmtree(home, ignore_errors=True)
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        for d in (home, sock_dir):
+            if d:
+                shutil.rmtree(d, ignore_errors=True)
     return {"kind": "redis", "dbfilename": "dump.rdb", "appendonly": False, "dbsize": counts,
             "total_keys": sum(counts.values()), "derived": DERIVED}
 
@@ -231,8 +235,8 @@ def chroma_facts(sqlite_path: str, tenant: str = "default_tenant",
         cols = _collections(db, tenant, database)
         return {"kind": "chroma", "tenant": tenant, "database": database,
                 "collections": [_collection(db, c) for c in cols], "derived": DERIVED}
-    except sqlite3.Error as exc:
-        raise FactsUnavailable(f"chroma.sqlite3 is not a Chroma database this import can read: {exc}") from None
+    except (sqlite3.Error, KeyError, TypeError, ValueError) as exc:
+        raise FactsUnavailable(f"chroma.sqlite3 is not a Chroma database this import can read: {exc!r}") from None
     finally:
         db.close()
 

@@ -30,9 +30,8 @@ from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import check_entry
 from ragbackup.repo.writer import BlobWriter
 
-from ragbackup.controller import locks
+from ragbackup.controller import locks, runbook_facts
 from ragbackup.controller.backup import reserved_id
-from ragbackup.controller import runbook_facts
 from ragbackup.controller.runbook_entries import MemberTable, TreeWalk
 from ragbackup.controller.runbook_env import place_env, plan_env
 from ragbackup.controller.runbook_layout import (ENV_BACKUP, Target, archive_hints, check_component_name,
