@@ -130,26 +130,30 @@ def _run(binary: str, home: str, sock: str, probe: RedisProbe) -> dict[str, int]
 
 
 def _keyspace(proc: subprocess.Popen, sock: str, home: str, probe: RedisProbe) -> dict[str, int]:
-    """INFO keyspace once the server has loaded the RDB."""
+    """The keyspace once the server has loaded the whole RDB.
+
+    INFO is served while an RDB loads, with the keys loaded so far: only an answer that
+    says `loading:0` counts.
+    """
     deadline = time.monotonic() + probe.timeout_s
     while True:
         if proc.poll() is not None:
             raise FactsUnavailable(f"redis-server could not load the RDB: {_log_tail(home)}")
-        reply = _info_keyspace(sock)
-        if reply is not None:
+        reply = _info(sock)
+        if reply is not None and "\nloading:0" in reply:
             return keyspace_counts(reply)
         if time.monotonic() > deadline:
             raise FactsUnavailable(f"redis-server did not load the RDB within {probe.timeout_s:.0f} s")
         time.sleep(probe.poll_s)
 
 
-def _info_keyspace(sock: str) -> str | None:
-    """The INFO keyspace text, or None while the server is not up or still loading."""
+def _info(sock: str) -> str | None:
+    """The INFO text (its default sections hold persistence and keyspace); None while not up."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)
             s.connect(sock)
-            s.sendall(b"INFO keyspace\r\n")
+            s.sendall(b"INFO\r\n")
             return _bulk_reply(s)
     except (FileNotFoundError, ConnectionRefusedError, _Loading):
         return None
@@ -187,7 +191,7 @@ def _recv(s: socket.socket) -> bytes:
 
 
 def keyspace_counts(info: str) -> dict[str, int]:
-    """`{"db0": keys, ...}` from INFO keyspace text (`db0:keys=3,expires=0,...`); db0 always present."""
+    """`{"db0": keys, ...}` from INFO text (`db0:keys=3,expires=0,...`); db0 always present."""
     counts = {"db0": 0}
     for line in info.splitlines():
         name, _, fields = line.partition(":")

@@ -219,3 +219,16 @@ def test_redis_facts_from_a_real_rdb_and_why_not_when_they_cannot_be(redis_serve
     bad.write_bytes(b"REDIS0011" + os.urandom(5000))
     with pytest.raises(runbook_facts.FactsUnavailable, match="could not load the RDB"):
         runbook_facts.redis_facts(str(bad), str(work))
+
+
+def test_redis_facts_count_the_whole_rdb_not_the_keys_loaded_so_far(redis_server_factory, tmp_path):
+    """INFO answers while an RDB loads: a million keys take long enough to catch a partial count."""
+    server = redis_server_factory(["--enable-debug-command", "yes"])
+    client = redis_client(server.port)
+    client.execute_command("DEBUG", "POPULATE", 1_000_000, "key", 100)
+    client.save()
+    server.stop()
+    work = tmp_path / "work"
+    work.mkdir()
+    facts = runbook_facts.redis_facts(str(Path(server.data_dir) / "dump.rdb"), str(work))
+    assert facts["dbsize"] == {"db0": 1_000_000}
