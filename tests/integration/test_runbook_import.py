@@ -16,7 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fixtures.components_e2e import populate_chroma, redis_client, redis_container, chroma_container, fill
+from fixtures.components_e2e import (chroma_container, fill, populate_chroma, redis_client, redis_container,
+                                     wait_redis)
 from fixtures.dockerd import usrbind_volumes
 from fixtures.procs import free_port
 from fixtures.stack import write as _write
@@ -172,15 +173,18 @@ EXPECTED_COLLECTIONS = {"chunks": (200, 48), "docs": (300, 32), "empty": (0, Non
 
 @pytest.mark.docker
 @pytest.mark.chroma
+@pytest.mark.parametrize("aof", [False, True], ids=["rdb", "aof"])
 def test_imported_databases_get_facts_and_an_in_place_restore_verifies_them(
         redis_server_factory, chroma_server_factory, container_factory, redis_image, usrbind_image, e2e_stack,
-        tmp_path):
+        tmp_path, aof):
+    """Into a Redis with AOF on too: the imported RDB becomes the AOF's base, else Redis starts empty."""
     sources = {"redis": redis_source(redis_server_factory, tmp_path / "src"),
                "chromadb": chroma_source(chroma_server_factory, tmp_path / "src")}
     path = outer_tarball(runbook_dir(tmp_path / "out", sources, env=None))
 
     redis_port, chroma_port = free_port(), free_port()
-    rct = redis_container(container_factory, redis_image, redis_port, tmp_path / "redis-data", label="import")
+    rct = redis_container(container_factory, redis_image, redis_port, tmp_path / "redis-data", label="import",
+                          aof=aof)
     cct = chroma_container(container_factory, usrbind_image, usrbind_volumes(), chroma_port,
                            tmp_path / "chroma-data", label="import")
     stack = e2e_stack()
@@ -204,6 +208,9 @@ def test_imported_databases_get_facts_and_an_in_place_restore_verifies_them(
         assert restored["components"][name]["mismatches"] == [], restored
     assert "not verified" not in Path(stack.workdir, "agent.log").read_text()
     assert redis_client(redis_port, db=3).dbsize() == 40
+    rct.restart(timeout=10)  # what Redis loads at its next start is the import too
+    wait_redis(redis_port)
+    assert (redis_client(redis_port).dbsize(), redis_client(redis_port, db=3).dbsize()) == (300, 40)
 
 
 def test_redis_facts_from_a_real_rdb_and_why_not_when_they_cannot_be(redis_server_factory, tmp_path):
