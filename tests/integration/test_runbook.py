@@ -251,6 +251,8 @@ def _hostile(prefix: str) -> dict[str, tuple[list, str]]:
                            f"{p}etc"),
         "hardlink-outside": ([(_info(f"{p}passwd", tarfile.LNKTYPE, link="/etc/passwd"), b"")], f"{p}passwd"),
         "device": ([(_info(f"{p}null", tarfile.CHRTYPE), b"")], f"{p}null"),
+        "env-backup-symlink": ([(_info(f"{p}.env.backup", tarfile.SYMTYPE, link="/etc/shadow"), b"")],
+                               f"{p}.env.backup"),
     }
 
 
