@@ -136,44 +136,47 @@ def _keyspace(proc: subprocess.Popen, sock: str, home: str, probe: RedisProbe) -
     says `loading:0` counts.
     """
     deadline = time.monotonic() + probe.timeout_s
+    last = "no answer yet"
     while True:
         if proc.poll() is not None:
             raise FactsUnavailable(f"redis-server could not load the RDB: {_log_tail(home)}")
-        reply = _info(sock)
-        if reply is not None and "\nloading:0" in reply:
-            return keyspace_counts(reply)
+        try:
+            reply = _info(sock)
+            if "\nloading:0" in reply:
+                return keyspace_counts(reply)
+            last = "still loading"
+        except _NotReady as exc:
+            last = str(exc)
         if time.monotonic() > deadline:
-            raise FactsUnavailable(f"redis-server did not load the RDB within {probe.timeout_s:.0f} s")
+            raise FactsUnavailable(f"redis-server did not load the RDB within {probe.timeout_s:.0f} s ({last})")
         time.sleep(probe.poll_s)
 
 
-def _info(sock: str) -> str | None:
-    """The INFO text (its default sections hold persistence and keyspace); None while not up."""
+class _NotReady(Exception):
+    """No usable answer yet (not listening, -LOADING, a connection error); asked again until the deadline."""
+
+
+def _info(sock: str) -> str:
+    """The INFO text (its default sections hold persistence and keyspace)."""
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(30)
             s.connect(sock)
             s.sendall(b"INFO\r\n")
             return _bulk_reply(s)
-    except (FileNotFoundError, ConnectionRefusedError, _Loading):
-        return None
     except OSError as exc:
-        raise FactsUnavailable(f"redis-server's socket: {exc}") from None
-
-
-class _Loading(Exception):
-    pass
+        raise _NotReady(f"its socket: {exc}") from None
 
 
 def _bulk_reply(s: socket.socket) -> str:
-    """One RESP bulk string; -LOADING raises _Loading, other errors FactsUnavailable."""
+    """One RESP bulk string; -LOADING raises _NotReady, other errors FactsUnavailable."""
     buf = b""
     while b"\r\n" not in buf:
         buf += _recv(s)
     head, rest = buf.split(b"\r\n", 1)
     if head.startswith(b"-"):
         if head.startswith(b"-LOADING"):
-            raise _Loading()
+            raise _NotReady("-LOADING")
         raise FactsUnavailable(f"redis-server answered {head.decode(errors='replace')}")
     if not head.startswith(b"$"):
         raise FactsUnavailable(f"redis-server answered {head[:80]!r}")
@@ -186,7 +189,7 @@ def _bulk_reply(s: socket.socket) -> str:
 def _recv(s: socket.socket) -> bytes:
     data = s.recv(65536)
     if not data:
-        raise ConnectionRefusedError("closed")
+        raise ConnectionResetError("the server closed the connection")
     return data
 
 

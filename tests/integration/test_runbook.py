@@ -336,6 +336,7 @@ def test_export_then_import_gives_the_same_trees(env, tmp_path):
     diff = json.loads(env.stack.ragctl("diff", env.sid, sid, "--json").stdout)
     assert diff == [], diff[:10]
     original = show(env.stack, env.sid)
+    assert (m["time"], m["source"]["time_from"]) == (original["time"], "manifest.json")
     for name, c in m["components"].items():
         for key in ("files", "dirs", "symlinks", "bytes_total"):
             assert c["stats"][key] == original["components"][name]["stats"][key], (name, key)
