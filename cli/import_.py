@@ -108,10 +108,24 @@ def run(args, client: Client) -> int:
 
 
 def _call(client: Client, pieces: Iterator[bytes], name: str, reason: str, size: int, mapping: str):
+    """The Import call; a read error of our own (gRPC reports it as a cancel) is raised as itself."""
     metadata = client.metadata + ((SIZE_KEY, str(size)), (MAP_KEY, mapping))
+    failed: list[Exception] = []
+
+    def reading() -> Iterator[bytes]:
+        try:
+            yield from pieces
+        except (OSError, errors.RagBackupError) as exc:
+            failed.append(exc)
+            raise
+
     try:
-        return client.stub.Import(_chunks(pieces, name, reason, size), metadata=metadata)
+        return client.stub.Import(_chunks(reading(), name, reason, size), metadata=metadata)
     except grpc.RpcError as err:
+        if failed and isinstance(failed[0], errors.RagBackupError):
+            raise failed[0] from None
+        if failed:
+            raise errors.UsageError(f"cannot read {failed[0].filename or name}: {failed[0].strerror}") from None
         raise client.translate(err) from None
 
 
@@ -134,10 +148,7 @@ def _send_dir(args, client: Client, mapping: str):
     except OSError as exc:
         raise errors.UsageError(f"cannot read the directory {args.file}: {exc.strerror}") from None
     not_sent = [{"member": name, "why": f"{why}: not sent"} for name, why in up.skipped]
-    try:
-        return _call(client, import_dir.stream(args.file, up), up.filename, args.reason, up.size, mapping), not_sent
-    except OSError as exc:
-        raise errors.UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    return _call(client, import_dir.stream(args.file, up), up.filename, args.reason, up.size, mapping), not_sent
 
 
 def _summary(d: dict) -> None:
