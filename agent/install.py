@@ -65,9 +65,33 @@ def _in_container(spec, staging_dir: str, place) -> str:
     return aside
 
 
+_AOF_SETTINGS = ("appendonly", "appenddirname", "appendfilename")
+
+
+def _with_live_aof_settings(target, facts: dict) -> dict:
+    """Facts derived from an imported RDB say nothing of the server's AOF: take it from the server.
+
+    With `appendonly yes` Redis loads only the AOF, so the RDB must become its base (as for
+    native snapshots taken with AOF on), else Redis would start empty.
+    """
+    if facts.get("derived") != "import":
+        return facts
+    try:
+        client = redis.connect(target)
+        try:
+            live = redis.collect_facts(client)
+        finally:
+            client.close()
+    except errors.RagBackupError as exc:
+        log.warning("redis: cannot read the server's AOF settings (%s); placing the RDB alone", exc)
+        return facts
+    return {**facts, **{k: live[k] for k in _AOF_SETTINGS}}
+
+
 def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir: str) -> Installed:
     where = options.Options(spec).container_path()
     target = options.redis_target(spec, spec.path if where is None else "")
+    facts = _with_live_aof_settings(target, facts)
     service = _service(spec)
     service.stop(target.timeout_s)
     if where is None:
@@ -89,6 +113,8 @@ def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir
 
 
 def _check_chroma_version(target: chroma.ChromaTarget, facts: dict, force: bool) -> None:
+    if not facts.get("version"):
+        return  # facts derived from an imported chroma.sqlite3: the version that wrote it is unknown
     try:
         running = chroma._Api(target).version()
     except errors.RagBackupError:

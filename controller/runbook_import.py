@@ -1,7 +1,10 @@
 """Runs an import: a runbook tarball (ours, or the old bash scripts') becomes a new snapshot.
 
-In: the uploaded chunks (spooled to the staging dir) and the Controller. Out: once the scan
-found nothing unsafe, data -> trees -> index -> snapshot (kind "import") -> catalog row.
+In: the uploaded chunks (spooled to the staging dir), the operator's MEMBER=COMPONENT map and
+the Controller. Out: once the scan found nothing unsafe, data (.env.backup as the config
+component's .env) -> trees -> index -> facts derived from the imported databases -> snapshot
+(kind "import", timed by the tarball) -> catalog row; the manifest says what was imported,
+what was skipped and why.
 """
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import contextlib
 import dataclasses
 import datetime
 import errno
+import io
+import json
 import logging
 import os
 import shutil
@@ -16,7 +21,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO, Iterable
+from typing import IO, Iterable, Iterator
 
 from ragbackup import clock, errors
 from ragbackup.repo.chunking import Compressor, cut_file
@@ -26,10 +31,12 @@ from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import check_entry, hole_bytes
 from ragbackup.repo.writer import BlobWriter
 
-from ragbackup.controller import locks
+from ragbackup.controller import locks, runbook_facts
 from ragbackup.controller.backup import reserved_id
 from ragbackup.controller.runbook_entries import MemberTable, TreeWalk, member_streams
-from ragbackup.controller.runbook_layout import Target, archive_hints, check_component_name, map_archive
+from ragbackup.controller.runbook_env import place_env, plan_env
+from ragbackup.controller.runbook_layout import (ENV_BACKUP, Target, archive_hints, check_component_name,
+                                                 map_archive, snapshot_time)
 from ragbackup.controller.runbook_members import normalise, sparse_holes
 from ragbackup.controller.runbook_scan import Archive, ImportLimits, Scan, inner_members, readable, scan
 from ragbackup.controller.state import Controller
@@ -39,6 +46,8 @@ MiB = 1024 * 1024
 HEADROOM = 64 * MiB  # left free on the staging volume
 SPACE_CHECK_EVERY = 64 * MiB
 SIZE_KEY = "rag-import-size"  # request metadata: the file size ragctl is about to send
+MAP_KEY = "rag-import-map"  # request metadata: JSON {member: component} from `ragctl import --map`
+_FACT_FILES = {"redis": "dump.rdb", "chroma": "chroma.sqlite3"}  # copied aside to derive facts from
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class ImportRequest:
     user: str
     size_hint: int = 0
     limits: ImportLimits = field(default_factory=ImportLimits)
+    mapping: dict[str, str] = field(default_factory=dict)  # member (stem, name or .env.backup) -> component
 
 
 @dataclass
@@ -62,6 +72,13 @@ class _Job:
     path: str
     cancel: threading.Event
     started: float
+    env: tuple[Archive, bytes] | None = None  # where .env.backup went: its tree and path there
+    report: dict = field(default_factory=lambda: {"skipped": [], "warnings": []})
+    copy_failed: dict[int, str] = field(default_factory=dict)  # archive index -> why its copy failed
+
+    def copy_path(self, arc: Archive) -> str:
+        """Where the file facts are derived from is copied while it is stored."""
+        return os.path.join(os.path.dirname(self.path), f"facts-{arc.index}")
 
 
 def upload_request(filename: str, reason: str, metadata: dict, user: str) -> ImportRequest:
@@ -71,7 +88,22 @@ def upload_request(filename: str, reason: str, metadata: dict, user: str) -> Imp
     except ValueError:
         size = 0
     name = os.path.basename(filename.replace("\\", "/")) or "upload.tar.gz"
-    return ImportRequest(filename=name, reason=reason, user=user, size_hint=size)
+    return ImportRequest(filename=name, reason=reason, user=user, size_hint=size,
+                         mapping=parse_mapping(metadata.get(MAP_KEY) or "{}"))
+
+
+def parse_mapping(text: str) -> dict[str, str]:
+    """The --map metadata: a JSON object of strings; UsageError otherwise."""
+    try:
+        mapping = json.loads(text)
+    except ValueError:
+        mapping = None
+    if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                for k, v in mapping.items()):
+        raise errors.UsageError(f"the import's {MAP_KEY} is not a JSON object of MEMBER: COMPONENT strings")
+    for member, name in mapping.items():
+        check_component_name(name, f"--map {member}={name}")
+    return mapping
 
 
 def import_upload(ctl: Controller, req: ImportRequest, data: Iterable[bytes], cancel: threading.Event) -> dict:
@@ -129,12 +161,13 @@ def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threadin
     try:
         limits = dataclasses.replace(req.limits, max_expansion_ratio=ctl.cfg.imports.max_expansion_ratio)
         s = scan(path, req.filename, table, limits, cancel)
-        targets = _targets(ctl, s)
+        targets = _targets(ctl, s, req.mapping)
+        env, report = _place_env(ctl, s, table, targets, req.mapping)
         for arc in s.archives:
             for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
                 pass  # refuses unsafe links and paths before anything is stored
         with reserved_id(ctl) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
-            return _store(_Job(ctl, repo, sid, req, s, table, targets, path, cancel, started))
+            return _store(_Job(ctl, repo, sid, req, s, table, targets, path, cancel, started, env, report))
     finally:
         table.close()
 
@@ -143,14 +176,38 @@ def _where(arc: Archive, s: Scan) -> str:
     return f"{arc.member} in {s.filename}"
 
 
-def _targets(ctl: Controller, s: Scan) -> dict[int, Target]:
+def _configured(ctl: Controller) -> dict[str, str]:
+    return {n: c.kind for n, c in ctl.cfg.components.items()}
+
+
+def _chosen(s: Scan, mapping: dict[str, str]) -> dict[int, str]:
+    """Inner tarball index -> the component --map chose (by stem or file name); unknown keys refused."""
+    out: dict[int, str] = {}
+    used = {ENV_BACKUP, ".env"} & set(mapping)
+    for arc in s.archives:
+        for key in (arc.stem, arc.member.rsplit("/", 1)[-1]):
+            if key in mapping:
+                out[arc.index] = mapping[key]
+                used.add(key)
+    unknown = sorted(set(mapping) - used)
+    if unknown:
+        names = ", ".join(sorted(a.member.rsplit("/", 1)[-1] for a in s.archives))
+        raise errors.UsageError(f"--map {unknown[0]}=...: {s.filename} has no such member (it holds {names}"
+                                f"{', ' + ENV_BACKUP if s.env else ''})")
+    return out
+
+
+def _targets(ctl: Controller, s: Scan, mapping: dict[str, str]) -> dict[int, Target]:
     """Inner tarball -> component; two tarballs may not fill the same component."""
-    configured = {n: c.kind for n, c in ctl.cfg.components.items()}
+    configured = _configured(ctl)
     hints = archive_hints(s.manifest)
+    chosen = _chosen(s, mapping)
     out: dict[int, Target] = {}
     seen: dict[str, str] = {}
     for arc in s.archives:
-        t = map_archive(arc.stem, configured, hints.get(arc.member.rsplit("/", 1)[-1]))
+        base = arc.member.rsplit("/", 1)[-1]
+        with _naming(base):
+            t = map_archive(arc.stem, configured, hints.get(base), chosen.get(arc.index))
         check_component_name(t.name, _where(arc, s))
         if t.name in seen:
             raise errors.UsageError(f"{s.filename}: {seen[t.name]} and {arc.member} would both become "
@@ -158,6 +215,31 @@ def _targets(ctl: Controller, s: Scan) -> dict[int, Target]:
         seen[t.name] = arc.member
         out[arc.index] = t
     return out
+
+
+@contextlib.contextmanager
+def _naming(member: str):
+    """A mapping's UsageError names the tarball member it is about."""
+    try:
+        yield
+    except errors.UsageError as exc:
+        raise errors.UsageError(f"{member}: {exc.message}") from None
+
+
+def _place_env(ctl: Controller, s: Scan, table: MemberTable, targets: dict[int, Target],
+               mapping: dict[str, str]) -> tuple[tuple[Archive, bytes] | None, dict]:
+    """.env.backup into the config component's tree (a new tree when no tarball made one)."""
+    report: dict = {"skipped": [{"member": m, "why": why} for m, why in s.skipped], "warnings": []}
+    if s.env is None:
+        return None, report
+    chosen = mapping.get(ENV_BACKUP) or mapping.get(".env")
+    plan = plan_env(s.archives, targets, _configured(ctl), chosen)
+    placed = place_env(s.env, plan, s, table) if not isinstance(plan, str) else plan
+    if isinstance(placed, str):
+        report["skipped"].append({"member": s.env.member, "why": placed})
+        return None, report
+    targets.setdefault(placed[0].index, plan.target)  # a tree of its own when no tarball made one
+    return placed, report
 
 
 def _store(job: _Job) -> dict:
@@ -170,6 +252,8 @@ def _store(job: _Job) -> dict:
     except BaseException:
         writer.abort()
         raise
+    for arc in job.scan.archives:
+        comps[job.targets[arc.index].name]["facts"] = _facts(job, arc)
     manifest = _manifest(job, comps, writer, read)
     job.repo.save_snapshot(manifest)
     job.ctl.catalog.add(manifest)
@@ -184,14 +268,18 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
     with contextlib.closing(inner_members(job.path, job.scan, job.cancel)) as files:
         for arc, m, f in files:
             holes = sparse_holes(m)
-            with readable(_where(arc, job.scan)):
-                ids, n = _store_file(job, writer, compressor, member_streams(f, holes, m.size))
+            with readable(_where(arc, job.scan)), _copy_for_facts(job, arc, m, holes) as copy:
+                ids, n = _store_file(job, writer, compressor, member_streams(f, holes, m.size), copy)
             n += hole_bytes(holes)
             if n != m.size:
                 raise errors.IntegrityError(f"{_where(arc, job.scan)}: {m.name} gave {n} bytes, its header "
                                             f"says {m.size}")
             job.table.set_chunks(arc.index, normalise(m.name), ids, holes)
             total += n
+    if job.env is not None:
+        arc, path = job.env
+        ids, n = _store_file(job, writer, compressor, [io.BytesIO(job.scan.env.data)])
+        job.table.set_chunks(arc.index, path, ids)
     job.table.commit()
     if job.table.unstored():
         raise errors.IntegrityError(f"{job.scan.filename}: {job.table.unstored()} files seen by the first read "
@@ -199,10 +287,36 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
     return total
 
 
-def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: list[IO[bytes]]) -> tuple[list[bytes], int]:
+@contextlib.contextmanager
+def _copy_for_facts(job: _Job, arc: Archive, m, holes: list[int]) -> Iterator[runbook_facts.FactsCopy | None]:
+    """A copy of the member when facts are derived from it (dump.rdb, chroma.sqlite3).
+
+    A sparse member is not copied (the copy is written as a stream, without its holes): its
+    component gets no facts, and the import's warnings say why.
+    """
+    want = _FACT_FILES.get(job.targets[arc.index].kind)
+    path = normalise(m.name)
+    rel = path[len(arc.root) + 1:] if arc.root else path
+    if want is None or rel != want.encode():
+        yield None
+        return
+    if holes:
+        job.copy_failed[arc.index] = "it is a sparse member"
+        yield None
+        return
+    with runbook_facts.FactsCopy(job.copy_path(arc)) as copy:
+        yield copy
+    if copy.error:
+        job.copy_failed[arc.index] = copy.error
+
+
+def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: list[IO[bytes]],
+                copy: runbook_facts.FactsCopy | None = None) -> tuple[list[bytes], int]:
     ids, n = [], 0
     for data in (d for f in streams for d in cut_file(job.repo.chunker, f)):
         _check_cancel(job.cancel)
+        if copy is not None:
+            copy.write(data)
         cid = chunk_id(job.repo.id_key, data)
         if writer.missing([cid]):
             payload, compressed = compressor.compress(data)
@@ -234,17 +348,63 @@ def _component(job: _Job, writer: BlobWriter, arc: Archive) -> dict:
             "facts": {}, "source": {"archive": arc.member, "root": os.fsdecode(arc.root)}}
 
 
+def _facts(job: _Job, arc: Archive) -> dict:
+    """Facts derived from the imported data ({} for plain files); a warning when they cannot be."""
+    t = job.targets[arc.index]
+    want = _FACT_FILES.get(t.kind)
+    if want is None:
+        return {}
+    path = job.copy_path(arc)
+    try:
+        if arc.index in job.copy_failed:
+            raise runbook_facts.FactsUnavailable(f"{want}: {job.copy_failed[arc.index]}")
+        if not os.path.exists(path):
+            raise runbook_facts.FactsUnavailable(f"{os.path.basename(arc.member)} holds no {want} at its root")
+        if t.kind == "redis":
+            return runbook_facts.redis_facts(path, os.path.dirname(job.path))
+        opts = job.ctl.cfg.components[t.name].options if t.configured else {}
+        return runbook_facts.chroma_facts(path, str(opts.get("tenant", "default_tenant")),
+                                          str(opts.get("database", "default_database")))
+    except runbook_facts.FactsUnavailable as exc:
+        job.report["warnings"].append(f"{t.name}: facts not derived ({exc}); a restore of it is not verified")
+        log.warning("import %s: %s: facts not derived: %s", job.req.filename, t.name, exc)
+        return {}
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _imported(job: _Job, comps: dict) -> list[dict]:
+    """What became of each member: component, entries (files, dirs, links) and bytes."""
+    out = []
+    for arc in job.scan.archives:
+        if job.env is not None and arc.member == job.scan.env.member:
+            continue  # the tree made for .env.backup alone: listed below
+        name = job.targets[arc.index].name
+        st = comps[name]["stats"]
+        out.append({"member": arc.member, "component": name, "bytes": st["bytes_total"],
+                    "entries": st["files"] + st["dirs"] + st["symlinks"]})
+    if job.env is not None:
+        arc, path = job.env
+        out.append({"member": job.scan.env.member, "component": job.targets[arc.index].name,
+                    "as": os.fsdecode(path[len(arc.root) + 1:] if arc.root else path),
+                    "bytes": len(job.scan.env.data), "entries": 1})
+    return out
+
+
 def _manifest(job: _Job, comps: dict, writer: BlobWriter, read: int) -> dict:
     w = writer.stats
     started = datetime.datetime.fromtimestamp(job.started, datetime.timezone.utc)
+    taken, time_from = snapshot_time(job.scan.manifest, job.req.filename, started)
     return {
-        "version": 1, "id": job.sid, "time": clock.iso(started), "duration_s": round(time.time() - job.started, 3),
+        "version": 1, "id": job.sid, "time": clock.iso(taken), "imported_at": clock.iso(started),
+        "duration_s": round(time.time() - job.started, 3),
         "kind": "import", "reason": job.req.reason or f"import {job.req.filename}", "host": job.ctl.cfg.hostname,
         "user": job.req.user, "components": comps,
         "stats": {"bytes_total": sum(c["stats"]["bytes_total"] for c in comps.values()), "bytes_read": read,
                   "bytes_sent": os.path.getsize(job.path), "blobs_new": w.blobs_new,
                   "bytes_new_raw": w.bytes_new_raw, "bytes_stored": w.bytes_stored, "packs": w.packs},
-        "source": _source(job),
+        "source": {**_source(job), "time_from": time_from, "imported": _imported(job, comps), **job.report},
     }
 
 

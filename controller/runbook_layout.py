@@ -5,6 +5,7 @@ export, the component each tarball becomes on import, and the manifest.json besi
 """
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from ragbackup.clock import parse_iso, stamp
 from ragbackup.config import COMPONENT_KINDS
 
 MANIFEST = "manifest.json"
+ENV_BACKUP = ".env.backup"  # the runbook's copy of the deployment's .env, beside the tarballs
 SUFFIXES = (".tar.gz", ".tgz", ".tar")
 STATE_NAMES = ("processing", "state")  # paths components the runbook calls state.tar.gz
 _KIND_STEMS = {"chroma": "chromadb", "redis": "redis", "config": "config"}
@@ -81,28 +83,47 @@ def check_component_name(name: str, where: str) -> str:
     return name
 
 
-def map_archive(stem: str, configured: dict[str, str], hint: tuple[str, str] | None = None) -> Target:
+def map_archive(stem: str, configured: dict[str, str], hint: tuple[str, str] | None = None,
+                chosen: str | None = None) -> Target:
     """Which component an inner tarball becomes.
 
     `configured` maps the controller's component names to kinds; `hint` is (name, kind) from
-    an export's manifest.json. Order: the hinted name, a component named like the tarball,
-    the one configured component of the tarball's kind (chromadb, redis, config; state ->
-    processing or state), else a new component named after the tarball.
+    an export's manifest.json; `chosen` is the operator's `--map STEM=NAME`. Order: the chosen
+    name, the hinted name, a component named like the tarball, the one configured component
+    of the tarball's kind (chromadb, redis, config; state -> processing or state), else a new
+    component named after the tarball. Several configured components of the tarball's kind
+    and no choice: UsageError naming them.
     """
+    if chosen:
+        return _chosen(stem, configured, chosen)
     name, kind = hint if hint else (stem, "")
     if name in configured:
         return Target(name, configured[name], True)
     if hint:
         return Target(name, kind, False)
     kind = _STEM_KINDS.get(stem, "")
-    same_kind = [n for n, k in configured.items() if k == kind]
+    same_kind = sorted(n for n, k in configured.items() if k == kind)
     if kind and len(same_kind) == 1:
         return Target(same_kind[0], kind, True)
+    if kind and same_kind:
+        raise errors.UsageError(f"{stem} could become any of the {kind} components {', '.join(same_kind)}; "
+                                f"choose one with --map {stem}={same_kind[0]}")
     if stem == "state":
         for n in STATE_NAMES:
             if configured.get(n) == "paths":
                 return Target(n, "paths", True)
     return Target(stem, kind or "paths", False)
+
+
+def _chosen(stem: str, configured: dict[str, str], name: str) -> Target:
+    """The operator's choice; a configured component of another database kind is refused."""
+    kind = _STEM_KINDS.get(stem, "")
+    if name not in configured:
+        return Target(name, kind or "paths", False)
+    if kind and configured[name] != kind:
+        raise errors.UsageError(f"--map {stem}={name}: {stem} holds {kind} data, component {name} is of kind "
+                                f"{configured[name]}")
+    return Target(name, configured[name], True)
 
 
 def archive_hints(manifest: dict | None) -> dict[str, tuple[str, str]]:
@@ -131,3 +152,50 @@ def export_manifest(snapshot: dict, archives: dict[str, str], version: str) -> d
         "kind": snapshot.get("kind", ""), "reason": snapshot.get("reason", ""), "host": snapshot.get("host", ""),
         "archives": {archives[n]: {"component": n, "kind": comps[n]["kind"]} for n in sorted(comps)},
     }
+
+
+_STAMP_RE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})[_T -]?(\d{2}):?(\d{2}):?(\d{2})")
+
+
+def parse_timestamp(value: object) -> datetime.datetime | None:
+    """A runbook timestamp as a UTC datetime, None when it is not one.
+
+    Accepts `YYYYMMDD_HHMMSS` (the runbook's `date +%Y%m%d_%H%M%S`, always UTC here),
+    ISO 8601 with or without an offset (none means UTC), and Unix seconds.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    try:
+        when = parse_iso(text)
+    except ValueError:
+        m = _STAMP_RE.fullmatch(text)
+        if not m:
+            return None
+        try:
+            when = datetime.datetime(*(int(g) for g in m.groups()))
+        except ValueError:
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=datetime.timezone.utc)
+
+
+def snapshot_time(manifest: dict | None, filename: str,
+                  now: datetime.datetime) -> tuple[datetime.datetime, str]:
+    """When an imported backup was taken, and where that came from.
+
+    manifest.json's `timestamp`, else the `YYYYMMDD_HHMMSS` in the tarball's name, else `now`;
+    the second value is "manifest.json", "filename" or "import" accordingly.
+    """
+    said = parse_timestamp((manifest or {}).get("timestamp"))
+    if said is not None:
+        return said, MANIFEST
+    m = _STAMP_RE.search(filename)
+    named = parse_timestamp(m.group(0)) if m else None
+    if named is not None:
+        return named, "filename"
+    return now, "import"

@@ -1,7 +1,8 @@
 """Reading an import's tarballs: the outer one, its inner component tarballs, manifest.json.
 
 In: the spooled upload and ImportLimits. Out: pass 1 (`scan`) judges and records every member,
-storing nothing; pass 2 (`inner_members`) yields the regular files' data for the store pass.
+storing nothing, and keeps the runbook's .env.backup (bounded, never logged) and what it
+skipped; pass 2 (`inner_members`) yields the regular files' data for the store pass.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ragbackup import errors
 from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK
 
 from ragbackup.controller.runbook_entries import Member, MemberTable, key_of
-from ragbackup.controller.runbook_layout import MANIFEST, stem_of
+from ragbackup.controller.runbook_layout import ENV_BACKUP, MANIFEST, stem_of
 from ragbackup.controller.runbook_members import (MAX_EXPANSION_RATIO, check_expansion, check_path, common_dir,
                                                   entry_type, mtime_ns, normalise, refuse)
 
@@ -38,6 +39,7 @@ class ImportLimits:
     max_members: int = 20_000_000
     max_manifest: int = 1 << 20
     max_expansion_ratio: int = MAX_EXPANSION_RATIO  # of a sparse member's size to its data; 0: no limit
+    max_env: int = 1 << 20  # .env.backup
 
 
 @dataclass
@@ -52,6 +54,17 @@ class Archive:
     members: int = 0
 
 
+@dataclass(frozen=True)
+class EnvBackup:
+    """The runbook's `cp .env .env.backup`, beside the component tarballs; its data is secret."""
+
+    member: str
+    data: bytes = field(repr=False)
+    uid: int = 0
+    gid: int = 0
+    mtime: int = 0
+
+
 @dataclass
 class Scan:
     filename: str
@@ -59,6 +72,8 @@ class Scan:
     manifest: dict | None = None
     members: int = 0
     bytes_total: int = 0
+    env: EnvBackup | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (member of the outer tarball, why)
 
 
 class _BoundedInfo(tarfile.TarInfo):
@@ -97,7 +112,7 @@ def _check_cancel(cancel: threading.Event) -> None:
 
 
 def _outer_kind(m: tarfile.TarInfo, filename: str) -> str:
-    """"archive", "manifest", "dir" or "other"; links and nodes do not belong in the outer tarball."""
+    """"archive", "manifest", "env", "dir" or "other"; links and nodes do not belong in the outer tarball."""
     path = normalise(m.name)
     check_path(m.name, path, filename)
     typ = entry_type(m, filename)
@@ -109,6 +124,8 @@ def _outer_kind(m: tarfile.TarInfo, filename: str) -> str:
     base = os.fsdecode(path.rsplit(b"/", 1)[-1])
     if base == MANIFEST:
         return "manifest"
+    if base == ENV_BACKUP:
+        return "env"
     return "archive" if stem_of(base) else "other"
 
 
@@ -125,8 +142,10 @@ def scan(path: str, filename: str, table: MemberTable, limits: ImportLimits, can
                 arc = Archive(len(s.archives), m.name, stem_of(m.name) or "")
                 s.archives.append(arc)
                 _scan_inner(outer, m, arc, s, table, limits, cancel)
+            elif kind == "env":
+                s.env = _read_env(outer, m, s, limits)
             elif kind == "other":
-                log.info("import %s: ignoring %s (not a component tarball)", filename, m.name)
+                s.skipped.append((m.name, "not a component tarball, manifest.json or .env.backup"))
     table.commit()
     if not s.archives:
         raise errors.UsageError(f"{filename}: no component tarballs (*.tar.gz) inside; expected the runbook's "
@@ -145,6 +164,16 @@ def _read_manifest(outer: tarfile.TarFile, m: tarfile.TarInfo, filename: str, li
         log.warning("import %s: %s is not JSON; ignored", filename, m.name)
         return None
     return data if isinstance(data, dict) else None
+
+
+def _read_env(outer: tarfile.TarFile, m: tarfile.TarInfo, s: Scan, limits: ImportLimits) -> EnvBackup:
+    """.env.backup's bytes (kept in memory: it is small, and secret, so it is never logged)."""
+    if s.env is not None:
+        raise errors.UsageError(f"{s.filename}: two {ENV_BACKUP} files ({s.env.member} and {m.name})")
+    if m.size > limits.max_env:
+        raise errors.UsageError(f"{s.filename}: {m.name} is larger than {limits.max_env} bytes")
+    data = outer.extractfile(m).read()
+    return EnvBackup(m.name, data, m.uid, m.gid, mtime_ns(m))
 
 
 def _scan_inner(outer, om: tarfile.TarInfo, arc: Archive, s: Scan, table: MemberTable, limits: ImportLimits,

@@ -251,6 +251,8 @@ def _hostile(prefix: str) -> dict[str, tuple[list, str]]:
                            f"{p}etc"),
         "hardlink-outside": ([(_info(f"{p}passwd", tarfile.LNKTYPE, link="/etc/passwd"), b"")], f"{p}passwd"),
         "device": ([(_info(f"{p}null", tarfile.CHRTYPE), b"")], f"{p}null"),
+        "env-backup-symlink": ([(_info(f"{p}.env.backup", tarfile.SYMTYPE, link="/etc/shadow"), b"")],
+                               f"{p}.env.backup"),
     }
 
 
@@ -334,6 +336,7 @@ def test_export_then_import_gives_the_same_trees(env, tmp_path):
     diff = json.loads(env.stack.ragctl("diff", env.sid, sid, "--json").stdout)
     assert diff == [], diff[:10]
     original = show(env.stack, env.sid)
+    assert (m["time"], m["source"]["time_from"]) == (original["time"], "manifest.json")
     for name, c in m["components"].items():
         for key in ("files", "dirs", "symlinks", "bytes_total"):
             assert c["stats"][key] == original["components"][name]["stats"][key], (name, key)

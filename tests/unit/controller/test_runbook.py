@@ -6,6 +6,7 @@ parents, the decompression guard, and chunk boundaries identical to the agent's.
 """
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import sqlite3
@@ -17,10 +18,13 @@ from ragbackup import errors
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from ragbackup.controller.runbook_entries import Member, MemberTable, TreeWalk, key_of
 from ragbackup.controller.runbook_export import rechunk, tar_info
-from ragbackup.controller.runbook_layout import Target, archive_hints, inner_names, map_archive, stem_of
+from ragbackup.controller.runbook_env import EnvPlan, place_env, plan_env
+from ragbackup.controller.runbook_facts import keyspace_counts
+from ragbackup.controller.runbook_layout import (Target, archive_hints, inner_names, map_archive, parse_timestamp,
+                                                 snapshot_time, stem_of)
 from ragbackup.controller.runbook_members import (check_path, check_symlink, common_dir, mtime_ns, normalise,
                                                   ns_text)
-from ragbackup.controller.runbook_scan import ImportLimits, scan
+from ragbackup.controller.runbook_scan import Archive, EnvBackup, ImportLimits, Scan, scan
 from ragbackup.repo import chunking
 from ragbackup.repo.tree import Entry
 from ragbackup.v1 import agent_pb2
@@ -60,7 +64,92 @@ def test_map_archive(stem, hint, expected):
 
 def test_map_archive_new_component_takes_the_stems_kind():
     assert map_archive("chromadb", {"documents": "paths"}) == Target("chromadb", "chroma", False)
-    assert map_archive("redis", {"a": "redis", "b": "redis"}) == Target("redis", "redis", False)
+
+
+def test_map_archive_with_several_components_of_the_kind_needs_a_choice():
+    two = {"chroma_a": "chroma", "chroma_b": "chroma", "docs": "paths"}
+    with pytest.raises(errors.UsageError) as info:
+        map_archive("chromadb", two)
+    assert "chroma_a, chroma_b" in info.value.message and "--map chromadb=chroma_a" in info.value.message
+    assert map_archive("chromadb", two, chosen="chroma_b") == Target("chroma_b", "chroma", True)
+    assert map_archive("chromadb", two, ("chroma_a", "chroma"), chosen="chroma_b").name == "chroma_b"
+    assert map_archive("chromadb", two, chosen="vectors") == Target("vectors", "chroma", False)
+    assert map_archive("notes", two, chosen="docs") == Target("docs", "paths", True)
+    with pytest.raises(errors.UsageError, match="holds chroma data, component docs is of kind paths"):
+        map_archive("chromadb", two, chosen="docs")
+
+
+UTC = datetime.timezone.utc
+NOW = datetime.datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("20250101_020000", datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    ("2025-01-01T02:00:00Z", datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    ("2025-01-01T03:00:00+01:00", datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    ("2025-01-01 02:00:00", datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    (" 20250101T020000 ", datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    (1735696800, datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC)),
+    ("20251301_020000", None), ("yesterday", None), ("", None), (None, None), (True, None), ([], None),
+])
+def test_parse_timestamp(value, expected):
+    assert parse_timestamp(value) == expected
+
+
+@pytest.mark.parametrize("manifest,filename,expected", [
+    ({"timestamp": "20250101_020000"}, "rag-system-backup-20240101_000000.tar.gz",
+     (datetime.datetime(2025, 1, 1, 2, 0, tzinfo=UTC), "manifest.json")),
+    ({"timestamp": "soon"}, "rag-system-backup-20240101_000000.tar.gz",
+     (datetime.datetime(2024, 1, 1, 0, 0, tzinfo=UTC), "filename")),
+    (None, "rag-system-backup-20240229_235959.tar", (datetime.datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC),
+                                                      "filename")),
+    (None, "upload.tar.gz", (NOW, "import")),
+    ({}, "rag-system-backup-20241399_000000.tar.gz", (NOW, "import")),
+])
+def test_snapshot_time(manifest, filename, expected):
+    assert snapshot_time(manifest, filename, NOW) == expected
+
+
+def _archives(*stems):
+    return [Archive(i, f"top/{s}.tar.gz", s) for i, s in enumerate(stems)]
+
+
+def test_env_goes_to_the_config_tarballs_component_else_the_configured_one():
+    arcs = _archives("documents", "config")
+    targets = {0: Target("documents", "paths", True), 1: Target("settings", "config", True)}
+    assert plan_env(arcs, targets, {"settings": "config"}, None) == EnvPlan(1, targets[1])
+    arcs, targets = _archives("documents"), {0: Target("documents", "paths", True)}
+    assert plan_env(arcs, targets, {"settings": "config", "documents": "paths"}, None) == \
+        EnvPlan(None, Target("settings", "config", True))
+    assert plan_env(arcs, targets, {"documents": "paths"}, None).startswith("no config component")
+    with pytest.raises(errors.UsageError, match="a, b; choose one with --map .env.backup=a"):
+        plan_env(arcs, targets, {"a": "config", "b": "config"}, None)
+    assert plan_env(arcs, targets, {"a": "config", "b": "config"}, "b") == EnvPlan(None, Target("b", "config", True))
+    assert plan_env(arcs, targets, {}, "documents") == EnvPlan(0, targets[0])
+    with pytest.raises(errors.UsageError, match="kind redis"):
+        plan_env(arcs, targets, {"cache": "redis"}, "cache")
+
+
+def test_env_placed_with_mode_0600_unless_the_tarball_has_one(tmp_path):
+    table = MemberTable(str(tmp_path / "m.sqlite"))
+    s = Scan("x.tar.gz", archives=_archives("config"))
+    s.archives[0].root = b"deploy"
+    env = EnvBackup("top/.env.backup", b"KEY=secret\n", 1000, 1000, 5 * 10**9)
+    arc, path = place_env(env, EnvPlan(0, Target("config", "config", True)), s, table)
+    assert (arc.index, path) == (0, b"deploy/.env")
+    row = table.get(0, b"deploy/.env")
+    assert (row.type, row.mode, row.size, row.uid) == ("file", 0o600, 11, 1000)
+    assert "already holds .env" in place_env(env, EnvPlan(0, Target("config", "config", True)), s, table)
+    arc, path = place_env(env, EnvPlan(None, Target("settings", "config", True)), s, table)
+    assert (arc.index, arc.member, path, len(s.archives)) == (1, "top/.env.backup", b".env", 2)
+    assert "secret" not in repr(env)
+    table.close()
+
+
+def test_keyspace_counts_from_info_text():
+    text = "# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=0\r\ndb12:keys=40,expires=0,avg_ttl=0\r\n"
+    assert keyspace_counts(text) == {"db0": 3, "db12": 40}
+    assert keyspace_counts("# Keyspace\r\n") == {"db0": 0}
 
 
 def test_stem_and_hints():
@@ -208,6 +297,37 @@ def test_scan_refuses_a_tarball_without_component_tarballs(tmp_path):
     path.write_bytes(b"not a tarball at all")
     with pytest.raises(errors.UsageError, match="not a readable tar archive"):
         scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(), threading.Event())
+
+
+def _outer(path, members: list[tuple[str, bytes]]) -> None:
+    with tarfile.open(path, "w:gz") as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            t.addfile(info, io.BytesIO(data))
+
+
+def test_scan_keeps_env_backup_and_lists_what_it_skips(tmp_path):
+    inner = tmp_path / "inner.tar.gz"
+    _outer(inner, [("documents/a", b"x")])
+    path = tmp_path / "x.tar.gz"
+    _outer(path, [("top/documents.tar.gz", inner.read_bytes()), ("top/.env.backup", b"K=secret\n"),
+                  ("top/notes.txt", b"hello")])
+    s = scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "m.sqlite")), ImportLimits(), threading.Event())
+    assert (s.env.member, s.env.data) == ("top/.env.backup", b"K=secret\n")
+    assert s.skipped == [("top/notes.txt", "not a component tarball, manifest.json or .env.backup")]
+    with pytest.raises(errors.UsageError, match="larger than 4 bytes"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "n.sqlite")), ImportLimits(max_env=4),
+             threading.Event())
+    _outer(path, [("top/documents.tar.gz", inner.read_bytes()), ("top/.env.backup", b"A"), (".env.backup", b"B")])
+    with pytest.raises(errors.UsageError, match="two .env.backup files"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "o.sqlite")), ImportLimits(), threading.Event())
+    with tarfile.open(path, "w:gz") as t:
+        link = tarfile.TarInfo("top/.env.backup")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+        t.addfile(link)
+    with pytest.raises(errors.UnsafePath, match="symlink"):
+        scan(str(path), "x.tar.gz", MemberTable(str(tmp_path / "p.sqlite")), ImportLimits(), threading.Event())
 
 
 # --------------------------------------------------------------------------- chunking
