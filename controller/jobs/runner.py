@@ -14,13 +14,15 @@ How to add a job kind (say `prune`):
     for locks, `ctx.progress(...)`, `ctx.log(...)` and `ctx.result(...)` for the events it
     yields, `ctx.check_cancel()` between steps, `ctx.count(bytes_read=..., files=...)` and
     `ctx.note(snapshot=..., components=...)` to fill the job record. `ctx.cfg`, `ctx.catalog`,
-    `ctx.agents`, `ctx.state_dir` and `ctx.staging_dir` are the controller's shared services.
- 3. Add the kind to KINDS and call it from the servicer:
-    `yield from self.runner.stream(Job("prune", caller=user, audit={...}), lambda ctx: prune.run(ctx, req), cancel)`
-    (`self.runner.call(...)` for a unary job). The runner records, audits and classifies the
-    outcome: success, failure (any error: its class and message are kept), cancelled
-    (errors.Cancelled, or the caller went away) or interrupted (the controller died; set at
-    the next start by `Runner.recover`).
+    `ctx.agents`, `ctx.state_dir`, `ctx.staging_dir`, `ctx.pack_staging` and `ctx.history()`
+    are the controller's shared services.
+ 3. Call it from the servicer (KINDS already names forget, prune, replicate and drill; add
+    any other kind there): `job = self._job("prune", context, audit={...})`, then
+    `yield from self.runner.stream(job, lambda ctx: prune.run(ctx, request), _cancel_event(context))`
+    (`self.runner.call(...)` for a unary job; a timer or another caller builds `Job(...)` itself).
+    The runner records, audits and classifies the outcome: success, failure (any error: its
+    class and message are kept), cancelled (errors.Cancelled, or the caller went away) or
+    interrupted (the controller died; set at the next start by `Runner.recover`).
 """
 from __future__ import annotations
 
