@@ -119,6 +119,10 @@ def test_jobs_lists_every_job_of_a_session(make_stack, tmp_path, monkeypatch):
     assert [j["id"] for j in _jobs(st, "--limit", "2")] == [agent_down["id"], crashed["id"]]
     one = json.loads(st.ragctl("job", str(b1["id"]), "--json").stdout)
     assert one == b1
+    listing = st.ragctl("jobs").stdout.splitlines()
+    assert listing[0].split()[:6] == ["ID", "KIND", "TRIGGER", "STARTED", "FINISHED", "RESULT"]
+    assert "interrupted" in listing[-1] and "AgentUnavailable" in listing[-2]
+    assert st.ragctl("job", "0", check=False).returncode == 2
     missing = st.ragctl("job", "99999", check=False)
     assert missing.returncode == 5 and "no job 99999" in missing.stderr
     wrong = st.ragctl("jobs", "--kind", "nonsense", check=False)
