@@ -107,7 +107,8 @@ def run(args, client: Client) -> int:
     return 0
 
 
-def _call(client: Client, pieces: Iterator[bytes], name: str, reason: str, size: int, mapping: str):
+def _call(client: Client, pieces: Iterator[bytes], name: str, reason: str,  # noqa: PLR0913 (the call's fields)
+          size: int, mapping: str):
     """The Import call; a read error of our own (gRPC reports it as a cancel) is raised as itself."""
     metadata = client.metadata + ((SIZE_KEY, str(size)), (MAP_KEY, mapping))
     failed: list[Exception] = []

@@ -12,6 +12,7 @@ from ragbackup import __version__, errors, logs
 
 from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
                            verify)
+from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 
@@ -34,6 +35,7 @@ exit codes:
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
+VERBS += [jobs]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
         description="Back up and restore a RAG stack (ChromaDB, Redis, documents, config) through the "
                     "rag-backup controller.",
         epilog=EXIT_CODES + "\nenvironment:\n  RAG_BACKUP_SOCKET               controller socket\n"
-                            "  RAG_BACKUP_CONTROLLER_CONFIG    controller config (for its socket path)\n",
+                            "  RAG_BACKUP_CONTROLLER_CONFIG    controller config (for its socket path)\n"
+                            "  RAG_BACKUP_TRIGGER              what started ragctl (timer, path), kept in job records\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--socket", help="controller unix socket (default: from the controller config, "
                                     "else /run/rag-backup/controller.sock)")

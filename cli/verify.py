@@ -39,12 +39,17 @@ def run(args, client: Client) -> int:
     if args.json:
         emit_json(d)
     else:
-        print(result.summary)
-        for sid, reasons in sorted(d.get("affected_snapshots", {}).items()):
-            print(f"  affected: {sid}: {'; '.join(reasons)}")
-        for pid, why in sorted(d.get("damaged_packs", {}).items()):
-            print(f"  damaged pack {pid}: {why}")
-        for what in ("damaged_index_objects", "damaged_keys", "vanished_snapshots", "unreadable_snapshots"):
-            for name, why in sorted(d.get(what, {}).items()):
-                print(f"  {what.replace('_', ' ').rstrip('s')} {name}: {why}")
+        _print_report(result.summary, d)
     return 0 if d.get("ok") else errors.IntegrityError.exit_code
+
+
+def _print_report(summary: str, d: dict) -> None:
+    """The verify report for a person: the summary, then each affected snapshot and damaged object."""
+    print(summary)
+    for sid, reasons in sorted(d.get("affected_snapshots", {}).items()):
+        print(f"  affected: {sid}: {'; '.join(reasons)}")
+    for pid, why in sorted(d.get("damaged_packs", {}).items()):
+        print(f"  damaged pack {pid}: {why}")
+    for what in ("damaged_index_objects", "damaged_keys", "vanished_snapshots", "unreadable_snapshots"):
+        for name, why in sorted(d.get(what, {}).items()):
+            print(f"  {what.replace('_', ' ').rstrip('s')} {name}: {why}")

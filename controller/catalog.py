@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ragbackup import clock, errors
 from ragbackup.repo.repository import Repository
+from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.snapshots import sort_key
 
 log = logging.getLogger("ragbackup.controller")
@@ -39,7 +40,7 @@ class SnapshotRecord:
     reason: str
     host: str
     components: tuple[str, ...]
-    manifest: dict
+    manifest: Manifest
 
 
 class Catalog:
@@ -54,11 +55,10 @@ class Catalog:
         with self._lock:
             self._db.close()
 
-    def add(self, manifest: dict) -> None:
+    def add(self, m: Manifest) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?,?,?,?,?)", (
-                manifest["id"], manifest["time"], manifest.get("kind", ""), manifest.get("reason", ""),
-                manifest.get("host", ""), json.dumps(sorted(manifest["components"])), json.dumps(manifest)))
+                m.id, m.time, m.kind, m.reason, m.host, json.dumps(sorted(m.components)), json.dumps(m.to_dict())))
 
     def remove(self, sid: str) -> None:
         with self._lock:
@@ -93,7 +93,8 @@ class Catalog:
         """All snapshots, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT id,time,kind,reason,host,components,manifest FROM snapshots").fetchall()
-        recs = [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
+        recs = [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])),
+                               Manifest.from_dict(json.loads(r[6])))
                 for r in rows]
         return sorted(recs, key=lambda r: (r.time, sort_key(r.id)))
 
@@ -107,7 +108,7 @@ class Catalog:
 def load_into_catalog(repo: Repository, catalog: Catalog, sid: str) -> bool:
     """Add one stored snapshot; a damaged manifest is skipped with a warning (verify names it)."""
     try:
-        catalog.add(repo.load_snapshot(sid))
+        catalog.add(repo.load_manifest(sid))
     except errors.IntegrityError as exc:
         log.warning("%s: left out of the catalog", exc.message)
         return False

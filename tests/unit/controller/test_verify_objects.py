@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from ragbackup.repo.manifest import Manifest
 from ragbackup import errors
 from ragbackup.controller.catalog import Catalog, repository_warnings
 from ragbackup.controller.verify import run_verify
@@ -73,7 +74,7 @@ def test_vanished_snapshots_fail_verify(repo):
 def test_catalog_keeps_a_vanished_snapshot_until_cleared_or_removed(tmp_path, repo):
     cat = Catalog(str(tmp_path / "catalog.sqlite"))
     for sid in ("rag-system-backup-20260101_000000", "rag-system-backup-20260102_000000"):
-        cat.add({"id": sid, "time": sid[-15:], "components": {}})
+        cat.add(Manifest(id=sid, time=sid[-15:], kind="full", components={}))
     cat.mark_vanished("rag-system-backup-20260102_000000")
     assert cat.ids() == {"rag-system-backup-20260101_000000"}
     assert cat.vanished() == {"rag-system-backup-20260102_000000": "20260102_000000"}

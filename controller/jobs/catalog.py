@@ -1,0 +1,22 @@
+"""The catalog-rebuild job: reload the index and the snapshot catalog from the repository alone.
+
+In: the JobContext. Out: a log event and the result (how many snapshots the catalog holds).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.controller.catalog import repository_warnings
+from ragbackup.controller.jobs.runner import JobContext
+
+
+def run(ctx: JobContext) -> Iterator[controller_pb2.JobEvent]:
+    yield ctx.log("reloading index and snapshots from the repository")
+    for sid in sorted(ctx.catalog.vanished()):
+        yield ctx.log(f"forgetting vanished snapshot {sid} (its object is gone from the repository)")
+    n = ctx.controller.rebuild_catalog()
+    for warning in repository_warnings(ctx.controller.repo(), ctx.catalog):
+        yield ctx.log(f"warning: {warning}")
+    yield ctx.result(f"catalog rebuilt: {n} snapshots", {"snapshots": n})
