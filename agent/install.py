@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ragbackup import clock, errors
+from ragbackup.mismatch import Mismatch
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
@@ -31,7 +32,7 @@ log = logging.getLogger("ragbackup.agent.install")
 @dataclass
 class Installed:
     aside: str
-    mismatches: list[str]
+    mismatches: list[Mismatch]
 
 
 def _service(spec: common_pb2.ComponentSpec) -> ServiceController:

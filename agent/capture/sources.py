@@ -3,7 +3,8 @@
 In: a ComponentSpec from the controller and the agent's config. Out: a context
 manager yielding (directory to capture, facts JSON) to the capture pipeline:
 `paths`/`config` as they are; `redis` a BGSAVE'd dump (+ AOF dir) staged aside;
-`chroma` an online SQLite backup copy, or the live dir while paused or stopped.
+`chroma` an online SQLite backup copy, or the live dir while paused or stopped, with
+facts taken from those very bytes.
 Data inside a container (no bind mount) is exported through the Docker API.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ragbackup.config import AgentConfig
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
-from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.capture import chroma, chroma_facts, redis
 from ragbackup.agent.services.base import make_controller
 from ragbackup.agent.services.container_fs import export_path
 
@@ -86,6 +87,13 @@ def _is_dir_in_container(name: str) -> bool:
 
 @contextlib.contextmanager
 def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
+    """The bytes to capture and facts computed from exactly those bytes (chroma_facts).
+
+    `online`: the online copy, whose facts are taken from the copy (the live server has
+    moved on by then). `pause`/`stop`: the persist dir (or its export) while the service is
+    held; the facts are taken inside the hold. Only the version is asked of the server
+    first: a paused or stopped server does not answer.
+    """
     o = options.Options(spec)
     mode, where = o.consistency(), o.container_path()
     target = options.chroma_target(spec)
@@ -97,18 +105,24 @@ def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
                                     "this host (path); for data inside a container use \"pause\" or \"stop\"")
         with staging(cfg, spec.name) as tmp:
             chroma.online_copy(spec.path, tmp)
-            facts = chroma.collect_facts(target)
-            yield tmp, json.dumps({**facts, "consistency": mode})
+            yield tmp, _chroma_facts(cfg, spec.name, target, tmp, mode, chroma.server_version(target))
         return
-    facts = {**chroma.collect_facts(target), "consistency": mode}
+    version = chroma.server_version(target)
     service = make_controller(o.service())
     with _held(service, mode, target), contextlib.ExitStack() as stack:
-        if where is None:
-            yield spec.path, json.dumps(facts)
-        else:
-            tmp = stack.enter_context(staging(cfg, spec.name))
-            export_path(where.container, where.path, tmp)
-            yield tmp, json.dumps(facts)
+        root = spec.path
+        if where is not None:
+            root = stack.enter_context(staging(cfg, spec.name))
+            export_path(where.container, where.path, root)
+        yield root, _chroma_facts(cfg, spec.name, target, root, mode, version)
+
+
+def _chroma_facts(cfg: AgentConfig, name: str, target: chroma.ChromaTarget, root: str, mode: str,
+                  version: str) -> str:
+    """Facts JSON of the captured directory `root`, computed on a scratch copy of it."""
+    with staging(cfg, f"{name}-facts") as scratch:
+        facts = chroma_facts.facts_of_copy(root, target, scratch, version)
+    return json.dumps({**facts, "consistency": mode})
 
 
 @contextlib.contextmanager
