@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 # A VerificationFailed carries its rows in gRPC trailing metadata, which gRPC caps at 8 KiB
 # together with the message: the rows (and each value) are bounded so the error always arrives.
-MAX_ROWS = 12
-MAX_VALUE = 96
+MAX_ROWS = 8
+MAX_VALUE = 64
 COLUMNS = ("component", "collection", "check", "expected", "found")
 
 
