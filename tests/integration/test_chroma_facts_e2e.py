@@ -4,7 +4,8 @@ In: `chroma run` in a container (persist dir bind-mounted, `service = "docker:NA
 consistency mode, a thread adding vectors over HTTP throughout the backup, the daemons as
 processes driven through `ragctl`. Out: three backups per mode whose facts equal what the
 restored copy answers (counts and probe top-k ids, read with chromadb's own client), in-place
-restores that exit 0, and a failed verification printed as a readable table and as JSON rows.
+restores that exit 0, `ragctl show` listing the collections as a table, and a failed
+verification printed as a readable table and as JSON rows.
 """
 from __future__ import annotations
 
@@ -118,6 +119,9 @@ def test_a_failed_verification_is_a_readable_list(container_factory, usrbind_ima
                                                   chroma_server_factory, tmp_path):
     stack, ct, port, data = start_stack(e2e_stack, container_factory, usrbind_image, tmp_path, "online")
     stack.backup()
+    shown = stack.ragctl("show", "latest").stdout.splitlines()
+    assert ["collection", "count", "dimension", "metric", "probes"] in [line.split() for line in shown], shown
+    assert ["docs", "300", "32", "cosine", "3", "x", "top-5"] in [line.split() for line in shown], shown
     other = chroma_server_factory()  # the restored server is checked at the wrong URL: another Chroma
     fill_collections(other.client(), [("docs", DIMENSION, 250, "cosine")])
     stack.declare("chroma", "chroma", str(data), url=other.url, consistency="online",
