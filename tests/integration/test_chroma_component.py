@@ -195,3 +195,16 @@ def test_probe_offsets():
     assert cc.probe_offsets(0, 3) == []
     assert cc.probe_offsets(2, 3) == [0, 1]
     assert cc.probe_offsets(300, 3) == [0, 100, 200]
+
+
+def test_health_says_whether_backups_can_take_facts(chroma_server):
+    import json
+
+    from ragbackup.agent import checks
+    from ragbackup.v1 import common_pb2
+
+    spec = common_pb2.ComponentSpec(name="chroma", kind="chroma", path=chroma_server.persist_dir,
+                                    options_json=json.dumps({"url": chroma_server.url}))
+    result = checks.check(spec)
+    assert result.ok and f"heartbeat ok at {chroma_server.url}" in result.detail
+    assert f"facts read with chromadb {cf.engine_version()}" in result.detail, result.detail
