@@ -63,6 +63,7 @@ def facts_of_copy(root: str, target: ChromaTarget, scratch: str, version: str) -
     if reason:
         log.warning("chroma %s: facts not recorded: %s", root, reason)
         return {**facts, "unverified": reason}
+    scratch = os.path.abspath(scratch)  # the engine runs in it
     copy = os.path.join(scratch, "persist")
     shutil.copytree(root, copy, symlinks=True)
     out = os.path.join(scratch, "facts.json")
