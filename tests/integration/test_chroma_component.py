@@ -37,7 +37,8 @@ def facts_of(copy: str, server, scratch) -> dict:
     """Facts of a captured copy, as a capture takes them (chromadb on a scratch copy of it)."""
     scratch.mkdir(exist_ok=True)
     target = target_for(server)
-    return cf.facts_of_copy(copy, target, str(scratch), cc.server_version(target))
+    scratch = os.path.relpath(scratch) if not os.path.isabs(copy) else str(scratch)
+    return cf.facts_of_copy(copy, target, scratch, cc.server_version(target))
 
 
 def online_facts(server, tmp_path) -> tuple[str, dict]:
@@ -75,6 +76,14 @@ def test_facts_leave_the_captured_copy_alone(chroma_server, tmp_path):
     facts_of(str(copy), chroma_server, tmp_path / "scratch")
     after = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     assert after == before, "the engine opened a scratch copy, not the bytes being captured"
+
+
+def test_facts_of_a_copy_under_relative_paths(chroma_server, tmp_path, monkeypatch):
+    populate(chroma_server)
+    monkeypatch.chdir(tmp_path)  # an agent's staging_dir may be given relative to its working dir
+    cc.online_copy(chroma_server.persist_dir, "staging")
+    facts = facts_of("staging", chroma_server, tmp_path / "scratch-rel")
+    assert {c["name"]: c["count"] for c in facts["collections"]} == {n: k for n, _, k, _ in COLLECTIONS}
 
 
 def test_facts_say_why_they_are_missing():
