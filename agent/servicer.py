@@ -161,7 +161,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             aside, mismatches = self._put_in_service(spec, start, plan, scratch)
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
-                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts" if mismatches else "")
+                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts: "
+                 + "; ".join(m.text() for m in mismatches) if mismatches else "")
         final = spec.path if _installs_elsewhere(spec, start.target) else plan.final
         return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
                                        bytes_written=counts.bytes_written, restored_path=final,

@@ -53,5 +53,5 @@ def render(table_rows: Sequence[Mapping[str, str]], limit: int = MAX_ROWS) -> st
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     if len(table_rows) > limit:
-        lines.append(f"  ... and {len(table_rows) - limit} more")
+        lines.append(f"  ... and {len(table_rows) - limit} more (the agent's log lists them all)")
     return "\n".join(lines)

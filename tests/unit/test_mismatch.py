@@ -31,7 +31,7 @@ def test_render_says_how_many_are_left_out():
     rows = mismatch.rows({"chroma": [Mismatch(f"c{i}", "count", "1", "2").to_dict() for i in range(20)]})
     text = mismatch.render(rows)
     assert len(text.splitlines()) == 1 + mismatch.MAX_ROWS + 1
-    assert text.endswith(f"... and {20 - mismatch.MAX_ROWS} more")
+    assert text.endswith(f"... and {20 - mismatch.MAX_ROWS} more (the agent's log lists them all)")
 
 
 def _serve(exc: errors.RagBackupError):
