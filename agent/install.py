@@ -115,7 +115,8 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     service.start()
     chroma.wait_heartbeat(target.url, target.timeout_s)
     if "collections" not in facts:
-        log.warning("chroma %s: the snapshot has no facts (imported); counts and probes not verified", spec.name)
+        log.warning("chroma %s: the snapshot has no facts (%s); counts and probes not verified", spec.name,
+                    facts.get("unverified", "imported"))
         return Installed(aside, [])
     return Installed(aside, chroma.verify_facts(target, facts))
 

@@ -86,6 +86,16 @@ def test_facts_of_a_copy_under_relative_paths(chroma_server, tmp_path, monkeypat
     assert {c["name"]: c["count"] for c in facts["collections"]} == {n: k for n, _, k, _ in COLLECTIONS}
 
 
+def test_without_a_usable_engine_facts_say_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(cf, "engine_version", lambda: None)
+    (tmp_path / "captured").mkdir()
+    target = cc.ChromaTarget(persist_dir=str(tmp_path / "captured"))
+    facts = cf.facts_of_copy(str(tmp_path / "captured"), target, str(tmp_path), "1.0.0")
+    assert facts["unverified"] == "the chromadb package is not installed on the agent host"
+    assert "collections" not in facts and facts["version"] == "1.0.0"
+    assert sorted(os.listdir(tmp_path)) == ["captured"], "nothing copied"
+
+
 def test_facts_say_why_they_are_missing():
     assert "not installed" in cf.unusable_engine("1.0.0", None)
     assert "may not read" in cf.unusable_engine("0.5.23", "1.5.9")
