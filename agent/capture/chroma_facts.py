@@ -4,12 +4,14 @@ In: the directory a capture sends (the online copy, or the persist dir while the
 is paused or stopped), the ChromaTarget and the server's version. Out: the facts (per
 collection: name, id, count, dimension, metric, probe queries with their top-k ids), read
 by opening a scratch copy of that directory with chromadb's PersistentClient in a child
-process (`python -m ragbackup.agent.capture.chroma_facts`); the restore's check compares them
-with the restored server. Without a usable chromadb the facts say why they are missing.
+process (`python -m ragbackup.agent.capture.chroma_facts`, started ahead and told when its
+copy is complete); the restore's check compares them with the restored server. Without a
+usable chromadb the facts say why they are missing.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -17,7 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ragbackup import errors
@@ -30,6 +32,8 @@ log = logging.getLogger("ragbackup.agent.capture.chroma_facts")
 # hold a paused service forever.
 ENGINE_TIMEOUT_S = 900.0
 STDERR_TAIL = 2000
+# The line that tells the child its copy is complete.
+GO = "go"
 
 
 def engine_version() -> str | None:
@@ -51,40 +55,68 @@ def unusable_engine(server: str, engine: str | None) -> str | None:
     return None
 
 
-def facts_of_copy(root: str, target: ChromaTarget, scratch: str, version: str) -> dict[str, Any]:
-    """Facts of the persist dir at `root`, computed on a copy of it made in `scratch`.
+Reader = Callable[[str], dict[str, Any]]
 
-    The engine writes to what it opens (WAL, replayed log, HNSW files), so it gets a copy,
-    never the captured directory.
+
+@contextlib.contextmanager
+def engine(target: ChromaTarget, version: str, scratch: str) -> Iterator[Reader]:
+    """`read(root)`: the facts of the persist dir at `root`, computed on a copy in `scratch`.
+
+    The child starts (and imports chromadb, 2 s) on entry, while the caller makes its copy
+    or before it holds the service; `read` then copies `root` and lets the child open the
+    copy. The engine writes to what it opens (WAL, replayed log, HNSW files), so it gets a
+    copy, never the captured directory. Without a usable chromadb, `read` returns facts that
+    say why they hold no collections.
     """
     facts = {"kind": "chroma", "version": version, "tenant": target.tenant, "database": target.database}
-    engine = engine_version()
-    reason = unusable_engine(version, engine)
+    installed = engine_version()
+    reason = unusable_engine(version, installed)
     if reason:
-        log.warning("chroma %s: facts not recorded: %s", root, reason)
-        return {**facts, "unverified": reason}
-    scratch = os.path.abspath(scratch)  # the engine runs in it
-    copy = os.path.join(scratch, "persist")
-    shutil.copytree(root, copy, symlinks=True)
-    out = os.path.join(scratch, "facts.json")
-    _run_engine(copy, out, target)
-    with open(out, encoding="utf-8") as f:
-        return {**facts, "engine": f"chromadb {engine}", "collections": json.load(f)}
+        log.warning("chroma %s: facts not recorded: %s", target.persist_dir, reason)
+        yield lambda root: {**facts, "unverified": reason}
+        return
+    scratch = os.path.abspath(scratch)  # the child runs in it
+    copy, out = os.path.join(scratch, "persist"), os.path.join(scratch, "facts.json")
+    proc = _start(copy, out, target, scratch)
+
+    def read(root: str) -> dict[str, Any]:
+        shutil.copytree(root, copy, symlinks=True)
+        _finish(proc)
+        with open(out, encoding="utf-8") as f:
+            return {**facts, "engine": f"chromadb {installed}", "collections": json.load(f)}
+
+    try:
+        yield read
+    finally:
+        if proc.poll() is None:  # read() was not called or failed: end our child
+            proc.kill()
+            proc.wait()
 
 
-def _run_engine(copy: str, out: str, target: ChromaTarget) -> None:
+def facts_of_copy(root: str, target: ChromaTarget, scratch: str, version: str) -> dict[str, Any]:
+    """The facts of the persist dir at `root`, computed on a copy of it in `scratch`."""
+    with engine(target, version, scratch) as read:
+        return read(root)
+
+
+def _start(copy: str, out: str, target: ChromaTarget, cwd: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", __name__, copy, out, "--tenant", target.tenant, "--database",
             target.database, "--probes", str(target.probes), "--top-k", str(target.top_k)]
     env = dict(os.environ, ANONYMIZED_TELEMETRY="False")
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=cwd)
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    """Tell the child its copy is complete; wait for it to write the facts."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=ENGINE_TIMEOUT_S, env=env,
-                              cwd=os.path.dirname(copy), check=False)
+        _, stderr = proc.communicate(GO + "\n", timeout=ENGINE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise errors.Unhealthy(f"chroma facts: chromadb did not open the captured copy within "
                                f"{ENGINE_TIMEOUT_S:.0f}s") from None
-    if done.returncode != 0:
+    if proc.returncode != 0:
         raise errors.IntegrityError(f"chroma facts: chromadb could not read the captured copy (exit "
-                                    f"{done.returncode}): {done.stderr.strip()[-STDERR_TAIL:]}")
+                                    f"{proc.returncode}): {stderr.strip()[-STDERR_TAIL:]}")
 
 
 # ---------------------------------------------------------------- the child process
@@ -137,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     import chromadb
     from chromadb.config import Settings
 
+    if sys.stdin.readline().strip() != GO:  # the capture ended before its copy was complete
+        return 0
     client = chromadb.PersistentClient(path=args.persist_dir, settings=Settings(anonymized_telemetry=False),
                                        tenant=args.tenant, database=args.database)
     facts = [collection_facts(c, args.probes, args.top_k) for c in _collections(client)]

@@ -92,36 +92,34 @@ def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
     `online`: the online copy, whose facts are taken from the copy (the live server has
     moved on by then). `pause`/`stop`: the persist dir (or its export) while the service is
     held; the facts are taken inside the hold. Only the version is asked of the server
-    first: a paused or stopped server does not answer.
+    first (a paused or stopped server does not answer), and the facts engine is started
+    before the copy or the hold, so its start-up is not spent holding the service.
     """
     o = options.Options(spec)
     mode, where = o.consistency(), o.container_path()
     target = options.chroma_target(spec)
     if where is None:
         check_allowed(spec.path, cfg)
-    if mode == "online":
-        if where is not None:
-            raise errors.UsageError(f"component {spec.name}: consistency \"online\" needs the persist dir on "
-                                    "this host (path); for data inside a container use \"pause\" or \"stop\"")
-        with staging(cfg, spec.name) as tmp:
-            chroma.online_copy(spec.path, tmp)
-            yield tmp, _chroma_facts(cfg, spec.name, target, tmp, mode, chroma.server_version(target))
-        return
+    if mode == "online" and where is not None:
+        raise errors.UsageError(f"component {spec.name}: consistency \"online\" needs the persist dir on "
+                                "this host (path); for data inside a container use \"pause\" or \"stop\"")
     version = chroma.server_version(target)
-    service = make_controller(o.service())
-    with _held(service, mode, target), contextlib.ExitStack() as stack:
-        root = spec.path
-        if where is not None:
-            root = stack.enter_context(staging(cfg, spec.name))
-            export_path(where.container, where.path, root)
-        yield root, _chroma_facts(cfg, spec.name, target, root, mode, version)
+    with staging(cfg, f"{spec.name}-facts") as scratch, chroma_facts.engine(target, version, scratch) as read:
+        if mode == "online":
+            with staging(cfg, spec.name) as tmp:
+                chroma.online_copy(spec.path, tmp)
+                yield tmp, _facts_json(read(tmp), mode)
+            return
+        service = make_controller(o.service())
+        with _held(service, mode, target), contextlib.ExitStack() as stack:
+            root = spec.path
+            if where is not None:
+                root = stack.enter_context(staging(cfg, spec.name))
+                export_path(where.container, where.path, root)
+            yield root, _facts_json(read(root), mode)
 
 
-def _chroma_facts(cfg: AgentConfig, name: str, target: chroma.ChromaTarget, root: str, mode: str,
-                  version: str) -> str:
-    """Facts JSON of the captured directory `root`, computed on a scratch copy of it."""
-    with staging(cfg, f"{name}-facts") as scratch:
-        facts = chroma_facts.facts_of_copy(root, target, scratch, version)
+def _facts_json(facts: dict, mode: str) -> str:
     return json.dumps({**facts, "consistency": mode})
 
 
