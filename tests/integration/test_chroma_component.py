@@ -96,6 +96,32 @@ def test_without_a_usable_engine_facts_say_why(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["captured"], "nothing copied"
 
 
+def _engine_children() -> list[int]:
+    """PIDs of this process's children running the facts engine."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"chroma_facts" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_an_engine_not_told_to_read_is_ended(tmp_path):
+    """A capture that fails before its copy is complete (the hold refused) leaves no engine behind."""
+    target = cc.ChromaTarget(persist_dir=str(tmp_path / "none"))
+    with pytest.raises(errors.UsageError):
+        with cf.engine(target, "1.0.0", str(tmp_path)):
+            assert len(_engine_children()) == 1
+            raise errors.UsageError("the hold was refused")
+    assert _engine_children() == []
+
+
 def test_facts_say_why_they_are_missing():
     assert "not installed" in cf.unusable_engine("1.0.0", None)
     assert "may not read" in cf.unusable_engine("0.5.23", "1.5.9")
