@@ -90,8 +90,9 @@ def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
     """The bytes to capture and facts computed from exactly those bytes (chroma_facts).
 
     `online`: the online copy, whose facts are taken from the copy (the live server has
-    moved on by then). `pause`/`stop`: the persist dir (or its export) while the service is
-    held; the facts are taken inside the hold. Only the version is asked of the server
+    moved on by then). `pause`/`stop`: the persist dir while the service is held, its facts
+    taken inside the hold; or, for data inside a container, its export made while the
+    service is held, captured and read after. Only the version is asked of the server
     first (a paused or stopped server does not answer), and the facts engine is started
     before the copy or the hold, so its start-up is not spent holding the service.
     """
@@ -111,12 +112,14 @@ def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
                 yield tmp, _facts_json(read(tmp), mode)
             return
         service = make_controller(o.service())
-        with _held(service, mode, target), contextlib.ExitStack() as stack:
-            root = spec.path
-            if where is not None:
-                root = stack.enter_context(staging(cfg, spec.name))
-                export_path(where.container, where.path, root)
-            yield root, _facts_json(read(root), mode)
+        if where is None:
+            with _held(service, mode, target):
+                yield spec.path, _facts_json(read(spec.path), mode)
+            return
+        with staging(cfg, spec.name) as tmp:
+            with _held(service, mode, target):  # the export is a copy: the service waits for it only
+                export_path(where.container, where.path, tmp)
+            yield tmp, _facts_json(read(tmp), mode)
 
 
 def _facts_json(facts: dict, mode: str) -> str:
