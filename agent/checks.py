@@ -1,7 +1,8 @@
 """Per-component health checks run by the agent for `ragctl health`.
 
 In: a ComponentSpec. Out: a CheckResult: Redis answers PING, Chroma answers its
-heartbeat, a paths directory is readable. Never raises; failures are results.
+heartbeat (and whether backups can read facts from their copies), a paths directory
+is readable. Never raises; failures are results.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ragbackup import errors
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent import options
-from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.capture import chroma, chroma_facts, redis
 
 
 def _paths(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
@@ -36,9 +37,13 @@ def _redis(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
 
 
 def _chroma(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
+    """Heartbeat, and whether backups can take facts (chromadb on this host reads the server's files)."""
     target = options.chroma_target(spec)
     chroma.wait_heartbeat(target.url, 3.0)
-    return True, f"heartbeat ok at {target.url}"
+    engine = chroma_facts.engine_version()
+    reason = chroma_facts.unusable_engine(chroma.server_version(target), engine)
+    facts = f"backups will record no facts: {reason}" if reason else f"facts read with chromadb {engine}"
+    return True, f"heartbeat ok at {target.url}; {facts}"
 
 
 _CHECKS = {"paths": _paths, "config": _paths, "redis": _redis, "chroma": _chroma}

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ragbackup import clock, errors
+from ragbackup.mismatch import Mismatch
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
@@ -32,7 +33,7 @@ log = logging.getLogger("ragbackup.agent.install")
 @dataclass
 class Installed:
     aside: str
-    mismatches: list[str]
+    mismatches: list[Mismatch]
 
 
 def _service(spec: common_pb2.ComponentSpec) -> ServiceController:
@@ -141,7 +142,8 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     service.start()
     chroma.wait_heartbeat(target.url, target.timeout_s)
     if "collections" not in facts:
-        log.warning("chroma %s: the snapshot has no facts (imported); counts and probes not verified", spec.name)
+        log.warning("chroma %s: the snapshot has no facts (%s); counts and probes not verified", spec.name,
+                    facts.get("unverified", "imported"))
         return Installed(aside, [])
     return Installed(aside, chroma.verify_facts(target, facts))
 

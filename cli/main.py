@@ -15,6 +15,7 @@ from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_,
 from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
+from ragbackup.cli.output import emit_json
 
 EXIT_CODES = """\
 exit codes:
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, Client(socket_path(args.socket, args.config)))
     except errors.RagBackupError as exc:
         print(f"ragctl: error: {exc.message}", file=sys.stderr)
+        if getattr(args, "json", False):  # scripts get the error as data too (e.g. verification rows)
+            emit_json({"error": exc.to_dict()})
         return exc.exit_code
     except KeyboardInterrupt:
         print("ragctl: cancelled", file=sys.stderr)

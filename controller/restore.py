@@ -13,7 +13,7 @@ from typing import Generator, Iterator
 
 import grpc
 
-from ragbackup import errors, wire
+from ragbackup import errors, mismatch, wire
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
@@ -118,7 +118,25 @@ def _component_result(ctl: Controller, run: _Running) -> dict:
         raise ctl.agents.translate(run.agent, err) from None
     return {"files": res.files, "dirs": res.dirs, "symlinks": res.symlinks, "bytes": res.bytes_written,
             "restored_path": res.restored_path, "moved_aside": res.moved_aside,
-            "mismatches": list(res.mismatches)}
+            "mismatches": _mismatches(res)}
+
+
+def _mismatches(res: agent_pb2.RestoreResult) -> list[dict[str, str]]:
+    """The agent's rows; an agent that sends only text gives one row per line."""
+    if res.fact_mismatches:
+        return [{"collection": m.collection, "check": m.check, "expected": m.expected, "found": m.found}
+                for m in res.fact_mismatches]
+    return [{"collection": "", "check": text, "expected": "", "found": ""} for text in res.mismatches]
+
+
+def verification_failed(results: dict[str, dict]) -> errors.VerificationFailed | None:
+    """The error for components whose restored data differs from the facts, None if none does."""
+    table = mismatch.rows({n: r["mismatches"] for n, r in results.items() if r["mismatches"]})
+    if not table:
+        return None
+    return errors.VerificationFailed(
+        f"restored data differs from the snapshot's facts ({len(table)} difference(s)):\n{mismatch.render(table)}",
+        {"mismatches": table[:mismatch.MAX_ROWS], "mismatch_count": len(table)})
 
 
 def restore_components(ctl: Controller, repo: Repository, manifest: Manifest,
@@ -218,9 +236,9 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
         for app in apps:
             yield events.log(f"starting application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "start")
-    bad = {n: r["mismatches"] for n, r in results.items() if r["mismatches"]}
-    if bad:
-        raise errors.VerificationFailed(f"restored data differs from the snapshot's facts: {bad}")
+    failed = verification_failed(results)
+    if failed:
+        raise failed
     files = sum(r["files"] for r in results.values())
     yield events.result(f"restored {plan.snapshot} ({files} files) {where}",
                         {"snapshot": plan.snapshot, "components": results})

@@ -6,10 +6,14 @@ received status back into the same class on the client side.
 """
 from __future__ import annotations
 
+import json
+
 import grpc
 
 # Metadata key carrying the error class name across gRPC.
 ERROR_KIND_KEY = "rag-error-kind"
+# Metadata key carrying an error's structured details (JSON), e.g. a failed verification's rows.
+ERROR_DETAILS_KEY = "rag-error-details"
 
 
 class RagBackupError(Exception):
@@ -18,12 +22,18 @@ class RagBackupError(Exception):
     exit_code = 1
     grpc_status = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, details: dict | None = None):
         super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+        self.details = details or {}
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def to_dict(self) -> dict:
+        """What `ragctl --json` prints for the error: kind, message, exit code and details."""
+        return {"kind": type(self).__name__, "message": self.message, "exit_code": self.exit_code,
+                **self.details}
 
 
 class UsageError(RagBackupError):
@@ -174,15 +184,25 @@ _STATUS_FALLBACK = {
 
 def translate_rpc_error(err: grpc.RpcError, peer: str) -> RagBackupError:
     """Turn a grpc.RpcError received from `peer` into the typed error the server raised."""
-    kind = None
+    kind, data = None, None
     for key, value in (err.trailing_metadata() or ()):
         if key == ERROR_KIND_KEY:
             kind = value
+        elif key == ERROR_DETAILS_KEY:
+            data = _details(value)
     code = err.code()
     details = err.details() or str(code)
     if kind:
-        return error_class(kind)(details)
+        return error_class(kind)(details, data)
     cls = _STATUS_FALLBACK.get(code, RagBackupError)
     if cls is Unavailable:
         return Unavailable(f"{peer}: {details}")
     return cls(f"{peer}: {details}")
+
+
+def _details(value: str) -> dict | None:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -22,5 +22,8 @@ def lazy_import(name: str) -> ModuleType:
     spec.loader = loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:  # as `import a.b` does: a later `import a.b` then `a.b.x` must find it
+        setattr(importlib.import_module(parent), child, module)
     loader.exec_module(module)
     return module

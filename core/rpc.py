@@ -7,6 +7,7 @@ Unexpected exceptions are logged with a traceback and surface as UNKNOWN.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Callable
 
@@ -18,7 +19,10 @@ log = logging.getLogger("ragbackup.rpc")
 
 
 def _abort(context: grpc.ServicerContext, exc: errors.RagBackupError) -> None:
-    context.set_trailing_metadata(((errors.ERROR_KIND_KEY, type(exc).__name__),))
+    metadata = [(errors.ERROR_KIND_KEY, type(exc).__name__)]
+    if exc.details:  # JSON's default ASCII escaping keeps it a valid metadata value
+        metadata.append((errors.ERROR_DETAILS_KEY, json.dumps(exc.details, sort_keys=True)))
+    context.set_trailing_metadata(tuple(metadata))
     context.abort(exc.grpc_status, exc.message)
 
 
