@@ -6,11 +6,15 @@ repository's `snapshots/` objects alone.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass
+from typing import Iterator
+
+from ragbackup import errors
 
 from ragbackup.repo.snapshots import sort_key
 
@@ -34,12 +38,26 @@ class SnapshotRecord:
     manifest: dict
 
 
+@contextlib.contextmanager
+def _guard(path: str, op: str) -> Iterator[None]:
+    """OSError and SQLite's errors become StateError (StateNoSpace when full) naming the catalog file."""
+    try:
+        yield
+    except OSError as exc:
+        raise errors.from_os_error(exc, "state_dir", op, path) from None
+    except sqlite3.Error as exc:
+        cls = errors.StateNoSpace if "full" in str(exc) else errors.StateError
+        raise cls(f"state_dir: cannot {op} {path}: {exc}") from None
+
+
 class Catalog:
     def __init__(self, path: str):
-        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._path = path
+        with _guard(path, "open catalog"):
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -47,13 +65,13 @@ class Catalog:
             self._db.close()
 
     def add(self, manifest: dict) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?,?,?,?,?)", (
                 manifest["id"], manifest["time"], manifest.get("kind", ""), manifest.get("reason", ""),
                 manifest.get("host", ""), json.dumps(sorted(manifest["components"])), json.dumps(manifest)))
 
     def remove(self, sid: str) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
 
     def ids(self) -> set[str]:
@@ -61,7 +79,7 @@ class Catalog:
             return {r[0] for r in self._db.execute("SELECT id FROM snapshots")}
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.execute("DELETE FROM snapshots")
 
     def list(self) -> list[SnapshotRecord]:

@@ -19,7 +19,7 @@ from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.plan import RestorePlan, plan_restore, restore_waves
+from ragbackup.controller.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
 from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
@@ -92,19 +92,18 @@ class _Running:
     future: grpc.Future
 
 
-def _start_component(ctl: Controller, repo: Repository, manifest: dict, name: str,
+def _start_component(ctl: Controller, repo: Repository, manifest: dict, comp: RestoreTarget,
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
-    m = manifest["components"][name]
-    cfg = ctl.cfg.components.get(name)
-    agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
-    spec = common_pb2.ComponentSpec(name=name, kind=m["kind"], path=cfg.path if cfg else m.get("path", ""),
+    m = manifest["components"][comp.name]
+    cfg = ctl.cfg.components.get(comp.name)
+    spec = common_pb2.ComponentSpec(name=comp.name, kind=m["kind"], path=comp.path,
                                     options_json=cfg.options_json() if cfg else "{}")
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
                                    snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
                                    force=plan.force, dictionaries=repo.dictionaries().all())
     sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
-    return _Running(name, agent, sender, ctl.agents.stub(agent).Restore.future(iter(sender)))
+    return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
 
 
 def _component_result(ctl: Controller, run: _Running) -> dict:
@@ -120,8 +119,8 @@ def _component_result(ctl: Controller, run: _Running) -> dict:
             "mismatches": list(res.mismatches)}
 
 
-def restore_components(ctl: Controller, repo: Repository, manifest: dict,
-                       plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
+def restore_components(ctl: Controller, repo: Repository, manifest: dict, plan: RestorePlan,
+                       comps: dict[str, RestoreTarget]) -> Generator[controller_pb2.JobEvent, None, dict]:
     """Restore the plan's components wave by wave, up to PARALLEL_COMPONENTS at once, with progress.
 
     The first failure cancels the calls still running (their agents discard their scratch
@@ -138,7 +137,7 @@ def restore_components(ctl: Controller, repo: Repository, manifest: dict,
         try:
             while queue or running:
                 while queue and len(running) < PARALLEL_COMPONENTS:
-                    running.append(_start_component(ctl, repo, manifest, queue.pop(0), plan))
+                    running.append(_start_component(ctl, repo, manifest, comps[queue.pop(0)], plan))
                 time.sleep(0.2)
                 yield events.progress("restore", done_bytes + sum(r.sender.sent for r in running), total, "B")
                 for r in [r for r in running if r.future.done()]:
@@ -165,22 +164,18 @@ def choose_agent(component: str, recorded: str, requested: str, declared: list[s
                             f"(declared: {', '.join(declared) or 'none'})")
 
 
-def dry_run_steps(plan: RestorePlan, manifest: dict, apps) -> list[str]:
-    """Pure: the recovery steps in order, as text."""
-    steps = [f"stop application {a.service} on agent {a.agent}" for a in apps]
-    for n in plan.components:
-        c = manifest["components"][n]
-        if plan.target:
-            steps.append(f"write {n} ({c['kind']}, {c['stats'].get('files', 0)} files) to {plan.target}/{n}")
-            continue
-        if c["kind"] in ("redis", "chroma"):
-            steps.append(f"stop {n}'s service, move its current data aside, place the {c['kind']} data, start it, "
-                         "wait for its health check and compare with the snapshot's facts")
-        else:
-            steps.append(f"write {n} beside {c.get('path', '')}, move the current directory aside as "
-                         f"{n}.corrupted.<time>, put the restored one in place")
-    steps += [f"start application {a.service} on agent {a.agent}" for a in apps]
-    return steps
+def restore_targets(ctl: Controller, manifest: dict, plan: RestorePlan) -> list[RestoreTarget]:
+    """The plan's components as the decision sees them: configured settings win over the snapshot's."""
+    out = []
+    for name in plan.components:
+        m = manifest["components"][name]
+        cfg = ctl.cfg.components.get(name)
+        options = cfg.options if cfg else {}
+        agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
+        out.append(RestoreTarget(name, m["kind"], agent, cfg.path if cfg else m.get("path", ""),
+                                 options.get("service", ""), options.get("container", ""),
+                                 m.get("stats", {}).get("files", 0)))
+    return out
 
 
 def control_service(ctl: Controller, agent: str, service: str, action: str) -> str:
@@ -196,6 +191,7 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
 
 
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
+    """Decide (restore_steps: the same checks for --dry-run and the real run), then restore."""
     repo = ctl.repo()
     hist = ctl.history()
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
@@ -203,10 +199,12 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     kinds = {n: c["kind"] for n, c in manifest["components"].items()}
     plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force, req.agent)
     where = f"into {plan.target}" if plan.target else "in place"
+    comps = restore_targets(ctl, manifest, plan)
+    steps = restore_steps(plan, comps, ctl.cfg.app_services)
     if req.dry_run:
-        steps = dry_run_steps(plan, manifest, ctl.cfg.app_services if not plan.target else ())
         yield events.result(f"dry run: would restore {plan.snapshot} {where}",
-                            {"snapshot": plan.snapshot, "components": list(plan.components), "steps": steps})
+                            {"snapshot": plan.snapshot, "dry_run": True, "components": list(plan.components),
+                             "steps": list(steps)})
         return
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
     apps = ctl.cfg.app_services if not plan.target else ()
@@ -214,7 +212,7 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
         for app in apps:
             yield events.log(f"stopping application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "stop")
-        results = yield from restore_components(ctl, repo, manifest, plan)
+        results = yield from restore_components(ctl, repo, manifest, plan, {c.name: c for c in comps})
         for app in apps:
             yield events.log(f"starting application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "start")

@@ -15,7 +15,7 @@ from ragbackup.clock import parse_iso
 from ragbackup.config import ControllerConfig, RepositoryConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
-from ragbackup.storage import LocalSettings, S3Settings, open_storage
+from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage
 from ragbackup.storage.base import Storage
 
 from ragbackup.controller.agents import Agents
@@ -54,7 +54,8 @@ class Controller:
     def __init__(self, cfg: ControllerConfig):
         self.cfg = cfg
         self.state_dir = cfg.state_dir
-        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        with errors.os_boundary("state_dir", "create", self.state_dir):
+            os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
         self.staging_dir = os.path.join(self.state_dir, "staging")
         self.agents = Agents(cfg)
         self.catalog = Catalog(os.path.join(self.state_dir, "catalog.sqlite"))
@@ -65,9 +66,12 @@ class Controller:
 
     def sweep_leftovers(self) -> None:
         """Remove a killed job's partial pack and tree files (no job runs at startup)."""
-        for pattern in (os.path.join(self.pack_staging, ".pack-*"), os.path.join(self.staging_dir, ".tree-*")):
+        for area, pattern in (("repository" if self.cfg.repository.type == "local" else "state_dir",
+                               os.path.join(self.pack_staging, ".pack-*")),
+                              ("state_dir", os.path.join(self.staging_dir, ".tree-*"))):
             for path in glob.glob(pattern):
-                os.unlink(path)
+                with errors.os_boundary(area, "remove leftover", path):
+                    os.unlink(path)
 
     def _staging_for(self) -> str:
         """Pack staging beside a local repository (same filesystem: packs are renamed in)."""
@@ -83,9 +87,8 @@ class Controller:
         with self._lock:
             params = RepoParams(pack_size=self.cfg.repository.pack_size_mib * 1024 * 1024,
                                 compression_level=self.cfg.repository.compression_level)
-            ensure = getattr(self._storage, "create_bucket_if_missing", None)
-            if ensure is not None:
-                ensure()
+            if isinstance(self._storage, BucketCreator):
+                self._storage.create_bucket_if_missing()
             self._repo = Repository.init(self._storage, make_unlocker(self.cfg.repository),
                                          os.path.join(self.state_dir, "cache"), params)
             self.catalog.clear()

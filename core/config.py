@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from ragbackup.component_options import check_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
 from ragbackup import unixsock
@@ -257,6 +258,7 @@ def _component(root: _Section, name: str, agents: dict[str, AgentRef]) -> Compon
     if kind in ("paths", "config") and not os.path.isabs(path):
         raise ConfigError(f"{root.path}: [components.{name}] path: expected an absolute path")
     options = {k: v for k, v in c.data.items() if k not in ("kind", "agent", "path", "exclude")}
+    check_options(f"{root.path}: [components.{name}]", kind, options)
     return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options)
 
 
