@@ -120,7 +120,7 @@ def _component_result(ctl: Controller, run: _Running) -> dict:
 
 
 def restore_components(ctl: Controller, repo: Repository, manifest: dict, plan: RestorePlan,
-                       comps: dict[str, RestoreTarget]) -> Generator[controller_pb2.JobEvent, None, dict]:
+                       targets: dict[str, RestoreTarget]) -> Generator[controller_pb2.JobEvent, None, dict]:
     """Restore the plan's components wave by wave, up to PARALLEL_COMPONENTS at once, with progress.
 
     The first failure cancels the calls still running (their agents discard their scratch
@@ -137,7 +137,7 @@ def restore_components(ctl: Controller, repo: Repository, manifest: dict, plan: 
         try:
             while queue or running:
                 while queue and len(running) < PARALLEL_COMPONENTS:
-                    running.append(_start_component(ctl, repo, manifest, comps[queue.pop(0)], plan))
+                    running.append(_start_component(ctl, repo, manifest, targets[queue.pop(0)], plan))
                 time.sleep(0.2)
                 yield events.progress("restore", done_bytes + sum(r.sender.sent for r in running), total, "B")
                 for r in [r for r in running if r.future.done()]:

@@ -46,7 +46,8 @@ def _typed(exc: Exception, name: str, areas: Mapping[str, str]) -> errors.RagBac
     if isinstance(exc, OSError):
         area = area_of(exc.filename, areas)
         if area is not None:
-            return errors.from_os_error(exc, area, f"use ({name.rsplit('/', 1)[-1]})")
+            op = getattr(exc, errors.OS_OP_ATTR, None) or f"use ({name.rsplit('/', 1)[-1]})"
+            return errors.from_os_error(exc, area, op)
     return None
 
 
