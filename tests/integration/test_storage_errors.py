@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from fixtures.stack import ragctl_output, running_stack, snapshot_ids
+from fixtures.stack import ragctl_output, snapshot_ids
 from ragbackup.errors import ConfigError, RepositoryError, UsageError
 from ragbackup.localstack import LocalStack
 
