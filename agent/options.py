@@ -2,7 +2,8 @@
 
 In: a ComponentSpec (path + options_json from the controller's [components.X]).
 Out: typed settings (RedisTarget, ChromaTarget, a ServiceSpec, a ContainerPath);
-any bad value raises UsageError naming the component and the key. Secrets
+any bad value raises UsageError naming the component and the key (the controller
+checked the same options when it loaded its config: ragbackup.component_options). Secrets
 (password, password_file) become `Secret`s and are never echoed.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ragbackup import errors
+from ragbackup.component_options import CONSISTENCY_MODES
 from ragbackup.secret import Secret
 from ragbackup.v1 import common_pb2
 
@@ -19,7 +21,6 @@ from ragbackup.agent.capture.chroma import ChromaTarget
 from ragbackup.agent.capture.redis import RedisTarget
 from ragbackup.agent.services.base import ServiceSpec
 
-CONSISTENCY_MODES = ("online", "pause", "stop")
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ exit codes:
   0    success
   1    failure not covered below
   2    usage error (bad arguments or request)
-  3    configuration error (file, key and expected value are named)
-  4    repository error (missing, wrong passphrase or key file, unsupported format)
+  3    configuration error (file, key and expected value are named), or the
+       controller's state_dir cannot be used (path and operation are named)
+  4    repository error (missing, wrong passphrase or key file, unsupported format,
+       volume read-only or full: path and operation are named)
   5    not found (snapshot, component)
   6    integrity error (damaged data; `verify` names packs and snapshots)
   7    unavailable (controller, agent or storage cannot be reached)
