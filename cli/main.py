@@ -6,6 +6,7 @@ rendered as a table or JSON, and an exit code that says what happened.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ragbackup import __version__, errors, logs
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except errors.RagBackupError as exc:
         print(f"ragctl: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a local file named on the command line (export -o, pki --dir)
+        where = f" {os.fsdecode(exc.filename)}" if exc.filename else ""
+        print(f"ragctl: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return errors.UsageError.exit_code
     except KeyboardInterrupt:
         print("ragctl: cancelled", file=sys.stderr)
         return errors.Cancelled.exit_code

@@ -42,11 +42,14 @@ CASES = [
     Case(("verify", "--read-data")),
     Case(("diff", "{first}", "latest")),
     Case(("export", "{first}", "-o", "{tmp}/export-{mode}.tar.gz")),
+    Case(("export", "{first}", "-o", "{tmp}/no-such-dir/export-{mode}.tar.gz"), UsageError.exit_code),
     Case(("import", "{export}")),
+    Case(("import", "{tmp}/no-such-file.tar.gz"), NotFound.exit_code),
     # The backup volume's free-space check depends on this host's disk: alone it may fail (10).
     Case(("health",), (0, 10)),
     Case(("catalog", "rebuild"), json=False),
     Case(("pki", "--dir", "{tmp}/pki-{mode}", "host-{mode}", "127.0.0.1"), json=False),
+    Case(("pki", "--dir", "{export}/below-a-file", "host"), UsageError.exit_code, json=False),
 ]
 ARGV = [pytest.param(c, mode, id=f"{c.id}-{mode}") for c in CASES for mode in ("text", "json")
         if mode == "text" or c.json]
