@@ -14,6 +14,7 @@ from typing import Generator, Iterator
 import grpc
 
 from ragbackup import errors, wire
+from ragbackup.component_options import PathsOptions
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
@@ -170,11 +171,10 @@ def restore_targets(ctl: Controller, manifest: dict, plan: RestorePlan) -> list[
     for name in plan.components:
         m = manifest["components"][name]
         cfg = ctl.cfg.components.get(name)
-        options = cfg.options if cfg else {}
+        settings = cfg.settings if cfg else PathsOptions()
         agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
         out.append(RestoreTarget(name, m["kind"], agent, cfg.path if cfg else m.get("path", ""),
-                                 options.get("service", ""), options.get("container", ""),
-                                 m.get("stats", {}).get("files", 0)))
+                                 settings.service, settings.container, m.get("stats", {}).get("files", 0)))
     return out
 
 

@@ -1,19 +1,22 @@
-"""Which options each component kind accepts, checked when the controller loads its config.
+"""Each component kind's options: checked, then typed, once where they enter a process.
 
 In: a component's kind and the keys of its [components.NAME] table beyond kind, agent,
-path and exclude. Out: nothing, or a ConfigError naming the file, the key and what was
-expected: an unknown key, a value of the wrong type or shape, or a combination that
-cannot work (consistency "pause"/"stop" without `service`). The agent parses the same
-options again where it uses them (agent/options.py).
+path and exclude (the controller at config load; the agent from the ComponentSpec's
+options JSON). Out: a frozen PathsOptions, RedisOptions or ChromaOptions with every
+default filled in, or a ConfigError naming where, the key and what was expected: an
+unknown key, a value of the wrong type or shape, or a combination that cannot work
+(consistency "pause"/"stop" without `service`).
 """
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ragbackup.errors import ConfigError
+from ragbackup.secret import Secret
 
 CONSISTENCY_MODES = ("online", "pause", "stop")
 SERVICE_FORMAT = '"docker:CONTAINER", "docker:PROJECT/SERVICE" or "systemd:UNIT"'
@@ -113,3 +116,61 @@ def _check_combinations(where: str, kind: str, options: dict[str, Any]) -> None:
     if kind == "chroma" and mode == "online" and "container" in options:
         raise ConfigError(f"{where} consistency: \"online\" needs the persist dir on the agent's host (path); "
                           "for data inside a container use \"pause\" or \"stop\"")
+
+
+@dataclass(frozen=True)
+class PathsOptions:
+    """Options every kind has (and all that paths and config have)."""
+
+    service: str = ""  # "docker:NAME", "docker:PROJECT/SERVICE", "systemd:UNIT"; "" = none
+    container: str = ""  # data inside this container (no host bind mount), via the Docker API
+    container_path: str = "/data"  # where, inside `container`
+
+
+@dataclass(frozen=True)
+class RedisOptions(PathsOptions):
+    host: str = "127.0.0.1"
+    port: int = 6379
+    password: Secret | None = None
+    password_file: str = ""  # read where the password is used (on the agent's host)
+    username: str = ""
+    tls: bool = False
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    rdb_filename: str = "dump.rdb"
+    owner: tuple[int, int] = (999, 999)
+    timeout_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class ChromaOptions(PathsOptions):
+    url: str = "http://127.0.0.1:8000"
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+    owner: tuple[int, int] = (1000, 1000)
+    probes: int = 3
+    top_k: int = 5
+    timeout_s: float = 60.0
+    consistency: str = "online"
+
+
+ComponentOptions = PathsOptions  # the base every kind's options extend
+_TYPES: dict[str, type[PathsOptions]] = {
+    "paths": PathsOptions, "config": PathsOptions, "redis": RedisOptions, "chroma": ChromaOptions}
+
+
+def parse_options(where: str, kind: str, options: dict[str, Any]) -> PathsOptions:
+    """check_options, then the kind's typed options (ConfigError prefixed with `where`)."""
+    if kind not in _TYPES:
+        raise ConfigError(f"{where} kind: expected one of {', '.join(_TYPES)}, got {kind!r}")
+    check_options(where, kind, options)
+    values = dict(options)
+    if "owner" in values:
+        uid, gid = values["owner"].split(":")
+        values["owner"] = (int(uid), int(gid))
+    if "password" in values:
+        values["password"] = Secret(values["password"]) if values["password"] else None
+    if "timeout_s" in values:
+        values["timeout_s"] = float(values["timeout_s"])
+    return _TYPES[kind](**values)

@@ -156,3 +156,25 @@ def test_component_options_are_checked_at_load(tmp_path, kind, lines, message):
 def test_valid_component_options_load(tmp_path, kind, lines):
     cfg = load_controller_config(_with_component(tmp_path, kind, lines))
     assert cfg.components["c"].kind == kind
+
+
+def test_component_options_are_typed_once_at_load(tmp_path):
+    from ragbackup.component_options import ChromaOptions, PathsOptions, RedisOptions
+    cfg = load_controller_config(_write(tmp_path, BASE + """
+[components.kv]
+kind = "redis"
+agent = "a"
+path = "/var/lib/redis"
+owner = "998:997"
+password = "pw-secret"
+timeout_s = 5
+[components.vec]
+kind = "chroma"
+agent = "a"
+path = "/chroma"
+"""))
+    kv, vec, docs = (cfg.components[n].settings for n in ("kv", "vec", "docs"))
+    assert isinstance(kv, RedisOptions) and kv.owner == (998, 997) and kv.timeout_s == 5.0 and kv.port == 6379
+    assert kv.password.reveal() == "pw-secret" and "pw-secret" not in repr(kv)
+    assert isinstance(vec, ChromaOptions) and vec.owner == (1000, 1000) and vec.consistency == "online"
+    assert type(docs) is PathsOptions and docs.service == "" and docs.container_path == "/data"
