@@ -93,18 +93,48 @@ class _Running:
     future: grpc.Future
 
 
-def _start_component(ctl: Controller, repo: Repository, manifest: dict, comp: RestoreTarget,
-                     plan: RestorePlan) -> _Running:
-    """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
+def _restore_start(ctl: Controller, repo: Repository, manifest: dict, comp: RestoreTarget,
+                   plan: RestorePlan, check_only: bool = False) -> agent_pb2.RestoreStart:
+    """The RestoreStart of one component (a check needs neither keys nor dictionaries)."""
     m = manifest["components"][comp.name]
     cfg = ctl.cfg.components.get(comp.name)
     spec = common_pb2.ComponentSpec(name=comp.name, kind=m["kind"], path=comp.path,
                                     options_json=cfg.options_json() if cfg else "{}")
-    start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
-                                   snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
-                                   force=plan.force, dictionaries=repo.dictionaries().all())
-    sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
+    start = agent_pb2.RestoreStart(component=spec, target=plan.target, snapshot_id=manifest["id"],
+                                   facts_json=json.dumps(m.get("facts", {})), force=plan.force)
+    if not check_only:
+        start.id_key = repo.id_key
+        start.dictionaries.extend(repo.dictionaries().all())
+    return start
+
+
+def _start_component(ctl: Controller, repo: Repository, manifest: dict, comp: RestoreTarget,
+                     plan: RestorePlan) -> _Running:
+    """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
+    start = _restore_start(ctl, repo, manifest, comp, plan)
+    sender = _Sender(repo, start, [bytes.fromhex(t) for t in manifest["components"][comp.name]["tree"]])
     return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
+
+
+CHECK_TIMEOUT = 60.0
+
+
+def check_on_agents(ctl: Controller, repo: Repository, manifest: dict, plan: RestorePlan,
+                    targets: list[RestoreTarget]) -> dict[str, str]:
+    """Each agent runs the checks its Restore makes before writing (CheckRestore); name -> where it writes.
+
+    Raises the agent's error (a non-empty --target, a path outside allowed_paths, ...), so
+    a dry run refuses what the restore would, and the restore refuses before it stops anything.
+    """
+    where = {}
+    for comp in targets:
+        start = _restore_start(ctl, repo, manifest, comp, plan, check_only=True)
+        try:
+            reply = ctl.agents.stub(comp.agent).CheckRestore(start, timeout=CHECK_TIMEOUT)
+        except grpc.RpcError as err:
+            raise ctl.agents.translate(comp.agent, err) from None
+        where[comp.name] = reply.restored_path
+    return where
 
 
 def _component_result(ctl: Controller, run: _Running) -> dict:
@@ -191,7 +221,8 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
 
 
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
-    """Decide (restore_steps: the same checks for --dry-run and the real run), then restore."""
+    """Decide, then restore. A dry run and the restore run the same checks before anything is stopped
+    or written: restore_steps (the plan) and check_on_agents (each agent's own checks)."""
     repo = ctl.repo()
     hist = ctl.history()
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
@@ -201,10 +232,11 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     where = f"into {plan.target}" if plan.target else "in place"
     comps = restore_targets(ctl, manifest, plan)
     steps = restore_steps(plan, comps, ctl.cfg.app_services)
+    paths = check_on_agents(ctl, repo, manifest, plan, comps)
     if req.dry_run:
         yield events.result(f"dry run: would restore {plan.snapshot} {where}",
                             {"snapshot": plan.snapshot, "dry_run": True, "components": list(plan.components),
-                             "steps": list(steps)})
+                             "steps": list(steps), "restored_paths": paths})
         return
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
     apps = ctl.cfg.app_services if not plan.target else ()

@@ -100,6 +100,21 @@ def test_dry_run_prints_the_steps(stack) -> None:
     assert "write documents (paths, 2 files, agent local) beside" in cp.stdout, cp.stdout
 
 
+def test_dry_run_refuses_a_non_empty_target_as_the_restore_does(stack, tmp_path) -> None:
+    """The agent's own checks (here: --target DIR/documents must be absent or empty) run in a dry run too."""
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "documents" / "mine.txt").write_text("keep me\n")
+    for extra in (("--dry-run",), ()):
+        cp = stack.ragctl("restore", stack.values["first"], "--target", str(tmp_path), *extra, check=False)
+        assert cp.returncode == UsageError.exit_code, cp.stderr
+        assert f"restore target {tmp_path}/documents already exists and is not empty" in cp.stderr, cp.stderr
+    assert os.listdir(tmp_path / "documents") == ["mine.txt"]
+    assert json.loads(stack.ragctl("restore", stack.values["first"], "--target", str(tmp_path / "free"),
+                                   "--dry-run", "--json").stdout)["restored_paths"] == {
+        "documents": str(tmp_path / "free" / "documents")}
+    assert not (tmp_path / "free").exists()
+
+
 def test_relative_target_is_where_ragctl_runs(stack, tmp_path) -> None:
     """A relative --target means the caller's directory, not the controller's."""
     argv = stack.ragctl_argv("restore", stack.values["first"], "--target", "here", "--json")
