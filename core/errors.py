@@ -164,6 +164,8 @@ _OS_AREAS: dict[str, tuple[type[RagBackupError], type[RagBackupError]]] = {
     "state_dir": (StateError, StateNoSpace),
 }
 _FULL = (errno.ENOSPC, errno.EDQUOT)
+# Attribute locate_os_error sets on an OSError: the operation that failed.
+OS_OP_ATTR = "ragbackup_op"
 
 
 def from_os_error(exc: OSError, area: str, op: str, path: str | None = None) -> RagBackupError:
@@ -201,9 +203,6 @@ def locate_os_error(path: str, op: str) -> Iterator[None]:
         if getattr(exc, OS_OP_ATTR, None) is None:
             setattr(exc, OS_OP_ATTR, op)
         raise
-
-
-OS_OP_ATTR = "ragbackup_op"
 
 
 def _all_subclasses(cls: type) -> list[type]:
