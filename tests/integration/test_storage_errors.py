@@ -126,10 +126,32 @@ def test_read_only_state_dir_is_a_configuration_error(make_stack, tmp_path):
     st.ragctl("backup")
     with read_only(st.state_dir):
         cp = st.ragctl("backup", check=False)
+        reads = [st.ragctl(*argv, check=False) for argv in (("snapshots",), ("show", "latest"), ("verify",))]
+    for r in reads:
+        assert r.returncode == 0, ragctl_output(r)  # reading needs no write to the state_dir
     assert cp.returncode == ConfigError.exit_code, ragctl_output(cp)
     assert "state_dir: cannot" in cp.stderr and st.state_dir in cp.stderr, ragctl_output(cp)
     assert "(EROFS)" in cp.stderr or "readonly" in cp.stderr, ragctl_output(cp)
     assert_clean(st, cp)
+
+
+@needs_root
+@pytest.mark.s3
+def test_full_state_dir_of_an_s3_repository_is_no_space(tmp_path, s3_server, s3_bucket):
+    """With an S3 repository, packs are staged in the state_dir: that volume filling up is exit 3."""
+    st = LocalStack(str(tmp_path / "stack"), s3={
+        "endpoint_url": s3_server.endpoint_url, "bucket": s3_bucket, "region": s3_server.region,
+        "access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key})
+    st.add_paths_component("documents", docs_dir(tmp_path, size=6 * 1024 * 1024))
+    os.makedirs(st.state_dir)
+    with mounted("-t", "tmpfs", "-o", "size=2m", "tmpfs", target=st.state_dir), st:
+        st.ragctl("init")
+        cp = st.ragctl("backup", check=False)
+        assert cp.returncode == ConfigError.exit_code, ragctl_output(cp)
+        assert f"state_dir: cannot write a pack in {st.state_dir}/staging" in cp.stderr, ragctl_output(cp)
+        assert "(ENOSPC)" in cp.stderr, ragctl_output(cp)
+        assert snapshot_ids(st) == []
+        assert_clean(st, cp)
 
 
 @pytest.mark.s3
