@@ -36,7 +36,8 @@ class Installed:
     mismatches: list[Mismatch]
 
 
-def _service(spec: common_pb2.ComponentSpec) -> ServiceController:
+def database_service(spec: common_pb2.ComponentSpec) -> ServiceController:
+    """The service an in-place database restore stops; UsageError when none is configured."""
     service = make_controller(options.Options(spec).service())
     if service.describe() == "no service":
         raise errors.UsageError(
@@ -93,7 +94,7 @@ def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir
     where = options.Options(spec).container_path()
     target = options.redis_target(spec, spec.path if where is None else "")
     facts = _with_live_aof_settings(target, facts)
-    service = _service(spec)
+    service = database_service(spec)
     service.stop(target.timeout_s)
     if where is None:
         aside = redis.place_restored_data(restored_dir, target.data_dir, facts, target.owner) or ""
@@ -129,7 +130,7 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     where = options.Options(spec).container_path()
     target = options.chroma_target(spec)
     _check_chroma_version(target, facts, force)
-    service = _service(spec)
+    service = database_service(spec)
     service.stop(target.timeout_s)
     if where is None:
         aside = chroma.place_restored_data(restored_dir, target.persist_dir, target.owner) or ""

@@ -169,6 +169,18 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                                        moved_aside=aside, mismatches=[m.text() for m in mismatches],
                                        fact_mismatches=[agent_pb2.FactMismatch(**m.to_dict()) for m in mismatches])
 
+    def CheckRestore(self, request: agent_pb2.RestoreStart, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
+        """Restore's checks before it writes (options, placement, the database's service); writes nothing."""
+        spec = request.component
+        check_component_name(spec.name)
+        options.Options(spec)
+        if not request.target and install.needs_install(spec.kind):
+            install.database_service(spec)
+        with staging(self.cfg, f"check-{spec.name}") as scratch:
+            plan = self._placement(spec, request.target, scratch)
+        final = spec.path if _installs_elsewhere(spec, request.target) else plan.final
+        return agent_pb2.RestoreResult(restored_path=final)
+
     def _placement(self, spec, target: str, scratch: str) -> placement.Placement:
         if _installs_elsewhere(spec, target):
             return placement.plan(spec.name, "", scratch)

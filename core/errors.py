@@ -6,7 +6,11 @@ received status back into the same class on the client side.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
+from typing import Iterator
 
 import grpc
 
@@ -134,6 +138,22 @@ class NoSpace(RagBackupError):
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class RepositoryNoSpace(RepositoryError, NoSpace):
+    """The repository's volume is full."""
+
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class StateError(ConfigError):
+    """The controller's state_dir cannot be used (catalog, locks, index cache, staging)."""
+
+
+class StateNoSpace(StateError, NoSpace):
+    """The volume of the controller's state_dir is full."""
+
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unhealthy(RagBackupError):
     """A health check failed."""
 
@@ -153,6 +173,53 @@ class Cancelled(RagBackupError):
 
     exit_code = 130
     grpc_status = grpc.StatusCode.CANCELLED
+
+
+# Where an OSError happened -> (its error class, the class when the volume is full).
+_OS_AREAS: dict[str, tuple[type[RagBackupError], type[RagBackupError]]] = {
+    "repository": (RepositoryError, RepositoryNoSpace),
+    "state_dir": (StateError, StateNoSpace),
+}
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Attribute locate_os_error sets on an OSError: the operation that failed.
+OS_OP_ATTR = "ragbackup_op"
+
+
+def from_os_error(exc: OSError, area: str, op: str, path: str | None = None) -> RagBackupError:
+    """The typed error for an OSError met while doing `op` in `area` ("repository" or "state_dir").
+
+    The message names the area, the operation, the path and the reason with its errno name,
+    e.g. "repository: cannot write /backups/repo/data/ab/x: Read-only file system (EROFS)".
+    """
+    cls, full = _OS_AREAS[area]
+    where = path or exc.filename or "?"
+    reason = exc.strerror or str(exc)
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = f"{area}: cannot {op} {os.fsdecode(where)}: {reason}" + (f" ({name})" if name else "")
+    return (full if exc.errno in _FULL else cls)(text)
+
+
+@contextlib.contextmanager
+def os_boundary(area: str, op: str, path: str | None = None) -> Iterator[None]:
+    """Turn an OSError raised inside into `from_os_error(exc, area, op, path)`."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, area, op, path or exc.filename) from None
+
+
+@contextlib.contextmanager
+def locate_os_error(path: str, op: str) -> Iterator[None]:
+    """Give an OSError raised inside the path and operation it lacks (a failed write(2) names no
+    file), so the server's interceptor can tell its area and name both (core/rpc.py)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = path
+        if getattr(exc, OS_OP_ATTR, None) is None:
+            setattr(exc, OS_OP_ATTR, op)
+        raise
 
 
 def _all_subclasses(cls: type) -> list[type]:
