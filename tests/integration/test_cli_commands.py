@@ -48,6 +48,13 @@ CASES = [
     # The backup volume's free-space check depends on this host's disk: alone it may fail (10).
     Case(("health",), (0, 10)),
     Case(("catalog", "rebuild"), json=False),
+    Case(("repair", "index", "--dry-run")),
+    Case(("repair", "index")),
+    Case(("jobs",)),
+    Case(("jobs", "--kind", "backup", "--limit", "2")),
+    Case(("jobs", "--kind", "no-such-kind"), UsageError.exit_code),
+    Case(("job", "1")),
+    Case(("job", "999999"), NotFound.exit_code),
     Case(("pki", "--dir", "{tmp}/pki-{mode}", "host-{mode}", "127.0.0.1"), json=False),
     Case(("pki", "--dir", "{export}/below-a-file", "host"), UsageError.exit_code, json=False),
 ]
