@@ -44,7 +44,7 @@ def _jobs(report: Report) -> Iterator[Metric]:
     hist = HistogramMetricFamily("rag_backup_job_duration_seconds", "Duration of ended jobs.", labels=["kind"])
     for kind in KINDS:
         durations = [j.duration for j in report.state.jobs if j.kind == kind]
-        buckets = [(str(b), sum(1 for d in durations if d <= b)) for b in BUCKETS] + [("+Inf", len(durations))]
+        buckets = [(str(float(b)), sum(1 for d in durations if d <= b)) for b in BUCKETS] + [("+Inf", len(durations))]
         hist.add_metric([kind], buckets, sum(durations))
     yield hist
 

@@ -316,7 +316,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents[name] = AgentRef(name, a.get("address", str), a.get("server_name", str, ""))
     components = {name: _component(root, name, agents) for name in root.table("components").data}
     listen = ctl.get("listen", str, "")
-    return ControllerConfig(
+    cfg = ControllerConfig(
         source=path,
         socket=ctl.get("socket", str, "/run/rag-backup/controller.sock"),
         socket_group=ctl.get("socket_group", str, "rag-backup"),
@@ -327,6 +327,8 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents=agents, components=components,
         app_services=_app_services(root, agents), imports=_imports(root),
         metrics=_metrics(root), alerts=_alerts(root), raw=root.data)
+    objectives(cfg)  # validated at load, read through the accessor
+    return cfg
 
 
 OPTIONAL_TABLES = ("objectives", "schedule")  # read by their own accessors (objectives())

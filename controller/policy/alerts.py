@@ -1,7 +1,7 @@
 """The controller's alert policy: which of the runbook's alerts fire, from plain data.
 
 In: an `AlertState` (finished job records as `JobView`s, the backup volume's space, the recovery
-objectives, replication figures), `AlertsConfig` thresholds and the time. Out: the firing `Alert`s;
+objectives, replication figures), thresholds ([alerts], config.AlertsConfig) and the time. Out: the firing `Alert`s;
 the controller audits their start and end, shows them in `ragctl status` and may POST them.
 """
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import statistics
 from dataclasses import dataclass, field
-
-from ragbackup.config import AlertsConfig
+from typing import Protocol
 
 SUCCESS, FAILURE, INTERRUPTED = "success", "failure", "interrupted"
 BASELINE_RUNS = 7  # the size baseline is the median of this many earlier successes of the same kind
@@ -18,6 +17,17 @@ CRITICAL, WARNING = "critical", "warning"
 ALERT_NAMES = ("RagBackupJobFailed", "RagBackupSizeDeviation", "RagBackupTooOld", "RagBackupUploadFailures",
                "RagBackupVolumeLowSpace", "RagBackupRPOBreach", "RagBackupDrillFailed", "RagBackupDrillOverdue",
                "RagBackupDrillSlow", "RagBackupReplicationLag")
+
+
+class AlertsConfig(Protocol):
+    """The thresholds the rules read (config.AlertsConfig, [alerts])."""
+
+    size_deviation: float
+    max_backup_age_hours: float
+    min_free_ratio: float
+    failure_window_hours: float
+    drill_max_age_days: float
+    max_replication_lag_hours: float
 
 
 @dataclass(frozen=True)
