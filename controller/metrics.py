@@ -64,7 +64,10 @@ def _components(report: Report) -> Iterator[Metric]:
                                "0 when it failed.", labels=["component"])
     exposure = GaugeMetricFamily("rag_backup_rpo_exposure_seconds",
                                  "Age of the newest good backup of a component (data at risk now).", labels=["component"])
+    configured = GaugeMetricFamily("rag_backup_component_configured", "1 for every component in [components].",
+                                   labels=["component"])
     for comp in report.state.components:
+        configured.add_metric([comp], 1.0)
         good = policy.newest_good_backup(report.state.jobs, comp)
         if good is not None:
             last_ok.add_metric([comp], _ts(good.finished))
@@ -73,7 +76,11 @@ def _components(report: Report) -> Iterator[Metric]:
                 and j.result in (SUCCESS, FAILURE, INTERRUPTED)]
         if runs:
             status.add_metric([comp], 1.0 if runs[-1].result == SUCCESS else 0.0)
-    yield from (last_ok, status, exposure)
+    yield from (configured, last_ok, status, exposure)
+    good = [j for j in report.state.jobs if j.kind in ("backup", "import") and j.result == SUCCESS]
+    if good:
+        yield _gauge("rag_backup_first_success_timestamp_seconds", "Finish time of the oldest successful backup "
+                     "(drills are due from then on).", _ts(min(j.finished for j in good)))
 
 
 def _sizes(report: Report) -> Iterator[Metric]:
