@@ -19,6 +19,14 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
 def _badge(ok: bool, yes: str, no: str) -> str:
     return f'<span class="{"ok" if ok else "bad"}">{escape(yes if ok else no)}</span>'
 
@@ -39,7 +47,7 @@ def _alerts(st: dict) -> str:
         return '<h2>Alerts</h2><p id=alerts class=ok>No alert is firing.</p>'
     rows = [[escape(a["severity"]), escape(a["name"]), escape(a["component"] or "-"), escape(a["summary"])]
             for a in st["alerts"]]
-    return ('<h2>Alerts</h2><table id=alerts class=alert><tr><th>Severity</th><th>Alert</th><th>Component</th>'
+    return ('<h2>Alerts</h2><table id=alerts class=alert><tr><th>Severity</th><th>Alert</th><th>Component or job kind</th>'
             f"<th>Summary</th></tr>{_rows(rows)}</table>")
 
 
@@ -49,7 +57,7 @@ def _drill_and_volume(st: dict) -> str:
              f'{escape(d["last"])}: {escape(d["result"])} in {_age(d["duration_seconds"])} (RTO {_age(d["rto_seconds"])}) '
              + _badge(d["within_rto"], "within RTO", "not within RTO"))
     free = "unknown" if v["free_ratio"] is None else (
-        f'{v["free_bytes"] / 2**30:.2f} GiB free of {v["size_bytes"] / 2**30:.2f} GiB ({v["free_ratio"]:.1%})')
+        f'{_bytes(v["free_bytes"])} free of {_bytes(v["size_bytes"])} ({v["free_ratio"]:.1%})')
     return (f"<h2>Restore drill</h2><p id=drill>{drill}</p><h2>Backup volume</h2><p id=volume>{escape(v['path'])}: "
             f"{free}</p><h2>Offsite replication</h2><p>{escape(st['replication']['note'])}</p>")
 

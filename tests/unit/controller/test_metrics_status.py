@@ -170,3 +170,15 @@ def test_status_page_shows_components_alerts_and_no_drill(setup):
     html = status_page.render(st)
     assert "RagBackupJobFailed" in html and ">docs<" in html and ">cache<" in html and "no drill yet" in html
     assert "<svg" in html and "http" not in html.replace('http-equiv', '')  # no external assets
+
+
+def test_every_exported_metric_is_documented(setup):
+    import os
+    import re
+    cfg, records, clock, audit, _ = setup
+    _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1)
+    _add(records, "drill", "success", T0 - _dt.timedelta(hours=1), 1, comps=())
+    doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "OBSERVABILITY.md")).read()
+    documented = set(re.findall(r"`(rag_backup_[a-z_]+)[`{]", doc))
+    names = {re.sub(r"_(bucket|sum|count|created)$", "", k[0]) for k in _scrape(Watch(cfg, records, audit, clock))}
+    assert names - documented == set()
