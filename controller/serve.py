@@ -51,7 +51,7 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tup
 def _start_monitoring(cfg: ControllerConfig, runner: Runner, stop: threading.Event):
     """Alert evaluation (after every job and every 30 s) and, with [metrics] listen, /metrics and the status page."""
     watch = Watch(cfg, runner.records, runner.audit, runner.clock)
-    runner.on_finish(watch.evaluate)
+    runner.on_finish(watch.after_job)
     watch.run(stop)
     if not cfg.metrics.listen:
         return None

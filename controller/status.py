@@ -16,8 +16,11 @@ import threading
 import urllib.request
 from dataclasses import dataclass
 
+import re
+
 from ragbackup import clock as clocks
-from ragbackup.config import ControllerConfig, objectives
+from ragbackup.config import ControllerConfig
+from ragbackup.errors import ConfigError
 
 from ragbackup.controller.audit import Audit
 from ragbackup.controller.jobs.records import RUNNING, JobRecord, JobRecords
@@ -35,6 +38,33 @@ class Report:
     records: tuple[JobRecord, ...]
     volume_path: str
     thresholds: object
+
+
+DEFAULT_RPO, DEFAULT_RTO = 4 * 3600.0, 3600.0
+_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
+
+
+def objectives(cfg: ControllerConfig) -> tuple[float, float]:
+    """(RPO, RTO) in seconds: the config's typed [objectives] when it has them, else the table as
+    written (seconds or "30m", "4h", "1d"), else 4 h and 1 h."""
+    typed = getattr(cfg, "objectives", None)
+    if typed is not None:
+        return _seconds(typed.rpo), _seconds(typed.rto)
+    table = cfg.raw.get("objectives", {}) if isinstance(cfg.raw.get("objectives", {}), dict) else {}
+    return (_span(cfg, table, "rpo", DEFAULT_RPO), _span(cfg, table, "rto", DEFAULT_RTO))
+
+
+def _seconds(value: object) -> float:
+    return value.total_seconds() if isinstance(value, _dt.timedelta) else float(value)  # type: ignore[arg-type]
+
+
+def _span(cfg: ControllerConfig, table: dict, key: str, default: float) -> float:
+    value = table.get(key, default)
+    m = _SPAN.fullmatch(str(value)) if not isinstance(value, bool) else None
+    if m is None or float(m.group(1)) <= 0:
+        raise ConfigError(f'{cfg.source}: [objectives] {key}: expected a duration like "30m", "4h" or "1d", '
+                          f"got {value!r}")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def volume_path(cfg: ControllerConfig) -> str:
@@ -62,8 +92,8 @@ def gather(cfg: ControllerConfig, records: JobRecords, now: _dt.datetime) -> Rep
         total, free = du.total, du.free
     except OSError:
         total = free = 0
-    obj = objectives(cfg)
-    state = policy.AlertState(components=tuple(cfg.components), jobs=views, rpo=obj.rpo, rto=obj.rto,
+    rpo, rto = objectives(cfg)
+    state = policy.AlertState(components=tuple(cfg.components), jobs=views, rpo=rpo, rto=rto,
                               volume_total=total, volume_free=free)
     firing = tuple(policy.evaluate_alerts(state, cfg.alerts, now))
     return Report(now, state, firing, recs, path, cfg.alerts)
@@ -166,11 +196,21 @@ class Watch:
         self._notify(started, stopped)
         return report
 
+    def after_job(self, _record: object) -> None:
+        """The runner's on_finish hook: re-evaluate; a failure here is logged, never fails the job."""
+        try:
+            self.evaluate()
+        except Exception:  # noqa: BLE001 - the job already ended; its outcome must stand
+            log.exception("alert evaluation after a job failed")
+
     def _notify(self, started: list[policy.Alert], stopped: list[str]) -> None:
         if not self.cfg.alerts.webhook:
             return
         body = json.dumps({"source": "rag-backup-controller", "host": self.cfg.hostname,
                            "firing": [a.as_dict() for a in started], "resolved": stopped}).encode()
+        threading.Thread(target=self._post, args=(body,), name="alert-webhook", daemon=True).start()
+
+    def _post(self, body: bytes) -> None:
         req = urllib.request.Request(self.cfg.alerts.webhook, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         try:

@@ -179,14 +179,6 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
-class Objectives:
-    """The recovery objectives: RPO (newest good backup's age) and RTO (a drill's duration), in seconds."""
-
-    rpo: float = 4 * 3600.0
-    rto: float = 3600.0
-
-
-@dataclass(frozen=True)
 class ControllerConfig:
     source: str
     socket: str
@@ -316,7 +308,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents[name] = AgentRef(name, a.get("address", str), a.get("server_name", str, ""))
     components = {name: _component(root, name, agents) for name in root.table("components").data}
     listen = ctl.get("listen", str, "")
-    cfg = ControllerConfig(
+    return ControllerConfig(
         source=path,
         socket=ctl.get("socket", str, "/run/rag-backup/controller.sock"),
         socket_group=ctl.get("socket_group", str, "rag-backup"),
@@ -327,11 +319,9 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents=agents, components=components,
         app_services=_app_services(root, agents), imports=_imports(root),
         metrics=_metrics(root), alerts=_alerts(root), raw=root.data)
-    objectives(cfg)  # validated at load, read through the accessor
-    return cfg
 
 
-OPTIONAL_TABLES = ("objectives", "schedule")  # read by their own accessors (objectives())
+OPTIONAL_TABLES = ("objectives", "schedule")  # kept in `raw` for their readers (controller/status.py objectives)
 
 
 def _metrics(root: _Section) -> MetricsConfig:
@@ -366,24 +356,6 @@ def _alerts(root: _Section) -> AlertsConfig:
         drill_max_age_days=_positive(sec, "drill_max_age_days", d.drill_max_age_days),
         max_replication_lag_hours=_positive(sec, "max_replication_lag_hours", d.max_replication_lag_hours),
         webhook=webhook)
-
-
-def objectives(cfg: ControllerConfig) -> Objectives:
-    """[objectives] rpo / rto (seconds, or strings like "4h", "30m"); defaults 4 h / 1 h."""
-    sec = _Section(cfg.source, "objectives", cfg.raw.get("objectives", {}))
-    return Objectives(rpo=_duration(sec, "rpo", Objectives.rpo), rto=_duration(sec, "rto", Objectives.rto))
-
-
-def _duration(sec: _Section, key: str, default: float) -> float:
-    value = sec.get(key, (int, float, str), default, 'seconds or a duration like "4h"')
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", value)
-        if not m:
-            raise sec._fail(key, 'seconds or a duration like "30m", "4h", "1d"')
-        value = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if float(value) <= 0:
-        raise sec._fail(key, "a duration > 0")
-    return float(value)
 
 
 def _imports(root: _Section) -> ImportConfig:

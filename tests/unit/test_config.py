@@ -112,15 +112,15 @@ def test_agent_on_tcp_needs_tls(tmp_path):
 
 
 def test_metrics_alerts_objectives_defaults_and_values(tmp_path):
-    from ragbackup.config import objectives
+    from ragbackup.controller.status import objectives
     c = load_controller_config(_write(tmp_path, BASE))
     assert c.metrics.listen == "" and c.alerts.min_free_ratio == 0.10 and c.alerts.max_backup_age_hours == 25
-    assert (objectives(c).rpo, objectives(c).rto) == (4 * 3600, 3600)
+    assert objectives(c) == (4 * 3600, 3600)
     c = load_controller_config(_write(tmp_path, BASE + '[metrics]\nlisten = "127.0.0.1:9752"\n[alerts]\n'
                                       'min_free_ratio = 0.2\nwebhook = "http://127.0.0.1:1/x"\n'
                                       '[objectives]\nrpo = "30m"\nrto = 600\n'))
     assert c.metrics.listen == "127.0.0.1:9752" and c.alerts.min_free_ratio == 0.2
-    assert (objectives(c).rpo, objectives(c).rto) == (1800, 600)
+    assert objectives(c) == (1800, 600)
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -137,6 +137,8 @@ def test_metrics_and_alerts_errors_name_the_key(tmp_path, extra, message):
 
 
 def test_objectives_bad_duration_names_the_key(tmp_path):
+    from ragbackup.controller.status import objectives
+    c = load_controller_config(_write(tmp_path, BASE + '[objectives]\nrpo = "soon"\n'))
     with pytest.raises(errors.ConfigError) as exc:
-        load_controller_config(_write(tmp_path, BASE + '[objectives]\nrpo = "soon"\n'))
+        objectives(c)
     assert "[objectives] rpo: expected" in exc.value.message

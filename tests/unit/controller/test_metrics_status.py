@@ -20,6 +20,7 @@ from ragbackup.controller.audit import Audit
 from ragbackup.controller.jobs.records import JobRecord, JobRecords
 from ragbackup.controller.jobs.runner import KINDS
 from ragbackup.controller.status import Watch, as_dict
+from tests.fixtures.procs import wait_until
 
 T0 = _dt.datetime(2026, 12, 1, 12, 0, tzinfo=_dt.timezone.utc)
 
@@ -150,11 +151,13 @@ def test_watch_audits_and_posts_each_change_once(setup, tmp_path):
         watch.evaluate()  # no change: nothing new
         line = sock.recv(4096).decode()
         assert "action=alert" in line and "outcome=firing" in line and "alert=RagBackupJobFailed" in line
+        wait_until(lambda: _Hook.bodies, 10, "the webhook POST")  # sent from its own thread
         assert [b["firing"][0]["name"] for b in _Hook.bodies] == ["RagBackupJobFailed"]
         assert Watch(cfg, records, audit, clock)._firing == {"RagBackupJobFailed/backup"}  # kept across restarts
         clock.advance(3600)
         watch.evaluate()
         assert "outcome=resolved" in sock.recv(4096).decode()
+        wait_until(lambda: len(_Hook.bodies) == 2, 10, "the second webhook POST")
         assert _Hook.bodies[-1]["resolved"] == ["RagBackupJobFailed/backup"]
     finally:
         hook.shutdown()
