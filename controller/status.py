@@ -38,6 +38,7 @@ class Report:
     records: tuple[JobRecord, ...]
     volume_path: str
     thresholds: object
+    schedule_interval: float | None = None
 
 
 DEFAULT_RPO, DEFAULT_RTO = 4 * 3600.0, 3600.0
@@ -58,13 +59,37 @@ def _seconds(value: object) -> float:
     return value.total_seconds() if isinstance(value, _dt.timedelta) else float(value)  # type: ignore[arg-type]
 
 
-def _span(cfg: ControllerConfig, table: dict, key: str, default: float) -> float:
+def _span(cfg: ControllerConfig, table: dict, key: str, default: float, section: str = "objectives") -> float:
     value = table.get(key, default)
     m = _SPAN.fullmatch(str(value)) if not isinstance(value, bool) else None
     if m is None or float(m.group(1)) <= 0:
-        raise ConfigError(f'{cfg.source}: [objectives] {key}: expected a duration like "30m", "4h" or "1d", '
+        raise ConfigError(f'{cfg.source}: [{section}] {key}: expected a duration like "30m", "4h" or "1d", '
                           f"got {value!r}")
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def schedule_interval(cfg: ControllerConfig) -> float | None:
+    """Seconds between scheduled backups (the shorter of [schedule] incremental_every and full_every),
+    or None when no schedule is configured."""
+    typed = getattr(cfg, "schedule", None)
+    if typed is not None:
+        return min(_seconds(typed.incremental_every), _seconds(typed.full_every))
+    table = cfg.raw.get("schedule")
+    if not isinstance(table, dict) or not ({"incremental_every", "full_every"} & set(table)):
+        return None
+    keys = [k for k in ("incremental_every", "full_every") if k in table]
+    return min(_span(cfg, table, k, 0.0, "schedule") for k in keys)
+
+
+def next_run(report: "Report", interval: float | None, component: str) -> str:
+    """The next scheduled backup of `component`, estimated as its last attempt plus the interval."""
+    if interval is None:
+        return ""
+    runs = [j for j in report.state.jobs if j.kind == "backup" and component in j.components]
+    if not runs:
+        return "due now"
+    when = runs[-1].started + _dt.timedelta(seconds=interval)
+    return "due now" if when <= report.now else _ts(when)
 
 
 def volume_path(cfg: ControllerConfig) -> str:
@@ -96,7 +121,7 @@ def gather(cfg: ControllerConfig, records: JobRecords, now: _dt.datetime) -> Rep
     state = policy.AlertState(components=tuple(cfg.components), jobs=views, rpo=rpo, rto=rto,
                               volume_total=total, volume_free=free)
     firing = tuple(policy.evaluate_alerts(state, cfg.alerts, now))
-    return Report(now, state, firing, recs, path, cfg.alerts)
+    return Report(now, state, firing, recs, path, cfg.alerts, schedule_interval(cfg))
 
 
 def _ts(when: _dt.datetime | None) -> str:
@@ -111,7 +136,7 @@ def component_rows(report: Report) -> list[dict]:
         out.append({"component": comp, "newest_good_backup": _ts(good.finished if good else None),
                     "age_seconds": seconds, "rpo_seconds": report.state.rpo,
                     "within_rpo": seconds is not None and seconds <= report.state.rpo,
-                    "next_run": ""})  # set when a schedule is configured
+                    "next_run": next_run(report, report.schedule_interval, comp)})
     return out
 
 

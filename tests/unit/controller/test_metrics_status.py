@@ -185,3 +185,13 @@ def test_every_exported_metric_is_documented(setup):
     documented = set(re.findall(r"`(rag_backup_[a-z_]+)[`{]", doc))
     names = {re.sub(r"_(bucket|sum|count|created)$", "", k[0]) for k in _scrape(Watch(cfg, records, audit, clock))}
     assert names - documented == set()
+
+
+def test_next_run_from_schedule(setup, tmp_path):
+    _, records, clock, audit, _ = setup
+    cfg = _config(tmp_path)
+    assert [c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]] == ["", ""]
+    cfg = _config(tmp_path, '[schedule]\nincremental_every = "6h"\nfull_every = "24h"\n')
+    _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1, comps=("docs",))
+    rows = {c["component"]: c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]}
+    assert rows == {"docs": "2026-12-01T16:00:00Z", "cache": "due now"}
