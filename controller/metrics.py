@@ -196,7 +196,13 @@ class _Handler(BaseHTTPRequestHandler):
     server: "MetricsServer"
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        path = self.path.split("?")[0]
+        try:
+            self._get(self.path.split("?")[0])
+        except Exception as exc:  # noqa: BLE001 - answer 500 naming the cause instead of dropping the connection
+            log.exception("metrics http: GET %s failed", self.path)
+            self._send(500, "text/plain", f"error: {type(exc).__name__}: {exc}\n".encode())
+
+    def _get(self, path: str) -> None:
         if path == "/metrics":
             self._send(200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.server.registry))
         elif path == "/status.json":

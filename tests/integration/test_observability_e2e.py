@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -163,15 +164,19 @@ def test_alerts_fire_end_to_end(tmp_path):
 
             st.stop_process("agent")  # the agent is down: the next backup fails
             assert st.ragctl("backup", check=False, timeout=120).returncode != 0
+            t0 = time.monotonic()
             wait_until(lambda: "RagBackupJobFailed" in hook.alertmanager_firing(), 90,
                        "RagBackupJobFailed at the webhook through Alertmanager")
+            print(f"job failure -> webhook through Prometheus and Alertmanager: {time.monotonic() - t0:.1f} s")
             assert "RagBackupJobFailed" in hook.controller_firing()
 
             free = shutil.disk_usage(volume).free
             with open(os.path.join(volume, "filler"), "wb") as f:
                 f.write(b"\0" * (free - shutil.disk_usage(volume).total // 20))  # leave ~5% free
+            t0 = time.monotonic()
             wait_until(lambda: "RagBackupVolumeLowSpace" in hook.alertmanager_firing(), 90,
                        "RagBackupVolumeLowSpace at the webhook through Alertmanager")
+            print(f"volume filled -> webhook: {time.monotonic() - t0:.1f} s")
 
             code, status = _status(st)
             assert code == 10
