@@ -135,6 +135,13 @@ def _query(port: int, expr: str) -> list:
     return body["data"]["result"]
 
 
+def _scrape(port: int) -> dict[str, str]:
+    """The controller's /metrics as {'name{labels}': value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    return dict(line.rsplit(" ", 1) for line in lines if line and not line.startswith("#"))
+
+
 def _status(st: LocalStack) -> tuple[int, dict]:
     cp = st.ragctl("status", "--json", check=False, timeout=60)
     return cp.returncode, json.loads(cp.stdout)
@@ -161,6 +168,13 @@ def test_alerts_fire_end_to_end(tmp_path):
             wait_until(lambda: _query(prom_port, 'rag_backup_jobs_total{kind="backup",result="failure"}'), 60,
                        "Prometheus scraping the controller")
             assert _status(st)[0] == 0
+            before = _scrape(metrics_port)
+            st.restart_controller()  # the values come back from the job records
+            wait_until(lambda: _scrape(metrics_port), 30, "the restarted controller's /metrics")
+            after = _scrape(metrics_port)
+            for key in ('rag_backup_last_success_timestamp_seconds{component="docs"}',
+                        'rag_backup_jobs_total{kind="backup",result="success"}'):
+                assert before[key] == after[key], key
 
             st.stop_process("agent")  # the agent is down: the next backup fails
             assert st.ragctl("backup", check=False, timeout=120).returncode != 0
