@@ -11,12 +11,11 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import urllib.request
 from dataclasses import dataclass
-
-import re
 
 from ragbackup import clock as clocks
 from ragbackup.config import ControllerConfig

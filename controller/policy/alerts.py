@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 SUCCESS, FAILURE, INTERRUPTED = "success", "failure", "interrupted"
@@ -58,7 +58,6 @@ class AlertState:
     volume_free: int = 0
     upload_failures_1h: int = 0  # offsite uploads failed in the last hour (0 until replication exists)
     replication_lag: float | None = None  # seconds; None while nothing replicates
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
