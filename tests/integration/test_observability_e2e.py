@@ -30,11 +30,10 @@ RULES = os.path.join(ROOT, "packaging", "prometheus", "rag-backup.rules.yml")
 DASHBOARD = os.path.join(ROOT, "packaging", "grafana", "rag-backup.json")
 CHROMIUM = shutil.which("chromium")
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
-                       reason="prometheus / prometheus-alertmanager not installed (scripts/setup.sh --test)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs as the backup volume: needs root"),
-]
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None or shutil.which("prometheus-alertmanager") is None,
+    reason="prometheus / prometheus-alertmanager not installed (scripts/setup.sh --test)")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs as the backup volume: needs root")
 
 
 class Receiver:
@@ -147,6 +146,8 @@ def _status(st: LocalStack) -> tuple[int, dict]:
     return cp.returncode, json.loads(cp.stdout)
 
 
+@needs_prometheus
+@needs_root
 def test_alerts_fire_end_to_end(tmp_path):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -200,7 +201,7 @@ def test_alerts_fire_end_to_end(tmp_path):
             assert "NOT SAFE" in text and "RagBackupVolumeLowSpace" in text and "docs" in text
             _dashboard_queries_return_series(prom_port)
             if CHROMIUM:
-                _status_page_in_chromium(tmp_path, metrics_port)
+                _status_page_in_chromium(tmp_path, metrics_port, "RagBackupVolumeLowSpace")
     finally:
         st.stop()
         hook.close()
@@ -215,15 +216,36 @@ def _dashboard_queries_return_series(prom_port: int) -> None:
     assert not empty, f"panels without series: {empty}"
 
 
-def _status_page_in_chromium(tmp_path, port: int) -> None:
+def _status_page_in_chromium(tmp_path, port: int, alert: str) -> None:
     """Headless Chromium renders the page: the DOM names the component and the active alert; a
     screenshot is kept as the test's artifact (its path is printed)."""
     url = f"http://127.0.0.1:{port}/status"
     base = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chrome'}"]
     dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-    assert "RagBackupVolumeLowSpace" in dom and ">docs<" in dom and "NOT SAFE" in dom
+    assert alert in dom and ">docs<" in dom and "NOT SAFE" in dom
     shot = tmp_path / "status-page.png"
     subprocess.run(base + [f"--screenshot={shot}", "--window-size=1200,1400", url], capture_output=True,
                    timeout=120)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     print(f"status page screenshot: {shot}")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh --test)")
+def test_status_page_in_headless_chromium(tmp_path):
+    """Without Prometheus: a failed backup makes the controller's own job-failure alert show on the page."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("hello")
+    port = free_port()
+    st = LocalStack(str(tmp_path / "stack"))
+    st.add_paths_component("docs", str(docs))
+    st.controller_extra = f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    try:
+        st.start()
+        st.ragctl("init")
+        st.ragctl("backup")
+        st.stop_process("agent")
+        assert st.ragctl("backup", check=False, timeout=120).returncode != 0
+        _status_page_in_chromium(tmp_path, port, "RagBackupJobFailed")
+    finally:
+        st.stop()
