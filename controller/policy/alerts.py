@@ -14,6 +14,8 @@ from typing import Protocol
 SUCCESS, FAILURE, INTERRUPTED = "success", "failure", "interrupted"
 BASELINE_RUNS = 7  # the size baseline is the median of this many earlier successes of the same kind
 CRITICAL, WARNING = "critical", "warning"
+# jobs an operator runs and watches: their failures are answered on the terminal, not paged
+INTERACTIVE_KINDS = ("restore", "export", "import", "catalog-rebuild")
 ALERT_NAMES = ("RagBackupJobFailed", "RagBackupSizeDeviation", "RagBackupTooOld", "RagBackupUploadFailures",
                "RagBackupVolumeLowSpace", "RagBackupRPOBreach", "RagBackupDrillFailed", "RagBackupDrillOverdue",
                "RagBackupDrillSlow", "RagBackupReplicationLag")
@@ -127,10 +129,11 @@ def evaluate_alerts(state: AlertState, thresholds: AlertsConfig, now: _dt.dateti
 
 
 def _job_failed(state: AlertState, t: AlertsConfig, now: _dt.datetime) -> list[Alert]:
-    """A job failed (or was interrupted) within the failure window and no later job of its kind succeeded."""
+    """A job failed (or was interrupted) within the failure window and no later job of its kind succeeded
+    (interactive kinds excepted)."""
     window = t.failure_window_hours * 3600
     out = []
-    for kind in sorted({j.kind for j in state.jobs}):
+    for kind in sorted({j.kind for j in state.jobs} - set(INTERACTIVE_KINDS)):
         runs = [j for j in state.jobs if j.kind == kind and j.result in (SUCCESS, FAILURE, INTERRUPTED)]
         if runs and runs[-1].result != SUCCESS and (now - runs[-1].finished).total_seconds() <= window:
             out.append(Alert("RagBackupJobFailed", CRITICAL, f"the last {kind} job {runs[-1].result.replace('failure', 'failed')}",

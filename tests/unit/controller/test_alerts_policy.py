@@ -32,6 +32,8 @@ CASES = [
     ("failure past the window", state(job(hours_ago=2), job(result="failure", hours_ago=1.5)), []),
     ("interrupted counts as failed", state(job(), job(result="interrupted", hours_ago=0.2)), ["RagBackupJobFailed"]),
     ("failure then success", state(job(result="failure", hours_ago=0.5), job(hours_ago=0.1)), []),
+    ("a failed restore is answered on the terminal", state(job(), job("restore", "failure", 0.2)), []),
+    ("a failed verify alerts", state(job(), job("verify", "failure", 0.2)), ["RagBackupJobFailed"]),
     ("cancelled is not a failure", state(job(), job(result="cancelled", hours_ago=0.1)), []),
     ("size +25%", state(*[job(hours_ago=10 - i) for i in range(7)], job(hours_ago=1, size=1250)),
      ["RagBackupSizeDeviation"]),
