@@ -17,6 +17,7 @@ from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 from ragbackup.cli.output import emit_json
+from ragbackup.cli import status
 
 EXIT_CODES = """\
 exit codes:
@@ -32,14 +33,14 @@ exit codes:
   7    unavailable (controller, agent or storage cannot be reached)
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
-  10   unhealthy (health check failed)
+  10   unhealthy (health check failed; `status`: an alert is firing)
   11   verification after restore failed (data differs from the snapshot's facts)
   130  cancelled
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
-VERBS += [jobs]
+VERBS += [jobs, status]
 
 
 def parser() -> argparse.ArgumentParser:

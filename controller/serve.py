@@ -22,7 +22,9 @@ from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
+from ragbackup.controller import metrics
 from ragbackup.controller.jobs.runner import Runner, open_runner
+from ragbackup.controller.status import Watch
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
 
@@ -47,6 +49,22 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tup
         if port == 0:
             raise errors.ConfigError(f"{cfg.source}: cannot listen on {cfg.listen}")
     return server, port
+
+
+def _start_monitoring(cfg: ControllerConfig, runner: Runner, stop: threading.Event):
+    """Alert evaluation (after every job and every 30 s) and, with [metrics] listen, /metrics and the status page."""
+    watch = Watch(cfg, runner.records, runner.audit, runner.clock)
+    runner.on_finish(watch.after_job)
+    watch.run(stop)
+    if not cfg.metrics.listen:
+        return None
+    try:
+        http, port = metrics.serve(cfg.metrics.listen, watch)
+    except OSError as exc:
+        raise errors.ConfigError(f"{cfg.source}: [metrics] listen: cannot listen on {cfg.metrics.listen}: "
+                                 f"{exc.strerror or exc}") from None
+    log.info("metrics and status page on http://%s:%d/", cfg.metrics.listen.rpartition(":")[0], port)
+    return http
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     server.start()
     unixsock.restrict(cfg.socket, cfg.socket_group)
+    try:
+        http = _start_monitoring(cfg, runner, stop)
+    except errors.RagBackupError as exc:
+        log.error("%s", exc.message)
+        server.stop(0)
+        return exc.exit_code
     log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
     notifier = sdnotify.SystemdNotifier()
     notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")
@@ -89,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         notifier.notify("WATCHDOG=1")
     notifier.notify("STOPPING=1")
     server.stop(grace=10).wait()
+    if http is not None:
+        http.shutdown()
     runner.close()
     ctl.close()
     return 0

@@ -28,6 +28,7 @@ from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
 from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
 from ragbackup.controller.runbook_import import upload_request
 from ragbackup.controller.state import Controller
+from ragbackup.controller import status
 
 log = logging.getLogger("ragbackup.controller")
 
@@ -174,6 +175,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             raise errors.UsageError(f"unknown job kind {request.kind!r} (kinds: {', '.join(KINDS)})")
         recs = self.runner.records.list(request.kind, request.limit)
         return controller_pb2.ListJobsReply(jobs=[job_info(r, self.runner.running(r.id)) for r in recs])
+
+    def Status(self, request, context):
+        st = status.as_dict(status.gather(self.ctl.cfg, self.runner.records, self.runner.clock.now()))
+        return controller_pb2.StatusReply(status_json=json.dumps(st), safe=st["safe"])
 
     def ShowJob(self, request, context):
         rec = self.runner.records.get(request.id)

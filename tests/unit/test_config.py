@@ -178,3 +178,36 @@ path = "/chroma"
     assert kv.password.reveal() == "pw-secret" and "pw-secret" not in repr(kv)
     assert isinstance(vec, ChromaOptions) and vec.owner == (1000, 1000) and vec.consistency == "online"
     assert type(docs) is PathsOptions and docs.service == "" and docs.container_path == "/data"
+
+
+def test_metrics_alerts_objectives_defaults_and_values(tmp_path):
+    from ragbackup.controller.status import objectives
+    c = load_controller_config(_write(tmp_path, BASE))
+    assert c.metrics.listen == "" and c.alerts.min_free_ratio == 0.10 and c.alerts.max_backup_age_hours == 25
+    assert objectives(c) == (4 * 3600, 3600)
+    c = load_controller_config(_write(tmp_path, BASE + '[metrics]\nlisten = "127.0.0.1:9752"\n[alerts]\n'
+                                      'min_free_ratio = 0.2\nwebhook = "http://127.0.0.1:1/x"\n'
+                                      '[objectives]\nrpo = "30m"\nrto = 600\n'))
+    assert c.metrics.listen == "127.0.0.1:9752" and c.alerts.min_free_ratio == 0.2
+    assert objectives(c) == (1800, 600)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[metrics]\nlisten = "9752"\n', "[metrics] listen: expected HOST:PORT"),
+    ('[alerts]\nmin_free_ratio = 1.5\n', "[alerts] min_free_ratio: expected a number > 0 and < 1"),
+    ('[alerts]\nsize_deviation = "x"\n', "[alerts] size_deviation: expected a number"),
+    ('[alerts]\nwebhook = "ftp://x"\n', "[alerts] webhook: expected an http:// or https:// URL"),
+    ('[alerts]\nnoise = 1\n', "[alerts] unknown key(s): noise"),
+])
+def test_metrics_and_alerts_errors_name_the_key(tmp_path, extra, message):
+    with pytest.raises(errors.ConfigError) as exc:
+        load_controller_config(_write(tmp_path, BASE + extra))
+    assert message in exc.value.message
+
+
+def test_objectives_bad_duration_names_the_key(tmp_path):
+    from ragbackup.controller.status import objectives
+    c = load_controller_config(_write(tmp_path, BASE + '[objectives]\nrpo = "soon"\n'))
+    with pytest.raises(errors.ConfigError) as exc:
+        objectives(c)
+    assert "[objectives] rpo: expected" in exc.value.message

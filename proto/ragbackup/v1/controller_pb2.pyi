@@ -297,3 +297,15 @@ class ShowJobReply(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: JobInfo
     def __init__(self, job: _Optional[_Union[JobInfo, _Mapping]] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StatusReply(_message.Message):
+    __slots__ = ("status_json", "safe")
+    STATUS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SAFE_FIELD_NUMBER: _ClassVar[int]
+    status_json: str
+    safe: bool
+    def __init__(self, status_json: _Optional[str] = ..., safe: _Optional[bool] = ...) -> None: ...
