@@ -15,6 +15,7 @@ from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_,
 from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
+from ragbackup.cli import drill
 
 EXIT_CODES = """\
 exit codes:
@@ -29,13 +30,14 @@ exit codes:
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
   10   unhealthy (health check failed)
-  11   verification after restore failed (data differs from the snapshot's facts)
+  11   verification after restore failed (data differs from the snapshot's facts; a drill FAILED or TIMED_OUT)
   130  cancelled
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
 VERBS += [jobs]
+VERBS.insert(VERBS.index(verify) + 1, drill)
 
 
 def parser() -> argparse.ArgumentParser:
