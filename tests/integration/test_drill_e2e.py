@@ -115,12 +115,12 @@ def test_drill_of_a_snapshot_whose_rdb_differs_from_its_facts_fails_and_names_re
 
     d = _drill(stack, planted, expect=11)
     assert d["result"] == "FAILED"
-    assert d["failed"] == ["redis/redis-dbsize: db0: 500 keys, expected 570"], d["failed"]
+    assert d["failed"] == ["redis/redis-dbsize: db0: DBSIZE 500, expected 570"], d["failed"]
     chroma_checks = d["components"]["chroma"]["checks"]
     assert all(c["ok"] for c in chroma_checks), "only redis failed"
     job = _drill_jobs(stack)[-1]
     assert job["result"] == "failure" and job["error_class"] == "VerificationFailed"
-    assert job["summary"].startswith("drill FAILED") and "redis redis-dbsize: db0: 500 keys, expected 570" in \
+    assert job["summary"].startswith("drill FAILED") and "redis redis-dbsize: db0: DBSIZE 500, expected 570" in \
         job["summary"]
     assert _leftovers(stack) == []
     text = stack.ragctl("drill", planted, expect=11, timeout=300).stdout
