@@ -36,6 +36,7 @@ class DrillRun:
     snapshot: str
     snapshot_time: str
     agents: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # per component, as the agent measured it
     checks: list[Check] = field(default_factory=list)
     bytes_sent: int = 0
     files: int = 0
@@ -87,6 +88,7 @@ class _Driller:
             run.checks.append(Check(name, "drill", False, f"agent {agent}: {exc.message}"))
             return
         run.files += res.files
+        run.seconds[name] = res.seconds
         run.checks += [Check(name, c.name, c.ok, c.detail) for c in res.checks]
 
 

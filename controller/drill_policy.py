@@ -117,11 +117,14 @@ def summary(v: DrillVerdict, snapshot: str) -> str:
     return line
 
 
-def details(v: DrillVerdict, snapshot: str, snapshot_time: str, agents: dict[str, str]) -> dict:
-    """The job result's details: everything the drill measured, per component."""
+def details(v: DrillVerdict, snapshot: str, snapshot_time: str, agents: dict[str, str],
+            seconds: dict[str, float] | None = None) -> dict:
+    """The job result's details: everything the drill measured, per component (agent, seconds, checks)."""
     per: dict[str, dict] = {}
     for c in v.checks:
-        entry = per.setdefault(c.component, {"agent": agents.get(c.component, ""), "checks": []})
+        entry = per.setdefault(c.component, {"agent": agents.get(c.component, ""),
+                                             "seconds": round((seconds or {}).get(c.component, 0.0), 3),
+                                             "checks": []})
         entry["checks"].append({"name": c.name, "ok": c.ok, "detail": c.detail})
     return {"result": v.result, "snapshot": snapshot, "snapshot_time": snapshot_time,
             "duration_s": round(v.duration_s, 3), "rto_s": v.rto_s, "rpo_s": round(v.rpo_s, 3),

@@ -32,7 +32,7 @@ def run(ctx: JobContext, req: controller_pb2.DrillRequest, audit: Audit) -> Iter
     rpo_s = drill_policy.recovery_point_age(run_.snapshot_time, began)
     v = drill_policy.verdict(run_.checks, (ended - began).total_seconds(), rto_s, rpo_s, run_.deadline_hit)
     summary = drill_policy.summary(v, run_.snapshot)
-    details = drill_policy.details(v, run_.snapshot, run_.snapshot_time, run_.agents)
+    details = drill_policy.details(v, run_.snapshot, run_.snapshot_time, run_.agents, run_.seconds)
     details["finished"] = clocks.iso(ended)
     yield ctx.result(summary, details)
     audit.record("drill-result", ctx.record.caller, "ok" if v.result == drill_policy.SUCCESSFUL else "failed",
