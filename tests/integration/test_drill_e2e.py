@@ -135,31 +135,59 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
-def test_a_drill_killed_midway_leaves_nothing_after_the_next_agent_start(
+def _start_drill_and_wait_for_a_server(stack) -> tuple[subprocess.Popen, list[int]]:
+    registry = _staging(stack) / "drill-processes"
+    proc = subprocess.Popen(stack.local.ragctl_argv("drill", "latest"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    wait_until(lambda: registry.exists() and any(registry.iterdir()), 120, "a throwaway server of the drill")
+    return proc, [int(p.name) for p in registry.iterdir()]
+
+
+def _end(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
+def _gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(_pid_alive(p) for p in pids)
+
+
+def test_a_drill_whose_agent_is_killed_midway_leaves_nothing_after_the_next_agent_start(
         e2e_stack, redis_server_factory, chroma_server_factory, tmp_path):
     stack, _ = _stack(e2e_stack, redis_server_factory, chroma_server_factory, tmp_path)
     stack.backup()
-    registry = _staging(stack) / "drill-processes"
-    drill = stack.local.ragctl_argv("drill", "latest")
-    proc = subprocess.Popen(drill, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, pids = _start_drill_and_wait_for_a_server(stack)
     try:
-        wait_until(lambda: registry.exists() and any(registry.iterdir()), 120, "a throwaway server of the drill")
-        pids = [int(p.name) for p in registry.iterdir()]
         stack.local.kill("agent")  # kill -9 mid-drill
         assert all(_pid_alive(p) for p in pids), "the throwaway server outlived its agent (until the next start)"
         assert list(_staging(stack).glob(".rag-backup-drill-*"))
         proc.wait(120)
         assert proc.returncode != 0
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
+        _end(proc)
     stack.local.start_agent()
-    deadline = time.monotonic() + 10
-    while any(_pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_pid_alive(p) for p in pids), "the agent killed the recorded drill processes at start"
+    assert _gone(pids, 10), "the agent killed the recorded drill processes at start"
     assert _leftovers(stack) == []
     job = _drill_jobs(stack)[-1]
     assert job["result"] == "failure"
     assert _drill(stack, "latest")["result"] == "SUCCESSFUL", "the next drill runs normally"
+
+
+def test_a_drill_whose_controller_is_killed_midway_is_cleaned_up_by_the_agent(
+        e2e_stack, redis_server_factory, chroma_server_factory, tmp_path):
+    stack, _ = _stack(e2e_stack, redis_server_factory, chroma_server_factory, tmp_path)
+    stack.backup()
+    proc, pids = _start_drill_and_wait_for_a_server(stack)
+    try:
+        stack.local.kill("controller")  # kill -9 mid-drill: the agent's call is cancelled
+        proc.wait(60)
+    finally:
+        _end(proc)
+    assert _gone(pids, 60), "the agent stopped the drill's servers when its call was cancelled"
+    wait_until(lambda: _leftovers(stack) == [], 30, "the drill's scratch data removed")
+    stack.local.start_controller()
+    assert _drill_jobs(stack)[-1]["result"] == "interrupted"
