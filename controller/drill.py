@@ -82,8 +82,11 @@ class _Driller:
             if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 run.deadline_hit = True
                 return
+            if isinstance(sender.error, errors.RagBackupError):  # the snapshot's data could not be read
+                run.checks.append(Check(name, "read", False, f"repository: {sender.error.message}"))
+                return
             if sender.error is not None:
-                raise sender.error from None  # the repository could not be read: the job fails
+                raise sender.error from None
             exc = self.ctl.agents.translate(agent, err)
             run.checks.append(Check(name, "drill", False, f"agent {agent}: {exc.message}"))
             return

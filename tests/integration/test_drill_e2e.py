@@ -191,3 +191,40 @@ def test_a_drill_whose_controller_is_killed_midway_is_cleaned_up_by_the_agent(
     wait_until(lambda: _leftovers(stack) == [], 30, "the drill's scratch data removed")
     stack.local.start_controller()
     assert _drill_jobs(stack)[-1]["result"] == "interrupted"
+
+
+def _flip_byte_in_a_blob(pack_path: Path) -> None:
+    """Flip one byte halfway through the pack's blob area (between the magic and the sealed header)."""
+    data = pack_path.read_bytes()
+    header_len = int.from_bytes(data[-12:-8], "little")
+    offset = (8 + len(data) - 12 - header_len) // 2
+    with open(pack_path, "r+b") as f:
+        f.seek(offset)
+        f.write(bytes([data[offset] ^ 0x01]))
+
+
+def test_a_drill_of_a_snapshot_with_a_damaged_pack_fails_and_names_the_component(make_stack, tmp_path):
+    """Damage the repository holds (a flipped byte in a pack) is a FAILED drill naming the component
+    and the pack, not a crashed job; the other components are still drilled."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        for i in range(3):
+            (d / f"part-{i}.bin").write_bytes(os.urandom(300_000))
+    st = make_stack({"a": str(a), "b": str(b)})
+    packs = lambda: set((Path(st.repo_dir) / "data").rglob("*"))  # noqa: E731
+    st.ragctl("backup", "--components", "a")
+    packs_a = {p for p in packs() if p.is_file()}
+    st.ragctl("backup")  # both components: a's data deduplicated into the pack above
+    assert len(packs_a) == 1
+    [pack] = packs_a
+    _flip_byte_in_a_blob(pack)
+
+    cp = st.ragctl("drill", "latest", "--json", check=False, timeout=300)
+    assert cp.returncode == 11, cp.stderr
+    d = json.loads(cp.stdout)
+    assert d["result"] == "FAILED"
+    assert len(d["failed"]) == 1 and d["failed"][0].startswith("a/read: repository:"), d["failed"]
+    assert pack.name in d["failed"][0]
+    assert all(c["ok"] for c in d["components"]["b"]["checks"])
+    assert not list((Path(st.workdir) / "agent-staging").glob(".rag-backup-*"))
