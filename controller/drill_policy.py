@@ -22,7 +22,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: object, what: str = "[objectives] rto") -> float:
-    """Seconds from a number of seconds or a text like "90s", "30m", "1h", "1h30m"; UsageError otherwise."""
+    """Seconds from a number of seconds, a timedelta or a text like "90s", "30m", "1h30m"; else UsageError."""
+    if isinstance(value, _dt.timedelta):
+        value = value.total_seconds()
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     text = str(value).strip().lower()

@@ -30,6 +30,7 @@ class Cfg:
     (Cfg(Objectives("30m")), 1800.0),
     (Cfg(Objectives("1h30m")), 5400.0),
     (Cfg({"rto": "2h"}), 7200.0),
+    (Cfg(Objectives(dt.timedelta(minutes=5))), 300.0),
 ])
 def test_rto_seconds(cfg, want):
     assert dp.rto_seconds(cfg) == want
