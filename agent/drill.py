@@ -155,6 +155,7 @@ def _redis(data: str, scratch: str, facts: dict, setup: DrillSetup) -> list[agen
     rdb = facts.get("dbfilename") or "dump.rdb"
     if not os.path.isfile(os.path.join(data, rdb)):
         return [_check("redis-start", False, f"the restored data has no {rdb}")]
+    checks: list[agent_pb2.CheckResult] = []
     try:
         binary = _started("redis-server", find_binary("redis-server"))
         port = drill_procs.free_port()
@@ -163,12 +164,14 @@ def _redis(data: str, scratch: str, facts: dict, setup: DrillSetup) -> list[agen
         with _server(argv, "redis-server", scratch, setup) as proc:
             target = redis.RedisTarget(data_dir=data, port=port, rdb_filename=rdb, timeout_s=30)
             _wait_ready(lambda: redis.wait_ready(target, 1.0), proc, "redis-server", scratch, setup)
-            return [_check("redis-start", True, f"redis-server loaded {rdb} on 127.0.0.1:{port}"),
-                    _redis_dbsize(target, facts)]
+            checks.append(_check("redis-start", True, f"redis-server loaded {rdb} on 127.0.0.1:{port}"))
+            checks.append(_redis_dbsize(target, facts))
     except errors.Cancelled:
         raise
-    except (errors.RagBackupError, OSError) as exc:
-        return [_check("redis-start", False, getattr(exc, "message", None) or str(exc))]
+    except (errors.RagBackupError, OSError) as exc:  # named after the step it stopped
+        checks.append(_check("redis-dbsize" if checks else "redis-start", False,
+                             getattr(exc, "message", None) or str(exc)))
+    return checks
 
 
 def _redis_dbsize(target: redis.RedisTarget, facts: dict) -> agent_pb2.CheckResult:
@@ -205,8 +208,10 @@ def _chroma(data: str, scratch: str, facts: dict, setup: DrillSetup) -> list[age
             checks += _chroma_facts(url, data, facts)
     except errors.Cancelled:
         raise
-    except (errors.RagBackupError, OSError) as exc:
-        checks.append(_check("chroma-start", False, getattr(exc, "message", None) or str(exc)))
+    except (errors.RagBackupError, OSError) as exc:  # named after the step it stopped
+        started = any(c.name == "chroma-start" for c in checks)
+        checks.append(_check("chroma-counts" if started else "chroma-start", False,
+                             getattr(exc, "message", None) or str(exc)))
     return checks
 
 
