@@ -53,6 +53,16 @@ def _check(name: str, ok: bool, detail: str) -> agent_pb2.CheckResult:
     return agent_pb2.CheckResult(name=name, ok=ok, detail=detail)
 
 
+def _text(problem) -> str:
+    """A verification difference as one line (a Mismatch row or a plain text)."""
+    return problem.text() if hasattr(problem, "text") else str(problem)
+
+
+def _is_probe(problem) -> bool:
+    check = getattr(problem, "check", None)
+    return check.startswith("probe") if check is not None else ": probe " in str(problem)
+
+
 def find_binary(name: str) -> str | None:
     """`name` on PATH, else beside this Python (a virtualenv's `chroma`)."""
     return shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
@@ -183,7 +193,7 @@ def _redis_dbsize(target: redis.RedisTarget, facts: dict) -> agent_pb2.CheckResu
     finally:
         client.close()
     if problems:
-        return _check("redis-dbsize", False, "; ".join(problems))
+        return _check("redis-dbsize", False, "; ".join(map(_text, problems)))
     return _check("redis-dbsize", True, f"DBSIZE per db {facts['dbsize']} as recorded")
 
 
@@ -221,8 +231,8 @@ def _chroma_facts(url: str, data: str, facts: dict) -> list[agent_pb2.CheckResul
     target = chroma.ChromaTarget(persist_dir=data, url=url, tenant=facts.get("tenant", "default_tenant"),
                                  database=facts.get("database", "default_database"))
     problems = chroma.verify_facts(target, facts)
-    probe_problems = [p for p in problems if ": probe " in p]
-    count_problems = [p for p in problems if p not in probe_problems]
+    probe_problems = [_text(p) for p in problems if _is_probe(p)]
+    count_problems = [_text(p) for p in problems if not _is_probe(p)]
     cols = facts["collections"]
     n_probes = sum(len(c.get("probes", ())) for c in cols)
     counts = ", ".join(f"{c['name']}={c['count']}" for c in cols)
