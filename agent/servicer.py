@@ -21,6 +21,7 @@ import grpc
 from ragbackup import __version__, errors
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
+from ragbackup.mismatch import Mismatch
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
@@ -161,11 +162,25 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             aside, mismatches = self._put_in_service(spec, start, plan, scratch)
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
-                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts" if mismatches else "")
+                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts: "
+                 + "; ".join(m.text() for m in mismatches) if mismatches else "")
         final = spec.path if _installs_elsewhere(spec, start.target) else plan.final
         return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
                                        bytes_written=counts.bytes_written, restored_path=final,
-                                       moved_aside=aside, mismatches=mismatches)
+                                       moved_aside=aside, mismatches=[m.text() for m in mismatches],
+                                       fact_mismatches=[agent_pb2.FactMismatch(**m.to_dict()) for m in mismatches])
+
+    def CheckRestore(self, request: agent_pb2.RestoreStart, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
+        """Restore's checks before it writes (options, placement, the database's service); writes nothing."""
+        spec = request.component
+        check_component_name(spec.name)
+        options.Options(spec)
+        if not request.target and install.needs_install(spec.kind):
+            install.database_service(spec)
+        with staging(self.cfg, f"check-{spec.name}") as scratch:
+            plan = self._placement(spec, request.target, scratch)
+        final = spec.path if _installs_elsewhere(spec, request.target) else plan.final
+        return agent_pb2.RestoreResult(restored_path=final)
 
     def _placement(self, spec, target: str, scratch: str) -> placement.Placement:
         if _installs_elsewhere(spec, target):
@@ -189,7 +204,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         finally:
             decoder.close()
 
-    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[str]]:
+    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[Mismatch]]:
         """Swap a paths tree into place, or hand a database tree to its installer."""
         if not _installs_elsewhere(spec, start.target):
             return placement.swap_in(plan), []

@@ -6,6 +6,8 @@ component; exit 0 when SUCCESSFUL, 11 when the drill FAILED or TIMED_OUT.
 """
 from __future__ import annotations
 
+import sys
+
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2
 
@@ -54,7 +56,10 @@ def run(args, client: Client) -> int:
         emit_json(d)
     else:
         _print(result.summary if result else "", d)
-    return 0 if d.get("result") == "SUCCESSFUL" else errors.VerificationFailed.exit_code
+    if d.get("result") == "SUCCESSFUL":
+        return 0
+    print(f"ragctl: error: {result.summary if result else 'the drill ended without a result'}", file=sys.stderr)
+    return errors.VerificationFailed.exit_code
 
 
 def _print(summary: str, d: dict) -> None:

@@ -6,6 +6,7 @@ rendered as a table or JSON, and an exit code that says what happened.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ragbackup import __version__, errors, logs
@@ -16,14 +17,17 @@ from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 from ragbackup.cli import drill
+from ragbackup.cli.output import emit_json
 
 EXIT_CODES = """\
 exit codes:
   0    success
   1    failure not covered below
   2    usage error (bad arguments or request)
-  3    configuration error (file, key and expected value are named)
-  4    repository error (missing, wrong passphrase or key file, damaged key object, unsupported format)
+  3    configuration error (file, key and expected value are named), or the
+       controller's state_dir cannot be used (path and operation are named)
+  4    repository error (missing, wrong passphrase or key file, damaged key object,
+       unsupported format, volume read-only or full: path and operation are named)
   5    not found (snapshot, component)
   6    integrity error (damaged data; `verify` names damaged objects and affected snapshots)
   7    unavailable (controller, agent or storage cannot be reached)
@@ -73,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, Client(socket_path(args.socket, args.config)))
     except errors.RagBackupError as exc:
         print(f"ragctl: error: {exc.message}", file=sys.stderr)
+        if getattr(args, "json", False):  # scripts get the error as data too (e.g. verification rows)
+            emit_json({"error": exc.to_dict()})
         return exc.exit_code
+    except OSError as exc:  # a local file named on the command line (export -o, pki --dir)
+        where = f" {os.fsdecode(exc.filename)}" if exc.filename else ""
+        print(f"ragctl: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return errors.UsageError.exit_code
     except KeyboardInterrupt:
         print("ragctl: cancelled", file=sys.stderr)
         return errors.Cancelled.exit_code

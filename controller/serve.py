@@ -31,8 +31,11 @@ log = logging.getLogger("ragbackup.controller")
 
 def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tuple[grpc.Server, int]:
     """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
+    areas = {cfg.state_dir: "state_dir"}
+    if cfg.repository.type == "local":
+        areas[cfg.repository.path] = "repository"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
-                         interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
+                         interceptors=[ErrorInterceptor(areas)], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
     unixsock.prepare(cfg.socket)
     if server.add_insecure_port(f"unix:{cfg.socket}") == 0:

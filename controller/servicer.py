@@ -96,7 +96,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(job, lambda ctx: backup_job.run(ctx, request), _cancel_event(context))
 
     def ListSnapshots(self, request, context):
-        repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`; the catalog was synced when it opened
+        repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`
+        self.ctl.sync_catalog(repo)  # one listing of snapshots/: added, vanished (the index is not re-read)
         out = []
         for r in self.ctl.catalog.list():
             if request.components and not set(request.components) & set(r.components):

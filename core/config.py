@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
 from ragbackup import unixsock
@@ -137,7 +138,8 @@ class ComponentConfig:
     agent: str
     path: str = ""
     exclude: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # as written in the file: sent to the agent as JSON
+    settings: PathsOptions = field(default_factory=PathsOptions)  # `options`, checked and typed at load
 
     def options_json(self) -> str:
         return json.dumps(self.options, sort_keys=True)
@@ -265,7 +267,8 @@ def _component(root: _Section, name: str, agents: dict[str, AgentRef]) -> Compon
     if kind in ("paths", "config") and not os.path.isabs(path):
         raise ConfigError(f"{root.path}: [components.{name}] path: expected an absolute path")
     options = {k: v for k, v in c.data.items() if k not in ("kind", "agent", "path", "exclude")}
-    return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options)
+    settings = parse_options(f"{root.path}: [components.{name}]", kind, options)
+    return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options, settings)
 
 
 def load_controller_config(path: str | None = None) -> ControllerConfig:

@@ -123,8 +123,9 @@ def test_drill_of_a_snapshot_whose_rdb_differs_from_its_facts_fails_and_names_re
     assert job["summary"].startswith("drill FAILED") and "redis redis-dbsize: db0: DBSIZE 500, expected 570" in \
         job["summary"]
     assert _leftovers(stack) == []
-    text = stack.ragctl("drill", planted, expect=11, timeout=300).stdout
-    assert "FAILED redis-dbsize" in text
+    cp = stack.ragctl("drill", planted, expect=11, timeout=300)
+    assert "FAILED redis-dbsize" in cp.stdout
+    assert "\nragctl: error: drill FAILED" in cp.stderr
 
 
 def _pid_alive(pid: int) -> bool:

@@ -44,6 +44,11 @@ class AgentStub:
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
                 _registered_method=True)
+        self.CheckRestore = channel.unary_unary(
+                '/ragbackup.v1.Agent/CheckRestore',
+                request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreStart.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
+                _registered_method=True)
         self.ControlService = channel.unary_unary(
                 '/ragbackup.v1.Agent/ControlService',
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.ServiceRequest.SerializeToString,
@@ -77,6 +82,16 @@ class AgentServicer:
     def Restore(self, request_iterator, context):
         """Restore one component. The controller sends RestoreStart, then EntryBatch and
         ChunkBatch messages: the chunks of the file entries, in entry order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckRestore(self, request, context):
+        """The checks Restore makes before it writes anything (options, where the tree
+        would go, an in-place target's allowed path, a --target directory absent or
+        empty, the service an in-place database restore stops); writes nothing. The
+        reply names where the restore would write (restored_path).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -117,6 +132,11 @@ def add_AgentServicer_to_server(servicer, server):
             'Restore': grpc.stream_unary_rpc_method_handler(
                     servicer.Restore,
                     request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.SerializeToString,
+            ),
+            'CheckRestore': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRestore,
+                    request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreStart.FromString,
                     response_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.SerializeToString,
             ),
             'ControlService': grpc.unary_unary_rpc_method_handler(
@@ -188,6 +208,33 @@ class Agent:
             target,
             '/ragbackup.v1.Agent/Restore',
             ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
+            ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckRestore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Agent/CheckRestore',
+            ragbackup_dot_v1_dot_agent__pb2.RestoreStart.SerializeToString,
             ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
             options,
             channel_credentials,
