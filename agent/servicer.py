@@ -27,7 +27,7 @@ from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import checks, install, options, placement
+from ragbackup.agent import checks, drill, drill_procs, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings
@@ -112,6 +112,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
         self._budget = ByteBudget(CAPTURE_BUDGET)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="work")  # see workpool.py
+        drill_procs.kill_leftovers(drill_procs.registry_dir(cfg.staging_dir))  # before their scratch dirs go
         sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
@@ -235,3 +236,11 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.HealthReply(version=__version__, hostname=socket.gethostname(),
                                      uptime_s=time.monotonic() - self.started,
                                      checks=[checks.check(spec) for spec in request.components])
+
+    def Drill(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.DrillResult:
+        start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Drill")
+        check_component_name(start.component.name)
+        remaining = context.time_remaining()
+        wait = drill.START_TIMEOUT_S if remaining is None else min(drill.START_TIMEOUT_S, remaining)
+        setup = drill.DrillSetup(self.cfg, self.workers, self._pool, context.is_active, time.monotonic() + wait)
+        return drill.run(start, RestoreStream(request_iterator), setup)

@@ -16,6 +16,7 @@ from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_,
 from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
+from ragbackup.cli import drill
 from ragbackup.cli.output import emit_json
 from ragbackup.cli import status
 
@@ -34,13 +35,14 @@ exit codes:
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
   10   unhealthy (health check failed; `status`: an alert is firing)
-  11   verification after restore failed (data differs from the snapshot's facts)
+  11   verification after restore failed (data differs from the snapshot's facts; a drill FAILED or TIMED_OUT)
   130  cancelled
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
 VERBS += [jobs, status]
+VERBS.insert(VERBS.index(verify) + 1, drill)
 
 
 def parser() -> argparse.ArgumentParser:

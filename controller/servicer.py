@@ -19,6 +19,7 @@ from ragbackup.controller.health import assess
 from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.jobs import backup as backup_job
 from ragbackup.controller.jobs import catalog as catalog_job
+from ragbackup.controller.jobs import drill as drill_job
 from ragbackup.controller.jobs import export as export_job
 from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
@@ -189,3 +190,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def RepairIndex(self, request, context):
         job = self._job("repair-index", context, audit={"dry_run": request.dry_run})
         yield from self.runner.stream(job, lambda ctx: repair_job.run(ctx, request), _cancel_event(context))
+
+    def Drill(self, request, context):
+        self.ctl.refresh_unknown(request.id)
+        job = self._job("drill", context, snapshot=request.id,
+                        audit={"snapshot": request.id or "latest", "agent": request.agent or "-",
+                               "source": request.source or "local"})
+        yield from self.runner.stream(job, lambda ctx: drill_job.run(ctx, request, self.audit), _cancel_event(context))

@@ -216,3 +216,15 @@ class HealthReply(_message.Message):
     uptime_s: float
     checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
     def __init__(self, version: _Optional[str] = ..., hostname: _Optional[str] = ..., uptime_s: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+
+class DrillResult(_message.Message):
+    __slots__ = ("files", "bytes_written", "checks", "seconds")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    files: int
+    bytes_written: int
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    seconds: float
+    def __init__(self, files: _Optional[int] = ..., bytes_written: _Optional[int] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...

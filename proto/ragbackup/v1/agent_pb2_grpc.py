@@ -59,6 +59,11 @@ class AgentStub:
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.HealthRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_agent__pb2.HealthReply.FromString,
                 _registered_method=True)
+        self.Drill = channel.stream_unary(
+                '/ragbackup.v1.Agent/Drill',
+                request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_agent__pb2.DrillResult.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -106,6 +111,16 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Drill(self, request_iterator, context):
+        """Restore drill of one component: the same stream as Restore, written into a fresh
+        scratch directory; redis and chroma data are started by throwaway servers on free
+        loopback ports and checked against the facts. Everything is removed before the
+        reply (and at the next agent start if the agent died meanwhile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +148,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=ragbackup_dot_v1_dot_agent__pb2.HealthRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_agent__pb2.HealthReply.SerializeToString,
+            ),
+            'Drill': grpc.stream_unary_rpc_method_handler(
+                    servicer.Drill,
+                    request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_agent__pb2.DrillResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -270,6 +290,33 @@ class Agent:
             '/ragbackup.v1.Agent/Health',
             ragbackup_dot_v1_dot_agent__pb2.HealthRequest.SerializeToString,
             ragbackup_dot_v1_dot_agent__pb2.HealthReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drill(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ragbackup.v1.Agent/Drill',
+            ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
+            ragbackup_dot_v1_dot_agent__pb2.DrillResult.FromString,
             options,
             channel_credentials,
             insecure,

@@ -309,3 +309,13 @@ class StatusReply(_message.Message):
     status_json: str
     safe: bool
     def __init__(self, status_json: _Optional[str] = ..., safe: _Optional[bool] = ...) -> None: ...
+
+class DrillRequest(_message.Message):
+    __slots__ = ("id", "agent", "source")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    agent: str
+    source: str
+    def __init__(self, id: _Optional[str] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...

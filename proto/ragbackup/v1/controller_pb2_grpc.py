@@ -109,6 +109,11 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.StatusRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.StatusReply.FromString,
                 _registered_method=True)
+        self.Drill = channel.unary_stream(
+                '/ragbackup.v1.Controller/Drill',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -209,6 +214,14 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Drill(self, request, context):
+        """Restore drill: a snapshot restored into scratch space on an agent, started by
+        throwaway servers and checked against its facts; timed against the RTO.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -286,6 +299,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.StatusRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.StatusReply.SerializeToString,
+            ),
+            'Drill': grpc.unary_stream_rpc_method_handler(
+                    servicer.Drill,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -693,6 +711,33 @@ class Controller:
             '/ragbackup.v1.Controller/Status',
             ragbackup_dot_v1_dot_controller__pb2.StatusRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Drill',
+            ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
             options,
             channel_credentials,
             insecure,
