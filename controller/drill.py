@@ -22,7 +22,7 @@ from ragbackup.repo.repository import Repository
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events
-from ragbackup.controller.drill_policy import Check
+from ragbackup.controller.policy.drill import Check
 from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.restore import _Sender, choose_agent
 from ragbackup.controller.state import Controller

@@ -15,7 +15,7 @@ from ragbackup import clock as clocks
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2
 
-from ragbackup.controller import drill_policy
+from ragbackup.controller.policy import drill as drill_policy
 from ragbackup.controller.audit import Audit
 from ragbackup.controller.drill import run_drill
 from ragbackup.controller.jobs.runner import JobContext

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 from ragbackup import errors
-from ragbackup.controller import drill_policy as dp
+from ragbackup.controller.policy import drill as dp
 
 OK = dp.Check("redis", "redis-dbsize", True, "DBSIZE per db {'db0': 5} as recorded")
 BAD = dp.Check("redis", "redis-dbsize", False, "db0: DBSIZE 4, expected 5")
