@@ -13,7 +13,6 @@ import os
 import queue
 import tempfile
 import threading
-import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generator, Iterator
@@ -258,7 +257,7 @@ def _manifest(ctl: Controller, sid: str, plan: BackupPlan, comps: dict, writer: 
     sent = sum(c["stats"].get("bytes_sent", 0) for c in comps.values())
     return {
         "version": 1, "id": sid, "time": clock.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc)),
-        "duration_s": round(time.time() - started, 3), "kind": plan.kind, "reason": plan.reason,
+        "duration_s": round(max(0.0, clock.SYSTEM.now().timestamp() - started), 3), "kind": plan.kind, "reason": plan.reason,
         "host": ctl.cfg.hostname, "user": user, "components": comps,
         "stats": {"bytes_total": sum(c["stats"].get("bytes_total", 0) for c in comps.values()),
                   "bytes_read": read, "bytes_sent": sent, "blobs_new": w.blobs_new,
@@ -272,7 +271,7 @@ def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) ->
     configured = {n: c.kind for n, c in ctl.cfg.components.items()}
     plan = plan_backup(list(req.components), configured, _MODES.get(req.mode, "auto"), req.reason,
                        ctl.history(), clock.SYSTEM.now())
-    started = time.time()
+    started = clock.SYSTEM.now().timestamp()
     with reserved_id(ctl) as sid:
         yield events.log(f"backup {sid}: {plan.kind}, components {', '.join(c.name for c in plan.components)}")
         with locks.hold(ctl.state_dir, "repository", f"backup {sid}", shared=True), \
@@ -284,8 +283,11 @@ def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) ->
             except BaseException:
                 writer.abort()
                 raise
-            manifest = _manifest(ctl, sid, plan, comps, writer, started, user)
-            repo.save_snapshot(manifest)
+            try:
+                manifest = _manifest(ctl, sid, plan, comps, writer, started, user)
+                repo.save_snapshot(manifest)
+            finally:
+                writer.close()  # after the snapshot: until then prune keeps what it relies on
             ctl.catalog.add(manifest)
     s = manifest["stats"]
     yield events.result(

@@ -168,8 +168,11 @@ def _store(job: _Job) -> dict:
     except BaseException:
         writer.abort()
         raise
-    manifest = _manifest(job, comps, writer, read)
-    job.repo.save_snapshot(manifest)
+    try:
+        manifest = _manifest(job, comps, writer, read)
+        job.repo.save_snapshot(manifest)
+    finally:
+        writer.close()
     job.ctl.catalog.add(manifest)
     log.info("import %s: snapshot %s with %s", job.req.filename, job.sid, ", ".join(sorted(comps)))
     return manifest
