@@ -37,12 +37,20 @@ def socket_path(explicit: str | None, config: str | None) -> str:
     return DEFAULT_SOCKET
 
 
+TRIGGER_ENV = "RAG_BACKUP_TRIGGER"  # what started ragctl (timer, path); recorded with the job
+
+
+def trigger_metadata() -> tuple[tuple[str, str], ...]:
+    trigger = os.environ.get(TRIGGER_ENV, "")
+    return (("rag-trigger", trigger),) if trigger else ()
+
+
 class Client:
     def __init__(self, socket: str):
         self.socket = socket
         self.channel = grpc.insecure_channel(f"unix:{socket}", options=tls.CHANNEL_OPTIONS)
         self.stub = controller_pb2_grpc.ControllerStub(self.channel)
-        self.metadata = (("rag-user", getpass.getuser()),)
+        self.metadata = (("rag-user", getpass.getuser()),) + trigger_metadata()
 
     def translate(self, err: grpc.RpcError) -> errors.RagBackupError:
         exc = errors.translate_rpc_error(err, f"controller (unix:{self.socket})")

@@ -12,6 +12,7 @@ from ragbackup import __version__, errors, logs
 
 from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
                            verify)
+from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 
 EXIT_CODES = """\
@@ -32,6 +33,7 @@ exit codes:
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
+VERBS += [jobs]
 
 
 def parser() -> argparse.ArgumentParser:

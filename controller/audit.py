@@ -1,4 +1,4 @@
-"""The audit trail: one syslog line per backup, restore, verify and key operation.
+"""The audit trail: syslog lines for every job's start and end, and for key operations.
 
 In: an action, the caller and the outcome. Out: a datagram to journald/syslog
 (identifier `rag-backup`, or `rag-recovery` for restores) on /dev/log, or on
@@ -15,7 +15,7 @@ log = logging.getLogger("ragbackup.audit")
 
 SOCKET_ENV = "RAG_SYSLOG_SOCKET"
 FACILITY_AUTHPRIV = 10
-SEVERITY = {"ok": 5, "failed": 3}  # notice, error
+SEVERITY = {"ok": 5, "failed": 3, "started": 6, "cancelled": 4}  # notice, error, info, warning
 
 
 def _format(fields: dict) -> str:
@@ -31,7 +31,8 @@ class Audit:
 
     def record(self, action: str, user: str, outcome: str, **fields) -> str:
         """Send one audit line; returns it. Failing to reach syslog never fails the job."""
-        ident = "rag-recovery" if action in ("restore", "drill") else "rag-backup"
+        recovery = ("restore", "drill")
+        ident = "rag-recovery" if action in recovery or fields.get("kind") in recovery else "rag-backup"
         line = _format({"action": action, "user": user, "outcome": outcome, **fields})
         pri = FACILITY_AUTHPRIV * 8 + SEVERITY.get(outcome, 6)
         log.info("audit %s: %s", ident, line)

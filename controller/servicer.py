@@ -1,7 +1,7 @@
 """The controller's gRPC servicer for ragctl: unpack, call the job, stream its events.
 
 In: Controller API calls over the unix socket or mTLS TCP. Out: replies and
-JobEvent streams; the work lives in backup.py, restore.py, verify.py, diff.py.
+JobEvent streams; every job runs through the runner (jobs/), queries read the catalog.
 """
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ import json
 import logging
 import threading
 
+from ragbackup import errors
 from ragbackup.repo.snapshots import totals
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
-from ragbackup.controller import events
-from ragbackup.controller.audit import Audit
-from ragbackup.controller.backup import manifest_summary, run_backup
+from ragbackup.controller.backup import manifest_summary
 from ragbackup.controller.diff import diff_entries, env_changes, is_env_file
 from ragbackup.controller.health import assess
 from ragbackup.controller.plan import resolve_snapshot
-from ragbackup.controller.restore import run_restore
-from ragbackup.controller.runbook_export import export_chunks
-from ragbackup.controller.runbook_import import import_upload, upload_request
+from ragbackup.controller.jobs import backup as backup_job
+from ragbackup.controller.jobs import catalog as catalog_job
+from ragbackup.controller.jobs import export as export_job
+from ragbackup.controller.jobs import import_ as import_job
+from ragbackup.controller.jobs import restore as restore_job
+from ragbackup.controller.jobs import verify as verify_job
+from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
+from ragbackup.controller.jobs.runner import KINDS, Job, JobContext
+from ragbackup.controller.runbook_import import upload_request
 from ragbackup.controller.state import Controller
-from ragbackup.controller.verify import run_verify
 
 log = logging.getLogger("ragbackup.controller")
 
@@ -34,30 +38,50 @@ def caller(context) -> str:
     return f"{md.get('rag-user', '?')}@{context.peer()}"
 
 
+TRIGGER_KEY = "rag-trigger"  # request metadata: what started the call (manual, timer, path, api)
+
+
+def trigger(context, scheduled: bool = False) -> str:
+    """What started the job: ragctl's rag-trigger metadata, `timer` for a scheduled backup, else
+    `manual` for ragctl and `api` for other clients."""
+    md = dict(context.invocation_metadata() or ())
+    said = md.get(TRIGGER_KEY, "")
+    if said in TRIGGERS:
+        return said
+    if scheduled:
+        return "timer"
+    return "manual" if "rag-user" in md else "api"
+
+
+def _cancel_event(context) -> threading.Event:
+    """Set when the call ends early (ragctl gone or the deadline passed)."""
+    cancel = threading.Event()
+    context.add_callback(cancel.set)
+    return cancel
+
+
 def _content(repo, entry) -> bytes:
     """A (small) config file's bytes, for key-level diffs of .env files."""
     return b"".join(repo.read_blob(c) for c in entry.chunks)
 
 
-def _audited(audit: Audit, action: str, user: str, events, **fields):
-    """Pass a job's events through, then write one audit line with its outcome."""
-    details: dict = {}
-    try:
-        for ev in events:
-            if ev.WhichOneof("kind") == "result":
-                details = json.loads(ev.result.details_json or "{}")
-            yield ev
-    except Exception as exc:
-        audit.record(action, user, "failed", error=type(exc).__name__, **fields)
-        raise
-    fields["snapshot"] = details.get("id") or details.get("snapshot") or fields.get("snapshot", "-")
-    audit.record(action, user, "ok", **fields)
+def job_info(rec: JobRecord, running: JobContext | None = None) -> controller_pb2.JobInfo:
+    d = rec.as_dict()
+    info = controller_pb2.JobInfo(**d)
+    if running is not None:
+        p = running.latest
+        info.progress.CopyFrom(controller_pb2.Progress(phase=p.phase, done=p.done, total=p.total, unit=p.unit))
+    return info
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
-    def __init__(self, ctl: Controller, audit: Audit | None = None):
+    def __init__(self, ctl: Controller):
         self.ctl = ctl
-        self.audit = audit or Audit()
+        self.runner = ctl.runner
+        self.audit = ctl.runner.audit
+
+    def _job(self, kind: str, context, **kw) -> Job:
+        return Job(kind, trigger=trigger(context, kw.pop("scheduled", False)), caller=caller(context), **kw)
 
     def InitRepository(self, request, context):
         repo = self.ctl.init_repository()
@@ -66,9 +90,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.InitReply(repository=repo.storage.describe(), repository_id=repo.id)
 
     def Backup(self, request, context):
-        user = caller(context)
-        yield from _audited(self.audit, "backup", user, run_backup(self.ctl, request, user),
-                            components=",".join(request.components) or "all", reason=request.reason or "-")
+        job = self._job("backup", context, scheduled=request.scheduled, components=tuple(request.components),
+                        audit={"components": ",".join(request.components) or "all", "reason": request.reason or "-"})
+        yield from self.runner.stream(job, lambda ctx: backup_job.run(ctx, request), _cancel_event(context))
 
     def ListSnapshots(self, request, context):
         self.ctl.repo()
@@ -88,13 +112,15 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(manifest_summary(repo.load_snapshot(sid))))
 
     def Restore(self, request, context):
-        yield from _audited(self.audit, "restore", caller(context), run_restore(self.ctl, request),
-                            snapshot=request.id or "latest", components=",".join(request.components) or "all",
-                            target=request.target or "in-place", dry_run=request.dry_run)
+        job = self._job("restore", context, components=tuple(request.components), snapshot=request.id,
+                        audit={"snapshot": request.id or "latest",
+                               "components": ",".join(request.components) or "all",
+                               "target": request.target or "in-place", "dry_run": request.dry_run})
+        yield from self.runner.stream(job, lambda ctx: restore_job.run(ctx, request), _cancel_event(context))
 
     def Verify(self, request, context):
-        yield from _audited(self.audit, "verify", caller(context), run_verify(self.ctl.repo(), request.read_data),
-                            read_data=request.read_data)
+        job = self._job("verify", context, audit={"read_data": request.read_data})
+        yield from self.runner.stream(job, lambda ctx: verify_job.run(ctx, request), _cancel_event(context))
 
     def Diff(self, request, context):
         repo = self.ctl.repo()
@@ -115,9 +141,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.DiffReply(items=items)
 
     def RebuildCatalog(self, request, context):
-        yield events.log("reloading index and snapshots from the repository")
-        n = self.ctl.rebuild_catalog()
-        yield events.result(f"catalog rebuilt: {n} snapshots", {"snapshots": n})
+        yield from self.runner.stream(self._job("catalog-rebuild", context), catalog_job.run, _cancel_event(context))
 
     def Health(self, request, context):
         checks = assess(self.ctl)
@@ -126,28 +150,28 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])
 
     def Export(self, request, context):
-        cancel = threading.Event()
-        context.add_callback(cancel.set)
-        user, ref = caller(context), request.id or "latest"
-        try:
-            yield from export_chunks(self.ctl, ref, cancel)
-        except BaseException as exc:
-            self.audit.record("export", user, "failed", snapshot=ref, error=type(exc).__name__)
-            raise
-        self.audit.record("export", user, "ok", snapshot=ref)
+        ref = request.id or "latest"
+        job = self._job("export", context, snapshot=request.id, audit={"snapshot": ref})
+        yield from self.runner.stream(job, lambda ctx: export_job.run(ctx, ref), _cancel_event(context))
 
     def Import(self, request_iterator, context):
         first = next(request_iterator, None) or controller_pb2.ImportChunk()
-        cancel = threading.Event()
-        context.add_callback(cancel.set)
-        user = caller(context)
-        req = upload_request(first.filename, first.reason, dict(context.invocation_metadata() or ()), user)
-        try:
-            manifest = import_upload(self.ctl, req, itertools.chain([first.data], (c.data for c in request_iterator)),
-                                     cancel)
-        except BaseException as exc:
-            self.audit.record("import", user, "failed", file=req.filename, error=type(exc).__name__)
-            raise
-        self.audit.record("import", user, "ok", snapshot=manifest["id"], file=req.filename)
+        cancel = _cancel_event(context)
+        req = upload_request(first.filename, first.reason, dict(context.invocation_metadata() or ()), caller(context))
+        data = itertools.chain([first.data], (c.data for c in request_iterator))
+        job = self._job("import", context, audit={"file": req.filename})
+        manifest = self.runner.call(job, lambda ctx: import_job.run(ctx, req, data), cancel)
         return controller_pb2.ImportReply(snapshot_id=manifest["id"],
                                           details_json=json.dumps(manifest_summary(manifest)))
+
+    def ListJobs(self, request, context):
+        if request.kind and request.kind not in KINDS:
+            raise errors.UsageError(f"unknown job kind {request.kind!r} (kinds: {', '.join(KINDS)})")
+        recs = self.ctl.records.list(request.kind, request.limit)
+        return controller_pb2.ListJobsReply(jobs=[job_info(r, self.runner.running(r.id)) for r in recs])
+
+    def ShowJob(self, request, context):
+        rec = self.ctl.records.get(request.id)
+        if rec is None:
+            raise errors.NotFound(f"no job {request.id} (see `ragctl jobs`)")
+        return controller_pb2.ShowJobReply(job=job_info(rec, self.runner.running(rec.id)))

@@ -1,67 +1,46 @@
-"""The controller's long-lived state: config, repository, catalog and agent clients.
+"""The controller's long-lived state: config, named repositories, catalog, job runner, agents.
 
-In: a validated ControllerConfig. Out: `Controller` handing the jobs an opened
-Repository (opened lazily, so the daemon starts before `ragctl init`), the
-catalog kept in sync with the repository, and history for the planner.
+In: a validated ControllerConfig. Out: `Controller` holding the repositories by name
+(opened lazily, so the daemon starts before `ragctl init`, and synced once), the catalog
+kept in sync with the primary repository, the job records and the runner every job goes
+through, and history for the planner.
 """
 from __future__ import annotations
 
 import glob
 import os
-import threading
 
-from ragbackup import errors
+from ragbackup import clock as clocks
 from ragbackup.clock import parse_iso
-from ragbackup.config import ControllerConfig, RepositoryConfig
-from ragbackup.repo.crypto import Unlocker
-from ragbackup.repo.repository import RepoParams, Repository
-from ragbackup.storage import LocalSettings, S3Settings, open_storage
-from ragbackup.storage.base import Storage
+from ragbackup.config import ControllerConfig
+from ragbackup.repo.repository import Repository
 
 from ragbackup.controller.agents import Agents
+from ragbackup.controller.audit import Audit
 from ragbackup.controller.catalog import Catalog
+from ragbackup.controller.jobs.records import JobRecords
+from ragbackup.controller.jobs.runner import Runner
 from ragbackup.controller.plan import History
+from ragbackup.controller.repositories import PRIMARY, Repositories, make_storage, make_unlocker
 
-
-def make_storage(cfg: RepositoryConfig) -> Storage:
-    if cfg.type == "local":
-        return open_storage(LocalSettings(cfg.path))
-    s3 = cfg.s3
-    return open_storage(S3Settings(endpoint_url=s3.endpoint_url, bucket=s3.bucket, prefix=s3.prefix,
-                                   region=s3.region, access_key_id=s3.access_key_id,
-                                   secret_access_key=s3.secret_access_key,
-                                   connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout))
-
-
-def _read_secret(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read repository {what} {path}: {exc.strerror}") from None
-
-
-def make_unlocker(cfg: RepositoryConfig) -> Unlocker:
-    """The repository unlocker; files are read on each use, so a rotated file needs no restart."""
-    if cfg.key_file:
-        return Unlocker("keyfile", _read_secret(cfg.key_file, "key file"))
-    if cfg.password_file:
-        return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"))
-    return Unlocker("passphrase", cfg.password.reveal().encode())
+__all__ = ["Controller", "make_storage", "make_unlocker"]
 
 
 class Controller:
-    def __init__(self, cfg: ControllerConfig):
+    def __init__(self, cfg: ControllerConfig, audit: Audit | None = None, clock: clocks.Clock = clocks.SYSTEM):
         self.cfg = cfg
         self.state_dir = cfg.state_dir
         os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
         self.staging_dir = os.path.join(self.state_dir, "staging")
         self.agents = Agents(cfg)
-        self.catalog = Catalog(os.path.join(self.state_dir, "catalog.sqlite"))
-        self._repo: Repository | None = None
-        self._lock = threading.Lock()
-        self._storage = make_storage(cfg.repository)
+        catalog_path = os.path.join(self.state_dir, "catalog.sqlite")
+        self.catalog = Catalog(catalog_path)
+        self.records = JobRecords(catalog_path)
+        self.repositories = Repositories({PRIMARY: cfg.repository}, self.state_dir)
+        self.repositories.on_open(self._opened)
+        self.runner = Runner(self, self.records, audit or Audit(), clock)
         self.sweep_leftovers()
+        self.runner.recover()
 
     def sweep_leftovers(self) -> None:
         """Remove a killed job's partial pack and tree files (no job runs at startup)."""
@@ -69,38 +48,23 @@ class Controller:
             for path in glob.glob(pattern):
                 os.unlink(path)
 
-    def _staging_for(self) -> str:
+    @property
+    def pack_staging(self) -> str:
         """Pack staging beside a local repository (same filesystem: packs are renamed in)."""
         if self.cfg.repository.type == "local":
             return os.path.join(self.cfg.repository.path, "tmp")
         return self.staging_dir
 
-    @property
-    def pack_staging(self) -> str:
-        return self._staging_for()
-
     def init_repository(self) -> Repository:
-        with self._lock:
-            params = RepoParams(pack_size=self.cfg.repository.pack_size_mib * 1024 * 1024,
-                                compression_level=self.cfg.repository.compression_level)
-            ensure = getattr(self._storage, "create_bucket_if_missing", None)
-            if ensure is not None:
-                ensure()
-            self._repo = Repository.init(self._storage, make_unlocker(self.cfg.repository),
-                                         os.path.join(self.state_dir, "cache"), params)
-            self.catalog.clear()
-            return self._repo
+        return self.repositories.init(PRIMARY)
 
     def repo(self) -> Repository:
-        """The opened repository, with index and catalog synced to storage."""
-        with self._lock:
-            if self._repo is None:
-                self._repo = Repository.open(self._storage, make_unlocker(self.cfg.repository),
-                                             os.path.join(self.state_dir, "cache"))
-            repo = self._repo
-        repo.sync_index()
-        self.sync_catalog(repo)
-        return repo
+        """The opened primary repository (index and catalog synced when it was opened)."""
+        return self.repositories.get(PRIMARY)
+
+    def _opened(self, name: str, repo: Repository) -> None:
+        if name == PRIMARY:
+            self.sync_catalog(repo)
 
     def sync_catalog(self, repo: Repository) -> None:
         stored = set(repo.snapshot_ids())
@@ -125,5 +89,5 @@ class Controller:
     def close(self) -> None:
         self.agents.close()
         self.catalog.close()
-        if self._repo is not None:
-            self._repo.close()
+        self.records.close()
+        self.repositories.close()

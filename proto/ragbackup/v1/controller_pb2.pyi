@@ -223,3 +223,69 @@ class ControllerHealthReply(_message.Message):
     details_json: str
     checks: _containers.RepeatedCompositeFieldContainer[HealthCheck]
     def __init__(self, healthy: _Optional[bool] = ..., details_json: _Optional[str] = ..., checks: _Optional[_Iterable[_Union[HealthCheck, _Mapping]]] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("id", "kind", "trigger", "caller", "components", "snapshot", "started", "finished", "result", "error_class", "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary", "repository", "progress")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_READ_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_ADDED_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    REPOSITORY_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    kind: str
+    trigger: str
+    caller: str
+    components: _containers.RepeatedScalarFieldContainer[str]
+    snapshot: str
+    started: str
+    finished: str
+    result: str
+    error_class: str
+    error_message: str
+    bytes_read: int
+    bytes_sent: int
+    bytes_added: int
+    files: int
+    summary: str
+    repository: str
+    progress: Progress
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., trigger: _Optional[str] = ..., caller: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., snapshot: _Optional[str] = ..., started: _Optional[str] = ..., finished: _Optional[str] = ..., result: _Optional[str] = ..., error_class: _Optional[str] = ..., error_message: _Optional[str] = ..., bytes_read: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_added: _Optional[int] = ..., files: _Optional[int] = ..., summary: _Optional[str] = ..., repository: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("kind", "limit")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    limit: int
+    def __init__(self, kind: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListJobsReply(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobInfo]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class ShowJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class ShowJobReply(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: JobInfo
+    def __init__(self, job: _Optional[_Union[JobInfo, _Mapping]] = ...) -> None: ...

@@ -89,6 +89,16 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/ragbackup.v1.Controller/ListJobs',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ListJobsReply.FromString,
+                _registered_method=True)
+        self.ShowJob = channel.unary_unary(
+                '/ragbackup.v1.Controller/ShowJob',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -162,6 +172,19 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Job records: every job the controller ran (or runs), newest last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShowJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -219,6 +242,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Import,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportChunk.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ListJobsRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.ListJobsReply.SerializeToString,
+            ),
+            'ShowJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShowJob,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -518,6 +551,60 @@ class Controller:
             '/ragbackup.v1.Controller/Import',
             ragbackup_dot_v1_dot_controller__pb2.ImportChunk.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/ListJobs',
+            ragbackup_dot_v1_dot_controller__pb2.ListJobsRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.ListJobsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShowJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/ShowJob',
+            ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.FromString,
             options,
             channel_credentials,
             insecure,

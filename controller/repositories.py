@@ -1,0 +1,130 @@
+"""Named repositories: the controller's storage tiers, each opened and synced once.
+
+In: the configured repositories by name (today `primary`, from [repository]; later the
+`s3` and `dr` tiers). Out: `Repositories.get(name)`, an opened Repository whose index was
+synced when it was opened (the controller is its only writer, so it stays in sync), and
+`on_open` hooks (the catalog syncs the primary's snapshots there).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ragbackup import errors
+from ragbackup.config import RepositoryConfig
+from ragbackup.repo.crypto import Unlocker
+from ragbackup.repo.repository import RepoParams, Repository
+from ragbackup.storage import LocalSettings, S3Settings, open_storage
+from ragbackup.storage.base import Storage
+
+PRIMARY = "primary"
+
+
+def make_storage(cfg: RepositoryConfig) -> Storage:
+    if cfg.type == "local":
+        return open_storage(LocalSettings(cfg.path))
+    s3 = cfg.s3
+    return open_storage(S3Settings(endpoint_url=s3.endpoint_url, bucket=s3.bucket, prefix=s3.prefix,
+                                   region=s3.region, access_key_id=s3.access_key_id,
+                                   secret_access_key=s3.secret_access_key,
+                                   connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout))
+
+
+def _read_secret(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read().strip()
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read repository {what} {path}: {exc.strerror}") from None
+
+
+def make_unlocker(cfg: RepositoryConfig) -> Unlocker:
+    """The repository unlocker; files are read on each use, so a rotated file needs no restart."""
+    if cfg.key_file:
+        return Unlocker("keyfile", _read_secret(cfg.key_file, "key file"))
+    if cfg.password_file:
+        return Unlocker("passphrase", _read_secret(cfg.password_file, "password file"))
+    return Unlocker("passphrase", cfg.password.reveal().encode())
+
+
+@dataclass
+class _Tier:
+    name: str
+    cfg: RepositoryConfig
+    storage: Storage
+    cache_dir: str
+    repo: Repository | None = None
+
+
+OpenHook = Callable[[str, Repository], None]
+
+
+class Repositories:
+    """Repositories by name; each is opened (and its index synced) on first use, then kept."""
+
+    def __init__(self, configs: dict[str, RepositoryConfig], state_dir: str):
+        self._tiers = {name: _Tier(name, cfg, make_storage(cfg), os.path.join(state_dir, _cache_name(name)))
+                       for name, cfg in configs.items()}
+        self._hooks: list[OpenHook] = []
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        return list(self._tiers)
+
+    def config(self, name: str = PRIMARY) -> RepositoryConfig:
+        return self._tier(name).cfg
+
+    def on_open(self, hook: OpenHook) -> None:
+        """Call `hook(name, repo)` whenever a repository is opened or initialised."""
+        self._hooks.append(hook)
+
+    def get(self, name: str = PRIMARY) -> Repository:
+        """The opened repository `name` (opened and synced on the first call only)."""
+        tier = self._tier(name)
+        with self._lock:
+            if tier.repo is None:
+                repo = Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
+                repo.sync_index()
+                self._opened(name, repo)
+                tier.repo = repo
+            return tier.repo
+
+    def init(self, name: str = PRIMARY) -> Repository:
+        """Create repository `name` in its (empty) storage and keep it open."""
+        tier = self._tier(name)
+        with self._lock:
+            params = RepoParams(pack_size=tier.cfg.pack_size_mib * 1024 * 1024,
+                                compression_level=tier.cfg.compression_level)
+            ensure = getattr(tier.storage, "create_bucket_if_missing", None)
+            if ensure is not None:
+                ensure()
+            repo = Repository.init(tier.storage, make_unlocker(tier.cfg), tier.cache_dir, params)
+            if tier.repo is not None:
+                tier.repo.close()
+            self._opened(name, repo)
+            tier.repo = repo
+            return repo
+
+    def close(self) -> None:
+        with self._lock:
+            for tier in self._tiers.values():
+                if tier.repo is not None:
+                    tier.repo.close()
+                    tier.repo = None
+
+    def _opened(self, name: str, repo: Repository) -> None:
+        for hook in self._hooks:
+            hook(name, repo)
+
+    def _tier(self, name: str) -> _Tier:
+        try:
+            return self._tiers[name]
+        except KeyError:
+            raise errors.UsageError(f"no repository named {name!r} (configured: {', '.join(self._tiers)})") from None
+
+
+def _cache_name(name: str) -> str:
+    """The primary keeps the cache directory it always had."""
+    return "cache" if name == PRIMARY else f"cache-{name}"
