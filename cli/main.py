@@ -13,6 +13,7 @@ from ragbackup import __version__, errors, logs
 from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
                            verify)
 from ragbackup.cli import jobs
+from ragbackup.cli import forget, prune  # retention: forget snapshots, reclaim their data
 from ragbackup.cli.client import Client, socket_path
 
 EXIT_CODES = """\
@@ -34,6 +35,7 @@ exit codes:
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS += [jobs]
+VERBS += [forget, prune]
 
 
 def parser() -> argparse.ArgumentParser:

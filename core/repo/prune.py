@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -214,11 +213,8 @@ class Pruner:
             return [loc for loc, live in self._usage.blobs(pid) if live or self.inflight.seen(loc.id)]
 
     def _fetch(self, pid: str) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="prune-", dir=self.staging) as tmp:
-            path = os.path.join(tmp, "pack")
-            self.repo.storage.get_to_file(pack_key(pid), path)
-            with open(path, "rb") as f:
-                return f.read()
+        """The whole pack (at most pack_size_mib, 128 MiB): one read, nothing left behind by a crash."""
+        return self.repo.storage.get(pack_key(pid))
 
     def _store(self, writer: PackWriter) -> tuple[str, int, list[BlobLocation]]:
         pack_id, locs = writer.finish()

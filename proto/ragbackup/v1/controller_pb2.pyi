@@ -289,3 +289,19 @@ class ShowJobReply(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: JobInfo
     def __init__(self, job: _Optional[_Union[JobInfo, _Mapping]] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("ids", "dry_run")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    dry_run: bool
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("dry_run", "max_repack")
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPACK_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    max_repack: int
+    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,21 @@
+"""The forget job: apply [retention] (or forget named snapshots); snapshot objects only.
+
+In: a ForgetRequest and the JobContext. Out: the forget's JobEvents (controller/forget.py);
+runs under the `prune` lock, so it never interleaves with a prune of the same repository.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.controller.forget import run_forget
+from ragbackup.controller.jobs.runner import JobContext
+
+LOCK = "prune"
+
+
+def run(ctx: JobContext, req: controller_pb2.ForgetRequest) -> Iterator[controller_pb2.JobEvent]:
+    repo = ctx.repository(ctx.record.repository)
+    with ctx.lock(LOCK):
+        yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, list(req.ids), req.dry_run, ctx.clock.now())
