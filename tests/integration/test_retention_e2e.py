@@ -92,3 +92,86 @@ def test_forget_dry_run_on_60_days_keeps_exactly_the_last_30(tmp_path, monkeypat
         if jobs.returncode == 0:
             kinds = [j["kind"] for j in json.loads(jobs.stdout)]
             assert kinds.count("forget") == 3
+
+
+# --------------------------------------------------------------------------- a changing dataset
+
+FILES = 10
+T0 = 1_700_000_000_000_000_000
+
+
+def _versions(i: int) -> list[int]:
+    """Which version of each file snapshot `i` holds: every snapshot rewrites files 0 and 1 (so a
+    forgotten snapshot's versions of them are garbage), and one of the others in turn."""
+    v = [0] * FILES
+    for k in range(1, i + 1):
+        for j in (0, 1, 2 + k % (FILES - 2)):
+            v[j] = k
+    return v
+
+
+def _materialize(root: str, i: int, file_size: int, only_changed: bool = False) -> None:
+    """Write the dataset as snapshot `i` holds it (deterministic bytes and mtimes)."""
+    os.makedirs(root, exist_ok=True)
+    prev = _versions(i - 1) if i else None
+    for j, v in enumerate(_versions(i)):
+        if only_changed and prev is not None and prev[j] == v:
+            continue
+        write(os.path.join(root, f"part-{j:02d}.bin"), random.Random(j * 1000 + v).randbytes(file_size),
+              mtime_ns=T0 + v * 1_000_000_000 + j)
+
+
+def _repo_bytes(st: LocalStack) -> int:
+    staging = os.path.join(st.repo_dir, "tmp")
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(st.repo_dir) for f in fs
+               if not d.startswith(staging))
+
+
+def _restores_as(st: LocalStack, sid: str, expected, target: str) -> None:
+    cp = st.ragctl("restore", sid, "--target", target, check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+    assert_same_tree(expected, os.path.join(target, "data"), f"restore of {sid}")
+
+
+def _verify(st: LocalStack) -> dict:
+    cp = st.ragctl("verify", "--read-data", "--json", check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+    return json.loads(cp.stdout)
+
+
+def test_prune_after_forgetting_half_is_within_5pct_of_a_fresh_repository(tmp_path):
+    size = 6 * MiB  # 60 MB dataset; bench/prune.py runs the same at 1 GB
+    data = str(tmp_path / "data")
+    with _stack(str(tmp_path / "stack"), {"data": data}) as st:
+        ids, states = [], {}
+        for i in range(10):
+            _materialize(data, i, size, only_changed=i > 0)
+            ids.append(backup(st)["id"])
+            states[ids[-1]] = tree_state(data)
+            time.sleep(1.05)  # one snapshot id per second
+        forget = ids[0:10:2]  # half: 0, 2, 4, 6, 8
+        kept = [s for s in ids if s not in forget]
+        d = _json(st, "forget", *forget)
+        assert d["forgotten"] == 5 and snapshot_ids(st) == kept
+        before = _repo_bytes(st)
+        plan = _json(st, "prune", "--dry-run")["plan"]
+        assert plan["delete_packs"] and plan["bytes_reclaimed"] > 0
+        assert _repo_bytes(st) == before  # the dry run deleted nothing
+        out = _json(st, "prune")
+        assert out["done"]["packs_deleted"] >= len(plan["delete_packs"])
+        pruned = _repo_bytes(st)
+        assert _verify(st)["ok"]
+        for sid in kept:
+            _restores_as(st, sid, states[sid], str(tmp_path / f"r-{sid}"))
+        again = _json(st, "prune", "--dry-run")["plan"]
+        assert again["delete_packs"] == [] and again["unindexed_packs"] == []
+    fresh_data = str(tmp_path / "fresh-data")
+    with _stack(str(tmp_path / "fresh"), {"data": fresh_data}) as fresh:
+        for sid in kept:
+            _materialize(fresh_data, ids.index(sid), size)
+            backup(fresh)
+            time.sleep(1.05)
+        reference = _repo_bytes(fresh)
+    print(f"\nrepository: {before} B before, {pruned} B after prune, fresh with the kept snapshots {reference} B "
+          f"({100 * (pruned - reference) / reference:+.2f}%)")
+    assert abs(pruned - reference) <= 0.05 * reference
