@@ -20,8 +20,10 @@ from typing import Generator, Iterator
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from ragbackup import clock, errors
+from ragbackup import clock as clocks
+from ragbackup import errors
 from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
+from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
@@ -30,7 +32,7 @@ from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.plan import BackupPlan, ComponentPlan, plan_backup
+from ragbackup.controller.policy.plan import BackupPlan, ComponentPlan, plan_backup
 from ragbackup.controller.state import Controller
 
 _TYPES = {common_pb2.ENTRY_TYPE_FILE: "file", common_pb2.ENTRY_TYPE_DIR: "dir",
@@ -54,17 +56,17 @@ def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:
                                     options_json=c.options_json())
 
 
-def _reserve_id(ctl: Controller) -> str:
+def _reserve_id(ctl: Controller, when: datetime.datetime) -> str:
     with _reserve_lock:
-        sid = allocate_id(clock.SYSTEM.now(), ctl.catalog.ids() | _reserved)
+        sid = allocate_id(when, ctl.catalog.ids() | _reserved)
         _reserved.add(sid)
         return sid
 
 
 @contextlib.contextmanager
-def reserved_id(ctl: Controller) -> Iterator[str]:
-    """A fresh snapshot id for a job (imports too), kept from other jobs until the block ends."""
-    sid = _reserve_id(ctl)
+def reserved_id(ctl: Controller, when: datetime.datetime) -> Iterator[str]:
+    """A fresh snapshot id for a job started `when` (imports too), kept from other jobs until the block ends."""
+    sid = _reserve_id(ctl, when)
     try:
         yield sid
     finally:
@@ -94,35 +96,47 @@ class _Capture:
     def handle(self, ev: agent_pb2.CaptureEvent) -> None:
         kind = ev.WhichOneof("kind")
         if kind == "offer":
-            ids = list(ev.offer.ids)
-            idx = self.writer.missing(ids)
-            self.wanted.update(ids[i] for i in idx)
-            self.wants.put(agent_pb2.CaptureCommand(want=agent_pb2.ChunkWant(seq=ev.offer.seq, indexes=idx)))
+            self._offer(ev.offer)
         elif kind == "chunks":
-            dicts = self.repo.dictionaries()
-            batch = []
-            for c in ev.chunks.chunks:
-                if c.id not in self.wanted:
-                    raise errors.IntegrityError("agent sent a chunk that was not asked for")
-                self.wanted.discard(c.id)
-                payload = c.payload  # a view into the received message (wire.ChunkMessage)
-                if c.compressed:
-                    _check_dictionary(payload, dicts)
-                batch.append((c.id, BLOB_DATA, payload, c.compressed, c.raw_size))
-                self.received += len(payload)
-            self.writer.add_many(batch)
+            self._chunks(ev.chunks)
         elif kind == "entries":
-            for pe in ev.entries.entries:
-                e = to_tree_entry(pe)
-                check_entry(e)
-                self.tree.writelines(e.json_pieces())
+            self._entries(ev.entries)
         elif kind == "dictionary":
-            if not self.may_train:
-                raise errors.IntegrityError("agent sent a compression dictionary it was not to train")
-            self.may_train = False
-            self.repo.save_dictionary(ev.dictionary)
+            self._dictionary(ev.dictionary)
         elif kind == "done":
             self.done = ev.done
+
+    def _offer(self, offer) -> None:
+        ids = list(offer.ids)
+        idx = self.writer.missing(ids)
+        self.wanted.update(ids[i] for i in idx)
+        self.wants.put(agent_pb2.CaptureCommand(want=agent_pb2.ChunkWant(seq=offer.seq, indexes=idx)))
+
+    def _chunks(self, chunks) -> None:
+        dicts = self.repo.dictionaries()
+        batch = []
+        for c in chunks.chunks:
+            if c.id not in self.wanted:
+                raise errors.IntegrityError("agent sent a chunk that was not asked for")
+            self.wanted.discard(c.id)
+            payload = c.payload  # a view into the received message (wire.ChunkMessage)
+            if c.compressed:
+                _check_dictionary(payload, dicts)
+            batch.append((c.id, BLOB_DATA, payload, c.compressed, c.raw_size))
+            self.received += len(payload)
+        self.writer.add_many(batch)
+
+    def _entries(self, entries) -> None:
+        for pe in entries.entries:
+            e = to_tree_entry(pe)
+            check_entry(e)
+            self.tree.writelines(e.json_pieces())
+
+    def _dictionary(self, data: bytes) -> None:
+        if not self.may_train:
+            raise errors.IntegrityError("agent sent a compression dictionary it was not to train")
+        self.may_train = False
+        self.repo.save_dictionary(data)
 
 
 def _check_dictionary(payload: bytes, dicts: Dictionaries) -> None:
@@ -172,11 +186,10 @@ class _Job:
             call.cancel()
 
 
-def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
+def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> ComponentManifest:
     """Capture one component from its agent (runs in a thread); returns its manifest part."""
     repo, writer, plan, sid = job.repo, job.writer, job.plan, job.sid
     comp = ctl.cfg.components[cp.name]
-    stub = ctl.agents.stub(comp.agent)
     ch = repo.chunker
     start = agent_pb2.CaptureStart(
         component=component_spec(ctl, cp.name), capture_id=f"{sid}.{cp.name}",
@@ -190,7 +203,7 @@ def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
     try:
         with os.fdopen(fd, "wb") as tree:
             cap = _Capture(repo, writer, tree, may_train=not start.dictionary)
-            _stream(ctl, comp.agent, stub, cap, start, cp.name, job)
+            _stream(ctl, job, cap, start)
         if cap.done is None:
             raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")
         if cap.wanted:
@@ -200,14 +213,16 @@ def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> dict:
     finally:
         os.unlink(tree_path)
     stats = MessageToDict(cap.done.stats, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    stats = {k: int(v) for k, v in stats.items()}
-    return {"kind": comp.kind, "agent": comp.agent, "path": comp.path, "capture_id": start.capture_id,
-            "parent": cp.parent_snapshot, "tree": [t.hex() for t in tree_ids], "stats": stats,
-            "facts": json.loads(cap.done.facts_json or "{}")}
+    return ComponentManifest(kind=comp.kind, agent=comp.agent, path=comp.path, capture_id=start.capture_id,
+                             parent=cp.parent_snapshot, tree=tuple(t.hex() for t in tree_ids),
+                             stats={k: int(v) for k, v in stats.items()},
+                             facts=json.loads(cap.done.facts_json or "{}"))
 
 
-def _stream(ctl: Controller, agent: str, stub, cap: _Capture, start, name: str, job: _Job) -> None:
-    call = stub.Capture(cap.requests(start))
+def _stream(ctl: Controller, job: _Job, cap: _Capture, start: agent_pb2.CaptureStart) -> None:
+    name = start.component.name
+    agent = ctl.cfg.components[name].agent
+    call = ctl.agents.stub(agent).Capture(cap.requests(start))
     job.calls.append(call)
     try:
         for ev in call:
@@ -225,7 +240,7 @@ def _stream(ctl: Controller, agent: str, stub, cap: _Capture, start, name: str, 
             call.cancel()
 
 
-def _capture_all(ctl: Controller, job: _Job) -> Generator[controller_pb2.JobEvent, None, dict]:
+def _capture_all(ctl: Controller, job: _Job) -> Generator[controller_pb2.JobEvent, None, dict[str, ComponentManifest]]:
     """Capture the plan's components, up to PARALLEL_COMPONENTS at a time, streaming progress.
 
     The first failure cancels the others and is raised once they have stopped; so does
@@ -250,52 +265,51 @@ def _capture_all(ctl: Controller, job: _Job) -> Generator[controller_pb2.JobEven
     return {cp.name: f.result() for cp, f in zip(comps, futures)}
 
 
-def _manifest(ctl: Controller, sid: str, plan: BackupPlan, comps: dict, writer: BlobWriter,
-              started: float, user: str) -> dict:
-    w = writer.stats
-    read = sum(c["stats"].get("bytes_read", 0) for c in comps.values())
-    sent = sum(c["stats"].get("bytes_sent", 0) for c in comps.values())
-    return {
-        "version": 1, "id": sid, "time": clock.iso(datetime.datetime.fromtimestamp(started, datetime.timezone.utc)),
-        "duration_s": round(max(0.0, clock.SYSTEM.now().timestamp() - started), 3), "kind": plan.kind, "reason": plan.reason,
-        "host": ctl.cfg.hostname, "user": user, "components": comps,
-        "stats": {"bytes_total": sum(c["stats"].get("bytes_total", 0) for c in comps.values()),
-                  "bytes_read": read, "bytes_sent": sent, "blobs_new": w.blobs_new,
-                  "bytes_new_raw": w.bytes_new_raw, "bytes_stored": w.bytes_stored, "packs": w.packs},
-    }
+@dataclass(frozen=True)
+class Started:
+    """Who started a job that writes a snapshot, and when (by the job's clock)."""
+
+    user: str
+    at: datetime.datetime
+    clock: clocks.Clock = clocks.SYSTEM
+
+    def duration_s(self) -> float:
+        return round((self.clock.now() - self.at).total_seconds(), 3)
 
 
-def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str) -> Iterator[controller_pb2.JobEvent]:
+def _manifest(ctl: Controller, job: _Job, comps: dict[str, ComponentManifest], started: Started) -> Manifest:
+    stats = store_stats(comps, job.writer.stats, bytes_read=sum(c.bytes_read for c in comps.values()),
+                        bytes_sent=sum(c.bytes_sent for c in comps.values()))
+    return Manifest(id=job.sid, time=clocks.iso(started.at), duration_s=started.duration_s(), kind=job.plan.kind,
+                    reason=job.plan.reason, host=ctl.cfg.hostname, user=started.user, components=comps, stats=stats)
+
+
+def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str,
+               clock: clocks.Clock = clocks.SYSTEM) -> Iterator[controller_pb2.JobEvent]:
     """The Backup job: plan, lock, capture every component, commit index, write snapshot."""
     repo = ctl.repo()
     configured = {n: c.kind for n, c in ctl.cfg.components.items()}
+    started = Started(user, clock.now(), clock)
     plan = plan_backup(list(req.components), configured, _MODES.get(req.mode, "auto"), req.reason,
-                       ctl.history(), clock.SYSTEM.now())
-    started = clock.SYSTEM.now().timestamp()
-    with reserved_id(ctl) as sid:
+                       ctl.history(), started.at)
+    with reserved_id(ctl, started.at) as sid:
         yield events.log(f"backup {sid}: {plan.kind}, components {', '.join(c.name for c in plan.components)}")
         with locks.hold(ctl.state_dir, "repository", f"backup {sid}", shared=True), \
                 locks.hold_all(ctl.state_dir, [f"component-{c.name}" for c in plan.components], f"backup {sid}"):
-            writer = BlobWriter(repo, ctl.pack_staging)
+            job = _Job(repo, BlobWriter(repo, ctl.pack_staging), plan, sid)
             try:
-                comps = yield from _capture_all(ctl, _Job(repo, writer, plan, sid))
-                writer.commit()
+                comps = yield from _capture_all(ctl, job)
+                job.writer.commit()
             except BaseException:
-                writer.abort()
+                job.writer.abort()
                 raise
             try:
-                manifest = _manifest(ctl, sid, plan, comps, writer, started, user)
-                repo.save_snapshot(manifest)
+                manifest = _manifest(ctl, job, comps, started)
+                repo.save_manifest(manifest)
             finally:
-                writer.close()  # after the snapshot: until then prune keeps what it relies on
+                job.writer.close()  # after the snapshot: until then prune keeps what it relies on
             ctl.catalog.add(manifest)
-    s = manifest["stats"]
+    s = manifest.stats
     yield events.result(
-        f"snapshot {sid} ({plan.kind}): {s['bytes_total']} bytes in {len(comps)} component(s), "
-        f"{s['bytes_sent']} sent, {s['bytes_stored']} stored", manifest_summary(manifest))
-
-
-def manifest_summary(m: dict) -> dict:
-    """The manifest without tree ids (what ragctl prints)."""
-    comps = {n: {k: v for k, v in c.items() if k != "tree"} for n, c in m["components"].items()}
-    return {**{k: v for k, v in m.items() if k != "components"}, "components": comps}
+        f"snapshot {sid} ({plan.kind}): {s.bytes_total} bytes in {len(comps)} component(s), "
+        f"{s.bytes_sent} sent, {s.bytes_stored} stored", manifest.summary())

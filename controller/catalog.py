@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
+from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.snapshots import sort_key
 
 _SCHEMA = """
@@ -31,7 +32,7 @@ class SnapshotRecord:
     reason: str
     host: str
     components: tuple[str, ...]
-    manifest: dict
+    manifest: Manifest
 
 
 class Catalog:
@@ -46,11 +47,10 @@ class Catalog:
         with self._lock:
             self._db.close()
 
-    def add(self, manifest: dict) -> None:
+    def add(self, m: Manifest) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?,?,?,?,?)", (
-                manifest["id"], manifest["time"], manifest.get("kind", ""), manifest.get("reason", ""),
-                manifest.get("host", ""), json.dumps(sorted(manifest["components"])), json.dumps(manifest)))
+                m.id, m.time, m.kind, m.reason, m.host, json.dumps(sorted(m.components)), json.dumps(m.to_dict())))
 
     def remove(self, sid: str) -> None:
         with self._lock:
@@ -68,7 +68,8 @@ class Catalog:
         """All snapshots, oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT id,time,kind,reason,host,components,manifest FROM snapshots").fetchall()
-        recs = [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), json.loads(r[6]))
+        recs = [SnapshotRecord(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])),
+                               Manifest.from_dict(json.loads(r[6])))
                 for r in rows]
         return sorted(recs, key=lambda r: (r.time, sort_key(r.id)))
 

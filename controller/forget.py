@@ -26,7 +26,8 @@ def policy_of(cfg: RetentionConfig) -> Policy:
 
 
 def snapshots_of(catalog: Catalog) -> list[Snapshot]:
-    return [Snapshot(r.id, clock.parse_iso(r.time), r.kind, tuple(r.components), tuple(r.manifest.get("tags", [])))
+    return [Snapshot(r.id, clock.parse_iso(r.time), r.kind, tuple(r.components),
+                     tuple(getattr(r.manifest, "tags", ())))  # drills will tag snapshots (DRILL_PASSED)
             for r in catalog.list()]
 
 
@@ -44,10 +45,11 @@ def decide(catalog: Catalog, cfg: RetentionConfig, ids: list[str], now) -> list[
     return forget_ids(snaps, ids, policy, now) if ids else apply_retention(snaps, policy, now)
 
 
-def run_forget(repo: Repository, catalog: Catalog, cfg: RetentionConfig, ids: list[str], dry_run: bool,
+def run_forget(repo: Repository, catalog: Catalog, cfg: RetentionConfig, req: controller_pb2.ForgetRequest,
                now) -> Iterator[controller_pb2.JobEvent]:
     """Delete the snapshot objects the verdicts forget (the catalog row after each)."""
-    verdicts = decide(catalog, cfg, ids, now)
+    dry_run = req.dry_run
+    verdicts = decide(catalog, cfg, list(req.ids), now)
     gone = [v for v in verdicts if not v.keep]
     yield events.log(f"{len(verdicts) - len(gone)} snapshot(s) kept, {len(gone)} to forget"
                      + (" (dry run)" if dry_run else ""))

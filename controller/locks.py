@@ -9,18 +9,19 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import datetime as _dt
 import os
-import time
 from typing import Iterator
 
-from ragbackup import errors
+from ragbackup import clock, errors
 
 
 def _describe(path: str) -> str:
     try:
         with open(path) as f:
             o = json.load(f)
-        return f"{o.get('job')} (pid {o.get('pid')}, since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(o.get('since', 0)))} UTC)"
+        since = _dt.datetime.fromtimestamp(o.get("since", 0), _dt.timezone.utc)
+        return f"{o.get('job')} (pid {o.get('pid')}, since {since:%Y-%m-%d %H:%M:%S} UTC)"
     except (OSError, ValueError):
         return "another job"
 
@@ -39,7 +40,7 @@ def hold(state_dir: str, name: str, job: str, shared: bool = False) -> Iterator[
             raise errors.LockBusy(f"lock {name} is held by {_describe(path)}") from None
         if not shared:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"job": job, "pid": os.getpid(), "since": time.time()}).encode(), 0)
+            os.pwrite(fd, json.dumps({"job": job, "pid": os.getpid(), "since": clock.SYSTEM.now().timestamp()}).encode(), 0)
         yield
     finally:
         os.close(fd)

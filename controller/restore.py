@@ -14,12 +14,13 @@ from typing import Generator, Iterator
 import grpc
 
 from ragbackup import errors, wire
+from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.plan import RestorePlan, plan_restore, restore_waves
+from ragbackup.controller.policy.plan import RestorePlan, plan_restore, restore_waves
 from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
@@ -92,18 +93,18 @@ class _Running:
     future: grpc.Future
 
 
-def _start_component(ctl: Controller, repo: Repository, manifest: dict, name: str,
+def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, name: str,
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
-    m = manifest["components"][name]
+    m = manifest.components[name]
     cfg = ctl.cfg.components.get(name)
-    agent = choose_agent(name, cfg.agent if cfg else m.get("agent", ""), plan.agent, list(ctl.cfg.agents))
-    spec = common_pb2.ComponentSpec(name=name, kind=m["kind"], path=cfg.path if cfg else m.get("path", ""),
+    agent = choose_agent(name, cfg.agent if cfg else m.agent, plan.agent, list(ctl.cfg.agents))
+    spec = common_pb2.ComponentSpec(name=name, kind=m.kind, path=cfg.path if cfg else m.path,
                                     options_json=cfg.options_json() if cfg else "{}")
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
-                                   snapshot_id=manifest["id"], facts_json=json.dumps(m.get("facts", {})),
+                                   snapshot_id=manifest.id, facts_json=json.dumps(m.facts),
                                    force=plan.force, dictionaries=repo.dictionaries().all())
-    sender = _Sender(repo, start, [bytes.fromhex(t) for t in m["tree"]])
+    sender = _Sender(repo, start, m.tree_ids())
     return _Running(name, agent, sender, ctl.agents.stub(agent).Restore.future(iter(sender)))
 
 
@@ -120,16 +121,15 @@ def _component_result(ctl: Controller, run: _Running) -> dict:
             "mismatches": list(res.mismatches)}
 
 
-def restore_components(ctl: Controller, repo: Repository, manifest: dict,
+def restore_components(ctl: Controller, repo: Repository, manifest: Manifest,
                        plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
     """Restore the plan's components wave by wave, up to PARALLEL_COMPONENTS at once, with progress.
 
     The first failure cancels the calls still running (their agents discard their scratch
     directories) and is raised; later waves do not start.
     """
-    comps = manifest["components"]
-    kinds = {n: c["kind"] for n, c in comps.items()}
-    sizes = {n: c["stats"].get("bytes_total", 0) for n, c in comps.items()}
+    kinds = manifest.kinds()
+    sizes = {n: c.bytes_total for n, c in manifest.components.items()}
     total = sum(sizes.get(n, 0) for n in plan.components)
     results: dict[str, dict] = {}
     done_bytes = 0
@@ -165,19 +165,19 @@ def choose_agent(component: str, recorded: str, requested: str, declared: list[s
                             f"(declared: {', '.join(declared) or 'none'})")
 
 
-def dry_run_steps(plan: RestorePlan, manifest: dict, apps) -> list[str]:
+def dry_run_steps(plan: RestorePlan, manifest: Manifest, apps) -> list[str]:
     """Pure: the recovery steps in order, as text."""
     steps = [f"stop application {a.service} on agent {a.agent}" for a in apps]
     for n in plan.components:
-        c = manifest["components"][n]
+        c = manifest.components[n]
         if plan.target:
-            steps.append(f"write {n} ({c['kind']}, {c['stats'].get('files', 0)} files) to {plan.target}/{n}")
+            steps.append(f"write {n} ({c.kind}, {c.files} files) to {plan.target}/{n}")
             continue
-        if c["kind"] in ("redis", "chroma"):
-            steps.append(f"stop {n}'s service, move its current data aside, place the {c['kind']} data, start it, "
+        if c.kind in ("redis", "chroma"):
+            steps.append(f"stop {n}'s service, move its current data aside, place the {c.kind} data, start it, "
                          "wait for its health check and compare with the snapshot's facts")
         else:
-            steps.append(f"write {n} beside {c.get('path', '')}, move the current directory aside as "
+            steps.append(f"write {n} beside {c.path}, move the current directory aside as "
                          f"{n}.corrupted.<time>, put the restored one in place")
     steps += [f"start application {a.service} on agent {a.agent}" for a in apps]
     return steps
@@ -199,8 +199,8 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     repo = ctl.repo()
     hist = ctl.history()
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
-    manifest = repo.load_snapshot(sid)
-    kinds = {n: c["kind"] for n, c in manifest["components"].items()}
+    manifest = repo.load_manifest(sid)
+    kinds = manifest.kinds()
     plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force, req.agent)
     where = f"into {plan.target}" if plan.target else "in place"
     if req.dry_run:

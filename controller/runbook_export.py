@@ -17,12 +17,13 @@ from typing import Iterable, Iterator
 
 from ragbackup import __version__, errors
 from ragbackup.clock import parse_iso
+from ragbackup.repo.manifest import ComponentManifest, Manifest
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import DIR, FILE, HARDLINK, SYMLINK, Entry, check_entry
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import locks
-from ragbackup.controller.plan import resolve_snapshot
+from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.runbook_layout import MANIFEST, export_manifest, inner_names
 from ragbackup.controller.runbook_members import NS, ns_text
 from ragbackup.controller.state import Controller
@@ -51,21 +52,21 @@ def export_chunks(ctl: Controller, ref: str, cancel: threading.Event) -> Iterato
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=ctl.staging_dir) as work:
         with locks.hold(ctl.state_dir, "repository", f"export {ref}", shared=True):
-            manifest = repo.load_snapshot(resolve_snapshot(ref or "latest", ctl.history(), []))
+            manifest = repo.load_manifest(resolve_snapshot(ref or "latest", ctl.history(), []))
             parts = build_parts(repo, manifest, work, cancel)
-        sid = manifest["id"]
+        sid = manifest.id
         for n, data in enumerate(rechunk(outer_stream(sid, parts, _mtime(manifest)), CHUNK)):
             yield controller_pb2.ExportChunk(data=data, filename=f"{sid}.tar.gz" if n == 0 else "")
 
 
-def _mtime(manifest: dict) -> int:
-    return int(parse_iso(manifest["time"]).timestamp())
+def _mtime(manifest: Manifest) -> int:
+    return int(parse_iso(manifest.time).timestamp())
 
 
-def build_parts(repo: Repository, manifest: dict, work: str, cancel: threading.Event) -> list[Part]:
+def build_parts(repo: Repository, manifest: Manifest, work: str, cancel: threading.Event) -> list[Part]:
     """One inner tar.gz per component in `work`, then manifest.json."""
-    comps = manifest["components"]
-    names = inner_names({n: c["kind"] for n, c in comps.items()})
+    comps = manifest.components
+    names = inner_names(manifest.kinds())
     parts = []
     for name in sorted(comps, key=lambda n: names[n]):
         path = os.path.join(work, names[name])
@@ -74,7 +75,7 @@ def build_parts(repo: Repository, manifest: dict, work: str, cancel: threading.E
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-            raise errors.NoSpace(f"export {manifest['id']}: the staging volume of {work} filled up while "
+            raise errors.NoSpace(f"export {manifest.id}: the staging volume of {work} filled up while "
                                  f"writing {names[name]}") from None
         parts.append(Part(names[name], path=path))
     info = export_manifest(manifest, names, __version__)
@@ -88,13 +89,13 @@ def _top_dir(name: str, mtime: int) -> tarfile.TarInfo:
     return top
 
 
-def write_component(repo: Repository, comp: dict, path: str, top: tarfile.TarInfo,
+def write_component(repo: Repository, comp: ComponentManifest, path: str, top: tarfile.TarInfo,
                     cancel: threading.Event) -> None:
     """A component's tree as a tar.gz, below the directory `top` (named after the component)."""
     with tarfile.open(path, "w:gz", compresslevel=INNER_LEVEL, format=tarfile.PAX_FORMAT,
                       encoding="utf-8", errors="surrogateescape") as tar:
         tar.addfile(top)
-        for e in repo.read_tree(bytes.fromhex(t) for t in comp["tree"]):
+        for e in repo.read_tree(comp.tree_ids()):
             if cancel.is_set():
                 raise errors.Cancelled("the export was cancelled")
             check_entry(e)

@@ -6,27 +6,27 @@ found nothing unsafe, data -> trees -> index -> snapshot (kind "import") -> cata
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import logging
 import os
 import shutil
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import IO, Iterable
 
-from ragbackup import clock, errors
+from ragbackup import clock as clocks
+from ragbackup import errors
 from ragbackup.repo.chunking import Compressor, cut_file
 from ragbackup.repo.crypto import chunk_id
+from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import check_entry
 from ragbackup.repo.writer import BlobWriter
 
 from ragbackup.controller import locks
-from ragbackup.controller.backup import reserved_id
+from ragbackup.controller.backup import Started, reserved_id
 from ragbackup.controller.runbook_entries import MemberTable, TreeWalk
 from ragbackup.controller.runbook_layout import Target, archive_hints, check_component_name, map_archive
 from ragbackup.controller.runbook_members import normalise
@@ -60,7 +60,7 @@ class _Job:
     targets: dict[int, Target]
     path: str
     cancel: threading.Event
-    started: float
+    started: Started
 
 
 def upload_request(filename: str, reason: str, metadata: dict, user: str) -> ImportRequest:
@@ -73,7 +73,8 @@ def upload_request(filename: str, reason: str, metadata: dict, user: str) -> Imp
     return ImportRequest(filename=name, reason=reason, user=user, size_hint=size)
 
 
-def import_upload(ctl: Controller, req: ImportRequest, data: Iterable[bytes], cancel: threading.Event) -> dict:
+def import_upload(ctl: Controller, req: ImportRequest, data: Iterable[bytes], cancel: threading.Event,
+                  clock: clocks.Clock = clocks.SYSTEM) -> Manifest:
     """Spool the upload to the staging dir, import it, remove the spool; returns the manifest."""
     ctl.repo()  # fail before the upload when there is no repository
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
@@ -81,7 +82,7 @@ def import_upload(ctl: Controller, req: ImportRequest, data: Iterable[bytes], ca
     work = tempfile.mkdtemp(prefix=".import-", dir=ctl.staging_dir)
     try:
         path = _spool(os.path.join(work, "upload"), data, req.filename, cancel)
-        return import_file(ctl, path, req, cancel)
+        return import_file(ctl, path, req, cancel, clock)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -120,10 +121,11 @@ def _check_cancel(cancel: threading.Event) -> None:
         raise errors.Cancelled("the import was cancelled")
 
 
-def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threading.Event) -> dict:
+def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threading.Event,  # noqa: PLR0913
+                clock: clocks.Clock = clocks.SYSTEM) -> Manifest:
     """Import a tarball already on the controller's disk as a new snapshot; returns its manifest."""
     repo = ctl.repo()
-    started = time.time()
+    started = Started(req.user, clock.now(), clock)
     table = MemberTable(os.path.join(os.path.dirname(path), "members.sqlite"))
     try:
         s = scan(path, req.filename, table, req.limits, cancel)
@@ -131,7 +133,7 @@ def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threadin
         for arc in s.archives:
             for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
                 pass  # refuses unsafe links and paths before anything is stored
-        with reserved_id(ctl) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
+        with reserved_id(ctl, started.at) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}", shared=True):
             return _store(_Job(ctl, repo, sid, req, s, table, targets, path, cancel, started))
     finally:
         table.close()
@@ -158,7 +160,7 @@ def _targets(ctl: Controller, s: Scan) -> dict[int, Target]:
     return out
 
 
-def _store(job: _Job) -> dict:
+def _store(job: _Job) -> Manifest:
     """Data, then trees, then index (commit), then the snapshot and its catalog row."""
     writer = BlobWriter(job.repo, job.ctl.pack_staging)
     try:
@@ -170,9 +172,9 @@ def _store(job: _Job) -> dict:
         raise
     try:
         manifest = _manifest(job, comps, writer, read)
-        job.repo.save_snapshot(manifest)
+        job.repo.save_manifest(manifest)
     finally:
-        writer.close()
+        writer.close()  # after the snapshot: until then prune keeps what it relies on
     job.ctl.catalog.add(manifest)
     log.info("import %s: snapshot %s with %s", job.req.filename, job.sid, ", ".join(sorted(comps)))
     return manifest
@@ -211,7 +213,7 @@ def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, f: IO[byt
     return ids, n
 
 
-def _component(job: _Job, writer: BlobWriter, arc: Archive) -> dict:
+def _component(job: _Job, writer: BlobWriter, arc: Archive) -> ComponentManifest:
     """One component's tree blobs and manifest entry."""
     t = job.targets[arc.index]
     cfg = job.ctl.cfg.components.get(t.name) if t.configured else None
@@ -226,25 +228,20 @@ def _component(job: _Job, writer: BlobWriter, arc: Archive) -> dict:
     finally:
         os.unlink(tree_path)
     st = walk.stats
-    return {"kind": t.kind, "agent": cfg.agent if cfg else "", "path": cfg.path if cfg else "",
-            "capture_id": f"{job.sid}.{t.name}", "parent": "", "tree": [x.hex() for x in tree],
-            "stats": {"files": st.files, "dirs": st.dirs, "symlinks": st.symlinks, "bytes_total": st.bytes_total,
-                      "bytes_read": st.bytes_total, "files_reused": 0},
-            "facts": {}, "source": {"archive": arc.member, "root": os.fsdecode(arc.root)}}
+    return ComponentManifest(
+        kind=t.kind, agent=cfg.agent if cfg else "", path=cfg.path if cfg else "", capture_id=f"{job.sid}.{t.name}",
+        tree=tuple(x.hex() for x in tree),
+        stats={"files": st.files, "dirs": st.dirs, "symlinks": st.symlinks, "bytes_total": st.bytes_total,
+               "bytes_read": st.bytes_total, "files_reused": 0},
+        source={"archive": arc.member, "root": os.fsdecode(arc.root)})
 
 
-def _manifest(job: _Job, comps: dict, writer: BlobWriter, read: int) -> dict:
-    w = writer.stats
-    started = datetime.datetime.fromtimestamp(job.started, datetime.timezone.utc)
-    return {
-        "version": 1, "id": job.sid, "time": clock.iso(started), "duration_s": round(time.time() - job.started, 3),
-        "kind": "import", "reason": job.req.reason or f"import {job.req.filename}", "host": job.ctl.cfg.hostname,
-        "user": job.req.user, "components": comps,
-        "stats": {"bytes_total": sum(c["stats"]["bytes_total"] for c in comps.values()), "bytes_read": read,
-                  "bytes_sent": os.path.getsize(job.path), "blobs_new": w.blobs_new,
-                  "bytes_new_raw": w.bytes_new_raw, "bytes_stored": w.bytes_stored, "packs": w.packs},
-        "source": _source(job),
-    }
+def _manifest(job: _Job, comps: dict[str, ComponentManifest], writer: BlobWriter, read: int) -> Manifest:
+    return Manifest(
+        id=job.sid, time=clocks.iso(job.started.at), duration_s=job.started.duration_s(), kind="import",
+        reason=job.req.reason or f"import {job.req.filename}", host=job.ctl.cfg.hostname, user=job.req.user,
+        components=comps, stats=store_stats(comps, writer.stats, read, os.path.getsize(job.path)),
+        source=_source(job))
 
 
 def _source(job: _Job) -> dict:

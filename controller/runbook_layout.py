@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ragbackup import errors
 from ragbackup.clock import parse_iso, stamp
 from ragbackup.config import COMPONENT_KINDS
+from ragbackup.repo.manifest import Manifest
 
 MANIFEST = "manifest.json"
 SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -119,15 +120,14 @@ def archive_hints(manifest: dict | None) -> dict[str, tuple[str, str]]:
     return out
 
 
-def export_manifest(snapshot: dict, archives: dict[str, str], version: str) -> dict:
+def export_manifest(snapshot: Manifest, archives: dict[str, str], version: str) -> dict:
     """manifest.json of an export: the runbook's keys, plus which tarball holds which component."""
-    comps = snapshot["components"]
+    comps = snapshot.components
+    totals = snapshot.totals()
     return {
-        "timestamp": stamp(parse_iso(snapshot["time"])), "version": version, "snapshot_id": snapshot["id"],
-        "components": sorted(comps),
-        "size_bytes": sum(c["stats"].get("bytes_total", 0) for c in comps.values()),
-        "files": sum(c["stats"].get("files", 0) for c in comps.values()),
-        "facts": {n: c.get("facts", {}) for n, c in sorted(comps.items())},
-        "kind": snapshot.get("kind", ""), "reason": snapshot.get("reason", ""), "host": snapshot.get("host", ""),
-        "archives": {archives[n]: {"component": n, "kind": comps[n]["kind"]} for n in sorted(comps)},
+        "timestamp": stamp(parse_iso(snapshot.time)), "version": version, "snapshot_id": snapshot.id,
+        "components": sorted(comps), "size_bytes": totals["bytes_total"], "files": totals["files"],
+        "facts": {n: c.facts for n, c in sorted(comps.items())},
+        "kind": snapshot.kind, "reason": snapshot.reason, "host": snapshot.host,
+        "archives": {archives[n]: {"component": n, "kind": comps[n].kind} for n in sorted(comps)},
     }

@@ -22,17 +22,18 @@ from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
+from ragbackup.controller.jobs.runner import Runner, open_runner
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
 
 log = logging.getLogger("ragbackup.controller")
 
 
-def create_server(cfg: ControllerConfig, ctl: Controller) -> tuple[grpc.Server, int]:
+def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tuple[grpc.Server, int]:
     """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
-    controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl), server)
+    controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
     unixsock.prepare(cfg.socket)
     if server.add_insecure_port(f"unix:{cfg.socket}") == 0:
         raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}")
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_controller_config(args.config)
         ctl = Controller(cfg)
-        server, port = create_server(cfg, ctl)
+        runner = open_runner(ctl)
+        server, port = create_server(cfg, ctl, runner)
     except errors.RagBackupError as exc:
         log.error("%s", exc.message)
         return exc.exit_code
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         notifier.notify("WATCHDOG=1")
     notifier.notify("STOPPING=1")
     server.stop(grace=10).wait()
+    runner.close()
     ctl.close()
     return 0
 

@@ -11,14 +11,12 @@ import logging
 import threading
 
 from ragbackup import errors
-from ragbackup.repo.snapshots import totals
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
 from ragbackup.controller import events
-from ragbackup.controller.backup import manifest_summary
-from ragbackup.controller.diff import diff_entries, env_changes, is_env_file
+from ragbackup.controller.policy.diff import diff_entries, env_changes, is_env_file
 from ragbackup.controller.health import assess
-from ragbackup.controller.plan import resolve_snapshot
+from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.jobs import backup as backup_job
 from ragbackup.controller.jobs import catalog as catalog_job
 from ragbackup.controller.jobs import export as export_job
@@ -28,7 +26,7 @@ from ragbackup.controller.jobs import prune as prune_job
 from ragbackup.controller.jobs import restore as restore_job
 from ragbackup.controller.jobs import verify as verify_job
 from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
-from ragbackup.controller.jobs.runner import KINDS, Job, JobContext
+from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
 from ragbackup.controller.runbook_import import upload_request
 from ragbackup.controller.state import Controller
 
@@ -78,10 +76,10 @@ def job_info(rec: JobRecord, running: JobContext | None = None) -> controller_pb
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
-    def __init__(self, ctl: Controller):
+    def __init__(self, ctl: Controller, runner: Runner):
         self.ctl = ctl
-        self.runner = ctl.runner
-        self.audit = ctl.runner.audit
+        self.runner = runner
+        self.audit = runner.audit
 
     def _job(self, kind: str, context, **kw) -> Job:
         return Job(kind, trigger=trigger(context, kw.pop("scheduled", False)), caller=caller(context), **kw)
@@ -105,7 +103,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         for r in self.ctl.catalog.list():
             if request.components and not set(request.components) & set(r.components):
                 continue
-            t = totals(r.manifest)
+            t = r.manifest.totals()
             out.append(controller_pb2.SnapshotSummary(
                 id=r.id, time=r.time, kind=r.kind, reason=r.reason, components=list(r.components),
                 files=t["files"], bytes_total=t["bytes_total"], bytes_added=t["bytes_added"], host=r.host))
@@ -114,7 +112,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def ShowSnapshot(self, request, context):
         repo = self.ctl.repo()
         sid = resolve_snapshot(request.id or "latest", self.ctl.history(), [])
-        return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(manifest_summary(repo.load_snapshot(sid))))
+        return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(repo.load_manifest(sid).summary()))
 
     def Restore(self, request, context):
         job = self._job("restore", context, components=tuple(request.components), snapshot=request.id,
@@ -130,13 +128,14 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def Diff(self, request, context):
         repo = self.ctl.repo()
         hist = self.ctl.history()
-        a = repo.load_snapshot(resolve_snapshot(request.id1, hist, []))
-        b = repo.load_snapshot(resolve_snapshot(request.id2, hist, []))
+        a = repo.load_manifest(resolve_snapshot(request.id1, hist, []))
+        b = repo.load_manifest(resolve_snapshot(request.id2, hist, []))
         items = []
-        for name in sorted(set(a["components"]) | set(b["components"])):
-            old = repo.read_tree(bytes.fromhex(t) for t in a["components"].get(name, {}).get("tree", []))
-            new = repo.read_tree(bytes.fromhex(t) for t in b["components"].get(name, {}).get("tree", []))
-            secret = a["components"].get(name, b["components"].get(name, {})).get("kind") == "config"
+        for name in sorted(set(a.components) | set(b.components)):
+            ca, cb = a.components.get(name), b.components.get(name)
+            old = repo.read_tree(ca.tree_ids() if ca else [])
+            new = repo.read_tree(cb.tree_ids() if cb else [])
+            secret = (ca or cb).kind == "config"
             for change, path, detail in diff_entries(old, new, keep=secret):
                 if secret and change == "M" and is_env_file(path):
                     detail = env_changes(*(_content(repo, e) for e in detail))
@@ -166,17 +165,16 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         data = itertools.chain([first.data], (c.data for c in request_iterator))
         job = self._job("import", context, audit={"file": req.filename})
         manifest = self.runner.call(job, lambda ctx: import_job.run(ctx, req, data), cancel)
-        return controller_pb2.ImportReply(snapshot_id=manifest["id"],
-                                          details_json=json.dumps(manifest_summary(manifest)))
+        return controller_pb2.ImportReply(snapshot_id=manifest.id, details_json=json.dumps(manifest.summary()))
 
     def ListJobs(self, request, context):
         if request.kind and request.kind not in KINDS:
             raise errors.UsageError(f"unknown job kind {request.kind!r} (kinds: {', '.join(KINDS)})")
-        recs = self.ctl.records.list(request.kind, request.limit)
+        recs = self.runner.records.list(request.kind, request.limit)
         return controller_pb2.ListJobsReply(jobs=[job_info(r, self.runner.running(r.id)) for r in recs])
 
     def ShowJob(self, request, context):
-        rec = self.ctl.records.get(request.id)
+        rec = self.runner.records.get(request.id)
         if rec is None:
             raise errors.NotFound(f"no job {request.id} (see `ragctl jobs`)")
         return controller_pb2.ShowJobReply(job=job_info(rec, self.runner.running(rec.id)))

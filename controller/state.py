@@ -1,46 +1,39 @@
-"""The controller's long-lived state: config, named repositories, catalog, job runner, agents.
+"""The controller's long-lived state: config, named repositories, catalog, agents.
 
 In: a validated ControllerConfig. Out: `Controller` holding the repositories by name
 (opened lazily, so the daemon starts before `ragctl init`, and synced once), the catalog
-kept in sync with the primary repository, the job records and the runner every job goes
-through, and history for the planner.
+kept in sync with the primary repository, and history for the planner. Jobs reach it
+through the runner's JobContext (jobs/runner.py).
 """
 from __future__ import annotations
 
 import glob
 import os
 
-from ragbackup import clock as clocks
 from ragbackup.clock import parse_iso
 from ragbackup.config import ControllerConfig
 from ragbackup.repo.repository import Repository
 
 from ragbackup.controller.agents import Agents
-from ragbackup.controller.audit import Audit
 from ragbackup.controller.catalog import Catalog
-from ragbackup.controller.jobs.records import JobRecords
-from ragbackup.controller.jobs.runner import Runner
-from ragbackup.controller.plan import History
+from ragbackup.controller.policy.plan import History
 from ragbackup.controller.repositories import PRIMARY, Repositories, make_storage, make_unlocker
 
 __all__ = ["Controller", "make_storage", "make_unlocker"]
 
 
 class Controller:
-    def __init__(self, cfg: ControllerConfig, audit: Audit | None = None, clock: clocks.Clock = clocks.SYSTEM):
+    def __init__(self, cfg: ControllerConfig):
         self.cfg = cfg
         self.state_dir = cfg.state_dir
         os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
         self.staging_dir = os.path.join(self.state_dir, "staging")
         self.agents = Agents(cfg)
-        catalog_path = os.path.join(self.state_dir, "catalog.sqlite")
-        self.catalog = Catalog(catalog_path)
-        self.records = JobRecords(catalog_path)
+        self.catalog_path = os.path.join(self.state_dir, "catalog.sqlite")
+        self.catalog = Catalog(self.catalog_path)
         self.repositories = Repositories({PRIMARY: cfg.repository}, self.state_dir)
         self.repositories.on_open(self._opened)
-        self.runner = Runner(self, self.records, audit or Audit(), clock)
         self.sweep_leftovers()
-        self.runner.recover()
 
     def sweep_leftovers(self) -> None:
         """Remove a killed job's partial pack and tree files (no job runs at startup)."""
@@ -72,7 +65,7 @@ class Controller:
         for sid in known - stored:
             self.catalog.remove(sid)
         for sid in sorted(stored - known):
-            self.catalog.add(repo.load_snapshot(sid))
+            self.catalog.add(repo.load_manifest(sid))
 
     def rebuild_catalog(self) -> int:
         repo = self.repo()
@@ -82,12 +75,9 @@ class Controller:
         return len(self.catalog.ids())
 
     def history(self) -> list[History]:
-        return [History(r.id, parse_iso(r.time), r.kind,
-                        {n: c.get("capture_id", "") for n, c in r.manifest["components"].items()})
-                for r in self.catalog.list()]
+        return [History(r.id, parse_iso(r.time), r.kind, r.manifest.captures()) for r in self.catalog.list()]
 
     def close(self) -> None:
         self.agents.close()
         self.catalog.close()
-        self.records.close()
         self.repositories.close()

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ragbackup import clock
+
 VALID_DAYS = 3650
 
 
@@ -40,7 +42,7 @@ def create_ca(directory: str) -> None:
     if os.path.exists(os.path.join(directory, "ca.pem")):
         return
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = clock.SYSTEM.now()
     cert = (x509.CertificateBuilder().subject_name(_name("rag-backup CA")).issuer_name(_name("rag-backup CA"))
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _dt.timedelta(days=VALID_DAYS))
@@ -71,7 +73,7 @@ def issue(directory: str, name: str, hosts: list[str]) -> tuple[str, str]:
     with open(os.path.join(directory, "ca.pem"), "rb") as f:
         ca = x509.load_pem_x509_certificate(f.read())
     key = ec.generate_private_key(ec.SECP256R1())
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = clock.SYSTEM.now()
     builder = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(ca.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(now - _dt.timedelta(minutes=5)).not_valid_after(now + _dt.timedelta(days=VALID_DAYS))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from ragbackup.repo.manifest import Manifest
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller.backup import run_backup
@@ -14,15 +15,13 @@ from ragbackup.controller.jobs.runner import JobContext
 
 
 def run(ctx: JobContext, req: controller_pb2.BackupRequest) -> Iterator[controller_pb2.JobEvent]:
-    yield from run_backup(ctx.controller, req, ctx.record.caller)
-    record_snapshot(ctx, ctx.details)
+    yield from run_backup(ctx.controller, req, ctx.record.caller, ctx.clock)
+    record_snapshot(ctx, Manifest.from_dict(ctx.details))
 
 
-def record_snapshot(ctx: JobContext, summary: dict) -> None:
-    """Fill the job record from a new snapshot's summary (backup and import)."""
-    comps = summary.get("components", {})
-    stats = summary.get("stats", {})
-    ctx.note(snapshot=summary.get("id", ""), components=sorted(comps))
-    ctx.count(bytes_read=stats.get("bytes_read", 0), bytes_sent=stats.get("bytes_sent", 0),
-              bytes_added=stats.get("bytes_stored", 0),
-              files=sum(c.get("stats", {}).get("files", 0) for c in comps.values()))
+def record_snapshot(ctx: JobContext, manifest: Manifest) -> None:
+    """Fill the job record from the snapshot a job wrote (backup and import)."""
+    ctx.note(snapshot=manifest.id, components=sorted(manifest.components))
+    s = manifest.stats
+    ctx.count(bytes_read=s.bytes_read, bytes_sent=s.bytes_sent, bytes_added=s.bytes_stored,
+              files=manifest.totals()["files"])

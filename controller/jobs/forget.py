@@ -18,4 +18,4 @@ LOCK = "prune"
 def run(ctx: JobContext, req: controller_pb2.ForgetRequest) -> Iterator[controller_pb2.JobEvent]:
     repo = ctx.repository(ctx.record.repository)
     with ctx.lock(LOCK):
-        yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, list(req.ids), req.dry_run, ctx.clock.now())
+        yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, req, ctx.clock.now())

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ragbackup.controller.backup import manifest_summary
+from ragbackup.repo.manifest import Manifest
+
 from ragbackup.controller.jobs.backup import record_snapshot
 from ragbackup.controller.jobs.runner import JobContext
 from ragbackup.controller.runbook_import import ImportRequest, import_upload
 
 
-def run(ctx: JobContext, req: ImportRequest, data: Iterable[bytes]) -> dict:
-    manifest = import_upload(ctx.controller, req, data, ctx.cancel)
-    record_snapshot(ctx, manifest_summary(manifest))
+def run(ctx: JobContext, req: ImportRequest, data: Iterable[bytes]) -> Manifest:
+    manifest = import_upload(ctx.controller, req, data, ctx.cancel, ctx.clock)
+    record_snapshot(ctx, manifest)
     return manifest

@@ -196,6 +196,9 @@ class Runner:
                         ", ".join(map(str, ids)))
         return ids
 
+    def close(self) -> None:
+        self.records.close()
+
     def running(self, job_id: int) -> JobContext | None:
         with self._lock:
             return self._running.get(job_id)
@@ -251,6 +254,14 @@ class Runner:
         self.audit.record(job.kind, job.caller, outcome, **fields, job=rec.id, trigger=job.trigger)
         for hook in self._hooks:
             hook(rec)
+
+
+def open_runner(ctl, audit: Audit | None = None, clock: clocks.Clock = clocks.SYSTEM) -> Runner:
+    """The controller's runner, its records in the catalog's SQLite file; marks interrupted jobs."""
+    records = JobRecords(ctl.catalog_path)
+    runner = Runner(ctl, records, audit or Audit(), clock)
+    runner.recover()
+    return runner
 
 
 def _outcome(exc: BaseException | None) -> tuple[str, str, str]:

@@ -103,9 +103,10 @@ def _bucket_label(name: str, t: _dt.datetime) -> str:
     return t.strftime({"daily": "%Y-%m-%d", "monthly": "%Y-%m", "yearly": "%Y"}[name])
 
 
-def _bucket_rule(snaps: list[Snapshot], count: int, name: str, key: Callable, zone: ZoneInfo,
+def _bucket_rule(snaps: list[Snapshot], count: int, rule: tuple[str, Callable], zone: ZoneInfo,
                  reasons: dict[str, list[str]]) -> None:
     """Keep the newest snapshot of each of the `count` newest buckets (snaps newest first)."""
+    name, key = rule
     last, kept = None, 0
     for s in snaps:
         if count != UNLIMITED and kept >= count:
@@ -145,7 +146,7 @@ def _policy_rules(snaps: list[Snapshot], policy: Policy, now: _dt.datetime, reas
     for attr, name, key in _BUCKETS:
         count = getattr(policy, attr)
         if count:
-            _bucket_rule(snaps, count, name, key, zone, reasons)
+            _bucket_rule(snaps, count, (name, key), zone, reasons)
 
 
 def _newest_first(snapshots: Iterable[Snapshot]) -> list[Snapshot]:

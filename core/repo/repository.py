@@ -19,6 +19,7 @@ from ragbackup import errors
 from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, decode_index
+from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
@@ -249,6 +250,12 @@ class Repository:
         except errors.IntegrityError:
             raise errors.IntegrityError(f"snapshot {sid}: manifest failed authentication") from None
         return json.loads(zstandard.decompress(plain))
+
+    def save_manifest(self, manifest: Manifest) -> None:
+        self.save_snapshot(manifest.to_dict())
+
+    def load_manifest(self, sid: str) -> Manifest:
+        return Manifest.from_dict(self.load_snapshot(sid))
 
     def snapshot_ids(self) -> list[str]:
         return sorted(o.key.split("/", 1)[1] for o in self.storage.list("snapshots/"))

@@ -11,6 +11,7 @@ import re
 from typing import Iterable
 
 from ragbackup.clock import stamp
+from ragbackup.repo.manifest import Manifest
 
 PREFIX = "rag-system-backup-"
 ID_RE = re.compile(r"^(rag-system-backup-\d{8}_\d{6})(?:-(\d+))?$")
@@ -38,16 +39,15 @@ def sort_key(sid: str) -> tuple[str, int]:
     return (m.group(1), int(m.group(2) or 1)) if m else (sid, 0)
 
 
-def tree_ids(manifest: dict) -> list[bytes]:
+def tree_ids(manifest: dict | Manifest) -> list[bytes]:
     """Tree blob ids of every component in a manifest."""
-    return [bytes.fromhex(t) for c in manifest["components"].values() for t in c["tree"]]
+    return _typed(manifest).tree_ids()
 
 
-def totals(manifest: dict) -> dict:
+def totals(manifest: dict | Manifest) -> dict:
     """Summed file counts and sizes across components."""
-    comps = manifest["components"].values()
-    return {
-        "files": sum(c["stats"].get("files", 0) for c in comps),
-        "bytes_total": sum(c["stats"].get("bytes_total", 0) for c in comps),
-        "bytes_added": manifest.get("stats", {}).get("bytes_stored", 0),
-    }
+    return _typed(manifest).totals()
+
+
+def _typed(manifest: dict | Manifest) -> Manifest:
+    return manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest)

@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
-from ragbackup import errors
 from ragbackup.repo import chunking, inflight
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
@@ -243,10 +242,3 @@ def pack_locations(locs: list[BlobLocation]) -> bytes:
 def unpack_locations(packed: bytes, pack: str) -> list[BlobLocation]:
     return [BlobLocation(*fields, pack) for fields in _LOCATION.iter_unpack(packed)]
 
-
-def require_blobs(repo: Repository, writer: BlobWriter, ids: list[bytes]) -> None:
-    """Raise IntegrityError if any of `ids` is neither stored nor written by `writer`."""
-    missing = writer.missing(ids)
-    if missing:
-        sample = ", ".join(ids[i].hex()[:16] for i in missing[:3])
-        raise errors.IntegrityError(f"{len(missing)} referenced chunks are not in the repository ({sample} ...)")

@@ -4,8 +4,8 @@ import datetime as dt
 import pytest
 
 from ragbackup import errors
-from ragbackup.controller.diff import diff_entries
-from ragbackup.controller.plan import History, RestorePlan, plan_backup, plan_restore, restore_waves
+from ragbackup.controller.policy.diff import diff_entries
+from ragbackup.controller.policy.plan import History, RestorePlan, plan_backup, plan_restore, restore_waves
 from ragbackup.repo.tree import Entry
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -66,7 +66,7 @@ def test_diff_walk_order():
 
 
 def test_env_changes_names_keys_never_values():
-    from ragbackup.controller.diff import env_changes, is_env_file
+    from ragbackup.controller.policy.diff import env_changes, is_env_file
     old = b"A=1\nB=secret-old\n# comment\nC=3\n"
     new = b"export A=1\nB=secret-new\nD=4\n"
     out = env_changes(old, new)
