@@ -175,3 +175,115 @@ def test_prune_after_forgetting_half_is_within_5pct_of_a_fresh_repository(tmp_pa
     print(f"\nrepository: {before} B before, {pruned} B after prune, fresh with the kept snapshots {reference} B "
           f"({100 * (pruned - reference) / reference:+.2f}%)")
     assert abs(pruned - reference) <= 0.05 * reference
+
+
+# --------------------------------------------------------------------------- beside backups, across crashes
+
+LOOPS = int(os.environ.get("RAG_BACKUP_PRUNE_LOOPS", "3"))  # 20 for the long run (docs/DESIGN.md)
+SEED = int(os.environ.get("RAG_BACKUP_PRUNE_SEED", "17"))
+
+
+def _start(st: LocalStack, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(st.ragctl_argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen, what: str) -> dict:
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, f"{what}: exit {proc.returncode}\nstdout: {out}\nstderr: {err}"
+    return json.loads(out)
+
+
+def _all_restore(st: LocalStack, states: dict, tmp_path, tag: str) -> None:
+    remaining = snapshot_ids(st)
+    assert set(remaining) <= set(states)
+    for sid in remaining:
+        _restores_as(st, sid, states[sid], str(tmp_path / f"{tag}-{sid}"))
+
+
+def test_backups_and_prunes_overlapping_commit_complete_snapshots(tmp_path):
+    rnd = random.Random(SEED)
+    data = str(tmp_path / "data")
+    size = 3 * MiB
+    with _stack(str(tmp_path / "stack"), {"data": data}) as st:
+        _materialize(data, 0, size)
+        states = {backup(st)["id"]: tree_state(data)}
+        for it in range(1, LOOPS + 1):
+            time.sleep(1.05)
+            snaps = snapshot_ids(st)
+            if len(snaps) > 2:
+                _json(st, "forget", snaps[0])
+            _materialize(data, it, size, only_changed=True)
+            expected = tree_state(data)
+            b = _start(st, "backup", "--json")
+            time.sleep(rnd.uniform(0.0, 0.6))
+            p = _start(st, "prune", "--max-repack", "0", "--json")
+            pruned = _finish(p, "prune")
+            was_running = b.poll() is None
+            made = _finish(b, "backup")
+            states[made["id"]] = expected
+            print(f"iteration {it}: backup {made['id']} {'still running' if was_running else 'done'} when prune "
+                  f"ended; prune deleted {pruned['done']['packs_deleted']}, rescued {pruned['done']['packs_rescued']}")
+        assert _verify(st)["ok"]
+        _all_restore(st, states, tmp_path, "r")
+        _json(st, "prune", "--max-repack", "0")
+        plan = _json(st, "prune", "--dry-run", "--max-repack", "0")["plan"]
+        assert (plan["delete_packs"], plan["repack_packs"], plan["unindexed_packs"]) == ([], [], [])
+        assert _verify(st)["ok"]
+
+
+def test_controller_killed_during_prune_loses_nothing_and_the_next_prune_finishes(tmp_path):
+    rnd = random.Random(SEED)
+    data = str(tmp_path / "data")
+    size = 4 * MiB
+    with _stack(str(tmp_path / "stack"), {"data": data}) as st:
+        _materialize(data, 0, size)
+        states = {backup(st)["id"]: tree_state(data)}
+        for it in range(1, LOOPS + 1):
+            time.sleep(1.05)
+            _materialize(data, it, size, only_changed=True)
+            states[backup(st)["id"]] = tree_state(data)
+            snaps = snapshot_ids(st)
+            _json(st, "forget", snaps[0])
+            p = _start(st, "prune", "--max-repack", "0", "--json")
+            delay = rnd.uniform(0.2, 1.0)
+            time.sleep(delay)
+            finished = p.poll() is not None
+            st.kill("controller")
+            p.communicate(timeout=60)
+            print(f"iteration {it}: controller killed {delay:.2f}s into the prune "
+                  f"({'after it ended' if finished else 'while it ran'})")
+            st.start_controller()
+            _all_restore(st, states, tmp_path, f"r{it}")
+        done = _json(st, "prune", "--max-repack", "0")
+        plan = _json(st, "prune", "--dry-run", "--max-repack", "0")["plan"]
+        assert (plan["delete_packs"], plan["repack_packs"], plan["unindexed_packs"]) == ([], [], []), done
+        assert _verify(st)["ok"]
+        _all_restore(st, states, tmp_path, "final")
+
+
+@pytest.mark.s3
+def test_forget_and_prune_on_s3(tmp_path, s3_server, s3_bucket):
+    s3 = {"endpoint_url": s3_server.endpoint_url, "bucket": s3_bucket, "region": s3_server.region,
+          "access_key_id": s3_server.access_key, "secret_access_key": s3_server.secret_key,
+          "connect_timeout": 2, "read_timeout": 30.0}
+    data = str(tmp_path / "data")
+    size = 2 * MiB
+
+    def data_keys() -> set[str]:
+        pages = s3_server.client().get_paginator("list_objects_v2").paginate(Bucket=s3_bucket, Prefix="data/")
+        return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+    with _stack(str(tmp_path / "stack"), {"data": data}, s3=s3) as st:
+        states = {}
+        for i in range(3):
+            _materialize(data, i, size, only_changed=i > 0)
+            states[backup(st)["id"]] = tree_state(data)
+            time.sleep(1.05)
+        ids = snapshot_ids(st)
+        _json(st, "forget", ids[0], ids[1])
+        before = data_keys()
+        out = _json(st, "prune", "--max-repack", "0")
+        gone = {f"data/{p[:2]}/{p}" for p in out["plan"]["delete_packs"] + out["plan"]["repack_packs"]}
+        assert gone and gone <= before and not gone & data_keys()
+        assert _verify(st)["ok"]
+        _restores_as(st, ids[2], states[ids[2]], str(tmp_path / "r"))
