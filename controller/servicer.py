@@ -200,7 +200,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                  ("prune", prune_job.run, controller_pb2.PruneRequest()) if r.prune_after_backup else None]
         for kind, body, req in filter(None, steps):
             try:
-                for ev in self.runner.stream(self._job(kind, context, audit={"after": "backup"}),
+                for ev in self.runner.stream(self._job(kind, context, scheduled=True, audit={"after": "backup"}),
                                              lambda ctx, body=body, req=req: body(ctx, req), _cancel_event(context)):
                     yield events.log(f"{kind}: {ev.result.summary}") if ev.WhichOneof("kind") == "result" else ev
             except errors.RagBackupError as exc:  # recorded by the runner; the backup itself succeeded

@@ -20,7 +20,5 @@ def run(ctx: JobContext, req: controller_pb2.PruneRequest) -> Iterator[controlle
     pct = req.max_repack if req.HasField("max_repack") else ctx.cfg.retention.repack_pct
     with ctx.lock(LOCK):
         yield from run_prune(repo, ctx.controller.pack_staging, pct, req.dry_run)
-    plan = ctx.details.get("plan", {})
-    done = ctx.details.get("done", {})
-    ctx.count(bytes_added=done.get("bytes_written", 0) - done.get("bytes_deleted", 0) if done else 0,
-              files=len(plan.get("delete_packs", [])))
+    done = ctx.details.get("done") or {}
+    ctx.count(bytes_added=done.get("bytes_written", 0))  # repacked bytes; what went is in the result

@@ -287,3 +287,37 @@ def test_forget_and_prune_on_s3(tmp_path, s3_server, s3_bucket):
         assert gone and gone <= before and not gone & data_keys()
         assert _verify(st)["ok"]
         _restores_as(st, ids[2], states[ids[2]], str(tmp_path / "r"))
+
+
+def test_forget_and_prune_run_as_jobs_after_each_scheduled_backup(tmp_path):
+    data = str(tmp_path / "data")
+    toml = "[retention]\nkeep_last = 1\nforget_after_backup = true\nprune_after_backup = true\n"
+    with _stack(str(tmp_path / "stack"), {"data": data}, toml) as st:
+        for i in range(3):
+            _materialize(data, i, MiB, only_changed=i > 0)
+            out = st.ragctl("backup", "--scheduled")
+            assert out.stdout.startswith("snapshot ")  # the stream's result stays the backup's
+            assert "forget: forgot" in out.stderr and "prune: pruned" in out.stderr, out.stderr
+            time.sleep(1.05)
+        made = {"id": out.stdout.split()[1]}
+        manual = backup(st)  # a manual backup runs neither
+        assert snapshot_ids(st) == [made["id"], manual["id"]]
+        jobs = json.loads(st.ragctl("jobs", "--json").stdout)
+        kinds = [(j["kind"], j["trigger"], j["result"]) for j in jobs]
+        assert kinds.count(("forget", "timer", "success")) == 3 and kinds.count(("prune", "timer", "success")) == 3
+        assert _verify(st)["ok"]
+        no_policy = st.ragctl("forget", "--dry-run", check=False)
+        assert no_policy.returncode == 0  # keep_last is a policy
+
+
+def test_forget_without_a_policy_is_a_usage_error(tmp_path):
+    data = str(tmp_path / "data")
+    with _stack(str(tmp_path / "stack"), {"data": data}) as st:
+        _materialize(data, 0, MiB)
+        backup(st)
+        cp = st.ragctl("forget", check=False)
+        assert cp.returncode == 2 and "no retention policy" in cp.stderr, ragctl_output(cp)
+        cp = st.ragctl("forget", "rag-system-backup-20000101_000000", check=False)
+        assert cp.returncode == 5, ragctl_output(cp)
+        cp = st.ragctl("prune", "--max-repack", "150", check=False)
+        assert cp.returncode == 2 and "--max-repack" in cp.stderr, ragctl_output(cp)
