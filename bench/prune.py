@@ -10,6 +10,7 @@ before forget, so its VmHWM afterwards is the peak of forget + prune. Not a time
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -65,6 +66,16 @@ class Restic:
         return {"wall_s": round(wall, 2), "peak_rss": rss, "repo_before": before, "repo_after": _dir_bytes(self.repo)}
 
 
+def _job_seconds(jobs: list[dict], kinds: tuple[str, ...]) -> dict[str, float]:
+    """Controller-side duration of the latest job of each kind (job records: whole seconds)."""
+    out = {}
+    for kind in kinds:
+        j = max((j for j in jobs if j["kind"] == kind), key=lambda j: j["id"])
+        start, end = (dt.datetime.fromisoformat(j[k].replace("Z", "+00:00")) for k in ("started", "finished"))
+        out[kind] = (end - start).total_seconds()
+    return out
+
+
 class RagBackup:
     def __init__(self, work: Path, src: Path):
         self.stack = LocalStack(str(work / "ragbackup"))
@@ -87,8 +98,16 @@ class RagBackup:
         self.stack.ragctl("forget", *ids)
         prune = json.loads(self.stack.ragctl("prune", "--json").stdout)
         wall = time.monotonic() - t0
+        jobs = json.loads(self.stack.ragctl("jobs", "--json").stdout)
+        calls = []
+        for _ in range(3):  # what one ragctl call costs with no work behind it (start-up, connect)
+            t = time.monotonic()
+            self.stack.ragctl("jobs", "--json")
+            calls.append(time.monotonic() - t)
         return {"wall_s": round(wall, 2), "peak_rss": vm_hwm(pid), "repo_before": before,
-                "repo_after": _dir_bytes(repo), "plan": prune["plan"], "done": prune["done"]}
+                "repo_after": _dir_bytes(repo), "jobs_s": _job_seconds(jobs, ("forget", "prune")),
+                "ragctl_call_s": round(sorted(calls)[1], 2),
+                "plan": prune["plan"], "done": prune["done"]}
 
     def close(self) -> None:
         self.stack.stop()
@@ -135,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         r = report[tool]
         print(f"{tool:10} {r['wall_s']:8.2f} {r['peak_rss'] / 2**20:13.1f} {r['repo_before'] / 2**20:16.1f} "
               f"{r['repo_after'] / 2**20:10.1f}")
+    print(f"rag-backup jobs (controller side, s): {report['ragbackup']['jobs_s']}")
     print(f"report: {path}", file=sys.stderr)
     return 0
 
