@@ -257,13 +257,13 @@ class Pruner:
         After this, a job asking for a dropped blob is told it is missing and stores it again.
         """
         assert self._usage is not None
+        moved = [(n, list(decode_index(self.repo.cipher, self.repo.storage.get(f"index/{n}")))) for n in new_names]
         with self.inflight.guard:
             rescue = sorted(pid for pid in dropped if any(
                 loc.id not in moved_ids and self.inflight.seen(loc.id) for loc, _ in self._usage.blobs(pid)))
             if rescue:
                 self.repo.index.add_index_file(*self._rescue_index(rescue))
             final = dropped - set(rescue)
-            moved = [(n, list(decode_index(self.repo.cipher, self.repo.storage.get(f"index/{n}")))) for n in new_names]
             self.repo.index.replace_index_files(affected, moved, final)
         return final, len(rescue)
 
