@@ -140,7 +140,8 @@ def _verify(st: LocalStack) -> dict:
 
 
 def test_prune_after_forgetting_half_is_within_5pct_of_a_fresh_repository(tmp_path):
-    size = 6 * MiB  # 60 MB dataset; bench/prune.py runs the same at 1 GB
+    # 10 files of 6 MiB here; RAG_BACKUP_PRUNE_FILE_MIB=100 makes it the 1 GB run (docs/PERFORMANCE.md)
+    size = int(os.environ.get("RAG_BACKUP_PRUNE_FILE_MIB", "6")) * MiB
     data = str(tmp_path / "data")
     with _stack(str(tmp_path / "stack"), {"data": data}) as st:
         ids, states = [], {}
@@ -257,7 +258,8 @@ def test_controller_killed_during_prune_loses_nothing_and_the_next_prune_finishe
         done = _json(st, "prune", "--max-repack", "0")
         plan = _json(st, "prune", "--dry-run", "--max-repack", "0")["plan"]
         assert (plan["delete_packs"], plan["repack_packs"], plan["unindexed_packs"]) == ([], [], []), done
-        assert _verify(st)["ok"]
+        report = _verify(st)
+        assert report["ok"] and report["garbage_packs"] == []
         _all_restore(st, states, tmp_path, "final")
 
 
