@@ -1,6 +1,6 @@
 """Runs a backup plan: capture each component from its agent into the repository.
 
-In: a BackupRequest and the Controller. Out: JobEvents while it runs and, only
+In: a BackupRequest and the services it needs (BackupServices: the job's context). Out: JobEvents while it runs and, only
 after packs and index are durable, one snapshot manifest (then the catalog row).
 A failure or cancellation leaves no snapshot, only garbage for prune.
 """
@@ -15,13 +15,14 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generator, Iterator
+from typing import Generator, Iterator, Protocol
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ragbackup import clock as clocks
 from ragbackup import errors
+from ragbackup.config import ControllerConfig
 from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
 from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
@@ -32,8 +33,9 @@ from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.policy.plan import BackupPlan, ComponentPlan, plan_backup
-from ragbackup.controller.state import Controller
+from ragbackup.controller.agents import Agents
+from ragbackup.controller.catalog import Catalog
+from ragbackup.controller.policy.plan import BackupPlan, ComponentPlan, History, plan_backup
 
 _TYPES = {common_pb2.ENTRY_TYPE_FILE: "file", common_pb2.ENTRY_TYPE_DIR: "dir",
           common_pb2.ENTRY_TYPE_SYMLINK: "symlink", common_pb2.ENTRY_TYPE_HARDLINK: "hardlink"}
@@ -43,6 +45,21 @@ _reserved: set[str] = set()
 _reserve_lock = threading.Lock()
 
 
+class BackupServices(Protocol):
+    """What a backup needs of the controller (a JobContext provides it)."""
+
+    cfg: ControllerConfig
+    agents: Agents
+    catalog: Catalog
+    state_dir: str
+    staging_dir: str
+    pack_staging: str
+
+    def repository(self, name: str = ...) -> Repository: ...
+
+    def history(self) -> list[History]: ...
+
+
 def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
@@ -50,13 +67,13 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
                  mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target)
 
 
-def component_spec(ctl: Controller, name: str) -> common_pb2.ComponentSpec:
+def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:
     c = ctl.cfg.components[name]
     return common_pb2.ComponentSpec(name=c.name, kind=c.kind, path=c.path, exclude=list(c.exclude),
                                     options_json=c.options_json())
 
 
-def _reserve_id(ctl: Controller, when: datetime.datetime) -> str:
+def _reserve_id(ctl: BackupServices, when: datetime.datetime) -> str:
     with _reserve_lock:
         sid = allocate_id(when, ctl.catalog.ids() | _reserved)
         _reserved.add(sid)
@@ -64,7 +81,7 @@ def _reserve_id(ctl: Controller, when: datetime.datetime) -> str:
 
 
 @contextlib.contextmanager
-def reserved_id(ctl: Controller, when: datetime.datetime) -> Iterator[str]:
+def reserved_id(ctl: BackupServices, when: datetime.datetime) -> Iterator[str]:
     """A fresh snapshot id for a job started `when` (imports too), kept from other jobs until the block ends."""
     sid = _reserve_id(ctl, when)
     try:
@@ -186,7 +203,7 @@ class _Job:
             call.cancel()
 
 
-def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> ComponentManifest:
+def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> ComponentManifest:
     """Capture one component from its agent (runs in a thread); returns its manifest part."""
     repo, writer, plan, sid = job.repo, job.writer, job.plan, job.sid
     comp = ctl.cfg.components[cp.name]
@@ -219,7 +236,7 @@ def capture_component(ctl: Controller, job: _Job, cp: ComponentPlan) -> Componen
                              facts=json.loads(cap.done.facts_json or "{}"))
 
 
-def _stream(ctl: Controller, job: _Job, cap: _Capture, start: agent_pb2.CaptureStart) -> None:
+def _stream(ctl: BackupServices, job: _Job, cap: _Capture, start: agent_pb2.CaptureStart) -> None:
     name = start.component.name
     agent = ctl.cfg.components[name].agent
     call = ctl.agents.stub(agent).Capture(cap.requests(start))
@@ -240,7 +257,7 @@ def _stream(ctl: Controller, job: _Job, cap: _Capture, start: agent_pb2.CaptureS
             call.cancel()
 
 
-def _capture_all(ctl: Controller, job: _Job) -> Generator[controller_pb2.JobEvent, None, dict[str, ComponentManifest]]:
+def _capture_all(ctl: BackupServices, job: _Job) -> Generator[controller_pb2.JobEvent, None, dict[str, ComponentManifest]]:
     """Capture the plan's components, up to PARALLEL_COMPONENTS at a time, streaming progress.
 
     The first failure cancels the others and is raised once they have stopped; so does
@@ -277,17 +294,17 @@ class Started:
         return round((self.clock.now() - self.at).total_seconds(), 3)
 
 
-def _manifest(ctl: Controller, job: _Job, comps: dict[str, ComponentManifest], started: Started) -> Manifest:
+def _manifest(ctl: BackupServices, job: _Job, comps: dict[str, ComponentManifest], started: Started) -> Manifest:
     stats = store_stats(comps, job.writer.stats, bytes_read=sum(c.bytes_read for c in comps.values()),
                         bytes_sent=sum(c.bytes_sent for c in comps.values()))
     return Manifest(id=job.sid, time=clocks.iso(started.at), duration_s=started.duration_s(), kind=job.plan.kind,
                     reason=job.plan.reason, host=ctl.cfg.hostname, user=started.user, components=comps, stats=stats)
 
 
-def run_backup(ctl: Controller, req: controller_pb2.BackupRequest, user: str,
+def run_backup(ctl: BackupServices, req: controller_pb2.BackupRequest, user: str,
                clock: clocks.Clock = clocks.SYSTEM) -> Iterator[controller_pb2.JobEvent]:
     """The Backup job: plan, lock, capture every component, commit index, write snapshot."""
-    repo = ctl.repo()
+    repo = ctl.repository()
     configured = {n: c.kind for n, c in ctl.cfg.components.items()}
     started = Started(user, clock.now(), clock)
     plan = plan_backup(list(req.components), configured, _MODES.get(req.mode, "auto"), req.reason,

@@ -3,7 +3,8 @@
 In: the configured repositories by name (today `primary`, from [repository]; later the
 `s3` and `dr` tiers). Out: `Repositories.get(name)`, an opened Repository whose index was
 synced when it was opened (the controller is its only writer, so it stays in sync), and
-`on_open` hooks (the catalog syncs the primary's snapshots there).
+`on_open` hooks (the catalog syncs the primary's snapshots there); `refresh` syncs again
+when a caller names something the controller has not seen (another writer added it).
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class Repositories:
     def config(self, name: str = PRIMARY) -> RepositoryConfig:
         return self._tier(name).cfg
 
+    def is_open(self, name: str = PRIMARY) -> bool:
+        return self._tier(name).repo is not None
+
     def on_open(self, hook: OpenHook) -> None:
         """Call `hook(name, repo)` whenever a repository is opened or initialised."""
         self._hooks.append(hook)
@@ -89,6 +93,16 @@ class Repositories:
                 repo.sync_index()
                 self._opened(name, repo)
                 tier.repo = repo
+            return tier.repo
+
+    def refresh(self, name: str = PRIMARY) -> Repository:
+        """Sync repository `name` again (index, then the on_open hooks): for what another writer added."""
+        tier = self._tier(name)
+        with self._lock:
+            if tier.repo is None:
+                tier.repo = Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
+            tier.repo.sync_index()
+            self._opened(name, tier.repo)
             return tier.repo
 
     def init(self, name: str = PRIMARY) -> Repository:

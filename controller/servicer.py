@@ -110,11 +110,13 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.ListSnapshotsReply(snapshots=out)
 
     def ShowSnapshot(self, request, context):
+        self.ctl.refresh_unknown(request.id)
         repo = self.ctl.repo()
         sid = resolve_snapshot(request.id or "latest", self.ctl.history(), [])
         return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(repo.load_manifest(sid).summary()))
 
     def Restore(self, request, context):
+        self.ctl.refresh_unknown(request.id)
         job = self._job("restore", context, components=tuple(request.components), snapshot=request.id,
                         audit={"snapshot": request.id or "latest",
                                "components": ",".join(request.components) or "all",
@@ -126,6 +128,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(job, lambda ctx: verify_job.run(ctx, request), _cancel_event(context))
 
     def Diff(self, request, context):
+        self.ctl.refresh_unknown(request.id1, request.id2)
         repo = self.ctl.repo()
         hist = self.ctl.history()
         a = repo.load_manifest(resolve_snapshot(request.id1, hist, []))
@@ -154,6 +157,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])
 
     def Export(self, request, context):
+        self.ctl.refresh_unknown(request.id)
         ref = request.id or "latest"
         job = self._job("export", context, snapshot=request.id, audit={"snapshot": ref})
         yield from self.runner.stream(job, lambda ctx: export_job.run(ctx, ref), _cancel_event(context))

@@ -51,9 +51,18 @@ class Controller:
     def init_repository(self) -> Repository:
         return self.repositories.init(PRIMARY)
 
+    def repository(self, name: str = PRIMARY) -> Repository:
+        """The opened repository `name` (index, and the primary's catalog, synced when it was opened)."""
+        return self.repositories.get(name)
+
     def repo(self) -> Repository:
-        """The opened primary repository (index and catalog synced when it was opened)."""
-        return self.repositories.get(PRIMARY)
+        return self.repository(PRIMARY)
+
+    def refresh_unknown(self, *refs: str) -> None:
+        """Sync the primary again when a snapshot id is not in the catalog (another writer may have added it)."""
+        known = self.catalog.ids() if self.repositories.is_open(PRIMARY) else set()
+        if any(r and r != "latest" and r not in known for r in refs):
+            self.repositories.refresh(PRIMARY)
 
     def _opened(self, name: str, repo: Repository) -> None:
         if name == PRIMARY:

@@ -15,7 +15,7 @@ from ragbackup.controller.jobs.runner import JobContext
 
 
 def run(ctx: JobContext, req: controller_pb2.BackupRequest) -> Iterator[controller_pb2.JobEvent]:
-    yield from run_backup(ctx.controller, req, ctx.record.caller, ctx.clock)
+    yield from run_backup(ctx, req, ctx.record.caller, ctx.clock)
     record_snapshot(ctx, Manifest.from_dict(ctx.details))
 
 

@@ -113,6 +113,14 @@ class JobContext:
     def staging_dir(self) -> str:
         return self._runner.ctl.staging_dir
 
+    @property
+    def pack_staging(self) -> str:
+        return self._runner.ctl.pack_staging
+
+    def history(self):
+        """The primary repository's snapshots as the planner sees them (policy.plan.History), oldest first."""
+        return self._runner.ctl.history()
+
     def repository(self, name: str = PRIMARY) -> Repository:
         """The opened repository `name` (opened and synced once per controller run)."""
         return self._runner.ctl.repositories.get(name)
