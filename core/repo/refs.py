@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 from ragbackup.repo.repository import Repository
 
-BATCH = 20000  # ids inserted per statement batch
+BATCH = 100_000  # ids inserted per transaction, sorted first (B-tree pages are touched in order)
 CACHE_KIB = 16 * 1024  # SQLite page cache of the set (memory bound, not a size limit)
 
 
@@ -44,6 +44,7 @@ class RefSet:
 
     def _insert(self, rows: list[tuple[bytes]]) -> None:
         if rows:
+            rows.sort()
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR IGNORE INTO refs VALUES (?)", rows)
             self._db.execute("COMMIT")
