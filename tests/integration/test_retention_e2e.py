@@ -219,13 +219,18 @@ def test_backups_and_prunes_overlapping_commit_complete_snapshots(tmp_path):
     size = 3 * MiB
     with _stack(str(tmp_path / "stack"), {"data": data}) as st:
         _materialize(data, 0, size)
-        states = {backup(st)["id"]: tree_state(data)}
+        first = backup(st)["id"]
+        states, iteration_of = {first: tree_state(data)}, {first: 0}
         for it in range(1, LOOPS + 1):
             time.sleep(1.05)
             snaps = snapshot_ids(st)
+            _materialize(data, it, size, only_changed=True)
             if len(snaps) > 2:
                 _json(st, "forget", snaps[0])
-            _materialize(data, it, size, only_changed=True)
+                # the backup brings back the forgotten snapshot's version of file 0: chunks that
+                # are garbage to the prune and "already stored" to the backup
+                old = iteration_of[snaps[0]]
+                write(os.path.join(data, "part-00.bin"), random.Random(old).randbytes(size), mtime_ns=T0 + it)
             expected = tree_state(data)
             if it % 2:  # a backup that starts before the prune
                 b = _start(st, "backup", "--json")
@@ -238,7 +243,7 @@ def test_backups_and_prunes_overlapping_commit_complete_snapshots(tmp_path):
             pruned = _finish(p, "prune")
             was_running = b.poll() is None
             made = _finish(b, "backup")
-            states[made["id"]] = expected
+            states[made["id"]], iteration_of[made["id"]] = expected, it
             print(f"iteration {it}: backup {made['id']} {'still running' if was_running else 'done'} when prune "
                   f"ended; prune deleted {pruned['done']['packs_deleted']}, rescued {pruned['done']['packs_rescued']}")
         assert _verify(st)["ok"]
