@@ -15,11 +15,12 @@ from typing import Callable, Iterator
 
 from ragbackup.repo.index import decode_index, encode_index
 from ragbackup.repo.inflight import InFlight
-from ragbackup.repo.packs import BlobLocation, PackWriter, pack_key
+from ragbackup.repo.packs import BlobLocation, PackWriter, pack_key, read_runs
 from ragbackup.repo.refs import RefSet, add_snapshot
 from ragbackup.repo.repository import Repository
 
 INDEX_PACKS = 64  # packs named by one index object prune writes
+READ_SPAN = 8 * 1024 * 1024  # bytes of back-to-back live blobs read with one request when repacking
 Report = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -192,16 +193,13 @@ class Pruner:
         writer: PackWriter | None = None
         os.makedirs(self.staging, mode=0o750, exist_ok=True)
         for n, pid in enumerate(packs, 1):
-            keep = self._to_copy(pid)
-            if keep:
-                data = self._fetch(pid)
-                for loc in keep:
-                    if writer is None:
-                        writer = PackWriter(self.staging, self.repo.cipher)
-                    writer.add(loc.id, loc.type, loc.flags, loc.raw_length, data[loc.offset:loc.offset + loc.length])
-                    if writer.size >= self.repo.params.pack_size:
-                        out.append(self._store(writer))
-                        writer = None
+            for loc, sealed in self._live_blobs(pid):
+                if writer is None:
+                    writer = PackWriter(self.staging, self.repo.cipher)
+                writer.add(loc.id, loc.type, loc.flags, loc.raw_length, sealed)
+                if writer.size >= self.repo.params.pack_size:
+                    out.append(self._store(writer))
+                    writer = None
             self.report("repack", n, len(packs))
         if writer is not None:
             out.append(self._store(writer))
@@ -212,9 +210,15 @@ class Pruner:
         with self.inflight.guard:
             return [loc for loc, live in self._usage.blobs(pid) if live or self.inflight.seen(loc.id)]
 
-    def _fetch(self, pid: str) -> bytes:
-        """The whole pack (at most pack_size_mib, 128 MiB): one read, nothing left behind by a crash."""
-        return self.repo.storage.get(pack_key(pid))
+    def _live_blobs(self, pid: str) -> Iterator[tuple[BlobLocation, memoryview]]:
+        """The sealed bytes of the blobs to copy out of `pid`, read in runs of back-to-back blobs
+        (a mostly-garbage pack is not read whole: its live ranges are)."""
+        for run in read_runs(self._to_copy(pid), READ_SPAN):
+            first = run[0]
+            data = memoryview(self.repo.storage.get_range(pack_key(pid), first.offset,
+                                                          run[-1].offset + run[-1].length - first.offset))
+            for loc in run:
+                yield loc, data[loc.offset - first.offset:loc.offset - first.offset + loc.length]
 
     def _store(self, writer: PackWriter) -> tuple[str, int, list[BlobLocation]]:
         pack_id, locs = writer.finish()
