@@ -59,6 +59,8 @@ def run_list(args, client: Client) -> int:
 
 
 def run_show(args, client: Client) -> int:
+    if args.id < 1:
+        raise errors.UsageError(f"job ids start at 1, not {args.id}")
     info = client.call("ShowJob", controller_pb2.ShowJobRequest(id=args.id)).job
     d = as_dict(info)
     if args.json:

@@ -44,7 +44,8 @@ def parser() -> argparse.ArgumentParser:
         description="Back up and restore a RAG stack (ChromaDB, Redis, documents, config) through the "
                     "rag-backup controller.",
         epilog=EXIT_CODES + "\nenvironment:\n  RAG_BACKUP_SOCKET               controller socket\n"
-                            "  RAG_BACKUP_CONTROLLER_CONFIG    controller config (for its socket path)\n",
+                            "  RAG_BACKUP_CONTROLLER_CONFIG    controller config (for its socket path)\n"
+                            "  RAG_BACKUP_TRIGGER              what started ragctl (timer, path), kept in job records\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--socket", help="controller unix socket (default: from the controller config, "
                                     "else /run/rag-backup/controller.sock)")

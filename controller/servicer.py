@@ -98,7 +98,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             yield from self._after_backup(context)
 
     def ListSnapshots(self, request, context):
-        self.ctl.repo()
+        self.ctl.repo()  # RepositoryNotFound before `ragctl init`; the catalog was synced when it opened
         out = []
         for r in self.ctl.catalog.list():
             if request.components and not set(request.components) & set(r.components):
@@ -186,12 +186,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     # --- retention: forget and prune (jobs/forget.py, jobs/prune.py) ----------------------
 
     def Forget(self, request, context):
-        job = self._job("forget", context, audit={"ids": ",".join(request.ids) or "policy",
-                                                   "dry_run": request.dry_run})
+        job = self._job("forget", context, locks=forget_job.LOCKS,
+                        audit={"ids": ",".join(request.ids) or "policy", "dry_run": request.dry_run})
         yield from self.runner.stream(job, lambda ctx: forget_job.run(ctx, request), _cancel_event(context))
 
     def Prune(self, request, context):
-        job = self._job("prune", context, audit={"dry_run": request.dry_run})
+        job = self._job("prune", context, locks=forget_job.LOCKS, audit={"dry_run": request.dry_run})
         yield from self.runner.stream(job, lambda ctx: prune_job.run(ctx, request), _cancel_event(context))
 
     def _after_backup(self, context):
@@ -204,7 +204,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                  ("prune", prune_job.run, controller_pb2.PruneRequest()) if r.prune_after_backup else None]
         for kind, body, req in filter(None, steps):
             try:
-                for ev in self.runner.stream(self._job(kind, context, scheduled=True, audit={"after": "backup"}),
+                for ev in self.runner.stream(self._job(kind, context, scheduled=True, locks=forget_job.LOCKS,
+                                                       audit={"after": "backup"}),
                                              lambda ctx, body=body, req=req: body(ctx, req), _cancel_event(context)):
                     yield events.log(f"{kind}: {ev.result.summary}") if ev.WhichOneof("kind") == "result" else ev
             except errors.RagBackupError as exc:  # recorded by the runner; the backup itself succeeded

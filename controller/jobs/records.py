@@ -18,7 +18,6 @@ SUCCESS = "success"
 FAILURE = "failure"
 CANCELLED = "cancelled"
 INTERRUPTED = "interrupted"
-RESULTS = (RUNNING, SUCCESS, FAILURE, CANCELLED, INTERRUPTED)
 TRIGGERS = ("manual", "timer", "path", "api")
 
 _SCHEMA = """

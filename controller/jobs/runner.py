@@ -10,17 +10,19 @@ How to add a job kind (say `prune`):
  1. Write controller/jobs/prune.py with `run(ctx: JobContext, request) -> Iterator[JobEvent]`
     for a streaming job, or a function returning a value for a unary one.
  2. In the body, use only the context: `ctx.repository(name)` for a repository (`"primary"`
-    today), `ctx.clock.now()` for time, `with ctx.lock("repository"):` (or `ctx.locks([...])`)
-    for locks, `ctx.progress(...)`, `ctx.log(...)` and `ctx.result(...)` for the events it
+    today), `ctx.clock.now()` for time, locks declared on the Job (`locks=("repository",)`,
+    held by the runner around the body) or taken in the body (`with ctx.lock(name):`), `ctx.progress(...)`, `ctx.log(...)` and `ctx.result(...)` for the events it
     yields, `ctx.check_cancel()` between steps, `ctx.count(bytes_read=..., files=...)` and
     `ctx.note(snapshot=..., components=...)` to fill the job record. `ctx.cfg`, `ctx.catalog`,
-    `ctx.agents`, `ctx.state_dir` and `ctx.staging_dir` are the controller's shared services.
- 3. Add the kind to KINDS and call it from the servicer:
-    `yield from self.runner.stream(Job("prune", caller=user, audit={...}), lambda ctx: prune.run(ctx, req), cancel)`
-    (`self.runner.call(...)` for a unary job). The runner records, audits and classifies the
-    outcome: success, failure (any error: its class and message are kept), cancelled
-    (errors.Cancelled, or the caller went away) or interrupted (the controller died; set at
-    the next start by `Runner.recover`).
+    `ctx.agents`, `ctx.state_dir`, `ctx.staging_dir`, `ctx.pack_staging` and `ctx.history()`
+    are the controller's shared services.
+ 3. Call it from the servicer (KINDS already names forget, prune, replicate and drill; add
+    any other kind there): `job = self._job("prune", context, audit={...})`, then
+    `yield from self.runner.stream(job, lambda ctx: prune.run(ctx, request), _cancel_event(context))`
+    (`self.runner.call(...)` for a unary job; a timer or another caller builds `Job(...)` itself).
+    The runner records, audits and classifies the outcome: success, failure (any error: its
+    class and message are kept), cancelled (errors.Cancelled, or the caller went away) or
+    interrupted (the controller died; set at the next start by `Runner.recover`).
 """
 from __future__ import annotations
 
@@ -60,6 +62,8 @@ class Job:
     snapshot: str = ""
     repository: str = PRIMARY
     audit: dict = field(default_factory=dict)
+    locks: tuple[str, ...] = ()  # held exclusively by the runner while the body runs (e.g. "repository")
+    shared_locks: tuple[str, ...] = ()  # held shared while the body runs
 
 
 @dataclass
@@ -216,9 +220,10 @@ class Runner:
         """Run a streaming job; its events pass through (and are observed for progress and result)."""
         ctx = self._start(job, cancel)
         try:
-            for ev in body(ctx):
-                ctx.observe(ev)
-                yield ev
+            with self._held(ctx, job):
+                for ev in body(ctx):
+                    ctx.observe(ev)
+                    yield ev
         except BaseException as exc:
             self._end(ctx, job, exc)
             raise
@@ -228,12 +233,23 @@ class Runner:
         """Run a unary job; returns what the body returns."""
         ctx = self._start(job, cancel)
         try:
-            out = body(ctx)
+            with self._held(ctx, job):
+                out = body(ctx)
         except BaseException as exc:
             self._end(ctx, job, exc)
             raise
         self._end(ctx, job, None)
         return out
+
+    @contextlib.contextmanager
+    def _held(self, ctx: JobContext, job: Job) -> Iterator[None]:
+        """The job's declared locks (LockBusy names the holder when one is taken)."""
+        with contextlib.ExitStack() as stack:
+            for name in sorted(job.shared_locks):
+                stack.enter_context(ctx.lock(name, shared=True))
+            if job.locks:
+                stack.enter_context(ctx.locks(list(job.locks)))
+            yield
 
     def _start(self, job: Job, cancel: threading.Event | None) -> JobContext:
         if job.kind not in KINDS:

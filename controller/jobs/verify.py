@@ -1,6 +1,7 @@
 """The verify job: check the repository's structure, and every byte with --read-data.
 
-In: a VerifyRequest and the JobContext. Out: the verification's JobEvents.
+In: a VerifyRequest and the JobContext. Out: the verification's JobEvents; with --read-data
+the record counts the bytes of the packs read.
 """
 from __future__ import annotations
 
@@ -13,4 +14,8 @@ from ragbackup.controller.verify import run_verify
 
 
 def run(ctx: JobContext, req: controller_pb2.VerifyRequest) -> Iterator[controller_pb2.JobEvent]:
-    yield from run_verify(ctx.repository(ctx.record.repository), req.read_data)
+    repo = ctx.repository(ctx.record.repository)
+    yield from run_verify(repo, req.read_data)
+    if req.read_data:
+        damaged = ctx.details.get("damaged_packs", {})
+        ctx.count(bytes_read=sum(size for pid, size in repo.index.packs() if pid not in damaged))

@@ -70,7 +70,9 @@ def test_jobs_lists_every_job_of_a_session(make_stack, tmp_path, monkeypatch):
     st.ragctl("backup", "--components", "docs", "--scheduled")
     monkeypatch.delenv("RAG_BACKUP_TRIGGER")
     st.ragctl("restore", first["id"], "--components", "docs", "--target", str(tmp_path / "r"))
-    st.ragctl("verify")
+    st.ragctl("verify", "--read-data")
+    packs = sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(os.path.join(st.repo_dir, "data"))
+                for n in names)
     st.ragctl("export", first["id"], "-o", str(tmp_path / "x.tar.gz"))
     st.ragctl("import", str(tmp_path / "x.tar.gz"))
     st.ragctl("catalog", "rebuild")
@@ -105,7 +107,7 @@ def test_jobs_lists_every_job_of_a_session(make_stack, tmp_path, monkeypatch):
     assert b1["bytes_read"] == 6000 and b1["files"] == 1
     assert rs["result"] == "success" and rs["snapshot"] == first["id"] and rs["files"] == 1
     assert rs["bytes_sent"] == 6000
-    assert vf["result"] == "success"
+    assert vf["result"] == "success" and vf["bytes_read"] == packs > 0
     assert ex["snapshot"] == first["id"] and ex["bytes_sent"] == os.path.getsize(tmp_path / "x.tar.gz")
     assert im["result"] == "success" and im["snapshot"] and im["bytes_sent"] == ex["bytes_sent"]
     assert im["bytes_read"] == 6000 and im["files"] == 1
@@ -119,6 +121,10 @@ def test_jobs_lists_every_job_of_a_session(make_stack, tmp_path, monkeypatch):
     assert [j["id"] for j in _jobs(st, "--limit", "2")] == [agent_down["id"], crashed["id"]]
     one = json.loads(st.ragctl("job", str(b1["id"]), "--json").stdout)
     assert one == b1
+    listing = st.ragctl("jobs").stdout.splitlines()
+    assert listing[0].split()[:6] == ["ID", "KIND", "TRIGGER", "STARTED", "FINISHED", "RESULT"]
+    assert "interrupted" in listing[-1] and "AgentUnavailable" in listing[-2]
+    assert st.ragctl("job", "0", check=False).returncode == 2
     missing = st.ragctl("job", "99999", check=False)
     assert missing.returncode == 5 and "no job 99999" in missing.stderr
     wrong = st.ragctl("jobs", "--kind", "nonsense", check=False)

@@ -142,3 +142,14 @@ def test_list_by_kind_and_limit_and_unknown_kinds(runner):
     assert runner.records.get(99) is None
     with pytest.raises(errors.UsageError):
         list(runner.stream(Job("nonsense"), _body))
+
+
+def test_declared_locks_are_held_while_the_body_runs(runner):
+    stream = runner.stream(Job("prune", locks=("repository",)), _body)
+    next(stream)
+    with pytest.raises(errors.LockBusy, match="prune job 1"):
+        list(runner.stream(Job("backup", shared_locks=("repository",)), _body))
+    list(stream)
+    list(runner.stream(Job("backup", shared_locks=("repository",)), _body))
+    assert [(r.kind, r.result, r.error_class) for r in runner.records.list()] == [
+        ("prune", "success", ""), ("backup", "failure", "LockBusy"), ("backup", "success", "")]
