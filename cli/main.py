@@ -14,6 +14,7 @@ from ragbackup import __version__, errors, logs
 from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
                            verify)
 from ragbackup.cli import jobs
+from ragbackup.cli import forget, prune  # retention: forget snapshots, reclaim their data
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 from ragbackup.cli import drill
@@ -43,6 +44,7 @@ VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, 
 VERBS.insert(VERBS.index(catalog) + 1, repair)
 VERBS += [jobs, status]
 VERBS.insert(VERBS.index(verify) + 1, drill)
+VERBS += [forget, prune]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -320,8 +320,11 @@ def run_backup(ctl: BackupServices, req: controller_pb2.BackupRequest, user: str
             except BaseException:
                 job.writer.abort()
                 raise
-            manifest = _manifest(ctl, job, comps, started)
-            repo.save_manifest(manifest)
+            try:
+                manifest = _manifest(ctl, job, comps, started)
+                repo.save_manifest(manifest)
+            finally:
+                job.writer.close()  # after the snapshot: until then prune keeps what it relies on
             ctl.catalog.add(manifest)
     s = manifest.stats
     yield events.result(

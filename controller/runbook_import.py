@@ -258,8 +258,11 @@ def _store(job: _Job) -> Manifest:
     for arc in job.scan.archives:
         name = job.targets[arc.index].name
         comps[name] = dataclasses.replace(comps[name], facts=_facts(job, arc))
-    manifest = _manifest(job, comps, writer, read)
-    job.repo.save_manifest(manifest)
+    try:
+        manifest = _manifest(job, comps, writer, read)
+        job.repo.save_manifest(manifest)
+    finally:
+        writer.close()  # after the snapshot: until then prune keeps what it relies on
     job.ctl.catalog.add(manifest)
     log.info("import %s: snapshot %s with %s", job.req.filename, job.sid, ", ".join(sorted(comps)))
     return manifest

@@ -14,6 +14,7 @@ from ragbackup import errors
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
 from ragbackup.controller.catalog import repository_warnings
+from ragbackup.controller import events
 from ragbackup.controller.policy.diff import diff_entries, env_changes, is_env_file
 from ragbackup.controller.health import assess
 from ragbackup.controller.policy.plan import resolve_snapshot
@@ -21,8 +22,10 @@ from ragbackup.controller.jobs import backup as backup_job
 from ragbackup.controller.jobs import catalog as catalog_job
 from ragbackup.controller.jobs import drill as drill_job
 from ragbackup.controller.jobs import export as export_job
+from ragbackup.controller.jobs import forget as forget_job
 from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
+from ragbackup.controller.jobs import prune as prune_job
 from ragbackup.controller.jobs import restore as restore_job
 from ragbackup.controller.jobs import verify as verify_job
 from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
@@ -95,6 +98,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         job = self._job("backup", context, scheduled=request.scheduled, components=tuple(request.components),
                         audit={"components": ",".join(request.components) or "all", "reason": request.reason or "-"})
         yield from self.runner.stream(job, lambda ctx: backup_job.run(ctx, request), _cancel_event(context))
+        if request.scheduled:
+            yield from self._after_backup(context)
 
     def ListSnapshots(self, request, context):
         repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`
@@ -197,3 +202,31 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                         audit={"snapshot": request.id or "latest", "agent": request.agent or "-",
                                "source": request.source or "local"})
         yield from self.runner.stream(job, lambda ctx: drill_job.run(ctx, request, self.audit), _cancel_event(context))
+
+    # --- retention: forget and prune (jobs/forget.py, jobs/prune.py) ----------------------
+
+    def Forget(self, request, context):
+        job = self._job("forget", context, locks=forget_job.LOCKS,
+                        audit={"ids": ",".join(request.ids) or "policy", "dry_run": request.dry_run})
+        yield from self.runner.stream(job, lambda ctx: forget_job.run(ctx, request), _cancel_event(context))
+
+    def Prune(self, request, context):
+        job = self._job("prune", context, locks=forget_job.LOCKS, audit={"dry_run": request.dry_run})
+        yield from self.runner.stream(job, lambda ctx: prune_job.run(ctx, request), _cancel_event(context))
+
+    def _after_backup(self, context):
+        """[retention] forget_after_backup / prune_after_backup: each its own job, after a scheduled backup
+        that succeeded. Their results reach ragctl as log lines (the backup's result stays the stream's
+        result); a failure (say a busy lock: a prune already running) is a log line, not the backup's.
+        """
+        r = self.ctl.cfg.retention
+        steps = [("forget", forget_job.run, controller_pb2.ForgetRequest()) if r.forget_after_backup else None,
+                 ("prune", prune_job.run, controller_pb2.PruneRequest()) if r.prune_after_backup else None]
+        for kind, body, req in filter(None, steps):
+            try:
+                for ev in self.runner.stream(self._job(kind, context, scheduled=True, locks=forget_job.LOCKS,
+                                                       audit={"after": "backup"}),
+                                             lambda ctx, body=body, req=req: body(ctx, req), _cancel_event(context)):
+                    yield events.log(f"{kind}: {ev.result.summary}") if ev.WhichOneof("kind") == "result" else ev
+            except errors.RagBackupError as exc:  # recorded by the runner; the backup itself succeeded
+                yield events.log(f"{kind} after backup did not run to the end: {exc.message}")

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import sys
+import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +182,33 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """[retention]: what `ragctl forget` keeps, how prune repacks, and whether both follow each backup.
+
+    Durations stay text here (e.g. "30d"); the retention policy parses them. Counts: 0 keeps
+    nothing by that rule, -1 every bucket.
+    """
+
+    keep_within: str = ""
+    keep_last: int = 0
+    keep_hourly: int = 0
+    keep_daily: int = 0
+    keep_weekly: int = 0
+    keep_monthly: int = 0
+    keep_yearly: int = 0
+    rpo: str = ""
+    timezone: str = "UTC"
+    repack_pct: int = 50  # repack a pack when more than this % of it is garbage
+    forget_after_backup: bool = False
+    prune_after_backup: bool = False
+
+    @property
+    def has_policy(self) -> bool:
+        return bool(self.keep_within or self.keep_last or self.keep_hourly or self.keep_daily or self.keep_weekly
+                    or self.keep_monthly or self.keep_yearly)
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     source: str
     socket: str
@@ -196,6 +224,7 @@ class ControllerConfig:
     imports: ImportConfig = ImportConfig()
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
+    retention: RetentionConfig = RetentionConfig()
     raw: dict = field(default_factory=dict, repr=False, compare=False)  # the parsed TOML, for optional tables
 
 
@@ -300,7 +329,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
     root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import", "metrics",
-                      "alerts", *OPTIONAL_TABLES})
+                      "alerts", "retention", *OPTIONAL_TABLES})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -321,7 +350,8 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         repository=_repository(root), tls=_tls(root, [listen, *(a.address for a in agents.values())]),
         agents=agents, components=components,
         app_services=_app_services(root, agents), imports=_imports(root),
-        metrics=_metrics(root), alerts=_alerts(root), raw=root.data)
+        metrics=_metrics(root), alerts=_alerts(root), retention=_retention(root),
+        raw=root.data)
 
 
 OPTIONAL_TABLES = ("objectives", "schedule")  # kept in `raw` for their readers (controller/status.py objectives)
@@ -368,6 +398,36 @@ def _imports(root: _Section) -> ImportConfig:
     if ratio < 0:
         raise sec._fail("max_expansion_ratio", "a whole number >= 0 (0: no limit)")
     return ImportConfig(ratio)
+
+
+
+_DURATION_TEXT = re.compile(r"^(\d+[smhdwy])+$")
+
+
+def _retention(root: _Section) -> RetentionConfig:
+    """[retention]; durations are checked here so a bad one fails at load, naming the key."""
+    r = root.table("retention")
+    counts = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+    r.unknown_keys({"keep_within", "rpo", "timezone", "repack_pct", "forget_after_backup", "prune_after_backup",
+                    *counts})
+    for key in ("keep_within", "rpo"):
+        if not _DURATION_TEXT.match(r.get(key, str, "0s") or "0s"):
+            raise ConfigError(f"{root.path}: [retention] {key}: expected a duration such as \"30d\", \"12h\" "
+                              "or \"1w3d\" (units s, m, h, d, w, y)")
+    for key in counts:
+        if r.get(key, int, 0) < -1:
+            raise ConfigError(f"{root.path}: [retention] {key}: expected a count >= 0, or -1 for all")
+    try:
+        zoneinfo.ZoneInfo(r.get("timezone", str, "UTC"))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{root.path}: [retention] timezone: expected an IANA time zone such as "
+                          "\"Europe/Berlin\" or \"UTC\"") from None
+    if not 0 <= r.get("repack_pct", int, 50) <= 100:
+        raise ConfigError(f"{root.path}: [retention] repack_pct: expected 0..100")
+    return RetentionConfig(
+        keep_within=r.get("keep_within", str, ""), rpo=r.get("rpo", str, ""), timezone=r.get("timezone", str, "UTC"),
+        repack_pct=r.get("repack_pct", int, 50), forget_after_backup=r.get("forget_after_backup", bool, False),
+        prune_after_backup=r.get("prune_after_backup", bool, False), **{k: r.get(k, int, 0) for k in counts})
 
 
 def _app_services(root: _Section, agents: dict[str, AgentRef]) -> tuple[AppService, ...]:

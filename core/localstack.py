@@ -60,6 +60,8 @@ class LocalStack:
         self.controller_extra = ""  # more TOML for controller.toml (e.g. an [import] table)
         self.procs: dict[str, subprocess.Popen] = {}
         self.passphrase_file = os.path.join(self.workdir, "repository.pass")
+        self.repository_options: dict = {}  # extra [repository] keys, e.g. {"pack_size_mib": 4}
+        self.extra_toml = ""  # more tables for controller.toml, e.g. "[retention]\nkeep_last = 3\n"
 
     # --- configuration ---------------------------------------------------------------
 
@@ -107,11 +109,15 @@ class LocalStack:
         out = [f"[controller]\nsocket = {_toml_str(self.socket)}\nstate_dir = {_toml_str(self.state_dir)}\n"]
         if self.s3:
             out.append("[repository]\ntype = \"s3\"\n"
-                       f"password_file = {_toml_str(self.passphrase_file)}\n\n[repository.s3]\n"
+                       f"password_file = {_toml_str(self.passphrase_file)}\n"
+                       + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.repository_options.items())
+                       + "\n[repository.s3]\n"
                        + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.s3.items()))
         else:
             out.append(f"[repository]\ntype = \"local\"\npath = {_toml_str(self.repo_dir)}\n"
-                       f"password_file = {_toml_str(self.passphrase_file)}\n")
+                       f"password_file = {_toml_str(self.passphrase_file)}\n"
+                       + "".join(f"{k} = {_toml_value(v)}\n" for k, v in self.repository_options.items()))
+        out.append(self.extra_toml)
         out.append(self._tls_block("controller"))
         server_name = "" if self.agent_socket else "server_name = \"localhost\"\n"
         out.append(f"[agents.local]\naddress = {_toml_str(self.agent_address)}\n{server_name}")

@@ -125,6 +125,10 @@ class JobContext:
         """The primary repository's snapshots as the planner sees them (policy.plan.History), oldest first."""
         return self._runner.ctl.history()
 
+    def drilled_snapshots(self) -> frozenset[str]:
+        """Snapshots a restore drill restored and checked successfully (from the drill job records)."""
+        return frozenset(r.snapshot for r in self._runner.records.list("drill") if r.result == SUCCESS and r.snapshot)
+
     def repository(self, name: str = PRIMARY) -> Repository:
         """The opened repository `name` (opened and synced once per controller run)."""
         return self._runner.ctl.repositories.get(name)

@@ -161,6 +161,32 @@ class IndexCache:
             self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
             self._db.execute("COMMIT")
 
+    def replace_index_files(self, old: Iterable[str], new: list[tuple[str, list[tuple[str, int, list[BlobLocation]]]]],
+                            dropped_packs: Iterable[str]) -> None:
+        """Prune's swap, in one transaction: forget `dropped_packs` and index objects `old`, record `new`.
+
+        New rows replace old ones, so a blob moved to a repacked pack is found there at once.
+        """
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for pid in dropped_packs:
+                    self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
+                    self._db.execute("DELETE FROM packs WHERE id=?", (pid,))
+                for name in old:
+                    self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
+                for name, packs in new:
+                    for pid, size, blobs in packs:
+                        self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
+                        self._db.executemany(
+                            "INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                            [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                    self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     def clear(self) -> None:
         with self._lock:
             self._db.executescript("DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; "

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ragbackup import errors
-from ragbackup.repo import chunking
+from ragbackup.repo import chunking, inflight
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
 from ragbackup.repo.repository import Repository
@@ -56,6 +56,9 @@ class BlobWriter:
         self._error: BaseException | None = None
         self._uploader = threading.Thread(target=self._upload_loop, name="pack-upload", daemon=True)
         self._uploader.start()
+        # What prune must not take from under this job (inflight.py): its packs, the blobs it deduplicated.
+        self._inflight = inflight.for_repository(repo.id)
+        self.refs = self._inflight.register(staging_dir)
 
     # --- dedup ----------------------------------------------------------------------
 
@@ -63,14 +66,24 @@ class BlobWriter:
         """Indexes of `ids` that are neither in the repository nor already added in this job."""
         with self._lock:
             unseen = [i for i in ids if i not in self._pending]
-        absent = self.repo.index.missing(unseen) if unseen else set()
+        if not unseen:
+            return []
+        with self._inflight.guard:  # the answer "stored" is recorded before prune can look
+            absent = self.repo.index.missing(unseen)
+            for i in unseen:
+                if i not in absent:
+                    self.refs.seen.add(i)
         return [n for n, i in enumerate(ids) if i in absent]
 
     def has(self, blob_id: bytes) -> bool:
         with self._lock:
             if blob_id in self._pending:
                 return True
-        return not self.repo.index.missing([blob_id])
+        with self._inflight.guard:
+            stored = not self.repo.index.missing([blob_id])  # header-only blobs count as missing (index.py)
+            if stored:
+                self.refs.seen.add(blob_id)
+        return stored
 
     # --- writing --------------------------------------------------------------------
 
@@ -130,6 +143,7 @@ class BlobWriter:
         if pack is None or pack.count == 0:
             return
         pack_id, locs = pack.finish()
+        self.refs.packs.add(pack_id)  # before it is stored: prune never takes a pack of a running job
         with self._finished_lock:
             self._finished[pack_id] = (pack.size, pack_locations(locs))
         self.stats.packs += 1
@@ -211,6 +225,11 @@ class BlobWriter:
                 self._pack = None
         self._uploads.put(None)
         self._uploader.join(timeout=60)
+        self.close()
+
+    def close(self) -> None:
+        """End this job's claims (call after its snapshot is saved, or after abort)."""
+        self._inflight.finish(self.refs)
 
 
 # A finished pack's locations, kept until commit as fixed-size records (58 bytes a

@@ -62,6 +62,9 @@ class Storage(Protocol):
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Remove every object of `keys` (batched where the backend can); missing keys are fine."""
+
 
 @runtime_checkable
 class BucketCreator(Protocol):

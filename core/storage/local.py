@@ -118,6 +118,10 @@ class LocalStorage:
                 return
             self._sync_dir(os.path.dirname(path))
 
+    def delete_many(self, keys: list[str]) -> None:
+        for key in keys:
+            self.delete(key)
+
     # -- reads --------------------------------------------------------------
 
     def get(self, key: str) -> bytes:

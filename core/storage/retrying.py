@@ -70,6 +70,10 @@ class Retrying:
     def delete(self, key: str) -> None:
         self._call(lambda: self.inner.delete(key))
 
+    def delete_many(self, keys: list[str]) -> None:
+        """Deleting is idempotent, so a failed batch is simply sent again."""
+        self._call(lambda: self.inner.delete_many(keys))
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Retry until the first object arrives; a failure after that propagates.
 

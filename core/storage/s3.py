@@ -100,6 +100,9 @@ def _normalize_prefix(prefix: str) -> str:
     return ""
 
 
+DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
+
+
 class S3Storage:
     """The Storage contract over one bucket and key prefix."""
 
@@ -138,6 +141,19 @@ class S3Storage:
         full = self._full(key)
         with self._boundary("delete", key):
             self._client.delete_object(Bucket=self._s.bucket, Key=full)
+
+    def delete_many(self, keys: list[str]) -> None:
+        """DeleteObjects, DELETE_BATCH keys a request; any key the server refuses raises."""
+        for i in range(0, len(keys), DELETE_BATCH):
+            part = [{"Key": self._full(k)} for k in keys[i:i + DELETE_BATCH]]
+            with self._boundary("delete", part[0]["Key"]):
+                reply = self._client.delete_objects(Bucket=self._s.bucket, Delete={"Objects": part, "Quiet": True})
+            failed = reply.get("Errors") or []
+            if failed:
+                first = failed[0]
+                raise errors.StorageUnavailable(
+                    f"S3 endpoint {self._endpoint}: delete of {len(failed)} object(s) failed, e.g. "
+                    f"{first.get('Key')!r}: {first.get('Code')} {first.get('Message', '')}")
 
     def create_bucket_if_missing(self) -> bool:
         """Create the bucket unless it exists; True when this call created it."""

@@ -211,3 +211,27 @@ def test_objectives_bad_duration_names_the_key(tmp_path):
     with pytest.raises(errors.ConfigError) as exc:
         objectives(c)
     assert "[objectives] rpo: expected" in exc.value.message
+
+
+def test_retention_table_loads(tmp_path):
+    c = load_controller_config(_write(tmp_path, BASE + '[retention]\nkeep_within = "30d"\nkeep_daily = 7\n'
+                                                      'timezone = "Europe/Berlin"\nrpo = "24h"\n'
+                                                      'prune_after_backup = true\n'))
+    r = c.retention
+    assert (r.keep_within, r.keep_daily, r.timezone, r.rpo, r.prune_after_backup, r.repack_pct) == \
+        ("30d", 7, "Europe/Berlin", "24h", True, 50)
+    assert r.has_policy and not load_controller_config(_write(tmp_path, BASE)).retention.has_policy
+
+
+@pytest.mark.parametrize("table,message", [
+    ('keep_within = "30 days"', "[retention] keep_within: expected a duration"),
+    ('rpo = "1.5h"', "[retention] rpo: expected a duration"),
+    ("keep_last = -2", "[retention] keep_last: expected a count >= 0, or -1 for all"),
+    ('timezone = "Mars/Olympus"', "[retention] timezone: expected an IANA time zone"),
+    ("repack_pct = 101", "[retention] repack_pct: expected 0..100"),
+    ("keep_dayly = 3", "[retention] unknown key(s): keep_dayly"),
+])
+def test_retention_errors_name_the_key(tmp_path, table, message):
+    with pytest.raises(errors.ConfigError) as exc:
+        load_controller_config(_write(tmp_path, BASE + "[retention]\n" + table + "\n"))
+    assert message in exc.value.message

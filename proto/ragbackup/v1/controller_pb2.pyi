@@ -319,3 +319,19 @@ class DrillRequest(_message.Message):
     agent: str
     source: str
     def __init__(self, id: _Optional[str] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ForgetRequest(_message.Message):
+    __slots__ = ("ids", "dry_run")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    dry_run: bool
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("dry_run", "max_repack")
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPACK_FIELD_NUMBER: _ClassVar[int]
+    dry_run: bool
+    max_repack: int
+    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ...) -> None: ...

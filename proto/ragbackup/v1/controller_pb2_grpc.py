@@ -114,6 +114,16 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.Forget = channel.unary_stream(
+                '/ragbackup.v1.Controller/Forget',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ForgetRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_stream(
+                '/ragbackup.v1.Controller/Prune',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -222,6 +232,20 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Forget(self, request, context):
+        """Apply the retention policy ([retention]) or forget the named snapshots: snapshot objects only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Delete what no snapshot references; repack mostly-garbage packs; plan first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +327,16 @@ def add_ControllerServicer_to_server(servicer, server):
             'Drill': grpc.unary_stream_rpc_method_handler(
                     servicer.Drill,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Forget': grpc.unary_stream_rpc_method_handler(
+                    servicer.Forget,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ForgetRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Prune': grpc.unary_stream_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
             ),
     }
@@ -737,6 +771,60 @@ class Controller:
             target,
             '/ragbackup.v1.Controller/Drill',
             ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Forget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Forget',
+            ragbackup_dot_v1_dot_controller__pb2.ForgetRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Prune',
+            ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
             options,
             channel_credentials,

@@ -161,6 +161,19 @@ def test_delete_is_idempotent(store: Storage) -> None:
     assert keys_of(store.list("snapshots/")) == set()
 
 
+def test_delete_many_in_batches(store: Storage) -> None:
+    """1100 keys: more than one DeleteObjects request (1000 at most); missing keys are fine."""
+    keys = [f"data/{i % 7:02x}/{i:05d}" for i in range(1100)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda k: store.put(k, b"x"), keys))
+    store.put("data/keep", b"k")
+    store.delete_many([*keys, "data/never-existed"])
+    assert keys_of(store.list("data/")) == {"data/keep"}
+    store.delete_many([])
+    store.delete_many(["data/keep"])
+    assert keys_of(store.list("data/")) == set()
+
+
 def test_missing_key_raises_not_found(store: Storage, tmp_path: Path) -> None:
     calls = [
         lambda: store.get("data/ff/missing"),

@@ -1,0 +1,20 @@
+"""The forget job: apply [retention] (or forget named snapshots); snapshot objects only.
+
+In: a ForgetRequest and the JobContext. Out: the forget's JobEvents (controller/forget.py);
+runs under the `prune` lock (LOCKS, declared on the Job), never beside a prune.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from ragbackup.v1 import controller_pb2
+
+from ragbackup.controller.forget import run_forget
+from ragbackup.controller.jobs.runner import JobContext
+
+LOCKS = ("prune",)  # declared on the Job: forget and prune never interleave
+
+
+def run(ctx: JobContext, req: controller_pb2.ForgetRequest) -> Iterator[controller_pb2.JobEvent]:
+    repo = ctx.repository(ctx.record.repository)
+    yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, req, ctx.clock.now(), ctx.drilled_snapshots())
