@@ -21,6 +21,7 @@ else:  # pragma: no cover
 
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
+from ragbackup.schedule import Objectives, Schedule, parse_span
 from ragbackup import unixsock
 
 DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
@@ -172,6 +173,8 @@ class ControllerConfig:
     components: dict[str, ComponentConfig]
     app_services: tuple[AppService, ...] = ()
     imports: ImportConfig = ImportConfig()
+    schedule: Schedule = Schedule()
+    objectives: Objectives = Objectives()
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,8 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     path = path or os.environ.get(CONTROLLER_CONFIG_ENV) or DEFAULT_CONTROLLER_CONFIG
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
-    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import"})
+    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import", "schedule",
+                      "objectives"})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -293,7 +297,8 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         hostname=ctl.get("hostname", str, "") or socket.gethostname(),
         repository=_repository(root), tls=_tls(root, [listen, *(a.address for a in agents.values())]),
         agents=agents, components=components,
-        app_services=_app_services(root, agents), imports=_imports(root))
+        app_services=_app_services(root, agents), imports=_imports(root),
+        schedule=_schedule(root, components), objectives=_objectives(root))
 
 
 def _imports(root: _Section) -> ImportConfig:
@@ -303,6 +308,39 @@ def _imports(root: _Section) -> ImportConfig:
     if ratio < 0:
         raise sec._fail("max_expansion_ratio", "a whole number >= 0 (0: no limit)")
     return ImportConfig(ratio)
+
+
+# --------------------------------------------------------------------------- [schedule], [objectives]
+
+def _span(sec: _Section, key: str, default, minimum: str = "1s"):
+    text = sec.get(key, str, None, 'a time span like "30s", "15m", "6h" or "1d"')
+    if text is None:
+        return default
+    span = parse_span(text)
+    if span is None or span < parse_span(minimum):
+        raise sec._fail(key, f'a time span of at least {minimum} like "30s", "15m", "6h" or "1d", got {text!r}')
+    return span
+
+
+def _schedule(root: _Section, components: dict) -> Schedule:
+    sec = root.table("schedule")
+    sec.unknown_keys({"full_every", "incremental_every", "tolerance", "min_gap", "components", "deploy_debounce"})
+    d = Schedule()
+    names = sec.str_list("components")
+    unknown = [n for n in names if n not in components]
+    if unknown:
+        raise sec._fail("components", f"names declared in [components], got unknown {', '.join(unknown)}")
+    return Schedule(full_every=_span(sec, "full_every", d.full_every, "1m"),
+                    incremental_every=_span(sec, "incremental_every", d.incremental_every, "1m"),
+                    tolerance=_span(sec, "tolerance", d.tolerance, "0s"), min_gap=_span(sec, "min_gap", d.min_gap, "0s"),
+                    components=names, deploy_debounce=_span(sec, "deploy_debounce", d.deploy_debounce, "0s"))
+
+
+def _objectives(root: _Section) -> Objectives:
+    sec = root.table("objectives")
+    sec.unknown_keys({"rpo", "rto"})
+    d = Objectives()
+    return Objectives(rpo=_span(sec, "rpo", d.rpo, "1m"), rto=_span(sec, "rto", d.rto, "1m"))
 
 
 def _app_services(root: _Section, agents: dict[str, AgentRef]) -> tuple[AppService, ...]:
