@@ -15,7 +15,7 @@ from ragbackup.schedule import Objectives, Schedule, span_text
 
 from ragbackup.controller.policy.plan import History
 
-__all__ = ["Objectives", "Schedule", "plan_scheduled", "rpo_findings", "rpo_exposure"]
+__all__ = ["Objectives", "Schedule", "plan_scheduled", "rpo_findings", "rpo_exposure", "span_text", "worst_gap"]
 
 @dataclass(frozen=True)
 class RunningJob:
