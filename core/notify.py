@@ -33,11 +33,13 @@ class Notifier:
         self._warned = False
 
     def send(self, *lines: str) -> bool:
+        """Never blocks: a full socket queue (systemd busy; a unix datagram queue holds 10 by
+        default) drops the message rather than stall the job whose start or end it reports."""
         if not self.address:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-                s.sendto("\n".join(lines).encode(), self.address)
+                s.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self.address)
             return True
         except OSError as exc:
             if not self._warned:  # once: a broken socket must not flood the log every ping

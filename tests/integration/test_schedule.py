@@ -1,8 +1,10 @@
 """Scheduled backups, the RPO warning, deploy-backup coalescing and systemd notify, through the real daemons."""
 import json
 import os
+import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -144,43 +146,40 @@ def test_a_burst_of_deploy_backups_makes_one_config_snapshot(tmp_path, monkeypat
 
 
 class NotifySocket:
-    """A bound NOTIFY_SOCKET that knows which process sent each datagram (SO_PASSCRED), as systemd does."""
+    """A bound NOTIFY_SOCKET, read continuously as systemd does, that knows which process sent each
+    datagram (SO_PASSCRED)."""
 
     def __init__(self, path: str):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(path)
-        self.got: list[tuple[int, str]] = []  # (sender pid, message)
+        self.sock.settimeout(0.2)
+        self.got: list[tuple[float, int, str]] = []  # (time received, sender pid, message)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def _recv(self, timeout: float) -> bool:
-        self.sock.settimeout(timeout)
-        try:
-            data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
-        except socket.timeout:
-            return False
-        pid = next(int.from_bytes(d[:4], "little") for lvl, typ, d in anc if typ == socket.SCM_CREDENTIALS)
-        self.got.append((pid, data.decode()))
-        return True
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
+            except socket.timeout:
+                continue
+            pid = next(int.from_bytes(d[:4], "little") for _, typ, d in anc if typ == socket.SCM_CREDENTIALS)
+            self.got.append((time.monotonic(), pid, data.decode()))
 
-    def wait(self, pid: int, text: str, timeout: float = 30) -> str:
-        """The first message from `pid` holding `text` from now on."""
-        deadline = time.monotonic() + timeout
-        seen = len(self.got)
-        while time.monotonic() < deadline:
-            for sender, msg in self.got[seen:]:
-                if sender == pid and text in msg:
-                    return msg
-            seen = len(self.got)
-            self._recv(0.2)
-        raise AssertionError(f"no {text!r} from pid {pid} within {timeout}s; got {self.got[-10:]}")
+    def messages(self, pid: int, since: float = 0.0) -> list[str]:
+        return [m for t, p, m in list(self.got) if p == pid and t >= since]
 
-    def from_pid(self, pid: int, seconds: float) -> list[str]:
-        """Everything `pid` sends in the next `seconds`."""
-        start = len(self.got)
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            self._recv(left)
-        return [m for sender, m in self.got[start:] if sender == pid]
+    def wait(self, pid: int, text: str, timeout: float = 60) -> str:
+        """The first message from `pid` holding `text`."""
+        wait_until(lambda: any(text in m for m in self.messages(pid)), timeout, f"{text!r} from pid {pid}")
+        return next(m for m in self.messages(pid) if text in m)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._reader.join(5)
+        self.sock.close()
 
 
 def test_ready_status_and_watchdog_reach_systemd(tmp_path, docs):
@@ -190,22 +189,23 @@ def test_ready_status_and_watchdog_reach_systemd(tmp_path, docs):
         st = _stack(tmp_path, {"docs": ("paths", docs)}, env=env)
         with st:
             ctl, agent = st.procs["controller"].pid, st.procs["agent"].pid
-            assert notify.wait(ctl, "WATCHDOG=1") and notify.wait(agent, "WATCHDOG=1")
-            ready = {pid: m for pid, m in notify.got if "READY=1" in m}
-            assert ready[ctl] == f"READY=1\nSTATUS=serving on {st.socket}; idle"
-            assert ready[agent].startswith("READY=1\nSTATUS=listening on port")
-            assert "READY=1" in next(m for pid, m in notify.got if pid == ctl)  # READY before any ping
+            notify.wait(ctl, "WATCHDOG=1")
+            notify.wait(agent, "WATCHDOG=1")
+            assert notify.messages(ctl)[0] == f"READY=1\nSTATUS=serving on {st.socket}; idle"  # before any ping
+            assert notify.messages(agent)[0].startswith("READY=1\nSTATUS=listening on port")
             st.ragctl("init")
             st.ragctl("backup")
             notify.wait(ctl, "idle; last backup job 1 success")
-            assert any("STATUS=serving on" in m and "running backup job 1 (manual)" in m
-                       for pid, m in notify.got if pid == ctl)
-            os.kill(ctl, 19)  # SIGSTOP: a hung controller earns no pings
+            assert any("STATUS=serving on" in m and "running backup job 1 (manual)" in m for m in notify.messages(ctl))
+            os.kill(ctl, signal.SIGSTOP)  # a hung controller earns no pings
             try:
-                notify.from_pid(ctl, 0.2)
-                assert [m for m in notify.from_pid(ctl, 1.5) if "WATCHDOG" in m] == []
+                time.sleep(0.3)
+                stopped = time.monotonic()
+                time.sleep(1.5)
+                assert [m for m in notify.messages(ctl, stopped) if "WATCHDOG" in m] == []
             finally:
-                os.kill(ctl, 18)  # SIGCONT
-            notify.wait(ctl, "WATCHDOG=1")
+                os.kill(ctl, signal.SIGCONT)
+            resumed = time.monotonic()
+            wait_until(lambda: "WATCHDOG=1" in notify.messages(ctl, resumed), 30, "pings after SIGCONT")
     finally:
-        notify.sock.close()
+        notify.close()

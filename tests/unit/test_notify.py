@@ -66,3 +66,11 @@ def test_run_pings_while_alive_and_stops(tmp_path):
             stop.set()
             t.join(5)
     assert not t.is_alive()
+
+
+def test_a_full_queue_drops_messages_instead_of_blocking(tmp_path):
+    s = _bound(tmp_path)  # never read: systemd busy
+    n = Notifier({"NOTIFY_SOCKET": str(tmp_path / "n.sock")})
+    sent = [n.send("WATCHDOG=1") for _ in range(2000)]  # would block forever with a blocking sendto
+    assert sent[0] is True and sent[-1] is False
+    assert s.recv(100) == b"WATCHDOG=1"
