@@ -18,6 +18,7 @@ from ragbackup.v1 import controller_pb2
 from ragbackup.controller import events
 from ragbackup.controller.jobs import backup as backup_job
 from ragbackup.controller.jobs.runner import Job, Runner
+from ragbackup.controller.policy.plan import select_components
 from ragbackup.controller.policy.schedule import RunningJob, ScheduleDecision, Skip, plan_scheduled
 
 JobFactory = Callable[[controller_pb2.BackupRequest], Job]
@@ -30,9 +31,8 @@ def decide(runner: Runner, requested: list[str]) -> ScheduleDecision:
     """The schedule policy's answer for now (the running jobs and the catalog's history as they are)."""
     cfg = runner.ctl.cfg
     running = [RunningJob(r.id, r.kind, tuple(r.components)) for r in runner.running_jobs()]
-    schedule = cfg.schedule
-    configured = [n for n in cfg.components if not requested or n in requested]
-    return plan_scheduled(schedule, runner.ctl.history(), running, runner.clock.now(), configured)
+    configured = select_components(requested, list(cfg.components))  # UsageError naming unknown ones
+    return plan_scheduled(cfg.schedule, runner.ctl.history(), running, runner.clock.now(), configured)
 
 
 def _requests(decision: ScheduleDecision, reason: str) -> list[controller_pb2.BackupRequest]:

@@ -67,6 +67,8 @@ def test_scheduled_backup_full_then_skipped_then_incremental(tmp_path, docs, sys
         assert first["snapshots"][0]["kind"] == "full"
         again = _scheduled(st)  # a second timer right after (both catching up at boot): nothing due
         assert again["snapshots"] == [] and "min_gap" in again["schedule"]["skipped"]["docs"]
+        unknown = st.ragctl("backup", "--scheduled", "--components", "nope", check=False)
+        assert unknown.returncode == 2 and "unknown component(s): nope" in unknown.stderr
         human = st.ragctl("backup", "--scheduled").stdout
         assert "nothing due" in human and "skipped docs" in human
         st.controller_extra = '[schedule]\nincremental_every = "4h"\nmin_gap = "0s"\n'
