@@ -1,7 +1,7 @@
 """rag-backup-agent: the per-host daemon serving capture, restore and health over gRPC (mTLS or a unix socket).
 
 In: agent.toml (--config, $RAG_BACKUP_AGENT_CONFIG, or /etc/rag-backup/agent.toml).
-Out: a gRPC server on [agent] listen; READY/STATUS/STOPPING sent to systemd.
+Out: a gRPC server on [agent] listen; READY/STATUS/WATCHDOG/STOPPING sent to systemd.
 """
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ import threading
 from concurrent import futures
 
 import grpc
-import sdnotify
 
-from ragbackup import __version__, errors, logs, tls, unixsock, wire
+from ragbackup import __version__, errors, logs, notify, tls, unixsock, wire
 from ragbackup.memory import tune_malloc
 from ragbackup.config import AgentConfig, load_agent_config
 from ragbackup.rpc import ErrorInterceptor
@@ -64,9 +63,11 @@ def add_agent_service(servicer: AgentServicer, server: grpc.Server) -> None:
     server.add_registered_method_handlers(SERVICE, handlers)
 
 
-def create_server(cfg: AgentConfig, address: str | None = None) -> tuple[grpc.Server, int]:
-    """Build (not start) the agent server; returns (server, bound port). Port 0 picks a free one."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"),
+def create_server(cfg: AgentConfig, address: str | None = None,
+                  pool: futures.ThreadPoolExecutor | None = None) -> tuple[grpc.Server, int]:
+    """Build (not start) the agent server; returns (server, bound port). Port 0 picks a free one.
+    `pool` serves the calls (the watchdog probes through it); a new one of 8 threads by default."""
+    server = grpc.server(pool or futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
     add_agent_service(AgentServicer(cfg), server)
     address = address or cfg.listen
@@ -82,6 +83,11 @@ def create_server(cfg: AgentConfig, address: str | None = None) -> tuple[grpc.Se
     if port == 0:
         raise errors.ConfigError(f"{cfg.source}: cannot listen on {address}")
     return server, port
+
+
+def _alive() -> bool:
+    """The watchdog's probe: runs on the gRPC worker pool, so it answers only while the pool serves."""
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -102,9 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tune_malloc()
     logs.setup(args.verbose, "rag-backup-agent")
+    pool = futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="rpc")
     try:
         cfg = load_agent_config(args.config)
-        server, port = create_server(cfg, args.listen)
+        server, port = create_server(cfg, args.listen, pool)
     except errors.RagBackupError as exc:
         log.error("%s", exc.message)
         return exc.exit_code
@@ -118,11 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         where = f"port {port}"
     log.info("rag-backup-agent %s listening on %s", __version__, where)
-    notifier = sdnotify.SystemdNotifier()
-    notifier.notify(f"READY=1\nSTATUS=listening on {where}")
-    while not stop.wait(5):
-        notifier.notify("WATCHDOG=1")
-    notifier.notify("STOPPING=1")
+    notifier = notify.Notifier()
+    notifier.ready(f"listening on {where}")  # only now: the port is bound and the server started
+    notify.Watchdog(notifier, pool, _alive).run(stop)
+    notifier.stopping()
     server.stop(grace=5).wait()
     return 0
 

@@ -11,7 +11,8 @@ def register(sub) -> None:
     p = sub.add_parser(
         "health", help="pre-recovery assessment",
         description="Check, before a recovery or as monitoring: the repository opens, the backup volume has "
-                    "at least 10% free, the newest backup is under 25 h old, every agent is reachable, and "
+                    "at least 10% free, the newest backup is under 25 h old, the [schedule] can meet the "
+                    "[objectives] RPO, every agent is reachable, and "
                     "every component answers (Redis PING, Chroma heartbeat, documents readable). Exit 10 "
                     "when any check fails.")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -11,8 +11,8 @@ import sys
 
 from ragbackup import __version__, errors, logs
 
-from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_, init, pki, restore, show, snapshots,
-                           verify)
+from ragbackup.cli import (backup, catalog, config, demo, diff, export, health, import_, init, pki, restore, show,
+                           snapshots, verify)
 from ragbackup.cli import jobs
 from ragbackup.cli import forget, prune  # retention: forget snapshots, reclaim their data
 from ragbackup.cli.client import Client, socket_path
@@ -42,7 +42,7 @@ exit codes:
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
-VERBS += [jobs, status]
+VERBS += [jobs, status, config]
 VERBS.insert(VERBS.index(verify) + 1, drill)
 VERBS += [forget, prune]
 

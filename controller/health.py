@@ -2,7 +2,7 @@
 
 In: the Controller (config, repository, catalog, agent clients). Out: a list of
 named checks (ok + detail): repository opens, backup volume free space, newest
-backup age, each agent reachable, each component's service answering. Gathering
+backup age, whether the schedule can meet the RPO, each agent reachable, each component's service answering. Gathering
 does I/O; `judge_*` functions are pure thresholds.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ragbackup import clock, errors
 from ragbackup.v1 import agent_pb2
 
 from ragbackup.controller.backup import component_spec
+from ragbackup.controller.policy.schedule import rpo_exposure, rpo_findings, span_text, worst_gap
 from ragbackup.controller.state import Controller
 
 MIN_FREE_RATIO = 0.10
@@ -45,6 +46,16 @@ def judge_backup_age(newest: _dt.datetime | None, now: _dt.datetime) -> Check:
     return Check("newest backup", age <= MAX_BACKUP_AGE, f"{hours:.1f} h old (limit {MAX_BACKUP_AGE.total_seconds() / 3600:.0f} h)")
 
 
+def judge_schedule(cfg, history: list, now: _dt.datetime) -> Check:
+    """Can the configured schedule meet the RPO? The newest backup's age rides along in the detail."""
+    findings = rpo_findings(cfg.schedule, cfg.objectives)
+    _, exposure = rpo_exposure(history, now, cfg.objectives)
+    if findings:
+        return Check("schedule vs RPO", False, f"{findings[0]}; {exposure}")
+    return Check("schedule vs RPO", True, f"backups every {span_text(worst_gap(cfg.schedule))} meet the RPO of "
+                                          f"{span_text(cfg.objectives.rpo)}; {exposure}")
+
+
 def _repository_checks(ctl: Controller) -> list[Check]:
     try:
         repo = ctl.repo()
@@ -55,7 +66,9 @@ def _repository_checks(ctl: Controller) -> list[Check]:
         du = shutil.disk_usage(ctl.cfg.repository.path)
         out.append(judge_free_space(du.free, du.total))
     hist = [h for h in ctl.history() if h.kind != "import"]  # an import is not a fresh backup
-    out.append(judge_backup_age(max((h.time for h in hist), default=None), clock.SYSTEM.now()))
+    now = clock.SYSTEM.now()
+    out.append(judge_backup_age(max((h.time for h in hist), default=None), now))
+    out.append(judge_schedule(ctl.cfg, hist, now))
     return out
 
 

@@ -14,16 +14,17 @@ import threading
 from concurrent import futures
 
 import grpc
-import sdnotify
 
-from ragbackup import __version__, errors, logs, tls, unixsock
+from ragbackup import __version__, errors, logs, notify, tls, unixsock
 from ragbackup.memory import tune_malloc
 from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
 from ragbackup.controller import metrics
+from ragbackup.controller.jobs.records import JobRecord
 from ragbackup.controller.jobs.runner import Runner, open_runner
+from ragbackup.controller.policy.schedule import rpo_findings
 from ragbackup.controller.status import Watch
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
@@ -31,12 +32,14 @@ from ragbackup.controller.state import Controller
 log = logging.getLogger("ragbackup.controller")
 
 
-def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tuple[grpc.Server, int]:
-    """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
+def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner,
+                  pool: futures.ThreadPoolExecutor | None = None) -> tuple[grpc.Server, int]:
+    """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port).
+    `pool` serves the calls (the watchdog probes through it); a new one of 16 threads by default."""
     areas = {cfg.state_dir: "state_dir"}
     if cfg.repository.type == "local":
         areas[cfg.repository.path] = "repository"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
+    server = grpc.server(pool or futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor(areas)], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
     unixsock.prepare(cfg.socket)
@@ -67,6 +70,37 @@ def _start_monitoring(cfg: ControllerConfig, runner: Runner, stop: threading.Eve
     return http
 
 
+class Status:
+    """The STATUS line systemd shows: where the controller serves and which job runs now."""
+
+    def __init__(self, notifier: notify.Notifier, runner: Runner, where: str):
+        self.notifier, self.runner, self.where = notifier, runner, where
+        self.last = ""
+
+    def text(self) -> str:
+        running = self.runner.running_jobs()
+        if running:
+            jobs = ", ".join(f"{r.kind} job {r.id} ({r.trigger})" for r in running)
+            return f"serving on {self.where}; running {jobs}"
+        return f"serving on {self.where}; idle" + (f"; last {self.last}" if self.last else "")
+
+    def started(self, rec: JobRecord) -> None:
+        self.notifier.status(self.text())
+
+    def finished(self, rec: JobRecord) -> None:
+        self.last = f"{rec.kind} job {rec.id} {rec.result}"
+        self.notifier.status(self.text())
+
+
+def announce_objectives(cfg: ControllerConfig, runner: Runner) -> list[str]:
+    """At start: say (log and audit) when the schedule cannot meet the RPO."""
+    findings = rpo_findings(cfg.schedule, cfg.objectives)
+    for finding in findings:
+        log.warning("%s", finding)
+        runner.audit.record("objectives", "controller", "failed", check="schedule-vs-rpo", detail=finding)
+    return findings
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rag-backup-controller",
@@ -84,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     tune_malloc()
     logs.setup(args.verbose, "rag-backup-controller")
+    pool = futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc")
     try:
         cfg = load_controller_config(args.config)
         ctl = Controller(cfg)
         runner = open_runner(ctl)
-        server, port = create_server(cfg, ctl, runner)
+        server, port = create_server(cfg, ctl, runner, pool)
     except errors.RagBackupError as exc:
         log.error("%s", exc.message)
         return exc.exit_code
@@ -107,11 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         server.stop(0)
         return exc.exit_code
     log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
-    notifier = sdnotify.SystemdNotifier()
-    notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")
-    while not stop.wait(5):
-        notifier.notify("WATCHDOG=1")
-    notifier.notify("STOPPING=1")
+    announce_objectives(cfg, runner)
+    notifier = notify.Notifier()
+    status = Status(notifier, runner, cfg.socket)
+    runner.on_start(status.started)
+    runner.on_finish(status.finished)
+    notifier.ready(status.text())  # only now: the socket listens and has its group and mode
+    notify.Watchdog(notifier, pool, runner.probe).run(stop)
+    notifier.stopping()
     server.stop(grace=10).wait()
     if http is not None:
         http.shutdown()

@@ -27,6 +27,7 @@ from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
 from ragbackup.controller.jobs import prune as prune_job
 from ragbackup.controller.jobs import restore as restore_job
+from ragbackup.controller.jobs import scheduled
 from ragbackup.controller.jobs import verify as verify_job
 from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
 from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
@@ -84,6 +85,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         self.ctl = ctl
         self.runner = runner
         self.audit = runner.audit
+        self.deploys = scheduled.DeployCoalescer()
 
     def _job(self, kind: str, context, **kw) -> Job:
         return Job(kind, trigger=trigger(context, kw.pop("scheduled", False)), caller=caller(context), **kw)
@@ -95,11 +97,24 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.InitReply(repository=repo.storage.describe(), repository_id=repo.id)
 
     def Backup(self, request, context):
-        job = self._job("backup", context, scheduled=request.scheduled, components=tuple(request.components),
-                        audit={"components": ",".join(request.components) or "all", "reason": request.reason or "-"})
-        yield from self.runner.stream(job, lambda ctx: backup_job.run(ctx, request), _cancel_event(context))
-        if request.scheduled:
+        cancel = _cancel_event(context)
+        if request.scheduled:  # a timer: the schedule policy decides what is due
+            yield from scheduled.run(self.runner, lambda req: self._backup_job(req, context), request, cancel,
+                                     caller(context))
             yield from self._after_backup(context)
+            return
+        run = lambda: self.runner.stream(self._backup_job(request, context),  # noqa: E731
+                                         lambda ctx: backup_job.run(ctx, request), cancel)
+        key = scheduled.deploy_key(request)
+        if key is None:
+            yield from run()
+        else:
+            window = self.ctl.cfg.schedule.deploy_debounce.total_seconds()
+            yield from self.deploys.run(key, window, run)
+
+    def _backup_job(self, request, context) -> Job:
+        return self._job("backup", context, scheduled=request.scheduled, components=tuple(request.components),
+                         audit={"components": ",".join(request.components) or "all", "reason": request.reason or "-"})
 
     def ListSnapshots(self, request, context):
         repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`

@@ -11,7 +11,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 import urllib.request
@@ -19,7 +18,6 @@ from dataclasses import dataclass
 
 from ragbackup import clock as clocks
 from ragbackup.config import ControllerConfig
-from ragbackup.errors import ConfigError
 
 from ragbackup.controller.audit import Audit
 from ragbackup.controller.jobs.records import RUNNING, JobRecord, JobRecords
@@ -40,44 +38,17 @@ class Report:
     schedule_interval: float | None = None
 
 
-DEFAULT_RPO, DEFAULT_RTO = 4 * 3600.0, 3600.0
-_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*")
 
 
 def objectives(cfg: ControllerConfig) -> tuple[float, float]:
-    """(RPO, RTO) in seconds: the config's typed [objectives] when it has them, else the table as
-    written (seconds or "30m", "4h", "1d"), else 4 h and 1 h."""
-    typed = getattr(cfg, "objectives", None)
-    if typed is not None:
-        return _seconds(typed.rpo), _seconds(typed.rto)
-    table = cfg.raw.get("objectives", {}) if isinstance(cfg.raw.get("objectives", {}), dict) else {}
-    return (_span(cfg, table, "rpo", DEFAULT_RPO), _span(cfg, table, "rto", DEFAULT_RTO))
+    """(RPO, RTO) in seconds, from the config's [objectives] (defaults 4 h and 1 h)."""
+    return cfg.objectives.rpo.total_seconds(), cfg.objectives.rto.total_seconds()
 
 
-def _seconds(value: object) -> float:
-    return value.total_seconds() if isinstance(value, _dt.timedelta) else float(value)  # type: ignore[arg-type]
-
-
-def _span(cfg: ControllerConfig, table: dict, key: str, default: float, section: str = "objectives") -> float:
-    value = table.get(key, default)
-    m = _SPAN.fullmatch(str(value)) if not isinstance(value, bool) else None
-    if m is None or float(m.group(1)) <= 0:
-        raise ConfigError(f'{cfg.source}: [{section}] {key}: expected a duration like "30m", "4h" or "1d", '
-                          f"got {value!r}")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
-def schedule_interval(cfg: ControllerConfig) -> float | None:
-    """Seconds between scheduled backups (the shorter of [schedule] incremental_every and full_every),
-    or None when no schedule is configured."""
-    typed = getattr(cfg, "schedule", None)
-    if typed is not None:
-        return min(_seconds(typed.incremental_every), _seconds(typed.full_every))
-    table = cfg.raw.get("schedule")
-    if not isinstance(table, dict) or not ({"incremental_every", "full_every"} & set(table)):
-        return None
-    keys = [k for k in ("incremental_every", "full_every") if k in table]
-    return min(_span(cfg, table, k, 0.0, "schedule") for k in keys)
+def schedule_interval(cfg: ControllerConfig) -> float:
+    """Seconds between scheduled backups: the shorter of [schedule] incremental_every and full_every
+    (the defaults are those of the shipped timers)."""
+    return min(cfg.schedule.incremental_every, cfg.schedule.full_every).total_seconds()
 
 
 def next_run(report: "Report", interval: float | None, component: str) -> str:

@@ -23,6 +23,7 @@ else:  # pragma: no cover
 from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
+from ragbackup.schedule import Objectives, Schedule, parse_span
 from ragbackup import unixsock
 
 DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
@@ -225,7 +226,8 @@ class ControllerConfig:
     metrics: MetricsConfig = MetricsConfig()
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
-    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the parsed TOML, for optional tables
+    schedule: Schedule = Schedule()
+    objectives: Objectives = Objectives()
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
     root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import", "metrics",
-                      "alerts", "retention", *OPTIONAL_TABLES})
+                      "alerts", "retention", "schedule", "objectives"})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -351,10 +353,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents=agents, components=components,
         app_services=_app_services(root, agents), imports=_imports(root),
         metrics=_metrics(root), alerts=_alerts(root), retention=_retention(root),
-        raw=root.data)
-
-
-OPTIONAL_TABLES = ("objectives", "schedule")  # kept in `raw` for their readers (controller/status.py objectives)
+        schedule=_schedule(root, components), objectives=_objectives(root))
 
 
 def _metrics(root: _Section) -> MetricsConfig:
@@ -428,6 +427,39 @@ def _retention(root: _Section) -> RetentionConfig:
         keep_within=r.get("keep_within", str, ""), rpo=r.get("rpo", str, ""), timezone=r.get("timezone", str, "UTC"),
         repack_pct=r.get("repack_pct", int, 50), forget_after_backup=r.get("forget_after_backup", bool, False),
         prune_after_backup=r.get("prune_after_backup", bool, False), **{k: r.get(k, int, 0) for k in counts})
+
+
+# --------------------------------------------------------------------------- [schedule], [objectives]
+
+def _span(sec: _Section, key: str, default, minimum: str = "1s"):
+    text = sec.get(key, str, None, 'a time span like "30s", "15m", "6h" or "1d"')
+    if text is None:
+        return default
+    span = parse_span(text)
+    if span is None or span < parse_span(minimum):
+        raise sec._fail(key, f'a time span of at least {minimum} like "30s", "15m", "6h" or "1d", got {text!r}')
+    return span
+
+
+def _schedule(root: _Section, components: dict) -> Schedule:
+    sec = root.table("schedule")
+    sec.unknown_keys({"full_every", "incremental_every", "tolerance", "min_gap", "components", "deploy_debounce"})
+    d = Schedule()
+    names = sec.str_list("components")
+    unknown = [n for n in names if n not in components]
+    if unknown:
+        raise sec._fail("components", f"names declared in [components], got unknown {', '.join(unknown)}")
+    return Schedule(full_every=_span(sec, "full_every", d.full_every, "1m"),
+                    incremental_every=_span(sec, "incremental_every", d.incremental_every, "1m"),
+                    tolerance=_span(sec, "tolerance", d.tolerance, "0s"), min_gap=_span(sec, "min_gap", d.min_gap, "0s"),
+                    components=names, deploy_debounce=_span(sec, "deploy_debounce", d.deploy_debounce, "0s"))
+
+
+def _objectives(root: _Section) -> Objectives:
+    sec = root.table("objectives")
+    sec.unknown_keys({"rpo", "rto"})
+    d = Objectives()
+    return Objectives(rpo=_span(sec, "rpo", d.rpo, "1m"), rto=_span(sec, "rto", d.rto, "1m"))
 
 
 def _app_services(root: _Section, agents: dict[str, AgentRef]) -> tuple[AppService, ...]:

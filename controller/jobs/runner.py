@@ -199,6 +199,23 @@ class Runner:
         self._running: dict[int, JobContext] = {}
         self._lock = threading.Lock()
         self._hooks: list[FinishHook] = []
+        self._start_hooks: list[FinishHook] = []
+
+    def on_start(self, hook: FinishHook) -> None:
+        """Call `hook(record)` when a job starts (the daemon's systemd STATUS line hooks in here)."""
+        self._start_hooks.append(hook)
+
+    def probe(self) -> int:
+        """A no-op through the runner's lock and its job records: returns once both answer
+        (the watchdog's liveness probe; a deadlock here stops the pings)."""
+        with self._lock:
+            pass
+        return len(self.records.list("", 1))
+
+    def running_jobs(self) -> list[JobRecord]:
+        """The records of the jobs running now, oldest first."""
+        with self._lock:
+            return [ctx.record for ctx in sorted(self._running.values(), key=lambda c: c.id)]
 
     def on_finish(self, hook: FinishHook) -> None:
         """Call `hook(record)` after every job ends (metrics hook in here)."""
@@ -266,6 +283,8 @@ class Runner:
             self._running[rec.id] = ctx
         self.audit.record("job-start", job.caller, "started", kind=job.kind, job=rec.id, trigger=job.trigger,
                           **job.audit)
+        for hook in self._start_hooks:
+            hook(rec)
         return ctx
 
     def _end(self, ctx: JobContext, job: Job, exc: BaseException | None) -> None:

@@ -35,6 +35,7 @@ def stack(tmp_path, redis_server, syslog):
     docs.mkdir()
     (docs / "a.txt").write_text("hello")
     st = LocalStack(str(tmp_path / "stack"))
+    st.controller_extra = '[schedule]\nincremental_every = "4h"\n'  # meets the default 4 h RPO
     st.add_paths_component("documents", str(docs))
     st.add_component("redis", "redis", redis_server.data_dir, port=redis_server.port)
     with st:

@@ -65,6 +65,8 @@ def test_jobs_lists_every_job_of_a_session(make_stack, tmp_path, monkeypatch):
     st = make_stack({"docs": str(docs), "big": str(big)})
     before = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 1))
 
+    st.controller_extra = '[schedule]\nmin_gap = "0s"\n'  # the scheduled run right after is still due
+    st.restart_controller()
     first = backup(st, "--components", "docs")
     monkeypatch.setenv("RAG_BACKUP_TRIGGER", "timer")
     st.ragctl("backup", "--components", "docs", "--scheduled")

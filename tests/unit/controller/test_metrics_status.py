@@ -189,8 +189,9 @@ def test_every_exported_metric_is_documented(setup):
 
 def test_next_run_from_schedule(setup, tmp_path):
     _, records, clock, audit, _ = setup
-    cfg = _config(tmp_path)
-    assert [c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]] == ["", ""]
+    cfg = _config(tmp_path)  # no [schedule]: the shipped timers' cadence
+    assert [c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]] == \
+        ["due now", "due now"]
     cfg = _config(tmp_path, '[schedule]\nincremental_every = "6h"\nfull_every = "24h"\n')
     _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1, comps=("docs",))
     rows = {c["component"]: c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]}
