@@ -64,7 +64,8 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes))
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes),
+                 layout=pe.layout)
 
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:

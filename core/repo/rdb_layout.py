@@ -25,8 +25,9 @@ import blake3
 
 from ragbackup import errors
 from ragbackup.repo import rdb
+from ragbackup.repo.tree import RDB_RECORDS
 
-LAYOUT = "rdb-records"
+LAYOUT = RDB_RECORDS
 DESC_MAGIC = b"RAGRDB\x01\n"
 _DESC = struct.Struct("<8sQQQQ32sI")  # magic, file size, records, canonical bytes, permutation bytes, hash, runs
 _RUN = struct.Struct("<QQ")
