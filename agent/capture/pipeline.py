@@ -11,7 +11,6 @@ the agent-wide byte budget (budget.py), MAX_INFLIGHT and OUTSTANDING_OFFERS offe
 from __future__ import annotations
 
 import collections
-import itertools
 import os
 import stat
 import threading
@@ -338,10 +337,9 @@ class CapturePipeline:
         except (FileNotFoundError, PermissionError):
             return False
         try:
-            stored = rdb_layout.canonicalise(data, rdb.parse(data))
+            views = rdb_layout.canonicalise(data, rdb.parse(data))
         except rdb.Unknown:
             return False
-        views = itertools.chain([stored.descriptor], stored.groups, stored.permutation)
         for part, size in _split(views, JOB_BYTES):
             yield from self._reserve(size)
             self._submit(self._prepare, part, size)

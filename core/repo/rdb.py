@@ -66,6 +66,7 @@ class Parsed:
     starts: array = field(default_factory=lambda: array("Q"))
     ends: array = field(default_factory=lambda: array("Q"))
     keys: list[bytes] = field(default_factory=list)
+    types: bytearray = field(default_factory=bytearray)  # each record's value type
 
 
 def version_of(head: bytes) -> int | None:
@@ -200,6 +201,36 @@ def _meta(b, p: int, op: int) -> int:
     raise Unknown(f"opcode 0x{op:02x} is not known")
 
 
+def elements(b, s: int) -> tuple[int, int, list[tuple[int, int, int]]]:
+    """(type, end of the record's head, [(start, end of sort key, end)] of each element) of a
+    SET or HASH record (a hash table's members, or field-value pairs) starting at `s`."""
+    op, n, p = head(b, s)
+    head_end = p
+    out = []
+    if op == T_HASH:
+        for _ in range(n):
+            q = p
+            f = _string(b, p)
+            p = _string(b, f)
+            out.append((q, f, p))
+    else:
+        for _ in range(n):
+            q = p
+            p = _string(b, p)
+            out.append((q, p, p))
+    return op, head_end, out
+
+
+def head(b, s: int) -> tuple[int, int, int]:
+    """(type, element count, position after the count) of a collection record starting at `s`."""
+    p, op = s, b[s]
+    while op in _PREFIX:
+        p = _prefix(b, p + 1, op)
+        op = b[p]
+    n, p = _length(b, _string(b, p + 1))
+    return op, n, p
+
+
 def _prefix(b, p: int, op: int) -> int:
     """Position after one of a record's prefix opcodes (expire time, LRU idle, LFU freq)."""
     if op == OP_EXPIRETIME_MS:
@@ -220,7 +251,7 @@ def records(b, p: int, end: int, out: Parsed) -> int:
 
     Out: the position of the first byte that is not a record (an opcode, or `end`).
     """
-    starts, ends, keys = out.starts, out.ends, out.keys
+    starts, ends, keys, types = out.starts, out.ends, out.keys, out.types
     while p < end:
         start = p
         op = b[p]
@@ -238,6 +269,7 @@ def records(b, p: int, end: int, out: Parsed) -> int:
         starts.append(start)
         ends.append(p)
         keys.append(key)
+        types.append(op)
     return p
 
 

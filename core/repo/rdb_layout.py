@@ -39,6 +39,10 @@ GROUP_TARGET = 1024
 GROUP_MAX = 64 * 1024  # a group is closed at a record boundary once this long
 PERM_CHUNK = 64 * 1024  # bytes of the permutation per chunk
 _PERM_WIDTH = 4
+# Values Redis writes in hash-table order (a set or hash too large for a listpack): their
+# members, or field-value pairs, are stored sorted, and their own order (1, 2 or 4 bytes
+# an element, by count) follows the permutation.
+REORDERED = frozenset({rdb.T_SET, rdb.T_HASH})
 
 
 @dataclass(frozen=True)
@@ -91,16 +95,44 @@ def _permutation(order: array) -> bytes:
     return inv.tobytes()
 
 
-def _groups(b, p: rdb.Parsed, order: array) -> Iterator[bytes]:
+def _code(n: int) -> str:
+    """The array type code of an element order for `n` elements."""
+    return "B" if n <= 0x100 else "H" if n <= 0x10000 else "I"
+
+
+def _le(a: array) -> array:
+    if sys.byteorder != "little":
+        a.byteswap()
+    return a
+
+
+def _sorted_record(b, s: int, e: int, inner: list[bytes]) -> bytes:
+    """A SET or HASH record with its elements sorted; their file order is appended to `inner`."""
+    _, head, items = rdb.elements(b, s)
+    n = len(items)
+    if n < 2:
+        return b[s:e]
+    order = sorted(range(n), key=lambda j: b[items[j][0]:items[j][1]])
+    inv = array(_code(n), bytes(array(_code(n)).itemsize * n))
+    for c, j in enumerate(order):
+        inv[j] = c
+    inner.append(_le(inv).tobytes())
+    out = b[s:head] + b"".join([b[items[j][0]:items[j][2]] for j in order])
+    if len(out) != e - s:
+        raise ValueError(f"RDB record at offset {s}: its sorted elements hold {len(out)} bytes, not {e - s}")
+    return out
+
+
+def _groups(b, p: rdb.Parsed, order: array, inner: list[bytes]) -> Iterator[bytes]:
     """The canonical record stream in groups cut at record boundaries (see GROUP_TARGET)."""
-    starts, ends, keys = p.starts, p.ends, p.keys
+    starts, ends, keys, types = p.starts, p.ends, p.keys, p.types
     crc32 = zlib.crc32
     scale = (1 << 32) // GROUP_TARGET
     part: list = []
     size = 0
     for i in order:
         s, e = starts[i], ends[i]
-        part.append(b[s:e])
+        part.append(_sorted_record(b, s, e, inner) if types[i] in REORDERED else b[s:e])
         size += e - s
         if crc32(keys[i]) < (e - s) * scale or size >= GROUP_MAX:
             yield b"".join(part)
@@ -109,27 +141,26 @@ def _groups(b, p: rdb.Parsed, order: array) -> Iterator[bytes]:
         yield b"".join(part)
 
 
-@dataclass
-class Stored:
-    """What capture stores for one RDB file: the descriptor, record groups, permutation pieces."""
-
-    descriptor: bytes
-    groups: Iterator[bytes]
-    permutation: list[bytes]
+def _pieces(data: bytes) -> list[bytes]:
+    return [data[i:i + PERM_CHUNK] for i in range(0, len(data), PERM_CHUNK)]
 
 
-def canonicalise(b, p: rdb.Parsed) -> Stored:
-    """The stored form of the file `b` parsed as `p` (groups are cut lazily, from `b`)."""
+def canonicalise(b, p: rdb.Parsed) -> Iterator[bytes]:
+    """The chunks that store the file `b` parsed as `p`, in order: the descriptor, the
+    record groups (cut lazily, from `b`), the permutation, the reordered values' element orders."""
     order = _order(p)
     perm = _permutation(order)
     canonical = sum(p.ends[i] - p.starts[i] for i in range(len(p.starts)))
-    desc = Descriptor(p.size, len(p.starts), canonical, len(perm), blake3.blake3(b).digest(), p.runs, p.skeleton)
-    pieces = [perm[i:i + PERM_CHUNK] for i in range(0, len(perm), PERM_CHUNK)]
-    return Stored(desc.encode(), _groups(b, p, order), pieces)
+    yield Descriptor(p.size, len(p.starts), canonical, len(perm), blake3.blake3(b).digest(), p.runs,
+                     p.skeleton).encode()
+    inner: list[bytes] = []
+    yield from _groups(b, p, order, inner)
+    yield from _pieces(perm)
+    yield from _pieces(b"".join(inner))
 
 
-def _split(chunks: Iterator, desc: Descriptor, spool) -> bytes:
-    """Write the canonical stream to `spool`; return the permutation's bytes."""
+def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[bytes, bytes]:
+    """Write the canonical stream to `spool`; return the permutation's and the element orders' bytes."""
     left = desc.canonical
     while left > 0:
         c = next(chunks)
@@ -137,14 +168,14 @@ def _split(chunks: Iterator, desc: Descriptor, spool) -> bytes:
             raise errors.IntegrityError("rdb-records: a record chunk runs past the canonical stream")
         spool.write(c)
         left -= len(c)
-    perm = b"".join(bytes(c) for c in chunks)
-    if len(perm) != desc.permutation or len(perm) != _PERM_WIDTH * desc.records:
-        raise errors.IntegrityError(f"rdb-records: permutation of {len(perm)} bytes, expected {desc.permutation}")
-    return perm
+    rest = b"".join(bytes(c) for c in chunks)
+    if len(rest) < desc.permutation or desc.permutation != _PERM_WIDTH * desc.records:
+        raise errors.IntegrityError(f"rdb-records: permutation of {len(rest)} bytes, expected {desc.permutation}")
+    return rest[:desc.permutation], rest[desc.permutation:]
 
 
-def _canonical_extents(canon, n: int) -> array:
-    """Start offsets of the canonical stream's `n` records, and its end."""
+def _canonical_extents(canon, n: int) -> tuple[array, bytearray]:
+    """Start offsets of the canonical stream's `n` records and its end; the records' types."""
     found = rdb.Parsed(version=0, size=len(canon), skeleton=b"")
     try:
         end = rdb.records(canon, 0, len(canon), found)
@@ -154,11 +185,46 @@ def _canonical_extents(canon, n: int) -> array:
         raise errors.IntegrityError(f"rdb-records: the record stream holds {len(found.starts)} records, "
                                     f"expected {n}")
     found.starts.append(len(canon))
-    return found.starts
+    return found.starts, found.types
 
 
-def _file_pieces(desc: Descriptor, canon, perm: array, starts: array) -> Iterator[bytes | memoryview]:
+class _Inner:
+    """The element orders of reordered values, by canonical record index."""
+
+    def __init__(self, canon, starts: array, types: bytearray, data: bytes):
+        self.data = data
+        self.at: dict[int, int] = {}
+        pos = 0
+        for c, t in enumerate(types):
+            if t in REORDERED:
+                n = rdb.head(canon, starts[c])[1]
+                if n >= 2:
+                    self.at[c] = pos
+                    pos += array(_code(n)).itemsize * n
+        if pos != len(data):
+            raise errors.IntegrityError(f"rdb-records: element orders of {len(data)} bytes, expected {pos}")
+
+    def record(self, canon, s: int, e: int, c: int) -> bytes:
+        """Record `c` (at s:e of the canonical stream) with its elements in file order."""
+        at = self.at.get(c)
+        if at is None:
+            return canon[s:e]
+        _, head, items = rdb.elements(canon, s)
+        n = len(items)
+        inv = array(_code(n))
+        inv.frombytes(self.data[at:at + inv.itemsize * n])
+        _le(inv)
+        try:
+            return canon[s:head] + b"".join([canon[items[k][0]:items[k][2]] for k in inv])
+        except IndexError:
+            raise errors.IntegrityError("rdb-records: an element order names an element that does not exist") \
+                from None
+
+
+def _file_pieces(desc: Descriptor, canon, perm: array, inner_data: bytes) -> Iterator[bytes | memoryview]:
     """Skeleton pieces and records (copied out of `canon`, which may be an mmap) in file order."""
+    starts, types = _canonical_extents(canon, desc.records) if desc.records else (array("Q", [0]), bytearray())
+    inner = _Inner(canon, starts, types, inner_data)
     sk = memoryview(desc.skeleton)
     pos = i = 0
     for offset, count in desc.runs:
@@ -167,7 +233,7 @@ def _file_pieces(desc: Descriptor, canon, perm: array, starts: array) -> Iterato
         for c in perm[i:i + count]:
             if c >= desc.records:
                 raise errors.IntegrityError("rdb-records: the permutation names a record that does not exist")
-            yield canon[starts[c]:starts[c + 1]]
+            yield inner.record(canon, starts[c], starts[c + 1], c)
         i += count
     yield sk[pos:]
 
@@ -186,7 +252,7 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
         raise errors.IntegrityError("rdb-records: the file has no chunks") from None
     with tempfile.TemporaryFile() as spool:
         try:
-            perm_bytes = _split(it, desc, spool)
+            perm_bytes, inner = _split(it, desc, spool)
         except StopIteration:
             raise errors.IntegrityError("rdb-records: the file's chunks end inside the record stream") from None
         spool.flush()
@@ -194,10 +260,10 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
         if sys.byteorder != "little":
             perm.byteswap()
         if not desc.canonical:
-            yield from _checked(desc, _file_pieces(desc, b"", perm, array("Q", [0])))
+            yield from _checked(desc, _file_pieces(desc, b"", perm, inner))
             return
         with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as canon:
-            yield from _checked(desc, _file_pieces(desc, canon, perm, _canonical_extents(canon, desc.records)))
+            yield from _checked(desc, _file_pieces(desc, canon, perm, inner))
 
 
 def _checked(desc: Descriptor, pieces: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
