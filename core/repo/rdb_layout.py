@@ -39,6 +39,7 @@ GROUP_TARGET = 1024
 GROUP_MAX = 64 * 1024  # a group is closed at a record boundary once this long
 PERM_CHUNK = 64 * 1024  # bytes of the permutation per chunk
 _PERM_WIDTH = 4
+OUT_BATCH = 1024 * 1024  # bytes of the rebuilt file per piece handed to the writer
 # Values Redis writes in hash-table order (a set or hash too large for a listpack): their
 # members, or field-value pairs, are stored sorted, and their own order (1, 2 or 4 bytes
 # an element, by count) follows the permutation.
@@ -225,17 +226,26 @@ def _file_pieces(desc: Descriptor, canon, perm: array, inner_data: bytes) -> Ite
     """Skeleton pieces and records (copied out of `canon`, which may be an mmap) in file order."""
     starts, types = _canonical_extents(canon, desc.records) if desc.records else (array("Q", [0]), bytearray())
     inner = _Inner(canon, starts, types, inner_data)
-    sk = memoryview(desc.skeleton)
+    if perm and max(perm) >= desc.records:
+        raise errors.IntegrityError("rdb-records: the permutation names a record that does not exist")
+    reordered = inner.at
+    sk = desc.skeleton
+    out = bytearray()
     pos = i = 0
     for offset, count in desc.runs:
-        yield sk[pos:offset]
+        out += sk[pos:offset]
         pos = offset
         for c in perm[i:i + count]:
-            if c >= desc.records:
-                raise errors.IntegrityError("rdb-records: the permutation names a record that does not exist")
-            yield inner.record(canon, starts[c], starts[c + 1], c)
+            if c in reordered:
+                out += inner.record(canon, starts[c], starts[c + 1], c)
+            else:
+                out += canon[starts[c]:starts[c + 1]]
+            if len(out) >= OUT_BATCH:
+                yield out
+                out = bytearray()
         i += count
-    yield sk[pos:]
+    out += sk[pos:]
+    yield out
 
 
 def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
