@@ -251,25 +251,32 @@ def records(b, p: int, end: int, out: Parsed) -> int:
 
     Out: the position of the first byte that is not a record (an opcode, or `end`).
     """
-    starts, ends, keys, types = out.starts, out.ends, out.keys, out.types
+    # The hot loop of parsing (a million keys): names bound locally, short strings inline.
+    add_start, add_end, add_key, add_type = out.starts.append, out.ends.append, out.keys.append, out.types.append
+    string, skip, prefix, one, prefixes = _string, skip_value, _prefix, ONE_STRING, _PREFIX
     while p < end:
         start = p
         op = b[p]
-        while op in _PREFIX:
-            p = _prefix(b, p + 1, op)
+        while op in prefixes:
+            p = prefix(b, p + 1, op)
             op = b[p]
         if op >= OP_SLOT_INFO:
             if p != start:
                 raise Unknown(f"record prefix without a value at offset {start}")
             return p
         k = p + 1
-        p = _string(b, k)
+        c = b[k]
+        p = k + 1 + c if c < 0x40 else string(b, k)
         key = b[k:p]
-        p = skip_value(b, p, op)
-        starts.append(start)
-        ends.append(p)
-        keys.append(key)
-        types.append(op)
+        if op in one:
+            c = b[p]
+            p = p + 1 + c if c < 0x40 else string(b, p)
+        else:
+            p = skip(b, p, op)
+        add_start(start)
+        add_end(p)
+        add_key(key)
+        add_type(op)
     return p
 
 
