@@ -75,6 +75,9 @@ class CaptureSettings:
     # The repository's dictionary for small chunks; None: train one from the first
     # SQLite database of at least dictionary.MIN_TRAIN_FILE bytes, and send it.
     dictionary: bytes | None = None
+    # File layouts the controller records (CaptureStart.layouts): rdb_layout.LAYOUT there
+    # lets Redis RDB files be captured by record.
+    layouts: tuple[str, ...] = ()
 
 
 @dataclass
@@ -318,7 +321,7 @@ class CapturePipeline:
         else:
             if self._may_train and st.st_size >= dictionary.MIN_TRAIN_FILE:
                 yield from self._train(path)
-            if not (yield from self._read_rdb(path, entry)):
+            if rdb_layout.LAYOUT not in self.s.layouts or not (yield from self._read_rdb(path, entry)):
                 yield from self._read_large(path)
         self._slots.append(_Slot(entry=entry, stat=st))
 
