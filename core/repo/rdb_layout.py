@@ -163,12 +163,18 @@ def canonicalise(b, p: rdb.Parsed) -> Iterator[bytes]:
 def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[bytes, bytes]:
     """Write the canonical stream to `spool`; return the permutation's and the element orders' bytes."""
     left = desc.canonical
+    held: list = []  # written in about OUT_BATCH bytes at a time: record groups are small
+    size = 0
     while left > 0:
         c = next(chunks)
         if len(c) > left:
             raise errors.IntegrityError("rdb-records: a record chunk runs past the canonical stream")
-        spool.write(c)
+        held.append(c)
+        size += len(c)
         left -= len(c)
+        if size >= OUT_BATCH or left <= 0:
+            spool.write(b"".join(held))
+            held, size = [], 0
     rest = b"".join(bytes(c) for c in chunks)
     if len(rest) < desc.permutation or desc.permutation != _PERM_WIDTH * desc.records:
         raise errors.IntegrityError(f"rdb-records: permutation of {len(rest)} bytes, expected {desc.permutation}")
