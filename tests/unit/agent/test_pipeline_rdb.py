@@ -7,6 +7,7 @@ from ragbackup.repo import chunking, rdb, rdb_layout
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.v1 import agent_pb2, common_pb2
 
+from ragbackup.agent.capture import pipeline
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from fixtures.capture_events import capture_events
 
@@ -34,7 +35,7 @@ def _capture(root: str, layouts: tuple[str, ...]) -> tuple[dict[bytes, common_pb
     return entries, stored
 
 
-def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path):
+def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, monkeypatch):
     c = redis_server.client()
     for i in range(3000):
         c.set(f"key:{i}", f"value {i} " * 10)
@@ -57,3 +58,7 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path):
     entries, stored = _capture(str(root), ())  # a controller that records no layouts
     e = entries[b"dump.rdb"]
     assert e.layout == "" and b"".join(stored[c] for c in e.chunks) == data
+
+    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)  # too large to hold in memory
+    entries, stored = _capture(str(root), (rdb_layout.LAYOUT,))
+    assert entries[b"dump.rdb"].layout == ""
