@@ -13,6 +13,7 @@ of the keys stores about the groups holding them and the permutation.
 from __future__ import annotations
 
 import mmap
+import os
 import struct
 import sys
 import tempfile
@@ -40,6 +41,8 @@ GROUP_MAX = 64 * 1024  # a group is closed at a record boundary once this long
 PERM_CHUNK = 64 * 1024  # bytes of the permutation per chunk
 _PERM_WIDTH = 4
 OUT_BATCH = 1024 * 1024  # bytes of the rebuilt file per piece handed to the writer
+# Bytes of the spooled canonical stream parsed between letting go of its mapped pages.
+PARSE_STEP = 4 * 1024 * 1024
 # Values Redis writes in hash-table order (a set or hash too large for a listpack): their
 # members, or field-value pairs, are stored sorted, and their own order (1, 2 or 4 bytes
 # an element, by count) follows the permutation.
@@ -181,60 +184,83 @@ def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[bytes, bytes]:
     return rest[:desc.permutation], rest[desc.permutation:]
 
 
-def _canonical_extents(canon, n: int) -> tuple[array, bytearray]:
-    """Start offsets of the canonical stream's `n` records and its end; the records' types."""
-    found = rdb.Parsed(version=0, size=len(canon), skeleton=b"")
+class _Discard(list):
+    """A list that keeps nothing: the keys a restore's re-parse does not need."""
+
+    def append(self, item) -> None:
+        pass
+
+
+def _drop(canon) -> None:
+    """Let go of the mapped pages read so far (they stay in the page cache, not in our RSS)."""
+    if isinstance(canon, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        canon.madvise(mmap.MADV_DONTNEED)
+
+
+def _index(canon, n: int, inner_len: int) -> tuple[array, dict[int, int]]:
+    """Start offsets of the canonical stream's `n` records (and its end), and where each
+    reordered record's element order starts in the element orders (`inner_len` bytes).
+
+    `canon` (a mapping) is parsed in order, a step at a time, letting go of its pages.
+    """
+    found = rdb.Parsed(version=0, size=len(canon), skeleton=b"", keys=_Discard())
+    starts, types = found.starts, found.types
+    at: dict[int, int] = {}
+    end = done = pos = 0
+    size = len(canon)
     try:
-        end = rdb.records(canon, 0, len(canon), found)
+        while end < size:
+            step = rdb.records(canon, end, min(size, end + PARSE_STEP), found)
+            if step == end:
+                break
+            for c in range(done, len(starts)):
+                if types[c] in REORDERED:
+                    k = rdb.head(canon, starts[c])[1]
+                    if k >= 2:
+                        at[c] = pos
+                        pos += array(_code(k)).itemsize * k
+            done, end = len(starts), step
+            _drop(canon)
     except (rdb.Unknown, IndexError, struct.error) as e:
         raise errors.IntegrityError(f"rdb-records: the record stream does not parse: {e}") from None
-    if end != len(canon) or len(found.starts) != n:
-        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(found.starts)} records, "
-                                    f"expected {n}")
-    found.starts.append(len(canon))
-    return found.starts, found.types
+    if end != size or len(starts) != n:
+        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(starts)} records, expected {n}")
+    if pos != inner_len:
+        raise errors.IntegrityError(f"rdb-records: element orders of {inner_len} bytes, expected {pos}")
+    starts.append(size)
+    return starts, at
 
 
-class _Inner:
-    """The element orders of reordered values, by canonical record index."""
-
-    def __init__(self, canon, starts: array, types: bytearray, data: bytes):
-        self.data = data
-        self.at: dict[int, int] = {}
-        pos = 0
-        for c, t in enumerate(types):
-            if t in REORDERED:
-                n = rdb.head(canon, starts[c])[1]
-                if n >= 2:
-                    self.at[c] = pos
-                    pos += array(_code(n)).itemsize * n
-        if pos != len(data):
-            raise errors.IntegrityError(f"rdb-records: element orders of {len(data)} bytes, expected {pos}")
-
-    def record(self, canon, s: int, e: int, c: int) -> bytes:
-        """Record `c` (at s:e of the canonical stream) with its elements in file order."""
-        at = self.at.get(c)
-        if at is None:
-            return canon[s:e]
-        _, head, items = rdb.elements(canon, s)
-        n = len(items)
-        inv = array(_code(n))
-        inv.frombytes(self.data[at:at + inv.itemsize * n])
-        _le(inv)
-        try:
-            return canon[s:head] + b"".join([canon[items[k][0]:items[k][2]] for k in inv])
-        except IndexError:
-            raise errors.IntegrityError("rdb-records: an element order names an element that does not exist") \
-                from None
+def _reorder(rec: bytes, inner: bytes, at: int) -> bytes:
+    """A SET or HASH record with its sorted elements put back in file order."""
+    _, head, items = rdb.elements(rec, 0)
+    n = len(items)
+    inv = array(_code(n))
+    inv.frombytes(inner[at:at + inv.itemsize * n])
+    _le(inv)
+    try:
+        return rec[:head] + b"".join([rec[items[k][0]:items[k][2]] for k in inv])
+    except IndexError:
+        raise errors.IntegrityError("rdb-records: an element order names an element that does not exist") from None
 
 
-def _file_pieces(desc: Descriptor, canon, perm: array, inner_data: bytes) -> Iterator[bytes | memoryview]:
-    """Skeleton pieces and records (copied out of `canon`, which may be an mmap) in file order."""
-    starts, types = _canonical_extents(canon, desc.records) if desc.records else (array("Q", [0]), bytearray())
-    inner = _Inner(canon, starts, types, inner_data)
+@dataclass(frozen=True)
+class _Canonical:
+    """The spooled canonical stream (read with pread: a mapping read out of order would map
+    all of it into the process's RSS) and its index."""
+
+    fd: int
+    starts: array
+    at: dict[int, int]
+    inner: bytes
+
+
+def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[bytes]:
+    """The skeleton with each run's records in file order, in pieces of about OUT_BATCH bytes."""
     if perm and max(perm) >= desc.records:
         raise errors.IntegrityError("rdb-records: the permutation names a record that does not exist")
-    reordered = inner.at
+    fd, starts, at, inner = canon.fd, canon.starts, canon.at, canon.inner
+    pread = os.pread
     sk = desc.skeleton
     out = bytearray()
     pos = i = 0
@@ -242,10 +268,10 @@ def _file_pieces(desc: Descriptor, canon, perm: array, inner_data: bytes) -> Ite
         out += sk[pos:offset]
         pos = offset
         for c in perm[i:i + count]:
-            if c in reordered:
-                out += inner.record(canon, starts[c], starts[c + 1], c)
-            else:
-                out += canon[starts[c]:starts[c + 1]]
+            s = starts[c]
+            rec = pread(fd, starts[c + 1] - s, s)
+            a = at.get(c)
+            out += rec if a is None else _reorder(rec, inner, a)
             if len(out) >= OUT_BATCH:
                 yield out
                 out = bytearray()
@@ -258,8 +284,8 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
     """The file's bytes, in pieces, from its stored chunks in order.
 
     The canonical stream is spooled to a temporary file (page cache, not the
-    process's memory) and mapped. IntegrityError when the rebuilt bytes do not hash
-    to the digest recorded at capture, or the chunks do not fit the descriptor.
+    process's memory). IntegrityError when the rebuilt bytes do not hash to the
+    digest recorded at capture, or the chunks do not fit the descriptor.
     """
     it = iter(chunks)
     try:
@@ -272,14 +298,15 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
         except StopIteration:
             raise errors.IntegrityError("rdb-records: the file's chunks end inside the record stream") from None
         spool.flush()
-        perm = array("I", perm_bytes)
-        if sys.byteorder != "little":
-            perm.byteswap()
-        if not desc.canonical:
-            yield from _checked(desc, _file_pieces(desc, b"", perm, inner))
-            return
-        with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as canon:
-            yield from _checked(desc, _file_pieces(desc, canon, perm, inner))
+        perm = _le(array("I", perm_bytes))
+        if desc.canonical:
+            with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                starts, at = _index(m, desc.records, len(inner))
+        elif desc.records or inner:
+            raise errors.IntegrityError("rdb-records: records without a record stream")
+        else:
+            starts, at = array("Q", [0]), {}
+        yield from _checked(desc, _file_pieces(desc, _Canonical(spool.fileno(), starts, at, inner), perm))
 
 
 def _checked(desc: Descriptor, pieces: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:
