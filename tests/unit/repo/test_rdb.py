@@ -183,3 +183,38 @@ def test_restore_writer_rebuilds_the_rdb_and_refuses_unknown_layouts(populated, 
     e.layout = ""  # what a reader that predates layouts does: the chunks never hold the file's size
     with pytest.raises(errors.IntegrityError, match="chunks hold"):
         _restore(str(tmp_path / "c"), e, chunks)
+
+
+@pytest.mark.parametrize("policy, opcode", [("allkeys-lru", rdb.OP_IDLE), ("allkeys-lfu", rdb.OP_FREQ)])
+def test_idle_and_freq_prefixes_round_trip(redis_server_factory, policy, opcode):
+    server = redis_server_factory(extra_args=["--maxmemory-policy", policy, "--maxmemory", "100mb"])
+    c = server.client()
+    for i in range(200):
+        c.set(f"k{i}", "v" * i, px=10_000_000 if i % 2 else None)
+    c.sadd("members", *[f"m{i}" for i in range(300)])
+    data = _save(server)
+    p = rdb.parse(data)
+    assert len(p.starts) == 201
+    assert all(data[s] in (opcode, rdb.OP_EXPIRETIME_MS) for s in p.starts)  # every record has a prefix
+    assert b"".join(rdb_layout.rebuild(_stored(data))) == data
+
+
+def _s(b: bytes) -> bytes:
+    return bytes([len(b)]) + b
+
+
+def test_older_encodings_parse_by_extent():
+    """Types Redis 7.0 no longer writes (zset with string scores, ziplist and zipmap blobs,
+    a plain list, a 32-bit length, a 14-bit length), in a synthetic version-9 file."""
+    recs = [
+        bytes([rdb.T_ZSET]) + _s(b"z") + b"\x02" + _s(b"a") + _s(b"1.5") + _s(b"b") + b"\xfd",
+        bytes([9]) + _s(b"zipmap") + _s(b"\x01\x02\x03"),
+        bytes([10]) + _s(b"zl") + b"\x80" + struct.pack(">I", 5) + b"12345",
+        bytes([rdb.T_LIST]) + _s(b"l") + b"\x02" + _s(b"x") + b"\xc0\x07",  # an int8-encoded element
+        bytes([rdb.T_STRING]) + _s(b"long") + bytes([0x40 | 1, 0x00]) + b"y" * 256,  # 14-bit length
+    ]
+    data = (b"REDIS0009" + bytes([rdb.OP_AUX]) + _s(b"redis-ver") + _s(b"5.0.0") + bytes([rdb.OP_SELECTDB, 0])
+            + b"".join(recs) + bytes([rdb.OP_EOF]) + b"\x00" * 8)
+    p = rdb.parse(data)
+    assert [data[s:e] for s, e in zip(p.starts, p.ends)] == recs
+    assert b"".join(rdb_layout.rebuild(_stored(data))) == data
