@@ -207,17 +207,21 @@ def elements(b, s: int) -> tuple[int, int, list[tuple[int, int, int]]]:
     op, n, p = head(b, s)
     head_end = p
     out = []
+    add, string = out.append, _string
     if op == T_HASH:
         for _ in range(n):
             q = p
-            f = _string(b, p)
-            p = _string(b, f)
-            out.append((q, f, p))
+            c = b[p]
+            f = p + 1 + c if c < 0x40 else string(b, p)  # short raw strings inline
+            c = b[f]
+            p = f + 1 + c if c < 0x40 else string(b, f)
+            add((q, f, p))
     else:
         for _ in range(n):
             q = p
-            p = _string(b, p)
-            out.append((q, p, p))
+            c = b[p]
+            p = p + 1 + c if c < 0x40 else string(b, p)
+            add((q, p, p))
     return op, head_end, out
 
 
