@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from ragbackup import direct, errors
-from ragbackup.repo import chunking
+from ragbackup.repo import chunking, rdb_layout
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
-from ragbackup.repo.tree import ROOT, check_holes, check_relative_path
+from ragbackup.repo.tree import ROOT, check_holes, check_layout, check_relative_path
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent.workpool import JobGroup
@@ -384,6 +384,7 @@ class TreeWriter:
         try:
             if e.holes:
                 check_holes(e.path, e.holes, e.size)
+            check_layout(e.path, e.layout)
             reserved = e.size >= PREALLOCATE_FROM and not e.holes
             if reserved:
                 _preallocate(fd, e.size)
@@ -407,12 +408,12 @@ class TreeWriter:
 
     @staticmethod
     def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> Iterator[bytes | memoryview]:
-        """The file's chunks in order; a chunk that fails its check names the file."""
-        for expected in e.chunks:
-            try:
-                yield next_data(expected)
-            except errors.IntegrityError as exc:
-                raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
+        """The file's data in order (its chunks, or an RDB rebuilt from them); errors name the file."""
+        stored = (next_data(expected) for expected in e.chunks)
+        try:
+            yield from rdb_layout.rebuild(stored) if e.layout == rdb_layout.LAYOUT else stored
+        except errors.IntegrityError as exc:
+            raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
 
     def _direct_on(self, fd: int) -> bool:
         """Switch fd to O_DIRECT unless this tree's filesystem has refused it once."""

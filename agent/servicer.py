@@ -138,7 +138,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     chunker=ChunkerParams(c.min_size, c.avg_size, c.max_size, c.seed),
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts, budget=self._budget, pool=self._pool,
-                    dictionary=start.dictionary or None,
+                    dictionary=start.dictionary or None, layouts=tuple(start.layouts),
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
                 yield from run_ahead(pipeline.run, SEND_AHEAD, f"capture-{spec.name}")

@@ -28,7 +28,7 @@ from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
-from ragbackup.repo.tree import Entry, check_entry, decode_lines
+from ragbackup.repo.tree import RDB_RECORDS, Entry, check_entry, decode_lines
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
@@ -64,7 +64,8 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes))
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes),
+                 layout=pe.layout)
 
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:
@@ -214,7 +215,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
         chunker=agent_pb2.ChunkerParams(min_size=ch.min_size, avg_size=ch.avg_size, max_size=ch.max_size,
                                         seed=ch.seed),
         compression_level=repo.params.compression_level, full=plan.full,
-        dictionary=repo.current_dictionary() or b"")
+        dictionary=repo.current_dictionary() or b"", layouts=[RDB_RECORDS])
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     try:

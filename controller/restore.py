@@ -33,7 +33,8 @@ _PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DI
 
 def to_proto(e: Entry) -> common_pb2.Entry:
     return common_pb2.Entry(path=e.path, type=_PB_TYPES[e.type], mode=e.mode, uid=e.uid, gid=e.gid,
-                            mtime_ns=e.mtime_ns, size=e.size, chunks=e.chunks, target=e.target, holes=e.holes)
+                            mtime_ns=e.mtime_ns, size=e.size, chunks=e.chunks, target=e.target, holes=e.holes,
+                            layout=e.layout)
 
 
 class _Sender:

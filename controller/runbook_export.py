@@ -17,6 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 from ragbackup import __version__, errors
 from ragbackup.clock import parse_iso
+from ragbackup.repo import rdb_layout
 from ragbackup.repo.manifest import ComponentManifest, Manifest
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import DIR, FILE, HARDLINK, ROOT, SYMLINK, Entry, check_entry
@@ -105,7 +106,7 @@ def write_component(repo: Repository, comp: ComponentManifest, path: str, top: t
             if e.type != FILE:
                 tar.addfile(info)
                 continue
-            reader = _BlobReader(repo, e.chunks, e.holes)
+            reader = _BlobReader(repo, e.chunks, e.holes, e.layout)
             tar.addfile(info, reader)
             reader.check_done(e)
 
@@ -133,9 +134,9 @@ _HOLE_PIECE = 1024 * 1024
 class _BlobReader:
     """A file's bytes read from its chunks one blob at a time (memory: one chunk); holes read as zeros."""
 
-    def __init__(self, repo: Repository, chunks: list[bytes], holes: Sequence[int] = ()):
-        self._repo = repo
-        self._ids = iter(chunks)
+    def __init__(self, repo: Repository, chunks: list[bytes], holes: Sequence[int] = (), layout: str = ""):
+        stored = (repo.read_blob(cid) for cid in chunks)
+        self._data = rdb_layout.rebuild(stored) if layout == rdb_layout.LAYOUT else stored
         self._holes = list(holes)
         self._buf = b""
         self._pos = 0
@@ -167,10 +168,10 @@ class _BlobReader:
             self._buf, self._pos = bytes(n), 0
             self._at += n
             return True
-        cid = next(self._ids, None)
-        if cid is None:
+        data = next(self._data, None)
+        if data is None:
             return False
-        self._buf, self._pos = self._repo.read_blob(cid), 0  # chunks never span a hole (cut per data run)
+        self._buf, self._pos = data, 0  # chunks never span a hole (cut per data run)
         self._at += len(self._buf)
         return True
 

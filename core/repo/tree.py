@@ -20,6 +20,8 @@ DIR = "dir"
 SYMLINK = "symlink"
 HARDLINK = "hardlink"
 TYPES = (FILE, DIR, SYMLINK, HARDLINK)
+RDB_RECORDS = "rdb-records"  # a file's layout: a Redis RDB stored by record (rdb_layout.py)
+LAYOUTS = ("", RDB_RECORDS)
 # The component's own directory: a "dir" entry with this path, first in a tree, carries the
 # root's mode, owner and mtime. Trees written before it existed have none (see restore.py).
 ROOT = b"."
@@ -45,6 +47,9 @@ class Entry:
     # A sparse file's holes as flat (offset, length) pairs, ascending: `chunks` hold only the
     # bytes outside them, and the holes read as zeros. Empty for a file stored whole.
     holes: Sequence[int] = ()
+    # How `chunks` make the file: "" their concatenation; rdb_layout.LAYOUT, a Redis RDB
+    # stored by record (docs/FORMAT.md).
+    layout: str = ""
 
     def _doc(self, chunks: bool = True) -> dict:
         d = {"p": os.fsdecode(self.path), "t": self.type, "m": self.mode, "u": self.uid, "g": self.gid,
@@ -53,6 +58,8 @@ class Entry:
             d["s"] = self.size
             if self.holes:
                 d["h"] = list(self.holes)
+            if self.layout:
+                d["ly"] = self.layout
             if chunks:
                 d["c"] = [c.hex() for c in self.chunks]
         if self.target:
@@ -93,7 +100,7 @@ class Entry:
             chunks = [bytes.fromhex(c) for c in d.get("c", [])]
         return cls(path=os.fsencode(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
                    mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=os.fsencode(d.get("l", "")),
-                   holes=d.get("h", ()))
+                   holes=d.get("h", ()), layout=d.get("ly", ""))
 
 
 class ChunkIds(Sequence[bytes]):
@@ -241,6 +248,14 @@ def check_entry(e: Entry) -> None:
         check_relative_path(e.target)
     if e.holes:
         check_holes(e.path, e.holes, e.size)
+    check_layout(e.path, e.layout)
+
+
+def check_layout(path: bytes, layout: str) -> None:
+    """A file's layout is one this program rebuilds (a newer writer's would restore wrong bytes)."""
+    if layout not in LAYOUTS:
+        raise errors.UnsupportedFormat(f"refused entry {os.fsdecode(path)!r}: its layout {layout!r} is not one "
+                                       "this version restores; restore with a newer rag-backup")
 
 
 def check_holes(path: bytes, holes: Sequence[int], size: int) -> None:

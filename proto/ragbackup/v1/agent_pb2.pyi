@@ -20,7 +20,7 @@ class ChunkerParams(_message.Message):
     def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CaptureStart(_message.Message):
-    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full", "dictionary")
+    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full", "dictionary", "layouts")
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class CaptureStart(_message.Message):
     COMPRESSION_LEVEL_FIELD_NUMBER: _ClassVar[int]
     FULL_FIELD_NUMBER: _ClassVar[int]
     DICTIONARY_FIELD_NUMBER: _ClassVar[int]
+    LAYOUTS_FIELD_NUMBER: _ClassVar[int]
     component: _common_pb2.ComponentSpec
     capture_id: str
     parent_capture_id: str
@@ -37,7 +38,8 @@ class CaptureStart(_message.Message):
     compression_level: int
     full: bool
     dictionary: bytes
-    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ..., dictionary: _Optional[bytes] = ...) -> None: ...
+    layouts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ..., dictionary: _Optional[bytes] = ..., layouts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ChunkWant(_message.Message):
     __slots__ = ("seq", "indexes")

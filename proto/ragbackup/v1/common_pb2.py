@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragbackup/v1/common.proto\x12\x0cragbackup.v1\"\xb3\x01\n\x05\x45ntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.ragbackup.v1.EntryType\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x0b\n\x03uid\x18\x04 \x01(\r\x12\x0b\n\x03gid\x18\x05 \x01(\r\x12\x10\n\x08mtime_ns\x18\x06 \x01(\x03\x12\x0c\n\x04size\x18\x07 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x08 \x03(\x0c\x12\x0e\n\x06target\x18\t \x01(\x0c\x12\r\n\x05holes\x18\n \x03(\x04\"2\n\nEntryBatch\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.ragbackup.v1.Entry\"J\n\x05\x43hunk\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x12\n\ncompressed\x18\x03 \x01(\x08\x12\x10\n\x08raw_size\x18\x04 \x01(\r\"1\n\nChunkBatch\x12#\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x13.ragbackup.v1.Chunk\"`\n\rComponentSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x65xclude\x18\x04 \x03(\t\x12\x14\n\x0coptions_json\x18\x05 \x01(\t*\x81\x01\n\tEntryType\x12\x1a\n\x16\x45NTRY_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_TYPE_FILE\x10\x01\x12\x12\n\x0e\x45NTRY_TYPE_DIR\x10\x02\x12\x16\n\x12\x45NTRY_TYPE_SYMLINK\x10\x03\x12\x17\n\x13\x45NTRY_TYPE_HARDLINK\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ragbackup/v1/common.proto\x12\x0cragbackup.v1\"\xc3\x01\n\x05\x45ntry\x12\x0c\n\x04path\x18\x01 \x01(\x0c\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.ragbackup.v1.EntryType\x12\x0c\n\x04mode\x18\x03 \x01(\r\x12\x0b\n\x03uid\x18\x04 \x01(\r\x12\x0b\n\x03gid\x18\x05 \x01(\r\x12\x10\n\x08mtime_ns\x18\x06 \x01(\x03\x12\x0c\n\x04size\x18\x07 \x01(\x04\x12\x0e\n\x06\x63hunks\x18\x08 \x03(\x0c\x12\x0e\n\x06target\x18\t \x01(\x0c\x12\r\n\x05holes\x18\n \x03(\x04\x12\x0e\n\x06layout\x18\x0b \x01(\t\"2\n\nEntryBatch\x12$\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x13.ragbackup.v1.Entry\"J\n\x05\x43hunk\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x12\n\ncompressed\x18\x03 \x01(\x08\x12\x10\n\x08raw_size\x18\x04 \x01(\r\"1\n\nChunkBatch\x12#\n\x06\x63hunks\x18\x01 \x03(\x0b\x32\x13.ragbackup.v1.Chunk\"`\n\rComponentSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\x0f\n\x07\x65xclude\x18\x04 \x03(\t\x12\x14\n\x0coptions_json\x18\x05 \x01(\t*\x81\x01\n\tEntryType\x12\x1a\n\x16\x45NTRY_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_TYPE_FILE\x10\x01\x12\x12\n\x0e\x45NTRY_TYPE_DIR\x10\x02\x12\x16\n\x12\x45NTRY_TYPE_SYMLINK\x10\x03\x12\x17\n\x13\x45NTRY_TYPE_HARDLINK\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragbackup.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYTYPE']._serialized_start=503
-  _globals['_ENTRYTYPE']._serialized_end=632
+  _globals['_ENTRYTYPE']._serialized_start=519
+  _globals['_ENTRYTYPE']._serialized_end=648
   _globals['_ENTRY']._serialized_start=44
-  _globals['_ENTRY']._serialized_end=223
-  _globals['_ENTRYBATCH']._serialized_start=225
-  _globals['_ENTRYBATCH']._serialized_end=275
-  _globals['_CHUNK']._serialized_start=277
-  _globals['_CHUNK']._serialized_end=351
-  _globals['_CHUNKBATCH']._serialized_start=353
-  _globals['_CHUNKBATCH']._serialized_end=402
-  _globals['_COMPONENTSPEC']._serialized_start=404
-  _globals['_COMPONENTSPEC']._serialized_end=500
+  _globals['_ENTRY']._serialized_end=239
+  _globals['_ENTRYBATCH']._serialized_start=241
+  _globals['_ENTRYBATCH']._serialized_end=291
+  _globals['_CHUNK']._serialized_start=293
+  _globals['_CHUNK']._serialized_end=367
+  _globals['_CHUNKBATCH']._serialized_start=369
+  _globals['_CHUNKBATCH']._serialized_end=418
+  _globals['_COMPONENTSPEC']._serialized_start=420
+  _globals['_COMPONENTSPEC']._serialized_end=516
 # @@protoc_insertion_point(module_scope)
