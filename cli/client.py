@@ -121,3 +121,26 @@ def run_job(events: Iterator[controller_pb2.JobEvent], quiet: bool = False) -> c
 
 def result_details(result: controller_pb2.JobResult | None) -> dict:
     return json.loads(result.details_json) if result and result.details_json else {}
+
+
+def run_report_job(events: Iterator[controller_pb2.JobEvent], quiet: bool,
+                   report_error: type[errors.RagBackupError]) -> tuple[str, dict]:
+    """Run a job whose failure still carries a report (verify, repair, drill): (summary, details).
+
+    The job ends with a result event and then fails with `report_error` (its exit code is the
+    caller's to return); any other error, or that one without a result, is raised as it is.
+    """
+    holder: dict = {}
+
+    def watched() -> Iterator[controller_pb2.JobEvent]:
+        for ev in events:
+            if ev.WhichOneof("kind") == "result":
+                holder["result"] = ev.result
+            yield ev
+    try:
+        run_job(watched(), quiet=quiet)
+    except report_error:
+        if "result" not in holder:
+            raise
+    result = holder.get("result")
+    return (result.summary if result else ""), result_details(result)

@@ -11,7 +11,7 @@ import sys
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2
 
-from ragbackup.cli.client import Client, result_details, run_job
+from ragbackup.cli.client import Client, run_report_job
 from ragbackup.cli.output import emit_json
 
 
@@ -37,28 +37,15 @@ def register(sub) -> None:
 
 
 def run(args, client: Client) -> int:
-    holder: dict = {}
-
-    def events():
-        req = controller_pb2.DrillRequest(id=args.id, agent=args.agent, source=args.source)
-        for ev in client.stream("Drill", req):
-            if ev.WhichOneof("kind") == "result":
-                holder["result"] = ev.result
-            yield ev
-    try:
-        run_job(events(), quiet=args.json)
-    except errors.VerificationFailed:
-        if "result" not in holder:
-            raise
-    result = holder.get("result")
-    d = result_details(result)
+    req = controller_pb2.DrillRequest(id=args.id, agent=args.agent, source=args.source)
+    summary, d = run_report_job(client.stream("Drill", req), args.json, errors.VerificationFailed)
     if args.json:
         emit_json(d)
     else:
-        _print(result.summary if result else "", d)
+        _print(summary, d)
     if d.get("result") == "SUCCESSFUL":
         return 0
-    print(f"ragctl: error: {result.summary if result else 'the drill ended without a result'}", file=sys.stderr)
+    print(f"ragctl: error: {summary or 'the drill ended without a result'}", file=sys.stderr)
     return errors.VerificationFailed.exit_code
 
 

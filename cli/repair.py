@@ -4,7 +4,7 @@ from __future__ import annotations
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2
 
-from ragbackup.cli.client import Client, result_details, run_job
+from ragbackup.cli.client import Client, run_report_job
 from ragbackup.cli.output import emit_json
 
 
@@ -22,23 +22,12 @@ def register(sub) -> None:
 
 
 def run(args, client: Client) -> int:
-    holder = {}
-
-    def events():
-        for ev in client.stream("RepairIndex", controller_pb2.RepairIndexRequest(dry_run=args.dry_run)):
-            if ev.WhichOneof("kind") == "result":
-                holder["result"] = ev.result
-            yield ev
-    try:
-        run_job(events(), quiet=args.json)
-    except errors.IntegrityError:
-        if "result" not in holder:
-            raise
-    d = result_details(holder.get("result"))
+    summary, d = run_report_job(client.stream("RepairIndex", controller_pb2.RepairIndexRequest(dry_run=args.dry_run)),
+                                args.json, errors.IntegrityError)
     if args.json:
         emit_json(d)
     else:
-        print(holder["result"].summary)
+        print(summary)
         for pid, why in sorted(d.get("unreadable_packs", {}).items()):
             print(f"  unreadable pack {pid}: {why}")
     return errors.IntegrityError.exit_code if d.get("unreadable_packs") and not args.dry_run else 0

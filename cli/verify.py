@@ -4,7 +4,7 @@ from __future__ import annotations
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2
 
-from ragbackup.cli.client import Client, result_details, run_job
+from ragbackup.cli.client import Client, run_report_job
 from ragbackup.cli.output import emit_json
 
 
@@ -22,24 +22,12 @@ def register(sub) -> None:
 
 
 def run(args, client: Client) -> int:
-    holder = {}
-
-    def events():
-        for ev in client.stream("Verify", controller_pb2.VerifyRequest(read_data=args.read_data)):
-            if ev.WhichOneof("kind") == "result":
-                holder["result"] = ev.result
-            yield ev
-    try:
-        run_job(events(), quiet=args.json)
-    except errors.IntegrityError:
-        if "result" not in holder:
-            raise
-    result = holder.get("result")
-    d = result_details(result)
+    summary, d = run_report_job(client.stream("Verify", controller_pb2.VerifyRequest(read_data=args.read_data)),
+                                args.json, errors.IntegrityError)
     if args.json:
         emit_json(d)
     else:
-        _print_report(result.summary, d)
+        _print_report(summary, d)
     return 0 if d.get("ok") else errors.IntegrityError.exit_code
 
 
