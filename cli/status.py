@@ -37,9 +37,11 @@ def render(st: dict) -> str:
     lines = [("SAFE: no alert is firing" if st["safe"] else f"NOT SAFE: {len(st['alerts'])} alert(s) firing"), ""]
     rows = [{**c, "age": _age(c["age_seconds"]), "rpo": _age(c["rpo_seconds"]),
              "state": "ok" if c["within_rpo"] else "OVER RPO", "next": c["next_run"] or "-",
-             "newest": c["newest_good_backup"] or "none"} for c in st["components"]]
+             "newest": c["newest_good_backup"] or "none",
+             "proven": _age(c.get("drill_verified_age_seconds"))} for c in st["components"]]
     lines.append(table(rows, [("component", "COMPONENT"), ("newest", "NEWEST GOOD BACKUP"), ("age", "AGE"),
-                              ("rpo", "RPO"), ("state", "STATE"), ("next", "NEXT RUN")]))
+                              ("proven", "DRILL-PROVEN AGE"), ("rpo", "RPO"), ("state", "STATE"),
+                              ("next", "NEXT RUN")]))
     d = st["drill"]
     lines += ["", "last drill: " + ("no drill yet" if not d["last"] else
               f"{d['last']} {d['result']} in {_age(d['duration_seconds'])} (RTO {_age(d['rto_seconds'])}"

@@ -64,6 +64,9 @@ def _components(report: Report) -> Iterator[Metric]:
                                "0 when it failed.", labels=["component"])
     exposure = GaugeMetricFamily("rag_backup_rpo_exposure_seconds",
                                  "Age of the newest good backup of a component (data at risk now).", labels=["component"])
+    proven = GaugeMetricFamily("rag_backup_rpo_drill_verified_exposure_seconds",
+                               "Age of the newest backup of a component that a restore drill proved.",
+                               labels=["component"])
     configured = GaugeMetricFamily("rag_backup_component_configured", "1 for every component in [components].",
                                    labels=["component"])
     for comp in report.state.components:
@@ -72,11 +75,14 @@ def _components(report: Report) -> Iterator[Metric]:
         if good is not None:
             last_ok.add_metric([comp], _ts(good.finished))
             exposure.add_metric([comp], policy.age(good.finished, report.now) or 0.0)
+        drilled = policy.newest_drill_verified_backup(report.state.jobs, comp)
+        if drilled is not None:
+            proven.add_metric([comp], policy.age(drilled.finished, report.now) or 0.0)
         runs = [j for j in report.state.jobs if j.kind in ("backup", "import") and comp in j.components
                 and j.result in (SUCCESS, FAILURE, INTERRUPTED)]
         if runs:
             status.add_metric([comp], 1.0 if runs[-1].result == SUCCESS else 0.0)
-    yield from (configured, last_ok, status, exposure)
+    yield from (configured, last_ok, status, exposure, proven)
     good = [j for j in report.state.jobs if j.kind in ("backup", "import") and j.result == SUCCESS]
     if good:
         yield _gauge("rag_backup_first_success_timestamp_seconds", "Finish time of the oldest successful backup "

@@ -74,7 +74,7 @@ def job_view(rec: JobRecord) -> policy.JobView | None:
     if rec.result == RUNNING or not rec.finished:
         return None
     return policy.JobView(rec.kind, rec.result, clocks.parse_iso(rec.started), clocks.parse_iso(rec.finished),
-                          tuple(rec.components), rec.bytes_read)
+                          tuple(rec.components), rec.bytes_read, rec.snapshot)
 
 
 def gather(cfg: ControllerConfig, records: JobRecords, now: _dt.datetime) -> Report:
@@ -103,9 +103,14 @@ def component_rows(report: Report) -> list[dict]:
     for comp in report.state.components:
         good = policy.newest_good_backup(report.state.jobs, comp)
         seconds = policy.age(good.finished if good else None, report.now)
+        proven = policy.newest_drill_verified_backup(report.state.jobs, comp)
+        proven_s = policy.age(proven.finished if proven else None, report.now)
         out.append({"component": comp, "newest_good_backup": _ts(good.finished if good else None),
                     "age_seconds": seconds, "rpo_seconds": report.state.rpo,
                     "within_rpo": seconds is not None and seconds <= report.state.rpo,
+                    "newest_drill_verified_backup": _ts(proven.finished if proven else None),
+                    "drill_verified_age_seconds": proven_s,
+                    "within_rpo_drill_verified": proven_s is not None and proven_s <= report.state.rpo,
                     "next_run": next_run(report, report.schedule_interval, comp)})
     return out
 

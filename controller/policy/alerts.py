@@ -42,6 +42,7 @@ class JobView:
     finished: _dt.datetime
     components: tuple[str, ...] = ()
     bytes_read: int = 0
+    snapshot: str = ""  # the snapshot a backup wrote, or a drill restored
 
     @property
     def duration(self) -> float:
@@ -101,6 +102,14 @@ def size_baseline(jobs: tuple[JobView, ...], kind: str = "backup") -> tuple[int,
 def last_drill(jobs: tuple[JobView, ...]) -> JobView | None:
     drills = [j for j in jobs if j.kind == "drill" and j.result in (SUCCESS, FAILURE, INTERRUPTED)]
     return drills[-1] if drills else None
+
+
+def newest_drill_verified_backup(jobs: tuple[JobView, ...], component: str) -> JobView | None:
+    """The newest successful backup of `component` whose snapshot a restore drill then restored and checked."""
+    proven = {j.snapshot for j in jobs if j.kind == "drill" and j.result == SUCCESS and j.snapshot}
+    good = [j for j in jobs if j.kind in ("backup", "import") and j.result == SUCCESS
+            and component in j.components and j.snapshot in proven]
+    return good[-1] if good else None
 
 
 def age(then: _dt.datetime | None, now: _dt.datetime) -> float | None:

@@ -89,3 +89,18 @@ def test_changes_name_started_and_stopped():
     started, stopped = changes({"RagBackupTooOld/docs", "RagBackupVolumeLowSpace"}, fired)
     assert [a.key for a in started] == ["RagBackupRPOBreach/docs"]
     assert stopped == ["RagBackupVolumeLowSpace"]
+
+
+def test_the_rpo_counted_on_drill_proven_backups_only():
+    """A backup counts as drill-proven once a successful drill restored its snapshot."""
+    import datetime as _dt
+    from ragbackup.controller.policy.alerts import JobView, newest_drill_verified_backup
+    t = _dt.datetime(2026, 12, 1, tzinfo=_dt.timezone.utc)
+    h = _dt.timedelta(hours=1)
+    jobs = (JobView("backup", "success", t, t + h, ("docs",), snapshot="s1"),
+            JobView("backup", "success", t + 2 * h, t + 3 * h, ("docs",), snapshot="s2"),
+            JobView("drill", "success", t + 4 * h, t + 5 * h, ("docs",), snapshot="s1"),
+            JobView("drill", "failure", t + 6 * h, t + 7 * h, ("docs",), snapshot="s2"))
+    assert newest_drill_verified_backup(jobs, "docs").snapshot == "s1"
+    assert newest_drill_verified_backup(jobs, "cache") is None
+    assert newest_drill_verified_backup(jobs[:2], "docs") is None
