@@ -1,8 +1,8 @@
 """rag-backup-controller: the central daemon owning the repository, catalog and jobs.
 
 In: controller.toml (--config, $RAG_BACKUP_CONTROLLER_CONFIG, or
-/etc/rag-backup/controller.toml). Out: the Controller API on a unix socket (0660)
-and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
+/etc/rag-backup/controller.toml). Out: the Controller API on a unix socket (0660,
+relayed by peercred.Relay so every call carries its caller's kernel credentials) and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
+from ragbackup.controller import peercred
+from ragbackup.controller.audit import INTERNAL
 from ragbackup.controller.jobs.runner import Runner, open_runner
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
@@ -34,9 +36,12 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tup
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
-    unixsock.prepare(cfg.socket)
-    if server.add_insecure_port(f"unix:{cfg.socket}") == 0:
-        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}")
+    private = peercred.private_path(cfg.socket)
+    if unixsock.problem(f"unix:{private}"):
+        raise errors.ConfigError(f"{cfg.source}: [controller] socket {cfg.socket}: {unixsock.problem('unix:' + private)}")
+    peercred.prepare_private(private)
+    if server.add_insecure_port(f"unix:{private}") == 0:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {private}")
     port = 0
     if cfg.listen:
         creds = tls.server_credentials(cfg.tls)
@@ -78,14 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    unixsock.restrict(cfg.socket, cfg.socket_group)
+    # ragctl connects to the relay, which names each caller from the kernel (see peercred.py)
+    relay = peercred.Relay(cfg.socket, peercred.private_path(cfg.socket), cfg.socket_group, runner.audit)
+    try:
+        relay.start()
+    except OSError as exc:
+        log.error("%s: cannot listen on unix socket %s: %s", cfg.source, cfg.socket, exc)
+        server.stop(None)
+        return errors.ConfigError.exit_code
+    runner.audit.record("daemon-start", INTERNAL, "ok", config=cfg.source, socket=cfg.socket,
+                        listen=cfg.listen or "-", version=__version__)
     log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
     notifier = sdnotify.SystemdNotifier()
     notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")
     while not stop.wait(5):
         notifier.notify("WATCHDOG=1")
     notifier.notify("STOPPING=1")
+    relay.stop()
     server.stop(grace=10).wait()
+    runner.audit.record("daemon-stop", INTERNAL, "ok", config=cfg.source)
     runner.close()
     ctl.close()
     return 0
