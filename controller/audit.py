@@ -96,7 +96,7 @@ def entry(action: str, caller: Caller | str, outcome: str, **fields) -> dict[str
     event = _EVENT_OF_ACTION.get(action, "job-end")
     ident = "rag-recovery" if action in RECOVERY or fields.get("kind") in RECOVERY else "rag-backup"
     who = caller.fields() if isinstance(caller, Caller) else {"caller": caller or "?", "caller_transport": "unknown"}
-    line = _format({"action": action, "outcome": outcome, "user": who.get("caller_user", who["caller"]),
+    line = _format({"action": action, "user": who.get("caller_user", who["caller"]), "outcome": outcome,
                     **{k: v for k, v in who.items() if k in ("caller_uid", "caller_pid", "caller_loginuid",
                                                               "caller_cert")},
                     **fields})

@@ -84,7 +84,7 @@ def test_audit_lines_for_backup_restore_and_failures(stack, syslog, tmp_path):
     assert any("outcome=ok" in r and f"snapshot={sid}" in r for r in restore)
     assert any("outcome=failed" in r and "error=NotFound" in r for r in restore)
     # the caller is named from the kernel (SO_PEERCRED through the relay), not from what ragctl says
-    me = f"user={pwd.getpwuid(os.getuid()).pw_name} caller_uid={os.getuid()} caller_pid="
-    assert all(me in line for line in backup + restore), backup + restore
+    me = f"user={pwd.getpwuid(os.getuid()).pw_name} outcome="
+    assert all(me in line and f"caller_uid={os.getuid()} caller_pid=" in line for line in backup + restore), backup + restore
     assert any("rag-backup: action=init" in line for line in lines)
     assert any("rag-backup: action=daemon-start" in line for line in lines)
