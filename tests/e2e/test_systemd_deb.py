@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]  # the first builds the image and the .deb
 
 CONTROLLER = "rag-backup-controller.service"
 AGENT = "rag-backup-agent.service"
