@@ -23,7 +23,8 @@ venv=/opt/rag-backup/venv
 "$py" -m venv "$stage$venv"
 "$stage$venv/bin/pip" install -q --no-compile --disable-pip-version-check "$repo"
 "$stage$venv/bin/pip" uninstall -q -y pip setuptools >/dev/null 2>&1 || true
-rm -f "$stage$venv"/bin/activate* "$stage$venv"/bin/Activate.ps1 "$stage$venv"/bin/pip*
+# only the interpreter links and our three commands stay in bin/ (the dependencies' own scripts are not ours to ship)
+find "$stage$venv/bin" -mindepth 1 ! -name 'python*' ! -name ragctl ! -name 'rag-backup-*' -delete
 grep -rlI "$stage" "$stage$venv" | xargs -r sed -i "s#$stage##g"
 find "$stage$venv" -name __pycache__ -type d -prune -exec rm -rf {} +
 find "$stage$venv" -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true

@@ -152,12 +152,12 @@ def test_stop_during_a_backup_leaves_no_snapshot_and_the_next_run_succeeds(box):
     before = _snapshots(box)
     box.sh("head -c 400M /dev/urandom >/srv/rag/documents/big.bin", timeout=300)
     box.run("systemctl", "start", "--no-block", "rag-backup.service")
-    started = len(_audit(box, "rag-backup", RAG_EVENT="job-start", RAG_KIND="backup"))
-    box.wait(f"[ $(journalctl -t rag-backup -o json RAG_EVENT=job-start RAG_KIND=backup | wc -l) -gt {started - 1} ]"
-             " && systemctl is-active --quiet rag-backup.service", 60, "the backup to start")
+    box.wait("ragctl jobs --json | grep -q '\"running\"' && "
+             "[ $(systemctl show -p ActiveState --value rag-backup.service) = activating ]", 60, "the backup to run")
     box.run("systemctl", "stop", "rag-backup.service", timeout=120)
-    box.wait("ragctl jobs --json | grep -q '\"cancelled\"\\|\"interrupted\"\\|\"failure\"'", 60,
-             "the controller to end the job")
+    box.wait("! ragctl jobs --json | grep -q '\"running\"'", 60, "the controller to end the job")
+    ends = _audit(box, "rag-backup", RAG_EVENT="job-end", RAG_ACTION="backup")
+    assert ends[-1]["RAG_RESULT"] == "cancelled" and ends[-1]["RAG_SNAPSHOT"] == "-", ends[-1]
     assert _snapshots(box) == before
     box.run("rm", "/srv/rag/documents/big.bin")
     box.run("systemctl", "start", "rag-backup.service", timeout=300)
