@@ -180,3 +180,31 @@ def test_ragctl_refused_by_the_socket_mode_says_so_and_audits_it(dgram):
         lst.close()
         sink.close()
         shutil.rmtree(top)
+
+
+class _Who(grpc.GenericRpcHandler):
+    """A gRPC method answering with what the servicer's `caller` makes of the call."""
+
+    def service(self, details):
+        from ragbackup.controller.servicer import caller
+        return grpc.unary_unary_rpc_method_handler(lambda request, context: str(caller(context)).encode())
+
+
+def test_an_mtls_caller_is_named_by_its_certificate(tmp_path):
+    from ragbackup import pki, tls
+    from ragbackup.config import TlsConfig
+    d = str(tmp_path / "pki")
+    pki.create_ca(d)
+    pki.issue(d, "controller", ["localhost", "127.0.0.1"])
+    pki.issue(d, "ops-laptop", ["localhost"])
+    server = grpc.server(futures.ThreadPoolExecutor(2), handlers=[_Who()])
+    port = server.add_secure_port("127.0.0.1:0", tls.server_credentials(
+        TlsConfig(ca=f"{d}/ca.pem", cert=f"{d}/controller.pem", key=f"{d}/controller-key.pem")))
+    server.start()
+    try:
+        client = TlsConfig(ca=f"{d}/ca.pem", cert=f"{d}/ops-laptop.pem", key=f"{d}/ops-laptop-key.pem")
+        with tls.open_channel(f"127.0.0.1:{port}", client, server_name="localhost") as ch:
+            said = ch.unary_unary("/x/Who")(b"", timeout=10, metadata=(("rag-user", "root"),)).decode()
+    finally:
+        server.stop(None)
+    assert said == "cert:ops-laptop"
