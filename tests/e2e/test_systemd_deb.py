@@ -178,6 +178,7 @@ def test_an_upgrade_during_a_backup_restarts_the_daemons_and_keeps_the_repositor
     box.sh("head -c 400M /dev/urandom >/srv/rag/documents/big.bin", timeout=300)
     box.run("systemctl", "start", "--no-block", "rag-backup.service")
     box.wait("ragctl jobs --json | grep -q '\"running\"'", 60, "the backup to run")
+    job = next(j for j in json.loads(box.run("ragctl", "jobs", "--json").stdout) if j["result"] == "running")
     # the same package again: dpkg runs the upgrade path (prerm upgrade, postinst configure OLD-VERSION)
     box.run("dpkg", "-i", "/root/rag-backup.deb", timeout=300)
     box.wait(f"systemctl is-active --quiet {CONTROLLER} && "
@@ -186,7 +187,14 @@ def test_an_upgrade_during_a_backup_restarts_the_daemons_and_keeps_the_repositor
     box.wait("! systemctl is-active --quiet rag-backup.service", 120, "the interrupted backup's ragctl to end")
     jobs = json.loads(box.run("ragctl", "jobs", "--json").stdout)
     assert not [j for j in jobs if j.get("result") == "running"], jobs
-    assert _snapshots(box) == before
+    ended = json.loads(box.run("ragctl", "job", str(job["id"]), "--json").stdout)
+    # the backup either finished within the stop's grace period, with its snapshot, or was cut short
+    # (cancelled or interrupted) and left none: never a snapshot without its data
+    if ended["result"] == "success":
+        assert _snapshots(box) == [*before, ended["snapshot"]]
+    else:
+        assert ended["result"] in ("cancelled", "interrupted", "failure") and _snapshots(box) == before, ended
+    before = _snapshots(box)
     box.run("ragctl", "verify")
     box.run("rm", "/srv/rag/documents/big.bin")
     box.run("systemctl", "start", "rag-backup.service", timeout=300)
