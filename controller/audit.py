@@ -52,6 +52,8 @@ class Caller:
         """The user name of `uid` (the number when it has none), or the certificate's name."""
         if self.uid >= 0:
             return _user_name(self.uid)
+        if self.transport == "internal":
+            return "rag-backup-controller"
         return self.cert_name or "?"
 
     def __str__(self) -> str:
@@ -59,6 +61,8 @@ class Caller:
             return f"{self.user}(uid={self.uid},pid={self.pid})"
         if self.cert_name:
             return f"cert:{self.cert_name}"
+        if self.transport == "internal":
+            return self.user
         return f"{self.claimed or '?'}@{self.transport}(unverified)"
 
     def fields(self) -> dict[str, object]:

@@ -95,6 +95,11 @@ def test_install_starts_the_daemons_through_type_notify(box):
     assert _audit(box, "rag-backup", RAG_EVENT="daemon-start", _SYSTEMD_UNIT=CONTROLLER)
 
 
+def test_the_installed_units_verify_cleanly(box):
+    cp = box.sh("systemd-analyze verify --man=no /lib/systemd/system/rag-backup*", check=False)
+    assert cp.returncode == 0 and not (cp.stdout + cp.stderr).strip(), cp.stdout + cp.stderr
+
+
 def test_timers_are_listed(box):
     timers = box.run("systemctl", "list-timers", "--all", "--no-pager").stdout
     assert "rag-backup.timer" in timers and "rag-backup-incr.timer" in timers, timers

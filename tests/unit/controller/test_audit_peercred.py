@@ -208,3 +208,10 @@ def test_an_mtls_caller_is_named_by_its_certificate(tmp_path):
     finally:
         server.stop(None)
     assert said == "cert:ops-laptop"
+
+
+def test_the_controllers_own_entries_name_it():
+    from ragbackup.controller.audit import INTERNAL
+    e = entry("daemon-start", INTERNAL, "ok", config="/etc/rag-backup/controller.toml")
+    assert e["MESSAGE_ID"] == MESSAGE_IDS["daemon-start"] and e["RAG_CALLER_TRANSPORT"] == "internal"
+    assert e["RAG_CALLER_USER"] == "rag-backup-controller" and "RAG_CALLER_UID" not in e
