@@ -27,9 +27,11 @@ MESSAGE_IDS = {
     "daemon-start": "cca59fb9e4584a00804fa8eb7ade9b6b",  # configuration loaded, serving
     "daemon-stop": "7815697433074de3853ef10f121a0806",
     "config-reload": "be4d296ac57e4841abd02d43c29bf50c",
+    "alert": "a7ccfcaeec2d49cc8acf952c2ef86408",  # an alert fired or resolved
+    "operation": "96cb26f469c24925a98308c907119f0d",  # any other action (RAG_ACTION names it)
 }
 _EVENT_OF_ACTION = {"job-start": "job-start", "init": "key", "refused": "refused", "daemon-start": "daemon-start",
-                    "daemon-stop": "daemon-stop", "config-reload": "config-reload"}
+                    "daemon-stop": "daemon-stop", "config-reload": "config-reload", "alert": "alert"}
 RECOVERY = ("restore", "drill")
 SEVERITY = {"ok": 5, "failed": 3, "started": 6, "cancelled": 4, "refused": 4}  # notice, error, info, warning
 
@@ -97,7 +99,7 @@ def _format(fields: dict) -> str:
 
 def entry(action: str, caller: Caller | str, outcome: str, **fields) -> dict[str, object]:
     """The journal fields of one audit event (pure: no I/O but the passwd lookup of a uid)."""
-    event = _EVENT_OF_ACTION.get(action, "job-end")
+    event = _EVENT_OF_ACTION.get(action) or ("job-end" if fields.get("kind") == action else "operation")
     ident = "rag-recovery" if action in RECOVERY or fields.get("kind") in RECOVERY else "rag-backup"
     who = caller.fields() if isinstance(caller, Caller) else {"caller": caller or "?", "caller_transport": "unknown"}
     line = _format({"action": action, "user": who.get("caller_user", who["caller"]), "outcome": outcome,

@@ -47,7 +47,7 @@ def dgram(tmp_path):
 
 def test_restore_entry_is_recovery_with_message_id_and_caller_fields():
     who = Caller("unix", uid=0, gid=0, pid=42, loginuid=1000, claimed="mallory")
-    e = entry("restore", who, "ok", job=7, trigger="manual", snapshot="abc", components="redis", bytes=10)
+    e = entry("restore", who, "ok", kind="restore", job=7, trigger="manual", snapshot="abc", components="redis", bytes=10)
     assert e["SYSLOG_IDENTIFIER"] == "rag-recovery" and e["MESSAGE_ID"] == MESSAGE_IDS["job-end"]
     assert (e["RAG_JOB"], e["RAG_SNAPSHOT"], e["RAG_COMPONENTS"], e["RAG_BYTES"]) == (7, "abc", "redis", 10)
     assert (e["RAG_CALLER_UID"], e["RAG_CALLER_PID"], e["RAG_CALLER_LOGINUID"]) == (0, 42, 1000)
@@ -61,6 +61,8 @@ def test_each_event_type_has_its_own_message_id():
     assert entry("job-start", "x", "started", kind="backup")["MESSAGE_ID"] == MESSAGE_IDS["job-start"]
     assert entry("init", "x", "ok")["MESSAGE_ID"] == MESSAGE_IDS["key"]
     assert entry("refused", "x", "refused")["MESSAGE_ID"] == MESSAGE_IDS["refused"]
+    assert entry("backup", "x", "ok", kind="backup")["MESSAGE_ID"] == MESSAGE_IDS["job-end"]
+    assert entry("forget-key", "x", "ok")["MESSAGE_ID"] == MESSAGE_IDS["operation"]  # not a job: names no kind
 
 
 def test_native_protocol_round_trip_with_a_multiline_value(dgram, monkeypatch):
@@ -77,7 +79,7 @@ def test_syslog_fallback_when_there_is_no_journal(dgram, monkeypatch, tmp_path):
     path, sink = dgram
     monkeypatch.setenv(journal.JOURNAL_ENV, str(tmp_path / "no-journal.sock"))
     monkeypatch.setenv(journal.SYSLOG_ENV, path)
-    Audit().record("backup", Caller("unix", uid=0, gid=0, pid=1), "ok", job=1, snapshot="s1")
+    Audit().record("backup", Caller("unix", uid=0, gid=0, pid=1), "ok", kind="backup", job=1, snapshot="s1")
     line = sink.recv(65536).decode()
     assert line.startswith("<85>rag-backup: action=backup user=root outcome=ok caller_uid=0 caller_pid=1")
     assert "snapshot=s1" in line
