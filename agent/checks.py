@@ -1,7 +1,9 @@
 """Per-component health checks run by the agent for `ragctl health`.
 
-In: a ComponentSpec. Out: a CheckResult: Redis answers PING, Chroma answers its
-heartbeat, a paths directory is readable. Never raises; failures are results.
+In: a ComponentSpec. Out: a CheckResult: the component's options parse and its
+`service` exists on this host, then Redis answers PING, Chroma answers its
+heartbeat (and whether backups can read facts from their copies), a paths
+directory is readable. Never raises; failures are results.
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from ragbackup import errors
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent import options
-from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.capture import chroma, chroma_facts, redis
+from ragbackup.agent.services.base import MISSING, make_controller
 
 
 def _paths(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
@@ -36,9 +39,27 @@ def _redis(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
 
 
 def _chroma(spec: common_pb2.ComponentSpec) -> tuple[bool, str]:
+    """Heartbeat, and whether backups can take facts (chromadb on this host reads the server's files)."""
     target = options.chroma_target(spec)
     chroma.wait_heartbeat(target.url, 3.0)
-    return True, f"heartbeat ok at {target.url}"
+    engine = chroma_facts.engine_version()
+    reason = chroma_facts.unusable_engine(chroma.server_version(target), engine)
+    facts = f"backups will record no facts: {reason}" if reason else f"facts read with chromadb {engine}"
+    return True, f"heartbeat ok at {target.url}; {facts}"
+
+
+def _service(spec: common_pb2.ComponentSpec) -> tuple[bool, str] | None:
+    """A configured service this host does not have fails the component (its capture or restore would)."""
+    service = make_controller(options.Options(spec).service())
+    if service.describe() == "no service":
+        return None
+    try:
+        state = service.status()
+    except errors.RagBackupError as exc:
+        return False, f"option service: {service.describe()} cannot be controlled: {exc.message}"
+    if state == MISSING:
+        return False, f"option service: {service.describe()} is not found on this agent"
+    return None
 
 
 _CHECKS = {"paths": _paths, "config": _paths, "redis": _redis, "chroma": _chroma}
@@ -49,7 +70,7 @@ def check(spec: common_pb2.ComponentSpec) -> agent_pb2.CheckResult:
     if fn is None:
         return agent_pb2.CheckResult(name=spec.name, ok=False, detail=f"unknown kind {spec.kind!r}")
     try:
-        ok, detail = fn(spec)
+        ok, detail = _service(spec) or fn(spec)
     except errors.RagBackupError as exc:
         ok, detail = False, exc.message
     except OSError as exc:

@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ragbackup import clock, errors
+from ragbackup.mismatch import Mismatch
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
@@ -32,10 +33,11 @@ log = logging.getLogger("ragbackup.agent.install")
 @dataclass
 class Installed:
     aside: str
-    mismatches: list[str]
+    mismatches: list[Mismatch]
 
 
-def _service(spec: common_pb2.ComponentSpec) -> ServiceController:
+def database_service(spec: common_pb2.ComponentSpec) -> ServiceController:
+    """The service an in-place database restore stops; UsageError when none is configured."""
     service = make_controller(options.Options(spec).service())
     if service.describe() == "no service":
         raise errors.UsageError(
@@ -92,7 +94,7 @@ def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir
     where = options.Options(spec).container_path()
     target = options.redis_target(spec, spec.path if where is None else "")
     facts = _with_live_aof_settings(target, facts)
-    service = _service(spec)
+    service = database_service(spec)
     service.stop(target.timeout_s)
     if where is None:
         aside = redis.place_restored_data(restored_dir, target.data_dir, facts, target.owner) or ""
@@ -128,7 +130,7 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     where = options.Options(spec).container_path()
     target = options.chroma_target(spec)
     _check_chroma_version(target, facts, force)
-    service = _service(spec)
+    service = database_service(spec)
     service.stop(target.timeout_s)
     if where is None:
         aside = chroma.place_restored_data(restored_dir, target.persist_dir, target.owner) or ""
@@ -141,7 +143,8 @@ def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_di
     service.start()
     chroma.wait_heartbeat(target.url, target.timeout_s)
     if "collections" not in facts:
-        log.warning("chroma %s: the snapshot has no facts (imported); counts and probes not verified", spec.name)
+        log.warning("chroma %s: the snapshot has no facts (%s); counts and probes not verified", spec.name,
+                    facts.get("unverified", "imported"))
         return Installed(aside, [])
     return Installed(aside, chroma.verify_facts(target, facts))
 

@@ -1,25 +1,25 @@
-"""Kind-specific component settings, parsed from the ComponentSpec's options JSON.
+"""Kind-specific component settings, parsed once from the ComponentSpec's options JSON.
 
 In: a ComponentSpec (path + options_json from the controller's [components.X]).
-Out: typed settings (RedisTarget, ChromaTarget, a ServiceSpec, a ContainerPath);
-any bad value raises UsageError naming the component and the key. Secrets
-(password, password_file) become `Secret`s and are never echoed.
+Out: typed settings (RedisTarget, ChromaTarget, a ServiceSpec, a ContainerPath)
+built from the kind's frozen options (ragbackup.component_options: the same check
+and types the controller applied when it loaded its config). A bad value raises
+UsageError naming the component and the key. Secrets (password, password_file)
+become `Secret`s and are never echoed.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from ragbackup import errors
+from ragbackup.component_options import ChromaOptions, PathsOptions, RedisOptions, parse_options
 from ragbackup.secret import Secret
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent.capture.chroma import ChromaTarget
 from ragbackup.agent.capture.redis import RedisTarget
 from ragbackup.agent.services.base import ServiceSpec
-
-CONSISTENCY_MODES = ("online", "pause", "stop")
 
 
 @dataclass(frozen=True)
@@ -31,89 +31,67 @@ class ContainerPath:
 
 
 class Options:
-    """Typed reads of one component's options."""
+    """One component's options, checked and typed at construction."""
 
     def __init__(self, spec: common_pb2.ComponentSpec):
         self.spec = spec
         try:
-            self.data: dict[str, Any] = json.loads(spec.options_json or "{}")
+            data = json.loads(spec.options_json or "{}")
         except ValueError:
             raise errors.UsageError(f"component {spec.name}: options are not valid JSON") from None
-
-    def _bad(self, key: str, expected: str) -> errors.UsageError:
-        return errors.UsageError(f"component {self.spec.name}: option {key}: expected {expected}")
-
-    def get(self, key: str, typ: type | tuple, default: Any) -> Any:
-        value = self.data.get(key, default)
-        if value is not default and (not isinstance(value, typ) or isinstance(value, bool) and typ is int):
-            raise self._bad(key, getattr(typ, "__name__", str(typ)))
-        return value
-
-    def owner(self, default: tuple[int, int]) -> tuple[int, int]:
-        text = self.get("owner", str, "")
-        if not text:
-            return default
+        if not isinstance(data, dict):
+            raise errors.UsageError(f"component {spec.name}: options are not a JSON object")
         try:
-            uid, gid = (int(x) for x in text.split(":"))
-        except ValueError:
-            raise self._bad("owner", '"UID:GID", e.g. "999:999"') from None
-        return uid, gid
+            self.settings: PathsOptions = parse_options(f"component {spec.name}:", spec.kind, data)
+        except errors.ConfigError as exc:
+            raise errors.UsageError(exc.message) from None
 
-    def secret(self, key: str) -> Secret | None:
-        if f"{key}_file" in self.data:
-            path = self.get(f"{key}_file", str, "")
-            try:
-                with open(path, encoding="utf-8") as f:
-                    return Secret(f.read().strip())
-            except OSError as exc:
-                raise errors.ConfigError(f"component {self.spec.name}: cannot read {key}_file {path}: "
-                                         f"{exc.strerror}") from None
-        value = self.get(key, str, None)
-        return Secret(value) if value else None
+    def typed(self, cls: type) -> "PathsOptions":
+        """The settings as `cls` (RedisOptions, ChromaOptions); UsageError for another kind."""
+        if not isinstance(self.settings, cls):
+            raise errors.UsageError(f"component {self.spec.name}: kind {self.spec.kind!r} has no "
+                                    f"{cls.__name__} settings")
+        return self.settings
+
+    def password(self) -> Secret | None:
+        """The inline password, or the content of password_file read on this host."""
+        s = self.typed(RedisOptions)
+        if not s.password_file:
+            return s.password
+        try:
+            with open(s.password_file, encoding="utf-8") as f:
+                return Secret(f.read().strip())
+        except OSError as exc:
+            raise errors.ConfigError(f"component {self.spec.name}: cannot read password_file {s.password_file}: "
+                                     f"{exc.strerror}") from None
 
     def service(self) -> ServiceSpec:
         """`service = "docker:NAME"`, `"systemd:UNIT"`, `"docker:PROJECT/SERVICE"` or absent (none)."""
-        text = self.get("service", str, "")
-        if not text:
+        if not self.settings.service:
             return ServiceSpec("none")
-        backend, _, name = text.partition(":")
-        if backend not in ("docker", "systemd") or not name:
-            raise self._bad("service", '"docker:CONTAINER", "docker:PROJECT/SERVICE" or "systemd:UNIT"')
+        backend, _, name = self.settings.service.partition(":")
         return ServiceSpec(backend, name)
 
     def container_path(self) -> ContainerPath | None:
-        container = self.get("container", str, "")
-        if not container:
+        if not self.settings.container:
             return None
-        path = self.get("container_path", str, "/data")
-        if not path.startswith("/"):
-            raise self._bad("container_path", "an absolute path inside the container")
-        return ContainerPath(container, path)
+        return ContainerPath(self.settings.container, self.settings.container_path)
 
     def consistency(self) -> str:
-        mode = self.get("consistency", str, "online")
-        if mode not in CONSISTENCY_MODES:
-            raise self._bad("consistency", " or ".join(CONSISTENCY_MODES))
-        return mode
-
-    def timeout(self, default: float) -> float:
-        return float(self.get("timeout_s", (int, float), default))
+        return self.typed(ChromaOptions).consistency
 
 
 def redis_target(spec: common_pb2.ComponentSpec, data_dir: str = "") -> RedisTarget:
     o = Options(spec)
+    s = o.typed(RedisOptions)
     return RedisTarget(
-        data_dir=data_dir or spec.path, host=o.get("host", str, "127.0.0.1"), port=o.get("port", int, 6379),
-        password=o.secret("password"), username=o.get("username", str, None) or None,
-        tls=o.get("tls", bool, False), tls_ca=o.get("tls_ca", str, None), tls_cert=o.get("tls_cert", str, None),
-        tls_key=o.get("tls_key", str, None), rdb_filename=o.get("rdb_filename", str, "dump.rdb"),
-        owner=o.owner((999, 999)), timeout_s=o.timeout(300.0))
+        data_dir=data_dir or spec.path, host=s.host, port=s.port, password=o.password(),
+        username=s.username or None, tls=s.tls, tls_ca=s.tls_ca or None, tls_cert=s.tls_cert or None,
+        tls_key=s.tls_key or None, rdb_filename=s.rdb_filename, owner=s.owner, timeout_s=s.timeout_s)
 
 
 def chroma_target(spec: common_pb2.ComponentSpec, persist_dir: str = "") -> ChromaTarget:
-    o = Options(spec)
+    s = Options(spec).typed(ChromaOptions)
     return ChromaTarget(
-        persist_dir=persist_dir or spec.path, url=o.get("url", str, "http://127.0.0.1:8000"),
-        tenant=o.get("tenant", str, "default_tenant"), database=o.get("database", str, "default_database"),
-        owner=o.owner((1000, 1000)), probes=o.get("probes", int, 3), top_k=o.get("top_k", int, 5),
-        timeout_s=o.timeout(60.0))
+        persist_dir=persist_dir or spec.path, url=s.url, tenant=s.tenant, database=s.database, owner=s.owner,
+        probes=s.probes, top_k=s.top_k, timeout_s=s.timeout_s)

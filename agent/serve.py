@@ -56,6 +56,10 @@ def add_agent_service(servicer: AgentServicer, server: grpc.Server) -> None:
     handlers["Restore"] = grpc.stream_unary_rpc_method_handler(
         restore.stream_unary, request_deserializer=wire.chunk_batch_deserializer(agent_pb2.RestoreCommand),
         response_serializer=restore.response_serializer)
+    drill = handlers["Drill"]  # the Restore stream, into a drill's scratch directory
+    handlers["Drill"] = grpc.stream_unary_rpc_method_handler(
+        drill.stream_unary, request_deserializer=wire.chunk_batch_deserializer(agent_pb2.RestoreCommand),
+        response_serializer=drill.response_serializer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)
 

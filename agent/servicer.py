@@ -21,12 +21,13 @@ import grpc
 from ragbackup import __version__, errors
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
+from ragbackup.mismatch import Mismatch
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import checks, install, options, placement
+from ragbackup.agent import checks, drill, drill_procs, install, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings
@@ -111,6 +112,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.workers = cfg.workers or max(2, os.cpu_count() or 2)
         self._budget = ByteBudget(CAPTURE_BUDGET)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="work")  # see workpool.py
+        drill_procs.kill_leftovers(drill_procs.registry_dir(cfg.staging_dir))  # before their scratch dirs go
         sweep_leftovers(cfg)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
@@ -160,11 +162,25 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             aside, mismatches = self._put_in_service(spec, start, plan, scratch)
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
-                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts" if mismatches else "")
+                 f"; {len(mismatches)} mismatch(es) with the snapshot's facts: "
+                 + "; ".join(m.text() for m in mismatches) if mismatches else "")
         final = spec.path if _installs_elsewhere(spec, start.target) else plan.final
         return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
                                        bytes_written=counts.bytes_written, restored_path=final,
-                                       moved_aside=aside, mismatches=mismatches)
+                                       moved_aside=aside, mismatches=[m.text() for m in mismatches],
+                                       fact_mismatches=[agent_pb2.FactMismatch(**m.to_dict()) for m in mismatches])
+
+    def CheckRestore(self, request: agent_pb2.RestoreStart, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
+        """Restore's checks before it writes (options, placement, the database's service); writes nothing."""
+        spec = request.component
+        check_component_name(spec.name)
+        options.Options(spec)
+        if not request.target and install.needs_install(spec.kind):
+            install.database_service(spec)
+        with staging(self.cfg, f"check-{spec.name}") as scratch:
+            plan = self._placement(spec, request.target, scratch)
+        final = spec.path if _installs_elsewhere(spec, request.target) else plan.final
+        return agent_pb2.RestoreResult(restored_path=final)
 
     def _placement(self, spec, target: str, scratch: str) -> placement.Placement:
         if _installs_elsewhere(spec, target):
@@ -188,7 +204,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         finally:
             decoder.close()
 
-    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[str]]:
+    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[Mismatch]]:
         """Swap a paths tree into place, or hand a database tree to its installer."""
         if not _installs_elsewhere(spec, start.target):
             return placement.swap_in(plan), []
@@ -220,3 +236,11 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         return agent_pb2.HealthReply(version=__version__, hostname=socket.gethostname(),
                                      uptime_s=time.monotonic() - self.started,
                                      checks=[checks.check(spec) for spec in request.components])
+
+    def Drill(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.DrillResult:
+        start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Drill")
+        check_component_name(start.component.name)
+        remaining = context.time_remaining()
+        wait = drill.START_TIMEOUT_S if remaining is None else min(drill.START_TIMEOUT_S, remaining)
+        setup = drill.DrillSetup(self.cfg, self.workers, self._pool, context.is_active, time.monotonic() + wait)
+        return drill.run(start, RestoreStream(request_iterator), setup)

@@ -10,9 +10,11 @@ from ragbackup.cli.output import emit_json
 def register(sub) -> None:
     p = sub.add_parser("diff", help="compare two snapshots",
                        description="List entries added (+), removed (-), changed in content (M), in "
-                                   "metadata only (m) or in type (T) between two snapshots.")
-    p.add_argument("id1")
-    p.add_argument("id2")
+                                   "metadata only (m) or in type (T) between two snapshots, component by component. For "
+                                   ".env files of config components only the names of changed keys are "
+                                   "shown, never their values.")
+    p.add_argument("id1", metavar="ID1", help="the older snapshot: an id or 'latest'")
+    p.add_argument("id2", metavar="ID2", help="the newer snapshot: an id or 'latest'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

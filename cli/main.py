@@ -6,6 +6,7 @@ rendered as a table or JSON, and an exit code that says what happened.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ragbackup import __version__, errors, logs
@@ -15,27 +16,33 @@ from ragbackup.cli import (backup, catalog, demo, diff, export, health, import_,
 from ragbackup.cli import jobs
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
+from ragbackup.cli import drill
+from ragbackup.cli.output import emit_json
+from ragbackup.cli import status
 
 EXIT_CODES = """\
 exit codes:
   0    success
   1    failure not covered below
   2    usage error (bad arguments or request)
-  3    configuration error (file, key and expected value are named)
-  4    repository error (missing, wrong passphrase or key file, damaged key object, unsupported format)
+  3    configuration error (file, key and expected value are named), or the
+       controller's state_dir cannot be used (path and operation are named)
+  4    repository error (missing, wrong passphrase or key file, damaged key object,
+       unsupported format, volume read-only or full: path and operation are named)
   5    not found (snapshot, component)
   6    integrity error (damaged data; `verify` names damaged objects and affected snapshots)
   7    unavailable (controller, agent or storage cannot be reached)
   8    busy (another job holds the lock; the holder is named)
   9    unsafe path refused (absolute, `..` or through a symlink)
-  10   unhealthy (health check failed)
-  11   verification after restore failed (data differs from the snapshot's facts)
+  10   unhealthy (health check failed; `status`: an alert is firing)
+  11   verification after restore failed (data differs from the snapshot's facts; a drill FAILED or TIMED_OUT)
   130  cancelled
 """
 
 VERBS = [init, backup, snapshots, show, restore, verify, diff, export, import_, catalog, health, pki, demo]
 VERBS.insert(VERBS.index(catalog) + 1, repair)
-VERBS += [jobs]
+VERBS += [jobs, status]
+VERBS.insert(VERBS.index(verify) + 1, drill)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, Client(socket_path(args.socket, args.config)))
     except errors.RagBackupError as exc:
         print(f"ragctl: error: {exc.message}", file=sys.stderr)
+        if getattr(args, "json", False):  # scripts get the error as data too (e.g. verification rows)
+            emit_json({"error": exc.to_dict()})
         return exc.exit_code
+    except OSError as exc:  # a local file named on the command line (export -o, pki --dir)
+        where = f" {os.fsdecode(exc.filename)}" if exc.filename else ""
+        print(f"ragctl: error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return errors.UsageError.exit_code
     except KeyboardInterrupt:
         print("ragctl: cancelled", file=sys.stderr)
         return errors.Cancelled.exit_code

@@ -1,6 +1,8 @@
 """`ragctl restore ID|latest`: restore components into a directory or in place."""
 from __future__ import annotations
 
+import os
+
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.cli.client import Client, result_details, run_job
@@ -17,8 +19,10 @@ def register(sub) -> None:
                     "place.")
     p.add_argument("id", help="snapshot id or 'latest'")
     p.add_argument("--components", default="", help="comma-separated names (default: all in the snapshot)")
-    p.add_argument("--target", default="", help="restore into this directory instead of in place")
-    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--target", default="", help="restore into this directory instead of in place (a relative "
+                                                "path is taken from the current directory)")
+    p.add_argument("--dry-run", action="store_true", help="run the same checks as the restore and print its "
+                                                          "steps, change nothing; exits as the restore would")
     p.add_argument("--force", action="store_true", help="restore despite version mismatches")
     p.add_argument("--agent", default="", help="agent to restore through, for components no longer (or never) "
                                                "configured, e.g. from `ragctl import`")
@@ -27,8 +31,10 @@ def register(sub) -> None:
 
 
 def run(args, client: Client) -> int:
+    # The controller runs elsewhere (under systemd in /): a relative target means here.
+    target = os.path.abspath(args.target) if args.target else ""
     req = controller_pb2.RestoreRequest(id=args.id, components=[c for c in args.components.split(",") if c],
-                                        target=args.target, dry_run=args.dry_run, force=args.force,
+                                        target=target, dry_run=args.dry_run, force=args.force,
                                         agent=args.agent)
     result = run_job(client.stream("Restore", req), quiet=args.json)
     d = result_details(result)
@@ -38,6 +44,8 @@ def run(args, client: Client) -> int:
     print(result.summary)
     for step in d.get("steps", []):
         print(f"  {step}")
+    if d.get("dry_run"):
+        return 0
     for name, r in sorted(d.get("components", {}).items()):
         line = f"  {name}: {r['files']} files -> {r['restored_path']}"
         if r.get("moved_aside"):

@@ -16,6 +16,7 @@ from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 CONNECT_TIMEOUT = 10.0
 RESTORE_METHOD = "/ragbackup.v1.Agent/Restore"
 CAPTURE_METHOD = "/ragbackup.v1.Agent/Capture"
+DRILL_METHOD = "/ragbackup.v1.Agent/Drill"
 
 
 class AgentStub(agent_pb2_grpc.AgentStub):
@@ -31,6 +32,9 @@ class AgentStub(agent_pb2_grpc.AgentStub):
             CAPTURE_METHOD, request_serializer=agent_pb2.CaptureCommand.SerializeToString,
             response_deserializer=wire.chunk_batch_deserializer(agent_pb2.CaptureEvent),
             _registered_method=True)
+        self.Drill = channel.stream_unary(  # the Restore stream, into a drill's scratch directory
+            DRILL_METHOD, request_serializer=wire.serialize,
+            response_deserializer=agent_pb2.DrillResult.FromString, _registered_method=True)
 
 
 def unreachable_hint(address: str) -> str:

@@ -8,12 +8,14 @@ rebuild forgets it; a deliberate deletion calls `remove` before deleting the obj
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 from dataclasses import dataclass
+from typing import Iterator
 
 from ragbackup import clock, errors
 from ragbackup.repo.repository import Repository
@@ -43,12 +45,26 @@ class SnapshotRecord:
     manifest: Manifest
 
 
+@contextlib.contextmanager
+def _guard(path: str, op: str) -> Iterator[None]:
+    """OSError and SQLite's errors become StateError (StateNoSpace when full) naming the catalog file."""
+    try:
+        yield
+    except OSError as exc:
+        raise errors.from_os_error(exc, "state_dir", op, path) from None
+    except sqlite3.Error as exc:
+        cls = errors.StateNoSpace if "full" in str(exc) else errors.StateError
+        raise cls(f"state_dir: cannot {op} {path}: {exc}") from None
+
+
 class Catalog:
     def __init__(self, path: str):
-        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._path = path
+        with _guard(path, "open catalog"):
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -56,18 +72,18 @@ class Catalog:
             self._db.close()
 
     def add(self, m: Manifest) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.execute("INSERT OR REPLACE INTO snapshots VALUES (?,?,?,?,?,?,?)", (
                 m.id, m.time, m.kind, m.reason, m.host, json.dumps(sorted(m.components)), json.dumps(m.to_dict())))
 
     def remove(self, sid: str) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.execute("DELETE FROM snapshots WHERE id=?", (sid,))
             self._db.execute("DELETE FROM vanished WHERE id=?", (sid,))
 
     def mark_vanished(self, sid: str) -> None:
         """Move a snapshot whose object is gone from the listing to the vanished table."""
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             row = self._db.execute("SELECT time FROM snapshots WHERE id=?", (sid,)).fetchone()
             self._db.execute("BEGIN")
             self._db.execute("INSERT OR IGNORE INTO vanished VALUES (?,?,?)",
@@ -86,7 +102,7 @@ class Catalog:
             return {r[0] for r in self._db.execute("SELECT id FROM snapshots")}
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock, _guard(self._path, "update catalog"):
             self._db.executescript("DELETE FROM snapshots; DELETE FROM vanished;")
 
     def list(self) -> list[SnapshotRecord]:

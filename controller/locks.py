@@ -30,17 +30,20 @@ def _describe(path: str) -> str:
 def hold(state_dir: str, name: str, job: str, shared: bool = False) -> Iterator[None]:
     """Hold lock `name` for `job`; raise LockBusy at once if a live job holds it."""
     d = os.path.join(state_dir, "locks")
-    os.makedirs(d, mode=0o750, exist_ok=True)
     path = os.path.join(d, f"{name}.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+    with errors.os_boundary("state_dir", "create lock file", path):
+        os.makedirs(d, mode=0o750, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise errors.LockBusy(f"lock {name} is held by {_describe(path)}") from None
         if not shared:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps({"job": job, "pid": os.getpid(), "since": clock.SYSTEM.now().timestamp()}).encode(), 0)
+            with errors.os_boundary("state_dir", "write lock file", path):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps({"job": job, "pid": os.getpid(),
+                                          "since": clock.SYSTEM.now().timestamp()}).encode(), 0)
         yield
     finally:
         os.close(fd)

@@ -17,7 +17,7 @@ from ragbackup import errors
 from ragbackup.config import RepositoryConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
-from ragbackup.storage import LocalSettings, S3Settings, open_storage
+from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage
 from ragbackup.storage.base import Storage
 
 PRIMARY = "primary"
@@ -112,9 +112,8 @@ class Repositories:
         with self._lock:
             params = RepoParams(pack_size=tier.cfg.pack_size_mib * 1024 * 1024,
                                 compression_level=tier.cfg.compression_level)
-            ensure = getattr(tier.storage, "create_bucket_if_missing", None)
-            if ensure is not None:
-                ensure()
+            if isinstance(tier.storage, BucketCreator):
+                tier.storage.create_bucket_if_missing()
             repo = Repository.init(tier.storage, make_unlocker(tier.cfg), tier.cache_dir, params)
             if tier.repo is not None:
                 tier.repo.close()

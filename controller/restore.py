@@ -13,14 +13,15 @@ from typing import Generator, Iterator
 
 import grpc
 
-from ragbackup import errors, wire
+from ragbackup import errors, mismatch, wire
+from ragbackup.component_options import PathsOptions
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.policy.plan import RestorePlan, plan_restore, restore_waves
+from ragbackup.controller.policy.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
 from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
@@ -93,19 +94,48 @@ class _Running:
     future: grpc.Future
 
 
-def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, name: str,
+def _restore_start(ctl: Controller, repo: Repository, manifest: Manifest,  # noqa: PLR0913 (one start's parts)
+                   comp: RestoreTarget, plan: RestorePlan, check_only: bool = False) -> agent_pb2.RestoreStart:
+    """The RestoreStart of one component (a check needs neither keys nor dictionaries)."""
+    m = manifest.components[comp.name]
+    cfg = ctl.cfg.components.get(comp.name)
+    spec = common_pb2.ComponentSpec(name=comp.name, kind=m.kind, path=comp.path,
+                                    options_json=cfg.options_json() if cfg else "{}")
+    start = agent_pb2.RestoreStart(component=spec, target=plan.target, snapshot_id=manifest.id,
+                                   facts_json=json.dumps(m.facts), force=plan.force)
+    if not check_only:
+        start.id_key = repo.id_key
+        start.dictionaries.extend(repo.dictionaries().all())
+    return start
+
+
+def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, comp: RestoreTarget,
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
-    m = manifest.components[name]
-    cfg = ctl.cfg.components.get(name)
-    agent = choose_agent(name, cfg.agent if cfg else m.agent, plan.agent, list(ctl.cfg.agents))
-    spec = common_pb2.ComponentSpec(name=name, kind=m.kind, path=cfg.path if cfg else m.path,
-                                    options_json=cfg.options_json() if cfg else "{}")
-    start = agent_pb2.RestoreStart(component=spec, target=plan.target, id_key=repo.id_key,
-                                   snapshot_id=manifest.id, facts_json=json.dumps(m.facts),
-                                   force=plan.force, dictionaries=repo.dictionaries().all())
-    sender = _Sender(repo, start, m.tree_ids())
-    return _Running(name, agent, sender, ctl.agents.stub(agent).Restore.future(iter(sender)))
+    start = _restore_start(ctl, repo, manifest, comp, plan)
+    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids())
+    return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
+
+
+CHECK_TIMEOUT = 60.0
+
+
+def check_on_agents(ctl: Controller, repo: Repository, manifest: Manifest, plan: RestorePlan,
+                    targets: list[RestoreTarget]) -> dict[str, str]:
+    """Each agent runs the checks its Restore makes before writing (CheckRestore); name -> where it writes.
+
+    Raises the agent's error (a non-empty --target, a path outside allowed_paths, ...), so
+    a dry run refuses what the restore would, and the restore refuses before it stops anything.
+    """
+    where = {}
+    for comp in targets:
+        start = _restore_start(ctl, repo, manifest, comp, plan, check_only=True)
+        try:
+            reply = ctl.agents.stub(comp.agent).CheckRestore(start, timeout=CHECK_TIMEOUT)
+        except grpc.RpcError as err:
+            raise ctl.agents.translate(comp.agent, err) from None
+        where[comp.name] = reply.restored_path
+    return where
 
 
 def _component_result(ctl: Controller, run: _Running) -> dict:
@@ -118,11 +148,29 @@ def _component_result(ctl: Controller, run: _Running) -> dict:
         raise ctl.agents.translate(run.agent, err) from None
     return {"files": res.files, "dirs": res.dirs, "symlinks": res.symlinks, "bytes": res.bytes_written,
             "restored_path": res.restored_path, "moved_aside": res.moved_aside,
-            "mismatches": list(res.mismatches)}
+            "mismatches": _mismatches(res)}
 
 
-def restore_components(ctl: Controller, repo: Repository, manifest: Manifest,
-                       plan: RestorePlan) -> Generator[controller_pb2.JobEvent, None, dict]:
+def _mismatches(res: agent_pb2.RestoreResult) -> list[dict[str, str]]:
+    """The agent's rows; an agent that sends only text gives one row per line."""
+    if res.fact_mismatches:
+        return [{"collection": m.collection, "check": m.check, "expected": m.expected, "found": m.found}
+                for m in res.fact_mismatches]
+    return [{"collection": "", "check": text, "expected": "", "found": ""} for text in res.mismatches]
+
+
+def verification_failed(results: dict[str, dict]) -> errors.VerificationFailed | None:
+    """The error for components whose restored data differs from the facts, None if none does."""
+    table = mismatch.rows({n: r["mismatches"] for n, r in results.items() if r["mismatches"]})
+    if not table:
+        return None
+    return errors.VerificationFailed(
+        f"restored data differs from the snapshot's facts ({len(table)} difference(s)):\n{mismatch.render(table)}",
+        {"mismatches": table[:mismatch.MAX_ROWS], "mismatch_count": len(table)})
+
+
+def restore_components(ctl: Controller, repo: Repository, manifest: Manifest, plan: RestorePlan,
+                       targets: dict[str, RestoreTarget]) -> Generator[controller_pb2.JobEvent, None, dict]:
     """Restore the plan's components wave by wave, up to PARALLEL_COMPONENTS at once, with progress.
 
     The first failure cancels the calls still running (their agents discard their scratch
@@ -138,7 +186,7 @@ def restore_components(ctl: Controller, repo: Repository, manifest: Manifest,
         try:
             while queue or running:
                 while queue and len(running) < PARALLEL_COMPONENTS:
-                    running.append(_start_component(ctl, repo, manifest, queue.pop(0), plan))
+                    running.append(_start_component(ctl, repo, manifest, targets[queue.pop(0)], plan))
                 time.sleep(0.2)
                 yield events.progress("restore", done_bytes + sum(r.sender.sent for r in running), total, "B")
                 for r in [r for r in running if r.future.done()]:
@@ -165,22 +213,17 @@ def choose_agent(component: str, recorded: str, requested: str, declared: list[s
                             f"(declared: {', '.join(declared) or 'none'})")
 
 
-def dry_run_steps(plan: RestorePlan, manifest: Manifest, apps) -> list[str]:
-    """Pure: the recovery steps in order, as text."""
-    steps = [f"stop application {a.service} on agent {a.agent}" for a in apps]
-    for n in plan.components:
-        c = manifest.components[n]
-        if plan.target:
-            steps.append(f"write {n} ({c.kind}, {c.files} files) to {plan.target}/{n}")
-            continue
-        if c.kind in ("redis", "chroma"):
-            steps.append(f"stop {n}'s service, move its current data aside, place the {c.kind} data, start it, "
-                         "wait for its health check and compare with the snapshot's facts")
-        else:
-            steps.append(f"write {n} beside {c.path}, move the current directory aside as "
-                         f"{n}.corrupted.<time>, put the restored one in place")
-    steps += [f"start application {a.service} on agent {a.agent}" for a in apps]
-    return steps
+def restore_targets(ctl: Controller, manifest: Manifest, plan: RestorePlan) -> list[RestoreTarget]:
+    """The plan's components as the decision sees them: configured settings win over the snapshot's."""
+    out = []
+    for name in plan.components:
+        m = manifest.components[name]
+        cfg = ctl.cfg.components.get(name)
+        settings = cfg.settings if cfg else PathsOptions()
+        agent = choose_agent(name, cfg.agent if cfg else m.agent, plan.agent, list(ctl.cfg.agents))
+        out.append(RestoreTarget(name, m.kind, agent, cfg.path if cfg else m.path,
+                                 settings.service, settings.container, m.files))
+    return out
 
 
 def control_service(ctl: Controller, agent: str, service: str, action: str) -> str:
@@ -196,6 +239,8 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
 
 
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
+    """Decide, then restore. A dry run and the restore run the same checks before anything is stopped
+    or written: restore_steps (the plan) and check_on_agents (each agent's own checks)."""
     repo = ctl.repo()
     hist = ctl.history()
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
@@ -203,10 +248,13 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     kinds = manifest.kinds()
     plan = plan_restore(sid, list(req.components), req.target, hist, kinds, req.force, req.agent)
     where = f"into {plan.target}" if plan.target else "in place"
+    comps = restore_targets(ctl, manifest, plan)
+    steps = restore_steps(plan, comps, ctl.cfg.app_services)
+    paths = check_on_agents(ctl, repo, manifest, plan, comps)
     if req.dry_run:
-        steps = dry_run_steps(plan, manifest, ctl.cfg.app_services if not plan.target else ())
         yield events.result(f"dry run: would restore {plan.snapshot} {where}",
-                            {"snapshot": plan.snapshot, "components": list(plan.components), "steps": steps})
+                            {"snapshot": plan.snapshot, "dry_run": True, "components": list(plan.components),
+                             "steps": list(steps), "restored_paths": paths})
         return
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
     apps = ctl.cfg.app_services if not plan.target else ()
@@ -214,13 +262,13 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
         for app in apps:
             yield events.log(f"stopping application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "stop")
-        results = yield from restore_components(ctl, repo, manifest, plan)
+        results = yield from restore_components(ctl, repo, manifest, plan, {c.name: c for c in comps})
         for app in apps:
             yield events.log(f"starting application {app.service} on {app.agent}")
             control_service(ctl, app.agent, app.service, "start")
-    bad = {n: r["mismatches"] for n, r in results.items() if r["mismatches"]}
-    if bad:
-        raise errors.VerificationFailed(f"restored data differs from the snapshot's facts: {bad}")
+    failed = verification_failed(results)
+    if failed:
+        raise failed
     files = sum(r["files"] for r in results.values())
     yield events.result(f"restored {plan.snapshot} ({files} files) {where}",
                         {"snapshot": plan.snapshot, "components": results})

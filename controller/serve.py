@@ -22,9 +22,10 @@ from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
-from ragbackup.controller import peercred
+from ragbackup.controller import metrics, peercred
 from ragbackup.controller.audit import INTERNAL
 from ragbackup.controller.jobs.runner import Runner, open_runner
+from ragbackup.controller.status import Watch
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
 
@@ -33,8 +34,11 @@ log = logging.getLogger("ragbackup.controller")
 
 def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tuple[grpc.Server, int]:
     """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port)."""
+    areas = {cfg.state_dir: "state_dir"}
+    if cfg.repository.type == "local":
+        areas[cfg.repository.path] = "repository"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
-                         interceptors=[ErrorInterceptor()], options=tls.CHANNEL_OPTIONS)
+                         interceptors=[ErrorInterceptor(areas)], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
     private = peercred.private_path(cfg.socket)
     if unixsock.problem(f"unix:{private}"):
@@ -49,6 +53,35 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner) -> tup
         if port == 0:
             raise errors.ConfigError(f"{cfg.source}: cannot listen on {cfg.listen}")
     return server, port
+
+
+def _start_relay(cfg: ControllerConfig, runner: Runner) -> peercred.Relay:
+    """The public socket: ragctl connects to the relay, which names each caller from the kernel (peercred.py)."""
+    relay = peercred.Relay(cfg.socket, peercred.private_path(cfg.socket), cfg.socket_group, runner.audit)
+    try:
+        relay.start()
+    except OSError as exc:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}: "
+                                 f"{exc.strerror or exc}") from None
+    runner.audit.record("daemon-start", INTERNAL, "ok", config=cfg.source, socket=cfg.socket,
+                        listen=cfg.listen or "-", version=__version__)
+    return relay
+
+
+def _start_monitoring(cfg: ControllerConfig, runner: Runner, stop: threading.Event):
+    """Alert evaluation (after every job and every 30 s) and, with [metrics] listen, /metrics and the status page."""
+    watch = Watch(cfg, runner.records, runner.audit, runner.clock)
+    runner.on_finish(watch.after_job)
+    watch.run(stop)
+    if not cfg.metrics.listen:
+        return None
+    try:
+        http, port = metrics.serve(cfg.metrics.listen, watch)
+    except OSError as exc:
+        raise errors.ConfigError(f"{cfg.source}: [metrics] listen: cannot listen on {cfg.metrics.listen}: "
+                                 f"{exc.strerror or exc}") from None
+    log.info("metrics and status page on http://%s:%d/", cfg.metrics.listen.rpartition(":")[0], port)
+    return http
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,16 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    # ragctl connects to the relay, which names each caller from the kernel (see peercred.py)
-    relay = peercred.Relay(cfg.socket, peercred.private_path(cfg.socket), cfg.socket_group, runner.audit)
     try:
-        relay.start()
-    except OSError as exc:
-        log.error("%s: cannot listen on unix socket %s: %s", cfg.source, cfg.socket, exc)
-        server.stop(None)
-        return errors.ConfigError.exit_code
-    runner.audit.record("daemon-start", INTERNAL, "ok", config=cfg.source, socket=cfg.socket,
-                        listen=cfg.listen or "-", version=__version__)
+        relay = _start_relay(cfg, runner)
+        http = _start_monitoring(cfg, runner, stop)
+    except errors.RagBackupError as exc:
+        log.error("%s", exc.message)
+        server.stop(0)
+        return exc.exit_code
     log.info("rag-backup-controller %s on unix:%s%s", __version__, cfg.socket, f" and port {port}" if port else "")
     notifier = sdnotify.SystemdNotifier()
     notifier.notify(f"READY=1\nSTATUS=serving on {cfg.socket}")
@@ -101,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     notifier.notify("STOPPING=1")
     relay.stop()
     server.stop(grace=10).wait()
+    if http is not None:
+        http.shutdown()
     runner.audit.record("daemon-stop", INTERNAL, "ok", config=cfg.source)
     runner.close()
     ctl.close()

@@ -21,6 +21,7 @@ from ragbackup.controller.health import assess
 from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.jobs import backup as backup_job
 from ragbackup.controller.jobs import catalog as catalog_job
+from ragbackup.controller.jobs import drill as drill_job
 from ragbackup.controller.jobs import export as export_job
 from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
@@ -31,6 +32,7 @@ from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
 from ragbackup.controller.peercred import parse_peer
 from ragbackup.controller.runbook_import import upload_request
 from ragbackup.controller.state import Controller
+from ragbackup.controller import status
 
 log = logging.getLogger("ragbackup.controller")
 
@@ -104,7 +106,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(job, lambda ctx: backup_job.run(ctx, request), _cancel_event(context))
 
     def ListSnapshots(self, request, context):
-        repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`; the catalog was synced when it opened
+        repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`
+        self.ctl.sync_catalog(repo)  # one listing of snapshots/: added, vanished (the index is not re-read)
         out = []
         for r in self.ctl.catalog.list():
             if request.components and not set(request.components) & set(r.components):
@@ -184,6 +187,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         recs = self.runner.records.list(request.kind, request.limit)
         return controller_pb2.ListJobsReply(jobs=[job_info(r, self.runner.running(r.id)) for r in recs])
 
+    def Status(self, request, context):
+        st = status.as_dict(status.gather(self.ctl.cfg, self.runner.records, self.runner.clock.now()))
+        return controller_pb2.StatusReply(status_json=json.dumps(st), safe=st["safe"])
+
     def ShowJob(self, request, context):
         rec = self.runner.records.get(request.id)
         if rec is None:
@@ -193,3 +200,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def RepairIndex(self, request, context):
         job = self._job("repair-index", context, audit={"dry_run": request.dry_run})
         yield from self.runner.stream(job, lambda ctx: repair_job.run(ctx, request), _cancel_event(context))
+
+    def Drill(self, request, context):
+        self.ctl.refresh_unknown(request.id)
+        job = self._job("drill", context, snapshot=request.id,
+                        audit={"snapshot": request.id or "latest", "agent": request.agent or "-",
+                               "source": request.source or "local"})
+        yield from self.runner.stream(job, lambda ctx: drill_job.run(ctx, request, self.audit), _cancel_event(context))

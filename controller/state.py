@@ -11,6 +11,7 @@ import glob
 import os
 
 from ragbackup.clock import parse_iso
+from ragbackup import errors
 from ragbackup.config import ControllerConfig
 from ragbackup.repo.repository import Repository
 
@@ -26,7 +27,8 @@ class Controller:
     def __init__(self, cfg: ControllerConfig):
         self.cfg = cfg
         self.state_dir = cfg.state_dir
-        os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
+        with errors.os_boundary("state_dir", "create", self.state_dir):
+            os.makedirs(self.state_dir, mode=0o750, exist_ok=True)
         self.staging_dir = os.path.join(self.state_dir, "staging")
         self.agents = Agents(cfg)
         self.catalog_path = os.path.join(self.state_dir, "catalog.sqlite")
@@ -37,9 +39,12 @@ class Controller:
 
     def sweep_leftovers(self) -> None:
         """Remove a killed job's partial pack and tree files (no job runs at startup)."""
-        for pattern in (os.path.join(self.pack_staging, ".pack-*"), os.path.join(self.staging_dir, ".tree-*")):
+        for area, pattern in (("repository" if self.cfg.repository.type == "local" else "state_dir",
+                               os.path.join(self.pack_staging, ".pack-*")),
+                              ("state_dir", os.path.join(self.staging_dir, ".tree-*"))):
             for path in glob.glob(pattern):
-                os.unlink(path)
+                with errors.os_boundary(area, "remove leftover", path):
+                    os.unlink(path)
 
     @property
     def pack_staging(self) -> str:
@@ -49,7 +54,9 @@ class Controller:
         return self.staging_dir
 
     def init_repository(self) -> Repository:
-        return self.repositories.init(PRIMARY)
+        repo = self.repositories.init(PRIMARY)
+        self.catalog.clear()  # a new repository: nothing the catalog knew is in it
+        return repo
 
     def repository(self, name: str = PRIMARY) -> Repository:
         """The opened repository `name` (index, and the primary's catalog, synced when it was opened)."""

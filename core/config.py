@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
 from ragbackup import unixsock
@@ -137,7 +138,8 @@ class ComponentConfig:
     agent: str
     path: str = ""
     exclude: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # as written in the file: sent to the agent as JSON
+    settings: PathsOptions = field(default_factory=PathsOptions)  # `options`, checked and typed at load
 
     def options_json(self) -> str:
         return json.dumps(self.options, sort_keys=True)
@@ -159,6 +161,26 @@ class ImportConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """[metrics]: where the controller serves /metrics and its status page ("" : not served)."""
+
+    listen: str = ""
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """[alerts]: thresholds of the controller's own alert evaluation (and an optional webhook)."""
+
+    size_deviation: float = 0.20  # |size - baseline| / baseline
+    max_backup_age_hours: float = 25.0
+    min_free_ratio: float = 0.10
+    failure_window_hours: float = 1.0  # a failed job fires for this long unless a later one succeeds
+    drill_max_age_days: float = 35.0
+    max_replication_lag_hours: float = 26.0
+    webhook: str = ""
+
+
+@dataclass(frozen=True)
 class ControllerConfig:
     source: str
     socket: str
@@ -172,6 +194,9 @@ class ControllerConfig:
     components: dict[str, ComponentConfig]
     app_services: tuple[AppService, ...] = ()
     imports: ImportConfig = ImportConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    raw: dict = field(default_factory=dict, repr=False, compare=False)  # the parsed TOML, for optional tables
 
 
 @dataclass(frozen=True)
@@ -265,7 +290,8 @@ def _component(root: _Section, name: str, agents: dict[str, AgentRef]) -> Compon
     if kind in ("paths", "config") and not os.path.isabs(path):
         raise ConfigError(f"{root.path}: [components.{name}] path: expected an absolute path")
     options = {k: v for k, v in c.data.items() if k not in ("kind", "agent", "path", "exclude")}
-    return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options)
+    settings = parse_options(f"{root.path}: [components.{name}]", kind, options)
+    return ComponentConfig(name, kind, agent, path, c.str_list("exclude"), options, settings)
 
 
 def load_controller_config(path: str | None = None) -> ControllerConfig:
@@ -273,7 +299,8 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     path = path or os.environ.get(CONTROLLER_CONFIG_ENV) or DEFAULT_CONTROLLER_CONFIG
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
-    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import"})
+    root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import", "metrics",
+                      "alerts", *OPTIONAL_TABLES})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -293,7 +320,45 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         hostname=ctl.get("hostname", str, "") or socket.gethostname(),
         repository=_repository(root), tls=_tls(root, [listen, *(a.address for a in agents.values())]),
         agents=agents, components=components,
-        app_services=_app_services(root, agents), imports=_imports(root))
+        app_services=_app_services(root, agents), imports=_imports(root),
+        metrics=_metrics(root), alerts=_alerts(root), raw=root.data)
+
+
+OPTIONAL_TABLES = ("objectives", "schedule")  # kept in `raw` for their readers (controller/status.py objectives)
+
+
+def _metrics(root: _Section) -> MetricsConfig:
+    sec = root.table("metrics")
+    sec.unknown_keys({"listen"})
+    listen = sec.get("listen", str, "")
+    if listen and (":" not in listen or not listen.rpartition(":")[2].isdigit()):
+        raise sec._fail("listen", 'HOST:PORT (e.g. "127.0.0.1:9752")')
+    return MetricsConfig(listen)
+
+
+def _positive(sec: _Section, key: str, default: float, upper: float | None = None) -> float:
+    value = float(sec.get(key, (int, float), default, "a number"))
+    if value <= 0 or (upper is not None and value >= upper):
+        raise sec._fail(key, f"a number > 0{f' and < {upper}' if upper else ''}")
+    return value
+
+
+def _alerts(root: _Section) -> AlertsConfig:
+    sec = root.table("alerts")
+    d = AlertsConfig()
+    sec.unknown_keys({"size_deviation", "max_backup_age_hours", "min_free_ratio", "failure_window_hours",
+                      "drill_max_age_days", "max_replication_lag_hours", "webhook"})
+    webhook = sec.get("webhook", str, "")
+    if webhook and not webhook.startswith(("http://", "https://")):
+        raise sec._fail("webhook", "an http:// or https:// URL")
+    return AlertsConfig(
+        size_deviation=_positive(sec, "size_deviation", d.size_deviation),
+        max_backup_age_hours=_positive(sec, "max_backup_age_hours", d.max_backup_age_hours),
+        min_free_ratio=_positive(sec, "min_free_ratio", d.min_free_ratio, 1.0),
+        failure_window_hours=_positive(sec, "failure_window_hours", d.failure_window_hours),
+        drill_max_age_days=_positive(sec, "drill_max_age_days", d.drill_max_age_days),
+        max_replication_lag_hours=_positive(sec, "max_replication_lag_hours", d.max_replication_lag_hours),
+        webhook=webhook)
 
 
 def _imports(root: _Section) -> ImportConfig:

@@ -6,10 +6,18 @@ received status back into the same class on the client side.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import os
+from typing import Iterator
+
 import grpc
 
 # Metadata key carrying the error class name across gRPC.
 ERROR_KIND_KEY = "rag-error-kind"
+# Metadata key carrying an error's structured details (JSON), e.g. a failed verification's rows.
+ERROR_DETAILS_KEY = "rag-error-details"
 
 
 class RagBackupError(Exception):
@@ -18,12 +26,18 @@ class RagBackupError(Exception):
     exit_code = 1
     grpc_status = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, message: str | None = None):
+    def __init__(self, message: str | None = None, details: dict | None = None):
         super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+        self.details = details or {}
 
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+    def to_dict(self) -> dict:
+        """What `ragctl --json` prints for the error: kind, message, exit code and details."""
+        return {"kind": type(self).__name__, "message": self.message, "exit_code": self.exit_code,
+                **self.details}
 
 
 class UsageError(RagBackupError):
@@ -124,6 +138,22 @@ class NoSpace(RagBackupError):
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class RepositoryNoSpace(RepositoryError, NoSpace):
+    """The repository's volume is full."""
+
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class StateError(ConfigError):
+    """The controller's state_dir cannot be used (catalog, locks, index cache, staging)."""
+
+
+class StateNoSpace(StateError, NoSpace):
+    """The volume of the controller's state_dir is full."""
+
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 class Unhealthy(RagBackupError):
     """A health check failed."""
 
@@ -143,6 +173,53 @@ class Cancelled(RagBackupError):
 
     exit_code = 130
     grpc_status = grpc.StatusCode.CANCELLED
+
+
+# Where an OSError happened -> (its error class, the class when the volume is full).
+_OS_AREAS: dict[str, tuple[type[RagBackupError], type[RagBackupError]]] = {
+    "repository": (RepositoryError, RepositoryNoSpace),
+    "state_dir": (StateError, StateNoSpace),
+}
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Attribute locate_os_error sets on an OSError: the operation that failed.
+OS_OP_ATTR = "ragbackup_op"
+
+
+def from_os_error(exc: OSError, area: str, op: str, path: str | None = None) -> RagBackupError:
+    """The typed error for an OSError met while doing `op` in `area` ("repository" or "state_dir").
+
+    The message names the area, the operation, the path and the reason with its errno name,
+    e.g. "repository: cannot write /backups/repo/data/ab/x: Read-only file system (EROFS)".
+    """
+    cls, full = _OS_AREAS[area]
+    where = path or exc.filename or "?"
+    reason = exc.strerror or str(exc)
+    name = errno.errorcode.get(exc.errno or 0, "")
+    text = f"{area}: cannot {op} {os.fsdecode(where)}: {reason}" + (f" ({name})" if name else "")
+    return (full if exc.errno in _FULL else cls)(text)
+
+
+@contextlib.contextmanager
+def os_boundary(area: str, op: str, path: str | None = None) -> Iterator[None]:
+    """Turn an OSError raised inside into `from_os_error(exc, area, op, path)`."""
+    try:
+        yield
+    except OSError as exc:
+        raise from_os_error(exc, area, op, path or exc.filename) from None
+
+
+@contextlib.contextmanager
+def locate_os_error(path: str, op: str) -> Iterator[None]:
+    """Give an OSError raised inside the path and operation it lacks (a failed write(2) names no
+    file), so the server's interceptor can tell its area and name both (core/rpc.py)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = path
+        if getattr(exc, OS_OP_ATTR, None) is None:
+            setattr(exc, OS_OP_ATTR, op)
+        raise
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -174,15 +251,25 @@ _STATUS_FALLBACK = {
 
 def translate_rpc_error(err: grpc.RpcError, peer: str) -> RagBackupError:
     """Turn a grpc.RpcError received from `peer` into the typed error the server raised."""
-    kind = None
+    kind, data = None, None
     for key, value in (err.trailing_metadata() or ()):
         if key == ERROR_KIND_KEY:
             kind = value
+        elif key == ERROR_DETAILS_KEY:
+            data = _details(value)
     code = err.code()
     details = err.details() or str(code)
     if kind:
-        return error_class(kind)(details)
+        return error_class(kind)(details, data)
     cls = _STATUS_FALLBACK.get(code, RagBackupError)
     if cls is Unavailable:
         return Unavailable(f"{peer}: {details}")
     return cls(f"{peer}: {details}")
+
+
+def _details(value: str) -> dict | None:
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -3,12 +3,17 @@
 In: servicer methods raising ragbackup.errors.RagBackupError. Out: an aborted RPC
 with the error's status code, its message as details, and its class name in the
 trailing metadata (clients rebuild the same class with errors.translate_rpc_error).
-Unexpected exceptions are logged with a traceback and surface as UNKNOWN.
+An OSError that no boundary translated becomes the typed error of the area its
+path lies in (the interceptor is told, e.g., the state_dir and a local repository),
+naming the path and the call; unexpected exceptions are logged with a traceback
+and surface as UNKNOWN.
 """
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, Callable
+import os
+from typing import Any, Callable, Mapping
 
 import grpc
 
@@ -18,39 +23,76 @@ log = logging.getLogger("ragbackup.rpc")
 
 
 def _abort(context: grpc.ServicerContext, exc: errors.RagBackupError) -> None:
-    context.set_trailing_metadata(((errors.ERROR_KIND_KEY, type(exc).__name__),))
+    metadata = [(errors.ERROR_KIND_KEY, type(exc).__name__)]
+    if exc.details:  # JSON's default ASCII escaping keeps it a valid metadata value
+        metadata.append((errors.ERROR_DETAILS_KEY, json.dumps(exc.details, sort_keys=True)))
+    context.set_trailing_metadata(tuple(metadata))
     context.abort(exc.grpc_status, exc.message)
 
 
-def _unary(fn: Callable, name: str) -> Callable:
+def area_of(path: str | bytes | None, areas: Mapping[str, str]) -> str | None:
+    """Pure: the area ("repository", "state_dir") whose directory holds `path`; the deepest wins."""
+    if not path:
+        return None
+    path = os.path.abspath(os.fsdecode(path))
+    best = None
+    for root, area in areas.items():
+        root = os.path.abspath(root)
+        if (path == root or path.startswith(root.rstrip("/") + "/")) and (best is None or len(root) > len(best[0])):
+            best = (root, area)
+    return best[1] if best else None
+
+
+def _typed(exc: Exception, name: str, areas: Mapping[str, str]) -> errors.RagBackupError | None:
+    """The typed error for an exception a servicer let through, or None (unexpected)."""
+    if isinstance(exc, errors.RagBackupError):
+        return exc
+    if isinstance(exc, OSError):
+        area = area_of(exc.filename, areas)
+        if area is not None:
+            op = getattr(exc, errors.OS_OP_ATTR, None) or f"use ({name.rsplit('/', 1)[-1]})"
+            return errors.from_os_error(exc, area, op)
+    return None
+
+
+def _unary(fn: Callable, name: str, areas: Mapping[str, str]) -> Callable:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(request, context)
-        except errors.RagBackupError as exc:
-            log.warning("%s failed: %s", name, exc.message)
-            _abort(context, exc)
-        except Exception:
-            log.exception("%s failed unexpectedly", name)
-            raise
+        except Exception as exc:
+            typed = _typed(exc, name, areas)
+            if typed is None:
+                log.exception("%s failed unexpectedly", name)
+                raise
+            log.warning("%s failed: %s", name, typed.message)
+            _abort(context, typed)
     return wrapper
 
 
-def _streaming(fn: Callable, name: str) -> Callable:
+def _streaming(fn: Callable, name: str, areas: Mapping[str, str]) -> Callable:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
             yield from fn(request, context)
-        except errors.RagBackupError as exc:
-            log.warning("%s failed: %s", name, exc.message)
-            _abort(context, exc)
-        except Exception:
-            if context.is_active():
-                log.exception("%s failed unexpectedly", name)
-            raise
+        except Exception as exc:
+            typed = _typed(exc, name, areas)
+            if typed is None:
+                if context.is_active():
+                    log.exception("%s failed unexpectedly", name)
+                raise
+            log.warning("%s failed: %s", name, typed.message)
+            _abort(context, typed)
     return wrapper
 
 
 class ErrorInterceptor(grpc.ServerInterceptor):
-    """Wraps every handler so typed errors become their gRPC status."""
+    """Wraps every handler so typed errors become their gRPC status.
+
+    `os_areas` maps directories to the area an OSError under them belongs to
+    ({state_dir: "state_dir", repository path: "repository"}).
+    """
+
+    def __init__(self, os_areas: Mapping[str, str] | None = None):
+        self.os_areas = dict(os_areas or {})
 
     def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails):
         handler = continuation(handler_call_details)
@@ -58,11 +100,11 @@ class ErrorInterceptor(grpc.ServerInterceptor):
             return None
         name = handler_call_details.method
         if handler.unary_unary:
-            return handler._replace(unary_unary=_unary(handler.unary_unary, name))
+            return handler._replace(unary_unary=_unary(handler.unary_unary, name, self.os_areas))
         if handler.stream_unary:
-            return handler._replace(stream_unary=_unary(handler.stream_unary, name))
+            return handler._replace(stream_unary=_unary(handler.stream_unary, name, self.os_areas))
         if handler.unary_stream:
-            return handler._replace(unary_stream=_streaming(handler.unary_stream, name))
+            return handler._replace(unary_stream=_streaming(handler.unary_stream, name, self.os_areas))
         if handler.stream_stream:
-            return handler._replace(stream_stream=_streaming(handler.stream_stream, name))
+            return handler._replace(stream_stream=_streaming(handler.stream_stream, name, self.os_areas))
         return handler

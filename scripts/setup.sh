@@ -14,7 +14,7 @@ want_demo=0
 
 pkgs=(python3 python3-venv python3-dev redis-server zstd ca-certificates)
 [ $want_demo = 1 ] && pkgs+=(docker.io)
-[ $want_test = 1 ] && pkgs+=(restic borgbackup busybox-static tar dpkg-dev mmdebstrap lintian)  # the .deb: built by dpkg-deb, checked by lintian, installed in a systemd image made by mmdebstrap
+[ $want_test = 1 ] && pkgs+=(restic borgbackup busybox-static tar prometheus prometheus-alertmanager chromium dpkg-dev mmdebstrap lintian)  # the .deb: built by dpkg-deb, checked by lintian, installed in a systemd image made by mmdebstrap
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

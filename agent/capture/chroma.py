@@ -1,7 +1,8 @@
-"""ChromaDB steps around the generic file capture/restore: online copy, facts, place, verify.
+"""ChromaDB steps around the generic file capture/restore: online copy, place, verify.
 
-In: a ChromaTarget (persist dir + server URL). Out: a staging copy of the persist dir and
-facts (counts, probe queries); on restore, the dir placed and the server's answers compared.
+In: a ChromaTarget (persist dir + server URL). Out: a staging copy of the persist dir (its
+facts are computed from that copy by chroma_facts); on restore, the dir placed and the
+running server's answers compared with the facts.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any
 from ragbackup import errors
 from ragbackup.lazy import lazy_import
 from ragbackup.clock import SYSTEM, Clock, stamp
+from ragbackup.mismatch import Mismatch
 
 from ragbackup.agent.placement import move_aside
 
@@ -89,28 +91,29 @@ def probe_offsets(count: int, probes: int) -> list[int]:
     return sorted({i * count // min(probes, count) for i in range(min(probes, count))})
 
 
-def compare_collections(expected: list[Mapping[str, Any]], actual: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def compare_collections(expected: list[Mapping[str, Any]],
+                        actual: Mapping[str, Mapping[str, Any]]) -> list[Mismatch]:
     """Missing/unexpected collections and count/dimension/id differences (probes aside)."""
     out = []
     for name in sorted(set(actual) - {c["name"] for c in expected}):
-        out.append(f"collection {name!r}: present but not in the snapshot")
+        out.append(Mismatch(name, "collection", "absent", "present"))
     for want in expected:
         got = actual.get(want["name"])
         if got is None:
-            out.append(f"collection {want['name']!r}: missing")
+            out.append(Mismatch(want["name"], "collection", "present", "missing"))
             continue
         for key in ("count", "dimension", "id"):
             if want.get(key) != got.get(key):
-                out.append(f"collection {want['name']!r}: {key} {got.get(key)!r}, expected {want.get(key)!r}")
+                out.append(Mismatch(want["name"], key, str(want.get(key)), str(got.get(key))))
     return out
 
 
-def compare_probe(collection: str, probe: Mapping[str, Any], ids: list[str]) -> str | None:
-    """A message if the top-k ids differ (order included) from the recorded ones."""
+def compare_probe(collection: str, probe: Mapping[str, Any], ids: list[str]) -> Mismatch | None:
+    """A Mismatch if the top-k ids differ (order included) from the recorded ones."""
     if list(probe["top_k"]) == list(ids):
         return None
-    return (f"collection {collection!r}: probe {probe['id']!r} top-{probe['n_results']} is {ids},"
-            f" expected {list(probe['top_k'])}")
+    return Mismatch(collection, f"probe {probe['id']} top-{probe['n_results']}",
+                    ", ".join(probe["top_k"]), ", ".join(ids))
 
 
 # ---------------------------------------------------------------- SQLite and files
@@ -265,45 +268,18 @@ class _Api:
 # ---------------------------------------------------------------- facts
 
 
-def _space(collection: Mapping[str, Any]) -> str | None:
+def space_of(metadata: Mapping[str, Any] | None, configuration: Mapping[str, Any] | None) -> str | None:
     """The distance metric: collection metadata `hnsw:space`, else the HNSW configuration."""
-    metadata = collection.get("metadata") or {}
+    metadata = metadata or {}
     if "hnsw:space" in metadata:
         return str(metadata["hnsw:space"])
-    hnsw = (collection.get("configuration_json") or {}).get("hnsw") or {}
+    hnsw = (configuration or {}).get("hnsw") or {}
     return hnsw.get("space")
 
 
-def _probes(api: _Api, cid: str, count: int, target: ChromaTarget) -> list[dict[str, Any]]:
-    """Stored vectors at evenly spread offsets, each with its top-k answer."""
-    probes = []
-    n_results = min(target.top_k, count)
-    for offset in probe_offsets(count, target.probes):
-        rid, vector = api.record_at(cid, offset)
-        ids, distances = api.query(cid, vector, n_results)
-        probes.append({"id": rid, "embedding": vector, "n_results": n_results,
-                       "top_k": ids, "distances": distances})
-    return probes
-
-
-def _collection_facts(api: _Api, col: Mapping[str, Any], target: ChromaTarget) -> dict[str, Any]:
-    count = api.count(col["id"])
-    probes = _probes(api, col["id"], count, target)
-    dimension = len(probes[0]["embedding"]) if probes else col.get("dimension")
-    return {"name": col["name"], "id": col["id"], "count": count, "dimension": dimension,
-            "space": _space(col), "metadata": col.get("metadata") or {}, "probes": probes}
-
-
-def collect_facts(target: ChromaTarget) -> dict[str, Any]:
-    """Server version and, per collection: name, id, count, dimension, metric, probe queries.
-
-    Probe vectors are stored so verification can re-run the very same queries.
-    """
-    api = _Api(target)
-    collections = sorted(api.collections(), key=lambda c: c["name"])
-    return {"kind": "chroma", "version": api.version(), "tenant": target.tenant,
-            "database": target.database,
-            "collections": [_collection_facts(api, c, target) for c in collections]}
+def server_version(target: ChromaTarget) -> str:
+    """The running server's version (recorded with the facts; a restore checks it)."""
+    return _Api(target).version()
 
 
 def _current(api: _Api) -> dict[str, dict[str, Any]]:
@@ -316,7 +292,7 @@ def _current(api: _Api) -> dict[str, dict[str, Any]]:
     return out
 
 
-def verify_facts(target: ChromaTarget, facts: Mapping[str, Any]) -> list[str]:
+def verify_facts(target: ChromaTarget, facts: Mapping[str, Any]) -> list[Mismatch]:
     """Differences between the running server and the facts; [] when it answers the same.
 
     Counts, dimensions and ids per collection, missing or extra collections, and the

@@ -16,6 +16,7 @@ from typing import Any
 from ragbackup import errors
 from ragbackup.clock import SYSTEM, Clock, stamp
 from ragbackup.lazy import lazy_import
+from ragbackup.mismatch import Mismatch
 from ragbackup.secret import Secret
 
 from ragbackup.agent.placement import move_aside, recreate_dir
@@ -132,13 +133,14 @@ def keyspace_counts(keyspace_info: Mapping[str, Any]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: int(kv[0][2:])))
 
 
-def compare_keyspace(expected: Mapping[str, int], actual: Mapping[str, int]) -> list[str]:
-    """Human-readable DBSIZE differences, one per db that differs."""
+def compare_keyspace(expected: Mapping[str, int], actual: Mapping[str, int],
+                     check: str = "DBSIZE") -> list[Mismatch]:
+    """DBSIZE differences, one per db that differs."""
     out = []
     for db in sorted(set(expected) | set(actual), key=lambda d: int(d[2:])):
         want, got = int(expected.get(db, 0)), int(actual.get(db, 0))
         if want != got:
-            out.append(f"{db}: DBSIZE {got}, expected {want}")
+            out.append(Mismatch(db, check, str(want), str(got)))
     return out
 
 
@@ -327,14 +329,13 @@ def collect_facts(client: redis.Redis, keyspace: Mapping[str, int] | None = None
     }
 
 
-def verify_facts(client: redis.Redis, facts: Mapping[str, Any]) -> list[str]:
+def verify_facts(client: redis.Redis, facts: Mapping[str, Any]) -> list[Mismatch]:
     """DBSIZE per db now versus the facts; [] when equal."""
     with _client_errors(client):
         now = keyspace_counts(client.info("keyspace"))
-    problems = compare_keyspace(facts["dbsize"], now)
-    if problems and facts.get("keyspace_at_fork") is False:
-        problems.append("(facts were read next to, not at, the fork: writes during the backup can explain this)")
-    return problems
+    # Facts read next to, not at, the fork: writes during the backup can explain a difference.
+    check = "DBSIZE (facts read next to the fork)" if facts.get("keyspace_at_fork") is False else "DBSIZE"
+    return compare_keyspace(facts["dbsize"], now, check)
 
 
 # ---------------------------------------------------------------- capture

@@ -3,7 +3,8 @@
 In: a ComponentSpec from the controller and the agent's config. Out: a context
 manager yielding (directory to capture, facts JSON) to the capture pipeline:
 `paths`/`config` as they are; `redis` a BGSAVE'd dump (+ AOF dir) staged aside;
-`chroma` an online SQLite backup copy, or the live dir while paused or stopped.
+`chroma` an online SQLite backup copy, or the live dir while paused or stopped, with
+facts taken from those very bytes.
 Data inside a container (no bind mount) is exported through the Docker API.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ragbackup.config import AgentConfig
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent import options
-from ragbackup.agent.capture import chroma, redis
+from ragbackup.agent.capture import chroma, chroma_facts, redis
 from ragbackup.agent.services.base import make_controller
 from ragbackup.agent.services.container_fs import export_path
 
@@ -86,29 +87,43 @@ def _is_dir_in_container(name: str) -> bool:
 
 @contextlib.contextmanager
 def _chroma_source(spec, cfg: AgentConfig) -> Iterator[tuple[str, str]]:
+    """The bytes to capture and facts computed from exactly those bytes (chroma_facts).
+
+    `online`: the online copy, whose facts are taken from the copy (the live server has
+    moved on by then). `pause`/`stop`: the persist dir while the service is held, its facts
+    taken inside the hold; or, for data inside a container, its export made while the
+    service is held, captured and read after. Only the version is asked of the server
+    first (a paused or stopped server does not answer), and the facts engine is started
+    before the copy or the hold, so its start-up is not spent holding the service.
+    """
     o = options.Options(spec)
     mode, where = o.consistency(), o.container_path()
     target = options.chroma_target(spec)
     if where is None:
         check_allowed(spec.path, cfg)
-    if mode == "online":
-        if where is not None:
-            raise errors.UsageError(f"component {spec.name}: consistency \"online\" needs the persist dir on "
-                                    "this host (path); for data inside a container use \"pause\" or \"stop\"")
-        with staging(cfg, spec.name) as tmp:
-            chroma.online_copy(spec.path, tmp)
-            facts = chroma.collect_facts(target)
-            yield tmp, json.dumps({**facts, "consistency": mode})
-        return
-    facts = {**chroma.collect_facts(target), "consistency": mode}
-    service = make_controller(o.service())
-    with _held(service, mode, target), contextlib.ExitStack() as stack:
+    if mode == "online" and where is not None:
+        raise errors.UsageError(f"component {spec.name}: consistency \"online\" needs the persist dir on "
+                                "this host (path); for data inside a container use \"pause\" or \"stop\"")
+    version = chroma.server_version(target)
+    with staging(cfg, f"{spec.name}-facts") as scratch, chroma_facts.engine(target, version, scratch) as read:
+        if mode == "online":
+            with staging(cfg, spec.name) as tmp:
+                chroma.online_copy(spec.path, tmp)
+                yield tmp, _facts_json(read(tmp), mode)
+            return
+        service = make_controller(o.service())
         if where is None:
-            yield spec.path, json.dumps(facts)
-        else:
-            tmp = stack.enter_context(staging(cfg, spec.name))
-            export_path(where.container, where.path, tmp)
-            yield tmp, json.dumps(facts)
+            with _held(service, mode, target):
+                yield spec.path, _facts_json(read(spec.path), mode)
+            return
+        with staging(cfg, spec.name) as tmp:
+            with _held(service, mode, target):  # the export is a copy: the service waits for it only
+                export_path(where.container, where.path, tmp)
+            yield tmp, _facts_json(read(tmp), mode)
+
+
+def _facts_json(facts: dict, mode: str) -> str:
+    return json.dumps({**facts, "consistency": mode})
 
 
 @contextlib.contextmanager

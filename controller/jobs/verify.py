@@ -15,6 +15,7 @@ from ragbackup.controller.verify import run_verify
 
 def run(ctx: JobContext, req: controller_pb2.VerifyRequest) -> Iterator[controller_pb2.JobEvent]:
     repo = ctx.repository(ctx.record.repository)
+    ctx.controller.sync_catalog(repo)  # a snapshot object gone since the last listing is named as vanished
     yield from run_verify(repo, req.read_data, ctx.catalog.vanished())
     if req.read_data:
         damaged = ctx.details.get("damaged_packs", {})

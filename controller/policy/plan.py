@@ -133,3 +133,52 @@ def restore_waves(plan: RestorePlan, kinds: dict[str, str], sizes: dict[str, int
     for n in plan.components:
         waves.setdefault(_stage(kinds.get(n, "")) if not plan.target else 0, []).append(n)
     return [sorted(names, key=lambda n: (-sizes.get(n, 0), n)) for _, names in sorted(waves.items())]
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """One component of a restore as the decision sees it: from the config, else from the snapshot."""
+
+    name: str
+    kind: str
+    agent: str  # the agent that will write it (choose_agent)
+    path: str  # the data directory on the agent's host ("" when unknown)
+    service: str = ""  # "docker:...", "systemd:..." or "" (none)
+    container: str = ""  # data inside this container, reached with the Docker API
+    files: int = 0
+
+
+def restore_steps(plan: RestorePlan, comps: list[RestoreTarget], apps: tuple = ()) -> tuple[str, ...]:
+    """Pure: what a restore will do, in order, or the UsageError the real run would refuse it with.
+
+    `ragctl restore --dry-run` prints these steps; the real run calls this before it stops or
+    writes anything, so the two cannot disagree. `apps` are the [recovery] app_services
+    (stopped and started around an in-place restore only).
+    """
+    if plan.target and not plan.target.startswith("/"):
+        raise errors.UsageError(f"--target {plan.target!r} is relative: give an absolute path "
+                                "(ragctl resolves a relative one where it runs)")
+    apps = () if plan.target else apps
+    steps = [f"stop application {a.service} on agent {a.agent}" for a in apps]
+    steps += [_component_step(plan, c) for c in comps]
+    steps += [f"start application {a.service} on agent {a.agent}" for a in apps]
+    return tuple(steps)
+
+
+def _component_step(plan: RestorePlan, c: RestoreTarget) -> str:
+    """The step restoring one component; UsageError when the agent would refuse it."""
+    head = f"{c.name} ({c.kind}, {c.files} files, agent {c.agent})"
+    if plan.target:
+        return f"write {head} to {plan.target.rstrip('/')}/{c.name}"
+    where = f"container {c.container}" if c.container else c.path
+    if c.kind in DATABASE_KINDS:
+        if not c.service:
+            raise errors.UsageError(
+                f"component {c.name}: an in-place {c.kind} restore must stop the database first; set "
+                "`service` (\"docker:CONTAINER\" or \"systemd:UNIT\") or restore with --target")
+        return (f"stop {c.service}, move {c.name}'s current data in {where} aside, place the snapshot's "
+                f"{head}, start {c.service}, wait for its health check, compare with the snapshot's facts")
+    if not c.container and not c.path.startswith("/"):
+        raise errors.UsageError(f"component {c.name} has no absolute path to restore in place; use --target")
+    return (f"write {head} beside {where}, move the current data aside as {c.name}.corrupted.<time>, "
+            "put the restored one in place")

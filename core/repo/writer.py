@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
+from ragbackup import errors
 from ragbackup.repo import chunking
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
@@ -40,7 +41,8 @@ class BlobWriter:
         self.repo = repo
         self.stats = WriteStats()
         self._staging = staging_dir
-        os.makedirs(staging_dir, mode=0o750, exist_ok=True)
+        with errors.locate_os_error(staging_dir, "create pack staging directory"):
+            os.makedirs(staging_dir, mode=0o750, exist_ok=True)
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()
         self._pack: PackWriter | None = None
@@ -86,7 +88,7 @@ class BlobWriter:
         seal = self.repo.cipher.seal
         sealed = [seal(payload, blob_aad(bid)) for bid, _, payload, _, _ in blobs]
         written = 0
-        with self._lock:
+        with self._lock, errors.locate_os_error(self._staging, "write a pack in"):
             for (bid, btype, _, compressed, raw_size), data in zip(blobs, sealed):
                 if bid in self._pending:
                     continue
@@ -185,7 +187,7 @@ class BlobWriter:
 
     def flush(self) -> None:
         """Finish the open pack and wait until every pack is stored."""
-        with self._lock:
+        with self._lock, errors.locate_os_error(self._staging, "write a pack in"):
             self._finish_pack_locked()
         self._uploads.put(None)
         self._uploader.join()

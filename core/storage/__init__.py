@@ -5,12 +5,13 @@ a Storage (base.py) that the repository layer (ragbackup.repo) reads and writes.
 """
 from __future__ import annotations
 
-from ragbackup.storage.base import ObjectInfo, Storage
+from ragbackup.storage.base import BucketCreator, ObjectInfo, Storage
 from ragbackup.storage.local import LocalSettings, LocalStorage
-from ragbackup.storage.retrying import Retrying
+from ragbackup.storage.retrying import Retrying, retrying
 from ragbackup.storage.s3_settings import S3Settings
 
 __all__ = [
+    "BucketCreator",
     "LocalSettings",
     "LocalStorage",
     "ObjectInfo",
@@ -31,10 +32,14 @@ def __getattr__(name: str):
 
 
 def open_storage(spec: LocalSettings | S3Settings) -> Storage:
-    """The Storage for `spec`: S3 wrapped in Retrying, a bare LocalStorage for local paths."""
+    """The Storage for `spec`: S3 wrapped in Retrying, a bare LocalStorage for local paths.
+
+    Optional capabilities stay visible through the wrappers: the S3 stack is a
+    BucketCreator (`isinstance(storage, BucketCreator)`), the local one is not.
+    """
     if isinstance(spec, LocalSettings):
         return LocalStorage(spec.path)
     if isinstance(spec, S3Settings):
         from ragbackup.storage.s3 import S3Storage
-        return Retrying(S3Storage(spec))
+        return retrying(S3Storage(spec))
     raise TypeError(f"unsupported storage settings: {type(spec).__name__}")

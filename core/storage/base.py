@@ -61,3 +61,15 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; deleting a missing key is not an error."""
+
+
+@runtime_checkable
+class BucketCreator(Protocol):
+    """An optional capability: a backend whose container (an S3 bucket) can be created.
+
+    `ragctl init` calls it when the stack `open_storage()` built has it; wrappers that
+    forward it (Retrying) implement it only when what they wrap does.
+    """
+
+    def create_bucket_if_missing(self) -> bool:
+        """Create the bucket unless it exists; True when this call created it."""

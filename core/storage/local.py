@@ -2,10 +2,13 @@
 
 In: object keys such as `data/ab/<id>` and bytes or local files. Out: files under
 one root directory, written atomically and durably (temp file, fsync, rename).
+Every OSError becomes a typed error at this boundary (errors.from_os_error):
+RepositoryError naming the operation and path, RepositoryNoSpace when the volume is full.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import errno
 import os
 import secrets
@@ -76,11 +79,12 @@ class LocalStorage:
 
     def put(self, key: str, data: bytes) -> None:
         """Atomic and durable: temp file, fsync, rename, fsync the directory."""
-        self._write_atomic(key, lambda out: out.write(data))
+        with self._boundary("write", key):
+            self._write_atomic(key, lambda out: out.write(data))
 
     def put_file(self, key: str, path: str) -> None:
         """Copy `path` in as `put` does, without reading it whole into memory."""
-        with open(path, "rb") as src:
+        with open(path, "rb") as src, self._boundary("write", key):  # a missing `path` is the caller's
             self._write_atomic(key, lambda out: shutil.copyfileobj(src, out, _COPY_CHUNK))
 
     def adopt_file(self, key: str, path: str) -> None:
@@ -90,32 +94,34 @@ class LocalStorage:
         """
         dest = self._path(key)
         self._forget_fd(key)
-        self._make_dirs(os.path.dirname(dest))
-        os.chmod(path, FILE_MODE)
-        try:
-            os.replace(path, dest)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            self.put_file(key, path)
-            os.unlink(path)
-            return
-        self._sync_dir(os.path.dirname(dest))
+        with self._boundary("write", key):
+            self._make_dirs(os.path.dirname(dest))
+            os.chmod(path, FILE_MODE)
+            try:
+                os.replace(path, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self.put_file(key, path)
+                os.unlink(path)
+                return
+            self._sync_dir(os.path.dirname(dest))
 
     def delete(self, key: str) -> None:
         """Remove the file (missing is fine); emptied directories stay."""
         self._forget_fd(key)
         path = self._path(key)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        self._sync_dir(os.path.dirname(path))
+        with self._boundary("delete", key):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return
+            self._sync_dir(os.path.dirname(path))
 
     # -- reads --------------------------------------------------------------
 
     def get(self, key: str) -> bytes:
-        with self._open(key) as f:
+        with self._open(key) as f, self._boundary("read", key):
             return f.read()
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
@@ -124,7 +130,8 @@ class LocalStorage:
         fd, size = self._cached_fd(key)
         if offset + length > size:
             raise short_read(self.describe(), key, offset, length, max(0, size - offset))
-        data = _pread_exact(fd, offset, length)
+        with self._boundary("read", key):
+            data = _pread_exact(fd, offset, length)
         if len(data) != length:
             raise short_read(self.describe(), key, offset, length, len(data))
         return data
@@ -137,9 +144,10 @@ class LocalStorage:
                 self._fds.move_to_end(key)
                 return hit
         f = self._open(key)
-        fd = os.dup(f.fileno())
-        f.close()
-        entry = (fd, os.fstat(fd).st_size)
+        with self._boundary("read", key):
+            fd = os.dup(f.fileno())
+            f.close()
+            entry = (fd, os.fstat(fd).st_size)
         with self._fd_lock:
             self._fds[key] = entry
             while len(self._fds) > _FD_CACHE:
@@ -154,12 +162,13 @@ class LocalStorage:
 
     def get_to_file(self, key: str, path: str) -> None:
         """Copy to `path` through a temp file beside it, so failures leave no partial file."""
-        with self._open(key) as src:
+        with self._open(key) as src, self._boundary("read", key):
             _replace_file(path, lambda out: shutil.copyfileobj(src, out, _COPY_CHUNK))
 
     def size(self, key: str) -> int:
         try:
-            st = os.stat(self._path(key))
+            with self._boundary("stat", key, (FileNotFoundError, NotADirectoryError)):
+                st = os.stat(self._path(key))
         except (FileNotFoundError, NotADirectoryError):
             raise self._not_found(key) from None
         if not _is_regular(st.st_mode):
@@ -167,7 +176,11 @@ class LocalStorage:
         return st.st_size
 
     def exists(self, key: str) -> bool:
-        return os.path.isfile(self._path(key))
+        try:
+            self.size(key)
+        except errors.NotFound:
+            return False
+        return True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Walk lazily with os.scandir, skipping in-flight temp files and symlinks.
@@ -178,19 +191,34 @@ class LocalStorage:
         head, _, name_start = prefix.rpartition("/")
         top = os.path.join(self._root, head) if head else self._root
         key_base = f"{head}/" if head else ""
-        return _walk(top, key_base, name_start)
+        return self._listing(prefix, _walk(top, key_base, name_start))
+
+    def _listing(self, prefix: str, infos: Iterator[ObjectInfo]) -> Iterator[ObjectInfo]:
+        with self._boundary("list", prefix or "."):
+            yield from infos
 
     # -- helpers ------------------------------------------------------------
 
     def _path(self, key: str) -> str:
         return os.path.join(self._root, *validate_key(key))
 
+    @contextlib.contextmanager
+    def _boundary(self, op: str, key: str, passing: tuple[type[OSError], ...] = ()) -> Iterator[None]:
+        """OSErrors inside become the repository's typed errors naming `op` and the key's path."""
+        try:
+            yield
+        except passing:
+            raise
+        except OSError as exc:
+            raise errors.from_os_error(exc, "repository", op, os.path.join(self._root, key)) from None
+
     def _not_found(self, key: str) -> errors.NotFound:
         return errors.NotFound(f"object {key!r} not found in {self._root}")
 
     def _open(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")
+            with self._boundary("read", key, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+                return open(self._path(key), "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise self._not_found(key) from None
 

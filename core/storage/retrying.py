@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from ragbackup import errors
-from ragbackup.storage.base import ObjectInfo, Storage
+from ragbackup.storage.base import BucketCreator, ObjectInfo, Storage
 
 T = TypeVar("T")
 
@@ -76,12 +76,12 @@ class Retrying:
         Restarting a half-consumed listing would yield objects twice, and remembering
         what was yielded would hold the whole listing in memory. Backends retry each
         page request themselves (botocore's standard retry mode for S3).
+
+        The first request (and the prefix check, a ValueError) happens at this call, not
+        at the first iteration, as the backends themselves check prefixes at once.
         """
         iterator, first = self._call(lambda: _start(self.inner.list(prefix)))
-        if first is None:
-            return
-        yield first
-        yield from iterator
+        return _resume(first, iterator)
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run `fn`, retrying on StorageUnavailable; the last failure propagates."""
@@ -98,6 +98,28 @@ class Retrying:
         """Backoff before retry number `attempt`: exponential, capped, with jitter."""
         ceiling = min(self._max_delay, self._base_delay * (2 ** (attempt - 1)))
         return ceiling * (0.5 + self._random.random() / 2)
+
+
+class RetryingBucketCreator(Retrying):
+    """Retrying over a backend that can create its bucket: the capability is forwarded, retried."""
+
+    inner: BucketCreator
+
+    def create_bucket_if_missing(self) -> bool:
+        return self._call(self.inner.create_bucket_if_missing)
+
+
+def retrying(inner: Storage, **policy) -> Retrying:
+    """`inner` wrapped in Retrying, keeping its optional capabilities (BucketCreator) visible."""
+    cls = RetryingBucketCreator if isinstance(inner, BucketCreator) else Retrying
+    return cls(inner, **policy)
+
+
+def _resume(first: ObjectInfo | None, rest: Iterator[ObjectInfo]) -> Iterator[ObjectInfo]:
+    if first is None:
+        return
+    yield first
+    yield from rest
 
 
 def _start(iterator: Iterator[ObjectInfo]) -> tuple[Iterator[ObjectInfo], ObjectInfo | None]:

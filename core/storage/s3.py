@@ -2,6 +2,8 @@
 
 In: S3Settings and object keys with bytes or local files. Out: objects under the
 settings' prefix; botocore errors translated into ragbackup.errors at this boundary.
+An OSError on the caller's local file keeps its path and operation (errors.locate_os_error)
+for the server's interceptor, which knows whose directory it is.
 """
 from __future__ import annotations
 
@@ -126,7 +128,7 @@ class S3Storage:
     def put_file(self, key: str, path: str) -> None:
         """Upload `path`; multipart above settings.multipart_threshold."""
         full = self._full(key)
-        with self._boundary("put_file", key):
+        with self._boundary("put_file", key), errors.locate_os_error(path, "upload from"):
             self._client.upload_file(
                 path, self._s.bucket, full, ExtraArgs=self._extra_args(key), Config=self._transfer
             )
@@ -183,7 +185,7 @@ class S3Storage:
     def get_to_file(self, key: str, path: str) -> None:
         """Download into `path` (boto3 writes a temp file and renames it)."""
         full = self._full(key)
-        with self._boundary("get_to_file", key):
+        with self._boundary("get_to_file", key), errors.locate_os_error(path, "download to"):
             self._client.download_file(self._s.bucket, full, path, Config=self._transfer)
 
     def size(self, key: str) -> int:

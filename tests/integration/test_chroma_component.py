@@ -15,6 +15,7 @@ import pytest
 from fixtures.components_e2e import fill_collections
 from ragbackup import errors
 from ragbackup.agent.capture import chroma as cc
+from ragbackup.agent.capture import chroma_facts as cf
 from ragbackup.clock import FakeClock
 
 pytestmark = pytest.mark.chroma
@@ -32,9 +33,25 @@ def target_for(server, **kw) -> cc.ChromaTarget:
     return cc.ChromaTarget(persist_dir=server.persist_dir, url=server.url, **kw)
 
 
-def test_facts_describe_the_collections(chroma_server):
+def facts_of(copy: str, server, scratch) -> dict:
+    """Facts of a captured copy, as a capture takes them (chromadb on a scratch copy of it)."""
+    scratch.mkdir(exist_ok=True)
+    target = target_for(server)
+    scratch = os.path.relpath(scratch) if not os.path.isabs(copy) else str(scratch)
+    return cf.facts_of_copy(copy, target, scratch, cc.server_version(target))
+
+
+def online_facts(server, tmp_path) -> tuple[str, dict]:
+    """An online copy of the server's persist dir and its facts."""
+    copy = tmp_path / "staging"
+    cc.online_copy(server.persist_dir, str(copy))
+    return str(copy), facts_of(str(copy), server, tmp_path / "scratch")
+
+
+def test_facts_describe_the_collections(chroma_server, tmp_path):
     populate(chroma_server)
-    facts = cc.collect_facts(target_for(chroma_server))
+    copy, facts = online_facts(chroma_server, tmp_path)
+    assert facts["engine"].startswith("chromadb ") and "unverified" not in facts
     assert cc.major_version(facts["version"]) >= 1
     by_name = {c["name"]: c for c in facts["collections"]}
     assert sorted(by_name) == sorted(n for n, *_ in COLLECTIONS)
@@ -47,14 +64,76 @@ def test_facts_describe_the_collections(chroma_server):
             for probe in col["probes"]:
                 assert len(probe["embedding"]) == dim and len(probe["top_k"]) == 5
                 assert probe["top_k"][0] == probe["id"]  # a stored vector finds itself first
-    assert cc.collect_facts(target_for(chroma_server)) == facts, "facts are deterministic"
+    assert facts_of(copy, chroma_server, tmp_path / "again") == facts, "facts are deterministic"
+    assert cc.verify_facts(target_for(chroma_server), facts) == [], "the copy answers like the server"
+
+
+def test_facts_leave_the_captured_copy_alone(chroma_server, tmp_path):
+    populate(chroma_server)
+    copy = tmp_path / "staging"
+    cc.online_copy(chroma_server.persist_dir, str(copy))
+    before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    facts_of(str(copy), chroma_server, tmp_path / "scratch")
+    after = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert after == before, "the engine opened a scratch copy, not the bytes being captured"
+
+
+def test_facts_of_a_copy_under_relative_paths(chroma_server, tmp_path, monkeypatch):
+    populate(chroma_server)
+    monkeypatch.chdir(tmp_path)  # an agent's staging_dir may be given relative to its working dir
+    cc.online_copy(chroma_server.persist_dir, "staging")
+    facts = facts_of("staging", chroma_server, tmp_path / "scratch-rel")
+    assert {c["name"]: c["count"] for c in facts["collections"]} == {n: k for n, _, k, _ in COLLECTIONS}
+
+
+def test_without_a_usable_engine_facts_say_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(cf, "engine_version", lambda: None)
+    (tmp_path / "captured").mkdir()
+    target = cc.ChromaTarget(persist_dir=str(tmp_path / "captured"))
+    facts = cf.facts_of_copy(str(tmp_path / "captured"), target, str(tmp_path), "1.0.0")
+    assert facts["unverified"] == "the chromadb package is not installed on the agent host"
+    assert "collections" not in facts and facts["version"] == "1.0.0"
+    assert sorted(os.listdir(tmp_path)) == ["captured"], "nothing copied"
+
+
+def _engine_children() -> list[int]:
+    """PIDs of this process's children running the facts engine."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"chroma_facts" in cmdline:
+            pids.append(int(entry))
+    return pids
+
+
+def test_an_engine_not_told_to_read_is_ended(tmp_path):
+    """A capture that fails before its copy is complete (the hold refused) leaves no engine behind."""
+    target = cc.ChromaTarget(persist_dir=str(tmp_path / "none"))
+    with pytest.raises(errors.UsageError):
+        with cf.engine(target, "1.0.0", str(tmp_path)):
+            assert len(_engine_children()) == 1
+            raise errors.UsageError("the hold was refused")
+    assert _engine_children() == []
+
+
+def test_facts_say_why_they_are_missing():
+    assert "not installed" in cf.unusable_engine("1.0.0", None)
+    assert "may not read" in cf.unusable_engine("0.5.23", "1.5.9")
+    assert cf.unusable_engine("1.0.0", "1.5.9") is None
 
 
 def test_online_copy_then_restore_over_a_wrecked_dir(chroma_server, tmp_path):
     populate(chroma_server)
     target = target_for(chroma_server)
-    facts = cc.collect_facts(target)
     staging = tmp_path / "staging"
+    cc.online_copy(chroma_server.persist_dir, str(tmp_path / "first"))
+    facts = facts_of(str(tmp_path / "first"), chroma_server, tmp_path / "scratch")
 
     readers_ok = []
 
@@ -96,20 +175,20 @@ def test_online_copy_then_restore_over_a_wrecked_dir(chroma_server, tmp_path):
     assert os.path.isdir(aside), "the old data is kept"
 
 
-def test_verify_detects_differences(chroma_server):
+def test_verify_detects_differences(chroma_server, tmp_path):
     populate(chroma_server)
     target = target_for(chroma_server)
-    facts = cc.collect_facts(target)
+    _, facts = online_facts(chroma_server, tmp_path)
     client = chroma_server.client()
     docs = next(c for c in facts["collections"] if c["name"] == "docs")
     client.get_collection("docs").delete(ids=[docs["probes"][1]["top_k"][1]])
     client.delete_collection("chunks")
     client.create_collection("stranger", embedding_function=None)
-    problems = cc.verify_facts(target, facts)
-    assert "collection 'docs': count 299, expected 300" in problems
-    assert "collection 'chunks': missing" in problems
-    assert "collection 'stranger': present but not in the snapshot" in problems
-    assert any(p.startswith("collection 'docs': probe ") for p in problems), problems
+    problems = [m.text() for m in cc.verify_facts(target, facts)]
+    assert "docs: count 299, expected 300" in problems
+    assert "chunks: collection missing, expected present" in problems
+    assert "stranger: collection present, expected absent" in problems
+    assert any(p.startswith("docs: probe ") for p in problems), problems
 
 
 def test_wait_heartbeat_times_out_typed(chroma_server):
@@ -117,7 +196,7 @@ def test_wait_heartbeat_times_out_typed(chroma_server):
     with pytest.raises(errors.Unavailable, match="no heartbeat"):
         cc.wait_heartbeat(chroma_server.url, 0.3)
     with pytest.raises(errors.Unavailable, match=f"127.0.0.1:{chroma_server.port}"):
-        cc.collect_facts(target_for(chroma_server))
+        cc.server_version(target_for(chroma_server))
 
 
 def test_quick_check_reports_a_damaged_file(tmp_path):
@@ -161,3 +240,16 @@ def test_probe_offsets():
     assert cc.probe_offsets(0, 3) == []
     assert cc.probe_offsets(2, 3) == [0, 1]
     assert cc.probe_offsets(300, 3) == [0, 100, 200]
+
+
+def test_health_says_whether_backups_can_take_facts(chroma_server):
+    import json
+
+    from ragbackup.agent import checks
+    from ragbackup.v1 import common_pb2
+
+    spec = common_pb2.ComponentSpec(name="chroma", kind="chroma", path=chroma_server.persist_dir,
+                                    options_json=json.dumps({"url": chroma_server.url}))
+    result = checks.check(spec)
+    assert result.ok and f"heartbeat ok at {chroma_server.url}" in result.detail
+    assert f"facts read with chromadb {cf.engine_version()}" in result.detail, result.detail

@@ -88,7 +88,7 @@ def test_keyspace_counts_and_compare():
     counts = rc.keyspace_counts({"db3": {"keys": 2, "expires": 0}, "db10": {"keys": 1}})
     assert counts == {"db0": 0, "db3": 2, "db10": 1}
     assert rc.compare_keyspace({"db0": 5}, {"db0": 5, "db1": 0}) == []
-    assert rc.compare_keyspace({"db0": 5}, {"db0": 4, "db2": 1}) == [
+    assert [m.text() for m in rc.compare_keyspace({"db0": 5}, {"db0": 4, "db2": 1})] == [
         "db0: DBSIZE 4, expected 5", "db2: DBSIZE 1, expected 0"]
 
 

@@ -109,3 +109,105 @@ def test_agent_on_tcp_needs_tls(tmp_path):
     path = _write(tmp_path, '[agent]\nlisten = "0.0.0.0:7451"\n')
     with pytest.raises(errors.ConfigError, match="required for 0.0.0.0:7451"):
         load_agent_config(path)
+
+
+def _with_component(tmp_path, kind: str, lines: str) -> str:
+    return _write(tmp_path, BASE + f"[components.c]\nkind = \"{kind}\"\nagent = \"a\"\npath = \"/srv/c\"\n{lines}\n")
+
+
+@pytest.mark.parametrize("kind,lines,message", [
+    ("chroma", 'consistency = "pause"', '[components.c] consistency: "pause" needs `service`'),
+    ("chroma", 'consistency = "stop"', '[components.c] consistency: "stop" needs `service`'),
+    ("chroma", 'consistency = "sometimes"', '[components.c] consistency: expected "online" or "pause" or "stop"'),
+    ("chroma", 'container = "c1"', '[components.c] consistency: "online" needs the persist dir'),
+    ("chroma", 'url = "localhost:8000"', "[components.c] url: expected an http:// or https:// URL"),
+    ("chroma", "probes = -1", "[components.c] probes: expected an integer 0..1000"),
+    ("redis", 'owner = "redis"', '[components.c] owner: expected "UID:GID"'),
+    ("redis", "port = 70000", "[components.c] port: expected an integer 1..65535"),
+    ("redis", 'port = "6379"', "[components.c] port: expected an integer 1..65535"),
+    ("redis", "password_file = \"relative/pass\"", "[components.c] password_file: expected an absolute path"),
+    ("redis", 'password = "x"\npassword_file = "/etc/p"', "[components.c] password, password_file: set one"),
+    ("redis", 'rdb_filename = "../dump.rdb"', "[components.c] rdb_filename: expected a plain file name"),
+    ("redis", "timeout_s = 0", "[components.c] timeout_s: expected a positive number of seconds"),
+    ("redis", "tls = 1", "[components.c] tls: expected true or false"),
+    ("paths", 'service = "rag-redis"', '[components.c] service: expected "docker:CONTAINER"'),
+    ("paths", 'service = "docker:"', '[components.c] service: expected "docker:CONTAINER"'),
+    ("paths", 'container_path = "/data"', "[components.c] container_path: needs `container`"),
+    ("paths", 'container = "c1"\ncontainer_path = "data"', "[components.c] container_path: expected an absolute"),
+    ("paths", 'consistency = "pause"', "[components.c] unknown key(s) for kind 'paths': consistency"),
+    ("redis", "prot = 6379", "[components.c] unknown key(s) for kind 'redis': prot"),
+    ("config", 'owner = "1:1"', "[components.c] unknown key(s) for kind 'config': owner"),
+])
+def test_component_options_are_checked_at_load(tmp_path, kind, lines, message):
+    path = _with_component(tmp_path, kind, lines)
+    with pytest.raises(errors.ConfigError) as caught:
+        load_controller_config(path)
+    assert caught.value.message.startswith(f"{path}: "), caught.value.message
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("kind,lines", [
+    ("chroma", 'consistency = "pause"\nservice = "docker:rag-chromadb-prod"\nowner = "1000:1000"\nprobes = 0'),
+    ("chroma", 'url = "https://chroma.internal:8000"\ntop_k = 10\ntimeout_s = 2.5\ntenant = "t"\ndatabase = "d"'),
+    ("redis", 'port = 6380\npassword_file = "/etc/rag/redis.pass"\nservice = "systemd:redis-server.service"'),
+    ("redis", 'container = "rag-redis-prod"\ncontainer_path = "/data"\ntls = true\nrdb_filename = "x.rdb"'),
+    ("paths", 'service = "docker:proj/app"'),
+])
+def test_valid_component_options_load(tmp_path, kind, lines):
+    cfg = load_controller_config(_with_component(tmp_path, kind, lines))
+    assert cfg.components["c"].kind == kind
+
+
+def test_component_options_are_typed_once_at_load(tmp_path):
+    from ragbackup.component_options import ChromaOptions, PathsOptions, RedisOptions
+    cfg = load_controller_config(_write(tmp_path, BASE + """
+[components.kv]
+kind = "redis"
+agent = "a"
+path = "/var/lib/redis"
+owner = "998:997"
+password = "pw-secret"
+timeout_s = 5
+[components.vec]
+kind = "chroma"
+agent = "a"
+path = "/chroma"
+"""))
+    kv, vec, docs = (cfg.components[n].settings for n in ("kv", "vec", "docs"))
+    assert isinstance(kv, RedisOptions) and kv.owner == (998, 997) and kv.timeout_s == 5.0 and kv.port == 6379
+    assert kv.password.reveal() == "pw-secret" and "pw-secret" not in repr(kv)
+    assert isinstance(vec, ChromaOptions) and vec.owner == (1000, 1000) and vec.consistency == "online"
+    assert type(docs) is PathsOptions and docs.service == "" and docs.container_path == "/data"
+
+
+def test_metrics_alerts_objectives_defaults_and_values(tmp_path):
+    from ragbackup.controller.status import objectives
+    c = load_controller_config(_write(tmp_path, BASE))
+    assert c.metrics.listen == "" and c.alerts.min_free_ratio == 0.10 and c.alerts.max_backup_age_hours == 25
+    assert objectives(c) == (4 * 3600, 3600)
+    c = load_controller_config(_write(tmp_path, BASE + '[metrics]\nlisten = "127.0.0.1:9752"\n[alerts]\n'
+                                      'min_free_ratio = 0.2\nwebhook = "http://127.0.0.1:1/x"\n'
+                                      '[objectives]\nrpo = "30m"\nrto = 600\n'))
+    assert c.metrics.listen == "127.0.0.1:9752" and c.alerts.min_free_ratio == 0.2
+    assert objectives(c) == (1800, 600)
+
+
+@pytest.mark.parametrize("extra,message", [
+    ('[metrics]\nlisten = "9752"\n', "[metrics] listen: expected HOST:PORT"),
+    ('[alerts]\nmin_free_ratio = 1.5\n', "[alerts] min_free_ratio: expected a number > 0 and < 1"),
+    ('[alerts]\nsize_deviation = "x"\n', "[alerts] size_deviation: expected a number"),
+    ('[alerts]\nwebhook = "ftp://x"\n', "[alerts] webhook: expected an http:// or https:// URL"),
+    ('[alerts]\nnoise = 1\n', "[alerts] unknown key(s): noise"),
+])
+def test_metrics_and_alerts_errors_name_the_key(tmp_path, extra, message):
+    with pytest.raises(errors.ConfigError) as exc:
+        load_controller_config(_write(tmp_path, BASE + extra))
+    assert message in exc.value.message
+
+
+def test_objectives_bad_duration_names_the_key(tmp_path):
+    from ragbackup.controller.status import objectives
+    c = load_controller_config(_write(tmp_path, BASE + '[objectives]\nrpo = "soon"\n'))
+    with pytest.raises(errors.ConfigError) as exc:
+        objectives(c)
+    assert "[objectives] rpo: expected" in exc.value.message

@@ -142,7 +142,7 @@ class RestoreCommand(_message.Message):
     def __init__(self, start: _Optional[_Union[RestoreStart, _Mapping]] = ..., entries: _Optional[_Union[_common_pb2.EntryBatch, _Mapping]] = ..., chunks: _Optional[_Union[_common_pb2.ChunkBatch, _Mapping]] = ..., finish: _Optional[_Union[RestoreFinish, _Mapping]] = ...) -> None: ...
 
 class RestoreResult(_message.Message):
-    __slots__ = ("files", "dirs", "symlinks", "bytes_written", "restored_path", "moved_aside", "mismatches")
+    __slots__ = ("files", "dirs", "symlinks", "bytes_written", "restored_path", "moved_aside", "mismatches", "fact_mismatches")
     FILES_FIELD_NUMBER: _ClassVar[int]
     DIRS_FIELD_NUMBER: _ClassVar[int]
     SYMLINKS_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +150,7 @@ class RestoreResult(_message.Message):
     RESTORED_PATH_FIELD_NUMBER: _ClassVar[int]
     MOVED_ASIDE_FIELD_NUMBER: _ClassVar[int]
     MISMATCHES_FIELD_NUMBER: _ClassVar[int]
+    FACT_MISMATCHES_FIELD_NUMBER: _ClassVar[int]
     files: int
     dirs: int
     symlinks: int
@@ -157,7 +158,20 @@ class RestoreResult(_message.Message):
     restored_path: str
     moved_aside: str
     mismatches: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, files: _Optional[int] = ..., dirs: _Optional[int] = ..., symlinks: _Optional[int] = ..., bytes_written: _Optional[int] = ..., restored_path: _Optional[str] = ..., moved_aside: _Optional[str] = ..., mismatches: _Optional[_Iterable[str]] = ...) -> None: ...
+    fact_mismatches: _containers.RepeatedCompositeFieldContainer[FactMismatch]
+    def __init__(self, files: _Optional[int] = ..., dirs: _Optional[int] = ..., symlinks: _Optional[int] = ..., bytes_written: _Optional[int] = ..., restored_path: _Optional[str] = ..., moved_aside: _Optional[str] = ..., mismatches: _Optional[_Iterable[str]] = ..., fact_mismatches: _Optional[_Iterable[_Union[FactMismatch, _Mapping]]] = ...) -> None: ...
+
+class FactMismatch(_message.Message):
+    __slots__ = ("collection", "check", "expected", "found")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    check: str
+    expected: str
+    found: str
+    def __init__(self, collection: _Optional[str] = ..., check: _Optional[str] = ..., expected: _Optional[str] = ..., found: _Optional[str] = ...) -> None: ...
 
 class ServiceRequest(_message.Message):
     __slots__ = ("component", "action", "timeout_s")
@@ -202,3 +216,15 @@ class HealthReply(_message.Message):
     uptime_s: float
     checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
     def __init__(self, version: _Optional[str] = ..., hostname: _Optional[str] = ..., uptime_s: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+
+class DrillResult(_message.Message):
+    __slots__ = ("files", "bytes_written", "checks", "seconds")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    files: int
+    bytes_written: int
+    checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
+    seconds: float
+    def __init__(self, files: _Optional[int] = ..., bytes_written: _Optional[int] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., seconds: _Optional[float] = ...) -> None: ...

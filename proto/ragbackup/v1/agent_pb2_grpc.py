@@ -44,6 +44,11 @@ class AgentStub:
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
                 _registered_method=True)
+        self.CheckRestore = channel.unary_unary(
+                '/ragbackup.v1.Agent/CheckRestore',
+                request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreStart.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
+                _registered_method=True)
         self.ControlService = channel.unary_unary(
                 '/ragbackup.v1.Agent/ControlService',
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.ServiceRequest.SerializeToString,
@@ -53,6 +58,11 @@ class AgentStub:
                 '/ragbackup.v1.Agent/Health',
                 request_serializer=ragbackup_dot_v1_dot_agent__pb2.HealthRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_agent__pb2.HealthReply.FromString,
+                _registered_method=True)
+        self.Drill = channel.stream_unary(
+                '/ragbackup.v1.Agent/Drill',
+                request_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_agent__pb2.DrillResult.FromString,
                 _registered_method=True)
 
 
@@ -77,6 +87,16 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckRestore(self, request, context):
+        """The checks Restore makes before it writes anything (options, where the tree
+        would go, an in-place target's allowed path, a --target directory absent or
+        empty, the service an in-place database restore stops); writes nothing. The
+        reply names where the restore would write (restored_path).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ControlService(self, request, context):
         """Control a service (stop/start/pause/unpause/status) declared in a component.
         """
@@ -86,6 +106,16 @@ class AgentServicer:
 
     def Health(self, request, context):
         """Liveness and readiness of the agent, plus checks of requested components.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Drill(self, request_iterator, context):
+        """Restore drill of one component: the same stream as Restore, written into a fresh
+        scratch directory; redis and chroma data are started by throwaway servers on free
+        loopback ports and checked against the facts. Everything is removed before the
+        reply (and at the next agent start if the agent died meanwhile).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,6 +134,11 @@ def add_AgentServicer_to_server(servicer, server):
                     request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.FromString,
                     response_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.SerializeToString,
             ),
+            'CheckRestore': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckRestore,
+                    request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreStart.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_agent__pb2.RestoreResult.SerializeToString,
+            ),
             'ControlService': grpc.unary_unary_rpc_method_handler(
                     servicer.ControlService,
                     request_deserializer=ragbackup_dot_v1_dot_agent__pb2.ServiceRequest.FromString,
@@ -113,6 +148,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=ragbackup_dot_v1_dot_agent__pb2.HealthRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_agent__pb2.HealthReply.SerializeToString,
+            ),
+            'Drill': grpc.stream_unary_rpc_method_handler(
+                    servicer.Drill,
+                    request_deserializer=ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_agent__pb2.DrillResult.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -180,6 +220,33 @@ class Agent:
             _registered_method=True)
 
     @staticmethod
+    def CheckRestore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Agent/CheckRestore',
+            ragbackup_dot_v1_dot_agent__pb2.RestoreStart.SerializeToString,
+            ragbackup_dot_v1_dot_agent__pb2.RestoreResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def ControlService(request,
             target,
             options=(),
@@ -223,6 +290,33 @@ class Agent:
             '/ragbackup.v1.Agent/Health',
             ragbackup_dot_v1_dot_agent__pb2.HealthRequest.SerializeToString,
             ragbackup_dot_v1_dot_agent__pb2.HealthReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drill(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ragbackup.v1.Agent/Drill',
+            ragbackup_dot_v1_dot_agent__pb2.RestoreCommand.SerializeToString,
+            ragbackup_dot_v1_dot_agent__pb2.DrillResult.FromString,
             options,
             channel_credentials,
             insecure,

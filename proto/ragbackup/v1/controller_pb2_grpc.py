@@ -104,6 +104,16 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.FromString,
                 _registered_method=True)
+        self.Status = channel.unary_unary(
+                '/ragbackup.v1.Controller/Status',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.StatusRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.StatusReply.FromString,
+                _registered_method=True)
+        self.Drill = channel.unary_stream(
+                '/ragbackup.v1.Controller/Drill',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -197,6 +207,21 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Status(self, request, context):
+        """"Are we safe?": newest good backups against the RPO, last drill, active alerts, volume space.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Drill(self, request, context):
+        """Restore drill: a snapshot restored into scratch space on an agent, started by
+        throwaway servers and checked against its facts; timed against the RTO.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +294,16 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.ShowJob,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.SerializeToString,
+            ),
+            'Status': grpc.unary_unary_rpc_method_handler(
+                    servicer.Status,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.StatusRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.StatusReply.SerializeToString,
+            ),
+            'Drill': grpc.unary_stream_rpc_method_handler(
+                    servicer.Drill,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.DrillRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -649,6 +684,60 @@ class Controller:
             '/ragbackup.v1.Controller/ShowJob',
             ragbackup_dot_v1_dot_controller__pb2.ShowJobRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.ShowJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Status(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Status',
+            ragbackup_dot_v1_dot_controller__pb2.StatusRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.StatusReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Drill',
+            ragbackup_dot_v1_dot_controller__pb2.DrillRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
             options,
             channel_credentials,
             insecure,

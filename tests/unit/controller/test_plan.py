@@ -4,8 +4,10 @@ import datetime as dt
 import pytest
 
 from ragbackup import errors
+from ragbackup.config import AppService
 from ragbackup.controller.policy.diff import diff_entries
-from ragbackup.controller.policy.plan import History, RestorePlan, plan_backup, plan_restore, restore_waves
+from ragbackup.controller.policy.plan import (History, RestorePlan, RestoreTarget, plan_backup, plan_restore,
+                                              restore_steps, restore_waves)
 from ragbackup.repo.tree import Entry
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -98,3 +100,36 @@ def test_restore_waves_into_a_target_are_one_group():
     plan = RestorePlan("s", ("vec", "docs"), "/tmp/out")
     assert restore_waves(plan, kinds, {"docs": 2, "vec": 1}) == [["docs", "vec"]]
     assert restore_waves(RestorePlan("s", ("docs",), ""), kinds, {}) == [["docs"]]
+
+
+REDIS = RestoreTarget("kv", "redis", "db1", "/var/lib/redis", service="docker:rag-redis-prod", files=1)
+DOCS = RestoreTarget("docs", "paths", "app1", "/srv/docs", files=12)
+APP = AppService("app1", "docker:rag-api")
+
+
+def test_restore_steps_in_place():
+    steps = restore_steps(RestorePlan("s", ("kv", "docs"), ""), [REDIS, DOCS], (APP,))
+    assert steps[0] == "stop application docker:rag-api on agent app1"
+    assert steps[1].startswith("stop docker:rag-redis-prod, move kv's current data in /var/lib/redis aside")
+    assert steps[2].startswith("write docs (paths, 12 files, agent app1) beside /srv/docs, move the current")
+    assert steps[3] == "start application docker:rag-api on agent app1"
+
+
+def test_restore_steps_into_a_target_start_and_stop_nothing():
+    steps = restore_steps(RestorePlan("s", ("kv", "docs"), "/srv/check/"), [REDIS, DOCS], (APP,))
+    assert steps == ("write kv (redis, 1 files, agent db1) to /srv/check/kv",
+                     "write docs (paths, 12 files, agent app1) to /srv/check/docs")
+
+
+@pytest.mark.parametrize("plan,comp,message", [
+    (RestorePlan("s", ("kv",), ""), RestoreTarget("kv", "redis", "db1", "/var/lib/redis"),
+     "component kv: an in-place redis restore must stop the database first"),
+    (RestorePlan("s", ("v",), ""), RestoreTarget("v", "chroma", "db1", "/chroma", container="c1"),
+     "component v: an in-place chroma restore must stop the database first"),
+    (RestorePlan("s", ("d",), ""), RestoreTarget("d", "paths", "app1", ""),
+     "component d has no absolute path to restore in place"),
+    (RestorePlan("s", ("d",), "relative/dir"), DOCS, "--target 'relative/dir' is relative"),
+])
+def test_restore_steps_refuse_what_the_restore_would(plan, comp, message):
+    with pytest.raises(errors.UsageError, match=message):
+        restore_steps(plan, [comp])

@@ -1,7 +1,8 @@
 """The storage contract (ragbackup.storage.base.Storage), run against every backend.
 
-In: a LocalStorage on tmp_path and an S3Storage on a real SeaweedFS server. Out: the
-same behaviour from both; backend specifics (file modes, S3 errors) close the file.
+In: exactly the stacks `open_storage()` builds for the controller: a LocalStorage on
+tmp_path and Retrying(S3Storage) on a real SeaweedFS server. Out: the same behaviour
+from both; backend specifics (file modes, S3 errors, optional capabilities) close the file.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 from ragbackup import errors
 from ragbackup.secret import Secret
-from ragbackup.storage import LocalStorage, ObjectInfo, S3Settings, S3Storage, Storage
+from ragbackup.storage import (BucketCreator, LocalSettings, LocalStorage, ObjectInfo, Retrying, S3Settings,
+                               S3Storage, Storage, open_storage)
 from ragbackup.storage.local import TMP_PREFIX
 
 MiB = 1024 * 1024
@@ -26,12 +28,12 @@ BACKENDS = [
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    """A fresh, empty store of each backend (S3 under a key prefix, as repositories use it)."""
+    """A fresh, empty store of each backend as `open_storage()` builds it (S3 under a key prefix)."""
     if request.param == "local":
-        return LocalStorage(str(tmp_path / "repo"))
+        return open_storage(LocalSettings(str(tmp_path / "repo")))
     server = request.getfixturevalue("s3_server")
     bucket = request.getfixturevalue("s3_bucket")
-    return S3Storage(server.settings(bucket, prefix="repo/"))
+    return open_storage(server.settings(bucket, prefix="repo/"))
 
 
 def keys_of(infos) -> set[str]:
@@ -303,11 +305,18 @@ def test_s3_missing_bucket_is_a_config_error(s3_server) -> None:
 
 @pytest.mark.s3
 def test_s3_create_bucket_if_missing(s3_server) -> None:
-    store = S3Storage(s3_server.settings("created-by-init"))
+    """The capability is visible on the production stack (Retrying(S3Storage)), not only on S3Storage."""
+    store = open_storage(s3_server.settings("created-by-init"))
+    assert isinstance(store, Retrying) and isinstance(store, BucketCreator)
     assert store.create_bucket_if_missing() is True
     assert store.create_bucket_if_missing() is False
     store.put("config", b"x")
     assert store.get("config") == b"x"
+
+
+def test_local_stack_has_no_bucket_to_create(tmp_path: Path) -> None:
+    assert not isinstance(open_storage(LocalSettings(str(tmp_path / "repo"))), BucketCreator)
+    assert not isinstance(Retrying(LocalStorage(str(tmp_path / "repo"))), BucketCreator)
 
 
 @pytest.mark.s3
