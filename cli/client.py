@@ -7,6 +7,7 @@ In: the socket path (--socket, $RAG_BACKUP_SOCKET, or the controller config's
 from __future__ import annotations
 
 import getpass
+import grp
 import json
 import os
 import sys
@@ -14,7 +15,8 @@ from typing import Iterator
 
 import grpc
 
-from ragbackup import errors, tls
+from ragbackup import errors, journal, tls
+from ragbackup.controller import audit
 from ragbackup.config import CONTROLLER_CONFIG_ENV, DEFAULT_CONTROLLER_CONFIG, load_controller_config
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
@@ -45,6 +47,31 @@ def trigger_metadata() -> tuple[tuple[str, str], ...]:
     return (("rag-trigger", trigger),) if trigger else ()
 
 
+def _group_of(path: str) -> str:
+    gid = os.stat(path).st_gid
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def refused(path: str) -> bool:
+    """True when the socket exists but this user may not connect to it; the refusal goes to the
+    audit trail, where journald stamps this process's uid (_UID) itself."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        pass  # a directory on the way is closed to this user
+    except OSError:
+        return False
+    else:
+        if os.access(path, os.R_OK | os.W_OK):
+            return False
+    journal.send(audit.entry("refused", audit.Caller("unix", uid=os.getuid(), gid=os.getgid(), pid=os.getpid()),
+                             "refused", reason="socket permission denied", socket=path, command=" ".join(sys.argv[1:])))
+    return True
+
+
 class Client:
     def __init__(self, socket: str):
         self.socket = socket
@@ -54,6 +81,9 @@ class Client:
 
     def translate(self, err: grpc.RpcError) -> errors.RagBackupError:
         exc = errors.translate_rpc_error(err, f"controller (unix:{self.socket})")
+        if err.code() == grpc.StatusCode.UNAVAILABLE and refused(self.socket):
+            return errors.Unavailable(f"permission denied on unix:{self.socket}: only root and members of its "
+                                      f"group ({_group_of(self.socket)}) may talk to the controller")
         if err.code() == grpc.StatusCode.UNAVAILABLE and type(exc) is errors.Unavailable:
             return errors.Unavailable(f"cannot reach the controller at unix:{self.socket}: is "
                                       "rag-backup-controller running? (systemctl status rag-backup-controller)")

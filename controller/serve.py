@@ -1,8 +1,8 @@
 """rag-backup-controller: the central daemon owning the repository, catalog and jobs.
 
 In: controller.toml (--config, $RAG_BACKUP_CONTROLLER_CONFIG, or
-/etc/rag-backup/controller.toml). Out: the Controller API on a unix socket (0660)
-and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
+/etc/rag-backup/controller.toml). Out: the Controller API on a unix socket (0660,
+relayed by peercred.Relay so every call carries its caller's kernel credentials) and optionally on TCP with mTLS; READY/STATUS/WATCHDOG/STOPPING to systemd.
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from ragbackup.config import ControllerConfig, load_controller_config
 from ragbackup.rpc import ErrorInterceptor
 from ragbackup.v1 import controller_pb2_grpc
 
-from ragbackup.controller import metrics
+from ragbackup.controller import metrics, peercred
+from ragbackup.controller.audit import INTERNAL
 from ragbackup.controller.jobs.records import JobRecord
 from ragbackup.controller.jobs.runner import Runner, open_runner
 from ragbackup.controller.policy.schedule import rpo_findings
@@ -42,9 +43,12 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner,
     server = grpc.server(pool or futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor(areas)], options=tls.CHANNEL_OPTIONS)
     controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
-    unixsock.prepare(cfg.socket)
-    if server.add_insecure_port(f"unix:{cfg.socket}") == 0:
-        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}")
+    private = peercred.private_path(cfg.socket)
+    if unixsock.problem(f"unix:{private}"):
+        raise errors.ConfigError(f"{cfg.source}: [controller] socket {cfg.socket}: {unixsock.problem('unix:' + private)}")
+    peercred.prepare_private(private)
+    if server.add_insecure_port(f"unix:{private}") == 0:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {private}")
     port = 0
     if cfg.listen:
         creds = tls.server_credentials(cfg.tls)
@@ -52,6 +56,19 @@ def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner,
         if port == 0:
             raise errors.ConfigError(f"{cfg.source}: cannot listen on {cfg.listen}")
     return server, port
+
+
+def _start_relay(cfg: ControllerConfig, runner: Runner) -> peercred.Relay:
+    """The public socket: ragctl connects to the relay, which names each caller from the kernel (peercred.py)."""
+    relay = peercred.Relay(cfg.socket, peercred.private_path(cfg.socket), cfg.socket_group, runner.audit)
+    try:
+        relay.start()
+    except OSError as exc:
+        raise errors.ConfigError(f"{cfg.source}: cannot listen on unix socket {cfg.socket}: "
+                                 f"{exc.strerror or exc}") from None
+    runner.audit.record("daemon-start", INTERNAL, "ok", config=cfg.source, socket=cfg.socket,
+                        listen=cfg.listen or "-", version=__version__)
+    return relay
 
 
 def _start_monitoring(cfg: ControllerConfig, runner: Runner, stop: threading.Event):
@@ -134,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    unixsock.restrict(cfg.socket, cfg.socket_group)
     try:
+        relay = _start_relay(cfg, runner)
         http = _start_monitoring(cfg, runner, stop)
     except errors.RagBackupError as exc:
         log.error("%s", exc.message)
@@ -150,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     notifier.ready(status.text())  # only now: the socket listens and has its group and mode
     notify.Watchdog(notifier, pool, runner.probe).run(stop)
     notifier.stopping()
+    relay.stop()
     server.stop(grace=10).wait()
     if http is not None:
         http.shutdown()
+    runner.audit.record("daemon-stop", INTERNAL, "ok", config=cfg.source)
     runner.close()
     ctl.close()
     return 0

@@ -5,6 +5,7 @@ JobEvent streams; every job runs through the runner (jobs/), queries read the ca
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -13,6 +14,7 @@ import threading
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
 
+from ragbackup.controller.audit import Caller
 from ragbackup.controller.catalog import repository_warnings
 from ragbackup.controller import events
 from ragbackup.controller.policy.diff import diff_entries, env_changes, is_env_file
@@ -31,6 +33,7 @@ from ragbackup.controller.jobs import scheduled
 from ragbackup.controller.jobs import verify as verify_job
 from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
 from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
+from ragbackup.controller.peercred import parse_peer
 from ragbackup.controller.runbook_import import upload_request
 from ragbackup.controller.state import Controller
 from ragbackup.controller import status
@@ -38,10 +41,15 @@ from ragbackup.controller import status
 log = logging.getLogger("ragbackup.controller")
 
 
-def caller(context) -> str:
-    """Who is calling: the user ragctl reports, with the transport peer."""
-    md = dict(context.invocation_metadata() or ())
-    return f"{md.get('rag-user', '?')}@{context.peer()}"
+def caller(context) -> Caller:
+    """Who is calling, from the kernel (the relay's peer address) or the client certificate's name;
+    what ragctl reports (rag-user) is kept only as `claimed`."""
+    claimed = dict(context.invocation_metadata() or ()).get("rag-user", "")
+    who = parse_peer(context.peer(), claimed)
+    names = (context.auth_context() or {}).get("x509_common_name") or []
+    if names:
+        return dataclasses.replace(who, transport="tls", cert_name=names[0].decode(errors="replace"))
+    return who
 
 
 TRIGGER_KEY = "rag-trigger"  # request metadata: what started the call (manual, timer, path, api)
@@ -91,9 +99,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return Job(kind, trigger=trigger(context, kw.pop("scheduled", False)), caller=caller(context), **kw)
 
     def InitRepository(self, request, context):
+        who = caller(context)
         repo = self.ctl.init_repository()
-        self.audit.record("init", caller(context), "ok", repository=repo.storage.describe(), key="created")
-        log.info("repository %s initialised at %s by %s", repo.id, repo.storage.describe(), caller(context))
+        self.audit.record("init", who, "ok", repository=repo.storage.describe(), key="created")
+        log.info("repository %s initialised at %s by %s", repo.id, repo.storage.describe(), who)
         return controller_pb2.InitReply(repository=repo.storage.describe(), repository_id=repo.id)
 
     def Backup(self, request, context):
@@ -185,7 +194,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def Import(self, request_iterator, context):
         first = next(request_iterator, None) or controller_pb2.ImportChunk()
         cancel = _cancel_event(context)
-        req = upload_request(first.filename, first.reason, dict(context.invocation_metadata() or ()), caller(context))
+        req = upload_request(first.filename, first.reason, dict(context.invocation_metadata() or ()),
+                             str(caller(context)))
         data = itertools.chain([first.data], (c.data for c in request_iterator))
         job = self._job("import", context, audit={"file": req.filename})
         manifest = self.runner.call(job, lambda ctx: import_job.run(ctx, req, data), cancel)

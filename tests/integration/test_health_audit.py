@@ -1,6 +1,7 @@
 """`ragctl health` and the audit trail, through the real daemons, a real redis-server and a syslog socket."""
-import getpass
 import json
+import os
+import pwd
 import socket
 
 import pytest
@@ -72,7 +73,9 @@ def test_agent_down_is_named(stack):
     assert "unreachable" in checks["agent local"]["detail"]
 
 
-def test_audit_lines_for_backup_restore_and_failures(stack, syslog, tmp_path):
+def test_audit_lines_for_backup_restore_and_failures(stack, syslog, tmp_path, monkeypatch):
+    monkeypatch.setenv("LOGNAME", "mallory")  # what ragctl reports as its user: the audit must not believe it
+    monkeypatch.setenv("USER", "mallory")
     stack.ragctl("init")
     sid = json.loads(stack.ragctl("backup", "--json", "--reason", "deploy").stdout)["id"]
     stack.ragctl("restore", sid, "--components", "documents", "--target", str(tmp_path / "r"))
@@ -83,5 +86,9 @@ def test_audit_lines_for_backup_restore_and_failures(stack, syslog, tmp_path):
     assert backup and f"snapshot={sid}" in backup[0] and "reason=deploy" in backup[0] and "outcome=ok" in backup[0]
     assert any("outcome=ok" in r and f"snapshot={sid}" in r for r in restore)
     assert any("outcome=failed" in r and "error=NotFound" in r for r in restore)
-    assert all(f"user={getpass.getuser()}@" in line for line in backup + restore)
+    # the caller is named from the kernel (SO_PEERCRED through the relay), not from what ragctl says
+    me = f"user={pwd.getpwuid(os.getuid()).pw_name} outcome="
+    assert not any("mallory" in line for line in lines)
+    assert all(me in line and f"caller_uid={os.getuid()} caller_pid=" in line for line in backup + restore), backup + restore
     assert any("rag-backup: action=init" in line for line in lines)
+    assert any("rag-backup: action=daemon-start" in line for line in lines)
