@@ -48,7 +48,16 @@ def trigger_metadata() -> tuple[tuple[str, str], ...]:
 
 
 def _group_of(path: str) -> str:
-    gid = os.stat(path).st_gid
+    """The group of the socket, else of the nearest directory on its way this user may stat."""
+    while True:
+        try:
+            gid = os.stat(path).st_gid
+            break
+        except OSError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return "?"
+            path = parent
     try:
         return grp.getgrgid(gid).gr_name
     except KeyError:

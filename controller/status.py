@@ -170,10 +170,16 @@ class Watch:
             return set()
 
     def _save(self) -> None:
+        """Keep the firing set across restarts; a state_dir that cannot take it (read-only, full) costs
+        only that: a restart would announce the firing alerts again. Said in one log line."""
         tmp = self._path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(sorted(self._firing), f)
-        os.replace(tmp, self._path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(sorted(self._firing), f)
+            os.replace(tmp, self._path)
+        except OSError as exc:
+            log.warning("state_dir: cannot save the firing alerts to %s: %s (a restart announces them again)",
+                        self._path, exc.strerror or exc)
 
     def report(self) -> Report:
         return gather(self.cfg, self.records, self.clock.now())

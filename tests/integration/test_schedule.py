@@ -91,11 +91,20 @@ def test_scheduled_backup_skips_a_component_a_running_job_holds(tmp_path, docs, 
         st.ragctl("init")
         slow = subprocess.Popen(st.ragctl_argv("backup", "--components", "big"), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+        agent = st.pids()["agent"]
+        decided: dict = {}
         try:
             wait_until(lambda: any(j["result"] == "running" for j in _jobs(st)), 30, "the big backup to run")
-            d = _scheduled(st)
+            os.kill(agent, signal.SIGSTOP)  # the big backup stays running while the timer fires
+            timer = threading.Thread(target=lambda: decided.update(_scheduled(st)))
+            timer.start()
+            # the firing has decided once its own backup (of docs) runs beside the big one
+            wait_until(lambda: sum(j["result"] == "running" for j in _jobs(st)) == 2, 60, "the scheduled backup")
         finally:
+            os.kill(agent, signal.SIGCONT)
             assert slow.wait(300) == 0
+        timer.join(300)
+        d = decided
         running = next(j for j in _jobs(st) if j["components"] == ["big"])
         assert d["schedule"]["skipped"] == {"big": f"backup job {running['id']} is running"}
         assert d["schedule"]["full"] == ["docs"] and d["snapshots"][0]["components"].keys() == {"docs"}
