@@ -27,7 +27,7 @@ from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import checks, drill, drill_procs, install, options, placement
+from ragbackup.agent import checks, drill, drill_procs, install, leftovers, options, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings
@@ -114,6 +114,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="work")  # see workpool.py
         drill_procs.kill_leftovers(drill_procs.registry_dir(cfg.staging_dir))  # before their scratch dirs go
         sweep_leftovers(cfg)
+        for path in leftovers.sweep_registered(leftovers.registry_dir(cfg.staging_dir)):
+            log.warning("removed %s, left by a restore that did not end (the agent was stopped mid-restore)", path)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
         start: agent_pb2.CaptureStart = _first(request_iterator, "start", "Capture")
@@ -157,9 +159,15 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         with staging(self.cfg, f"restore-{spec.name}") as scratch:
             plan = self._placement(spec, start.target, scratch)
             log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
-            dicts = Dictionaries(start.dictionaries)
-            counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
-            aside, mismatches = self._put_in_service(spec, start, plan, scratch)
+            for path in leftovers.sweep_siblings(plan.final):
+                log.warning("removed %s, left by an earlier restore of %s that did not end", path, spec.name)
+            marker = leftovers.begin(leftovers.registry_dir(self.cfg.staging_dir), plan.staging)
+            try:
+                dicts = Dictionaries(start.dictionaries)
+                counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
+                aside, mismatches = self._put_in_service(spec, start, plan, scratch)
+            finally:
+                leftovers.end(marker)
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
                  f"; {len(mismatches)} mismatch(es) with the snapshot's facts: "
