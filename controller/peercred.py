@@ -93,8 +93,9 @@ def parse_peer(peer: str, claimed: str = "") -> Caller:
 
 
 def private_path(public: str) -> str:
-    """Where the gRPC server listens: a 0700 directory beside the public socket."""
-    return os.path.join(os.path.dirname(public), ".grpc", os.path.basename(public))
+    """Where the gRPC server listens: a 0700 directory beside the public socket. The name is one letter so
+    the private path is no longer than the public one (a unix socket path holds at most 107 bytes)."""
+    return os.path.join(os.path.dirname(public), ".grpc", "s")
 
 
 def prepare_private(path: str) -> None:

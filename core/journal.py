@@ -48,8 +48,13 @@ def syslog_line(fields: dict[str, object]) -> bytes:
     return f"<{pri}>{ident}: {fields.get('MESSAGE', '')}".encode()
 
 
+SEND_TIMEOUT_S = 2.0  # a log daemon that stopped reading (its queue full) delays a job this long, never for good
+
+
 def _send(path: str, data: bytes) -> None:
+    """One datagram to `path`; OSError (socket.timeout included) when it cannot be delivered in time."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.settimeout(SEND_TIMEOUT_S)
         s.sendto(data, path)
 
 

@@ -2,32 +2,23 @@
 import json
 import os
 import pwd
-import socket
 
 import pytest
+from fixtures.syslog_sink import SyslogSink
 from ragbackup.localstack import LocalStack
 
 
 @pytest.fixture
 def syslog(tmp_path, monkeypatch):
-    """A bound datagram socket standing in for /dev/log; the controller inherits RAG_SYSLOG_SOCKET."""
-    path = str(tmp_path / "log.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    s.settimeout(5)
-    monkeypatch.setenv("RAG_SYSLOG_SOCKET", path)
-    yield s
-    s.close()
+    """A syslog socket read continuously (fixtures/syslog_sink.py); the controller inherits RAG_SYSLOG_SOCKET."""
+    sink = SyslogSink(str(tmp_path / "log.sock"))
+    monkeypatch.setenv("RAG_SYSLOG_SOCKET", sink.path)
+    yield sink
+    sink.close()
 
 
-def _lines(sock) -> list[str]:
-    out = []
-    sock.settimeout(0.5)
-    try:
-        while True:
-            out.append(sock.recv(65536).decode())
-    except socket.timeout:
-        return out
+def _lines(sink: SyslogSink) -> list[str]:
+    return sink.lines()
 
 
 @pytest.fixture

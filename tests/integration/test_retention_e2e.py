@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import random
 import subprocess
 import time
@@ -200,7 +201,7 @@ def _wait_for_job(st: LocalStack, kind: str, seen: int, timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(os.path.join(st.workdir, "controller.log")) as f:
-            if f.read().count(f"outcome=started kind={kind} ") > seen:
+            if len(re.findall(rf"action=job-start .*outcome=started .*kind={kind} ", f.read())) > seen:
                 return
         time.sleep(0.01)
     raise AssertionError(f"no {kind} job started within {timeout}s")

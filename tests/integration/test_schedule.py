@@ -10,28 +10,21 @@ import time
 import pytest
 from fixtures.procs import wait_until
 from fixtures.stack import MiB, write
+from fixtures.syslog_sink import SyslogSink
 from ragbackup.localstack import LocalStack
 
 
 @pytest.fixture
 def syslog(tmp_path, monkeypatch):
-    """A bound datagram socket standing in for /dev/log; the controller inherits RAG_SYSLOG_SOCKET."""
-    path = str(tmp_path / "log.sock")
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind(path)
-    monkeypatch.setenv("RAG_SYSLOG_SOCKET", path)
-    yield s
-    s.close()
+    """A syslog socket read continuously (fixtures/syslog_sink.py); the controller inherits RAG_SYSLOG_SOCKET."""
+    sink = SyslogSink(str(tmp_path / "log.sock"))
+    monkeypatch.setenv("RAG_SYSLOG_SOCKET", sink.path)
+    yield sink
+    sink.close()
 
 
-def _drain(sock, quiet: float = 0.5) -> list[str]:
-    out = []
-    sock.settimeout(quiet)
-    try:
-        while True:
-            out.append(sock.recv(65536).decode())
-    except socket.timeout:
-        return out
+def _drain(sink: SyslogSink) -> list[str]:
+    return sink.lines()
 
 
 @pytest.fixture

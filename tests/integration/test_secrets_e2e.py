@@ -19,7 +19,7 @@ def files_containing(root: str, needle: bytes, skip: set[str]) -> list[str]:
     for dirpath, _, files in os.walk(root):
         for name in files:
             path = os.path.join(dirpath, name)
-            if path in skip or os.path.islink(path):
+            if path in skip or os.path.islink(path) or not os.path.isfile(path):  # sockets, fifos
                 continue
             with open(path, "rb") as f:
                 if needle in f.read():

@@ -217,3 +217,14 @@ def test_the_controllers_own_entries_name_it():
     e = entry("daemon-start", INTERNAL, "ok", config="/etc/rag-backup/controller.toml")
     assert e["MESSAGE_ID"] == MESSAGE_IDS["daemon-start"] and e["RAG_CALLER_TRANSPORT"] == "internal"
     assert e["RAG_CALLER_USER"] == "rag-backup-controller" and "RAG_CALLER_UID" not in e
+
+
+def test_a_log_daemon_that_stopped_reading_delays_but_never_hangs_the_sender(dgram, monkeypatch, tmp_path):
+    """A full datagram queue (net.unix.max_dgram_qlen) blocks sendto: each entry gives up after the timeout."""
+    path, sink = dgram
+    monkeypatch.setenv(journal.JOURNAL_ENV, str(tmp_path / "no-journal.sock"))
+    monkeypatch.setenv(journal.SYSLOG_ENV, path)
+    monkeypatch.setattr(journal, "SEND_TIMEOUT_S", 0.2)
+    results = [journal.send({"MESSAGE": f"entry {i}", "SYSLOG_IDENTIFIER": "rag-backup"}) for i in range(int(open("/proc/sys/net/unix/max_dgram_qlen").read()) + 5)]
+    assert results[0] == "syslog" and "" in results  # the queue filled: later entries were given up, not waited on
+    assert sink.recv(65536).decode().endswith("entry 0")
