@@ -175,7 +175,7 @@ def test_a_stopped_controller_is_killed_by_the_watchdog_and_restarted(box):
 
 def test_stop_during_a_backup_leaves_no_snapshot_and_the_next_run_succeeds(box):
     before = _snapshots(box)
-    box.sh("head -c 400M /dev/urandom >/srv/rag/documents/big.bin", timeout=300)
+    box.sh("head -c 1200M /dev/urandom >/srv/rag/documents/big.bin", timeout=300)  # runs for seconds
     box.run("systemctl", "start", "--no-block", "rag-backup.service")
     box.wait("ragctl jobs --json | grep -q '\"running\"' && "
              "[ $(systemctl show -p ActiveState --value rag-backup.service) = activating ]", 60, "the backup to run")
@@ -196,7 +196,8 @@ def test_an_upgrade_during_a_backup_restarts_the_daemons_and_keeps_the_repositor
     box.sh("head -c 400M /dev/urandom >/srv/rag/documents/big.bin", timeout=300)
     box.run("systemctl", "start", "--no-block", "rag-backup.service")
     box.wait("ragctl jobs --json | grep -q '\"running\"'", 60, "the backup to run")
-    job = next(j for j in json.loads(box.run("ragctl", "jobs", "--json").stdout) if j["result"] == "running")
+    # the newest backup job, whatever it is by now: it may end before the upgrade restarts the daemons
+    job = [j for j in json.loads(box.run("ragctl", "jobs", "--json").stdout) if j["kind"] == "backup"][-1]
     # the same package again: dpkg runs the upgrade path (prerm upgrade, postinst configure OLD-VERSION)
     box.run("dpkg", "-i", "/root/rag-backup.deb", timeout=300)
     box.wait(f"systemctl is-active --quiet {CONTROLLER} && "
