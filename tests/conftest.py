@@ -11,4 +11,5 @@ pytest_plugins = [
     "fixtures.dockerd",
     "fixtures.components_e2e",
     "fixtures.stack",
+    "fixtures.syslog_sink",
 ]

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import sqlite3
+import contextlib
 import threading
 from typing import Iterable, Iterator
 
@@ -108,14 +109,20 @@ class IndexCache:
 
     def add_index_file(self, name: str, packs: Iterable[tuple[str, int, list[BlobLocation]]]) -> None:
         """Record one index object's content atomically."""
+        with self._transaction():
+            for pid, size, blobs in packs:
+                self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
+                self._db.executemany(_ADD_INDEXED_BLOB,
+                    [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+            self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The lock and one SQLite transaction: committed when the block ends, rolled back if it raises."""
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                for pid, size, blobs in packs:
-                    self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
-                    self._db.executemany(_ADD_INDEXED_BLOB,
-                        [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
-                self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+                yield
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -132,17 +139,11 @@ class IndexCache:
 
     def add_recovered_pack(self, pack_id: str, size: int, blobs: list[BlobLocation]) -> None:
         """Record a pack described by its own header (no readable index object names it)."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                self._db.execute("INSERT OR IGNORE INTO packs VALUES (?,?,?)", (pack_id, size, RECOVERED))
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
-                    [(b.id, pack_id, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO packs VALUES (?,?,?)", (pack_id, size, RECOVERED))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                [(b.id, pack_id, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
 
     def pack_index_files(self) -> dict[str, str]:
         """pack id -> the index object naming it (RECOVERED for packs read from their headers)."""
@@ -151,15 +152,13 @@ class IndexCache:
 
     def forget_index_file(self, name: str) -> None:
         """Drop an index object that no longer exists in storage, with its packs and blobs."""
-        with self._lock:
+        with self._transaction():
             self._db.execute("DELETE FROM damaged_index_files WHERE name=?", (name,))
-            self._db.execute("BEGIN")
             packs = [r[0] for r in self._db.execute("SELECT id FROM packs WHERE index_file=?", (name,))]
             for pid in packs:
                 self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
             self._db.execute("DELETE FROM packs WHERE index_file=?", (name,))
             self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
-            self._db.execute("COMMIT")
 
     def replace_index_files(self, old: Iterable[str], new: list[tuple[str, list[tuple[str, int, list[BlobLocation]]]]],
                             dropped_packs: Iterable[str]) -> None:
@@ -167,25 +166,19 @@ class IndexCache:
 
         New rows replace old ones, so a blob moved to a repacked pack is found there at once.
         """
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                for pid in dropped_packs:
-                    self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
-                    self._db.execute("DELETE FROM packs WHERE id=?", (pid,))
-                for name in old:
-                    self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
-                for name, packs in new:
-                    for pid, size, blobs in packs:
-                        self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
-                        self._db.executemany(
-                            "INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?)",
-                            [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
-                    self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._transaction():
+            for pid in dropped_packs:
+                self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
+                self._db.execute("DELETE FROM packs WHERE id=?", (pid,))
+            for name in old:
+                self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
+            for name, packs in new:
+                for pid, size, blobs in packs:
+                    self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?)",
+                        [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
 
     def clear(self) -> None:
         with self._lock:

@@ -14,15 +14,6 @@ from fixtures.syslog_sink import SyslogSink
 from ragbackup.localstack import LocalStack
 
 
-@pytest.fixture
-def syslog(tmp_path, monkeypatch):
-    """A syslog socket read continuously (fixtures/syslog_sink.py); the controller inherits RAG_SYSLOG_SOCKET."""
-    sink = SyslogSink(str(tmp_path / "log.sock"))
-    monkeypatch.setenv("RAG_SYSLOG_SOCKET", sink.path)
-    yield sink
-    sink.close()
-
-
 def _drain(sink: SyslogSink) -> list[str]:
     return sink.lines()
 
