@@ -27,8 +27,6 @@ from ragbackup.agent.services.base import make_controller
 from ragbackup.agent.services.container_fs import export_path
 
 SQLITE_NAME = "chroma.sqlite3"
-
-
 # Files SQLite owns next to the database; the online backup reads through them.
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 

@@ -25,26 +25,15 @@ from ragbackup.agent.scratch import check_allowed, staging
 from ragbackup.agent.services.container_fs import export_path
 
 Monotonic = Callable[[], float]
-
-
 Sleep = Callable[[float], None]
-
-
 # Copies one name (file or directory) from the Redis data dir into a staging dir.
 Fetch = Callable[[str, str], None]
 
-
 WAITING, DONE, FAILED = "waiting", "done", "failed"
-
-
 STARTED, BUSY_RDB, BUSY_CHILD = "started", "busy_rdb", "busy_child"
-
-
 # Writes are paused only while BGSAVE forks; the server lifts the pause by itself
 # after this long even if we vanish between CLIENT PAUSE and CLIENT UNPAUSE.
 PAUSE_MS = 2000
-
-
 POLL_S = 0.05
 
 
