@@ -93,3 +93,10 @@ def test_a_kind_without_its_settings_is_refused():
     comp = Component.of(component_spec("c", "paths", "/srv/c", (), None))
     with pytest.raises(errors.UsageError, match="has no RedisOptions"):
         comp.password()
+
+
+def test_no_json_on_the_wire():
+    fields = common_pb2.ComponentSpec.DESCRIPTOR.fields_by_name
+    assert "options_json" not in fields
+    assert {f.name for f in common_pb2.ComponentSpec.DESCRIPTOR.oneofs_by_name["options"].fields} == {
+        "paths", "redis", "chroma"}
