@@ -4,16 +4,29 @@ In: an argv to start (redis-server, `chroma run`) and the agent's drill registry
 Out: a running process in its own session whose PID and kernel start time are written to
 the registry before it can do anything; `stop` ends it and forgets it; `kill_leftovers`, run
 at agent start, kills what a killed agent left running (only processes whose start time
-still matches: a reused PID is never signalled) and empties the registry.
+still matches: a reused PID is never signalled) and empties the registry. `serving` and
+`wait_serving` are what a kind's drill checks (agent/kinds/*/verify.py) start and wait on.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from ragbackup import errors
+from ragbackup.config import AgentConfig
+from ragbackup.v1 import agent_pb2
+
+from ragbackup.agent import ready
 
 log = logging.getLogger("ragbackup.agent.drill")
 
@@ -122,3 +135,70 @@ def _wait_gone(pid: int, timeout_s: float = 5.0) -> None:
         if state == "Z":
             return
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------- what a kind's drill checks use
+
+
+@dataclass(frozen=True)
+class DrillSetup:
+    """What a drill uses of the agent: config (staging dir), decode workers, and the call's state."""
+
+    cfg: AgentConfig
+    workers: int
+    pool: ThreadPoolExecutor
+    alive: Callable[[], bool]  # False once the controller ended the call
+    deadline: float  # time.monotonic() by which a throwaway server must answer
+
+
+def check(name: str, ok: bool, detail: str) -> agent_pb2.CheckResult:
+    return agent_pb2.CheckResult(name=name, ok=ok, detail=detail)
+
+
+def find_binary(name: str) -> str | None:
+    """`name` on PATH, else beside this Python (a virtualenv's `chroma`)."""
+    return shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
+
+
+def require_binary(name: str) -> str:
+    """find_binary, or ConfigError: the drill cannot start the restored data without it."""
+    binary = find_binary(name)
+    if binary is None:
+        raise errors.ConfigError(f"{name} is not installed on this agent (not on PATH): the drill cannot start "
+                                 "the restored data")
+    return binary
+
+
+@contextlib.contextmanager
+def serving(argv: list[str], name: str, scratch: str, setup: DrillSetup,
+            env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """A throwaway server for the length of the block (logging to SCRATCH/NAME.log), recorded by PID."""
+    registry = registry_dir(setup.cfg.staging_dir)
+    proc = start(argv, registry, os.path.join(scratch, f"{name}.log"), scratch, env)
+    try:
+        yield proc
+    finally:
+        stop(proc, registry)
+
+
+def log_tail(scratch: str, name: str, limit: int = 600) -> str:
+    try:
+        with open(os.path.join(scratch, f"{name}.log"), "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return " ".join(text.split())[-limit:]
+
+
+def wait_serving(probe: Callable[[], bool], proc: subprocess.Popen, name: str, scratch: str,
+                 setup: DrillSetup) -> None:
+    """Until `probe()` passes; Unhealthy if the server exits, Cancelled with the call, NotReady past the deadline."""
+    def abort() -> None:
+        if proc.poll() is not None:
+            raise errors.Unhealthy(f"{name} exited with status {proc.returncode} on the restored data: "
+                                   f"{log_tail(scratch, name)}")
+        if not setup.alive():
+            raise errors.Cancelled("the controller ended the drill")
+
+    ready.wait_until(probe, max(0.0, setup.deadline - time.monotonic()), f"{name} on the restored data",
+                     abort=abort)

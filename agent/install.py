@@ -1,170 +1,77 @@
-"""Puts a restored database tree in service: stop, move current data aside, place, start, verify.
+"""The steps every kind's install shares: put a restored tree in service where a rename will not do.
 
-In: a ComponentSpec of kind redis or chroma, the directory the restore stream was
-written to, the facts recorded at capture time, and --force. Out: where the old
-data went (never deleted) and the differences between the running service and
-the facts (empty when the restore is verified). Databases are waited for by
-their health check (Redis PING + loading:0, Chroma heartbeat), never a sleep.
+In: a Component restored in place whose data a database service guards (redis, chroma) or a
+container holds, and the restored tree (`Restored`: where it was written, the capture's facts,
+--force). Out: the service a database restore stops (UsageError when none is configured), the
+current container data kept as a host copy beside the agent's staging dir (never deleted), and
+the new tree imported into the container with the owner and mode the old one had. Each kind's
+own install (agent/kinds/*/place.py) calls these and returns an `Installed`.
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-import stat
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ragbackup import clock, errors
 from ragbackup.mismatch import Mismatch
-from ragbackup.v1 import common_pb2
 
-from ragbackup.agent import options
-from ragbackup.agent.capture import chroma, redis
-from ragbackup.agent.placement import aside_path
-from ragbackup.agent.restore import sync_dir
-from ragbackup.agent.capture.sources import SCRATCH_PREFIX
+from ragbackup.agent.component import Component
+from ragbackup.agent.placement import aside_path, take_owner_and_mode
+from ragbackup.agent.scratch import SCRATCH_PREFIX
 from ragbackup.agent.services.base import ServiceController, make_controller
 from ragbackup.agent.services.container_fs import export_path, import_path
 
-log = logging.getLogger("ragbackup.agent.install")
+
+@dataclass(frozen=True)
+class Restored:
+    """A tree the Restore stream wrote, ready to be put in service."""
+
+    path: str  # the restored tree (consumed by the install)
+    facts: dict  # recorded at capture time
+    force: bool  # --force: place it even where a check says the service may not read it
+    staging_dir: str  # the agent's staging dir (host copies of container data go beside it)
 
 
 @dataclass
 class Installed:
-    aside: str
+    aside: str  # where the data it replaced went ("" when there was none)
     mismatches: list[Mismatch]
 
 
-def database_service(spec: common_pb2.ComponentSpec) -> ServiceController:
+def database_service(comp: Component) -> ServiceController:
     """The service an in-place database restore stops; UsageError when none is configured."""
-    service = make_controller(options.Options(spec).service())
+    service = make_controller(comp.service())
     if service.describe() == "no service":
         raise errors.UsageError(
-            f"component {spec.name}: an in-place {spec.kind} restore must stop the database first; set "
+            f"component {comp.name}: an in-place {comp.kind} restore must stop the database first; set "
             "`service` (\"docker:CONTAINER\" or \"systemd:UNIT\") or restore with --target")
     return service
 
 
-def _in_container(spec, staging_dir: str, place) -> str:
-    """Container data: keep a host copy of the current data, build the new tree, import it.
+def keep_container_copy(comp: Component, staging_dir: str) -> str:
+    """Export the component's current container data to `STAGING/NAME.corrupted.STAMP` (never deleted)."""
+    where = comp.container_path()
+    aside = aside_path(os.path.join(staging_dir, comp.name), clock.stamp(clock.SYSTEM.now()))
+    export_path(where.container, where.path, aside)
+    return aside
+
+
+def in_container(comp: Component, staging_dir: str, place: Callable[[str], None]) -> str:
+    """Container data: keep a host copy of the current data, build the new tree with `place`, import it.
 
     The imported top directory keeps the owner and mode the container's directory had (the
     aside copy carries them): a scratch dir's root:root 0700 would lock out a non-root service.
     """
-    where = options.Options(spec).container_path()
-    aside = aside_path(os.path.join(staging_dir, spec.name), clock.stamp(clock.SYSTEM.now()))
-    export_path(where.container, where.path, aside)
-    work = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{spec.name}-new-", dir=staging_dir)
+    where = comp.container_path()
+    aside = keep_container_copy(comp, staging_dir)
+    work = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{comp.name}-new-", dir=staging_dir)
     try:
         place(work)
-        st = os.stat(aside)
-        os.chown(work, st.st_uid, st.st_gid)
-        os.chmod(work, stat.S_IMODE(st.st_mode))
+        take_owner_and_mode(work, os.stat(aside))
         import_path(where.container, work, where.path, spool_dir=staging_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return aside
-
-
-_AOF_SETTINGS = ("appendonly", "appenddirname", "appendfilename")
-
-
-def _with_live_aof_settings(target, facts: dict) -> dict:
-    """Facts derived from an imported RDB say nothing of the server's AOF: take it from the server.
-
-    With `appendonly yes` Redis loads only the AOF, so the RDB must become its base (as for
-    native snapshots taken with AOF on), else Redis would start empty.
-    """
-    if facts.get("derived") != "import":
-        return facts
-    try:
-        client = redis.connect(target)
-        try:
-            live = redis.collect_facts(client)
-        finally:
-            client.close()
-    except errors.RagBackupError as exc:
-        log.warning("redis: cannot read the server's AOF settings (%s); placing the RDB alone", exc)
-        return facts
-    return {**facts, **{k: live[k] for k in _AOF_SETTINGS}}
-
-
-def install_redis(spec, restored_dir: str, facts: dict, force: bool, staging_dir: str) -> Installed:
-    where = options.Options(spec).container_path()
-    target = options.redis_target(spec, spec.path if where is None else "")
-    facts = _with_live_aof_settings(target, facts)
-    service = database_service(spec)
-    service.stop(target.timeout_s)
-    if where is None:
-        aside = redis.place_restored_data(restored_dir, target.data_dir, facts, target.owner) or ""
-        sync_dir(target.data_dir)  # a move across filesystems is a copy: on disk before Redis loads it
-    else:
-        aside = _in_container(spec, staging_dir,
-                              lambda work: redis.place_restored_data(restored_dir, work, facts, target.owner))
-    service.start()
-    redis.wait_ready(target, target.timeout_s)
-    if "dbsize" not in facts:
-        log.warning("redis %s: the snapshot has no facts (imported); DBSIZE not verified", spec.name)
-        return Installed(aside, [])
-    client = redis.connect(target)
-    try:
-        return Installed(aside, redis.verify_facts(client, facts))
-    finally:
-        client.close()
-
-
-def _check_chroma_version(target: chroma.ChromaTarget, facts: dict, force: bool) -> None:
-    if not facts.get("version"):
-        return  # facts derived from an imported chroma.sqlite3: the version that wrote it is unknown
-    try:
-        running = chroma._Api(target).version()
-    except errors.RagBackupError:
-        return  # not running: nothing to compare against before the restore
-    warning = chroma.check_version_compatible(facts.get("version", ""), running, force)
-    if warning:
-        log.warning("%s", warning)
-
-
-def install_chroma(spec, restored_dir: str, facts: dict, force: bool, staging_dir: str) -> Installed:
-    where = options.Options(spec).container_path()
-    target = options.chroma_target(spec)
-    _check_chroma_version(target, facts, force)
-    service = database_service(spec)
-    service.stop(target.timeout_s)
-    if where is None:
-        aside = chroma.place_restored_data(restored_dir, target.persist_dir, target.owner) or ""
-        sync_dir(target.persist_dir)  # a move across filesystems is a copy: on disk before Chroma opens it
-    else:
-        def place(work: str) -> None:
-            os.rmdir(work)
-            chroma.place_restored_data(restored_dir, work, target.owner)
-        aside = _in_container(spec, staging_dir, place)
-    service.start()
-    chroma.wait_heartbeat(target.url, target.timeout_s)
-    if "collections" not in facts:
-        log.warning("chroma %s: the snapshot has no facts (%s); counts and probes not verified", spec.name,
-                    facts.get("unverified", "imported"))
-        return Installed(aside, [])
-    return Installed(aside, chroma.verify_facts(target, facts))
-
-
-INSTALLERS = {"redis": install_redis, "chroma": install_chroma}
-
-
-def needs_install(kind: str) -> bool:
-    return kind in INSTALLERS
-
-
-def install(spec: common_pb2.ComponentSpec, restored_dir: str, facts: dict, force: bool,
-            staging_dir: str) -> Installed:
-    return INSTALLERS[spec.kind](spec, restored_dir, facts, force, staging_dir)
-
-
-def import_paths(spec: common_pb2.ComponentSpec, restored_dir: str, staging_dir: str) -> str:
-    """A paths/config component inside a container: keep a host copy of the current data, import the tree."""
-    where = options.Options(spec).container_path()
-    aside = aside_path(os.path.join(staging_dir, spec.name), clock.stamp(clock.SYSTEM.now()))
-    export_path(where.container, where.path, aside)
-    import_path(where.container, restored_dir, where.path, spool_dir=staging_dir)
     return aside

@@ -6,7 +6,8 @@ aside as `NAME.corrupted.YYYYMMDD_HHMMSS` (never deleted) and rename the staging
 directory into place, so there is no moment with neither copy on disk.
 `move_aside` is the one way every component kind (paths, config, Redis, Chroma)
 moves current data aside; `recreate_dir` puts an empty directory back with the
-owner and mode the moved one had.
+owner and mode the moved one had; `chown_tree` gives a placed tree its service's
+owner, `take_owner_and_mode` a directory the owner and mode of another.
 """
 from __future__ import annotations
 
@@ -87,10 +88,26 @@ def _move_contents(path: str, aside: str) -> None:
 
 def copy_dir_meta(st: os.stat_result, path: str) -> None:
     """Give directory `path` the owner (when root), mode and mtime of `st`."""
+    take_owner_and_mode(path, st)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def take_owner_and_mode(path: str, st: os.stat_result) -> None:
+    """Give `path` the owner (when root: only root may give files away) and the mode of `st`."""
     if os.geteuid() == 0:
         os.chown(path, st.st_uid, st.st_gid)
     os.chmod(path, stat.S_IMODE(st.st_mode))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def chown_tree(path: str, owner: tuple[int, int] | None) -> None:
+    """`chown -R -h owner path`: a placed database tree becomes its service's (None: left as it is)."""
+    if owner is None:
+        return
+    uid, gid = owner
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
 
 
 def recreate_dir(path: str, aside: str | None, default_mode: int = 0o750) -> None:
@@ -103,10 +120,7 @@ def recreate_dir(path: str, aside: str | None, default_mode: int = 0o750) -> Non
         return
     os.mkdir(path, default_mode)
     if aside is not None and os.path.isdir(aside):
-        st = os.stat(aside)
-        if os.geteuid() == 0:
-            os.chown(path, st.st_uid, st.st_gid)
-        os.chmod(path, stat.S_IMODE(st.st_mode))
+        take_owner_and_mode(path, os.stat(aside))
 
 
 def check_target_free(p: Placement) -> None:

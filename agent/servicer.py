@@ -1,7 +1,8 @@
 """The agent's gRPC servicer: unpack a request, run capture/restore/health, pack the reply.
 
 In: Capture/Restore streams and Health calls from the controller (mTLS).
-Out: CaptureEvents and RestoreResults; the work lives in capture/ and restore.py.
+Out: CaptureEvents and RestoreResults; the generic work lives in capture/ (the pipeline),
+restore.py (the tree writer) and placement.py, each kind's own in kinds/ (kinds/registry.py).
 """
 from __future__ import annotations
 
@@ -21,18 +22,20 @@ import grpc
 from ragbackup import __version__, errors
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
-from ragbackup.mismatch import Mismatch
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc, common_pb2
 
-from ragbackup.agent import checks, drill, drill_procs, install, leftovers, options, placement
+from ragbackup.agent import checks, drill, drill_procs, install, leftovers, placement
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.pipeline import CAPTURE_BUDGET, SEND_AHEAD, CapturePipeline, CaptureSettings
-from ragbackup.agent.capture.sources import SCRATCH_PREFIX, check_allowed, open_source, staging
+from ragbackup.agent.component import Component
+from ragbackup.agent.install import Installed, Restored
+from ragbackup.agent.kinds.registry import kind_of
 from ragbackup.agent.restore import ChunkDecoder, TreeWriter
+from ragbackup.agent.scratch import SCRATCH_PREFIX, check_allowed, staging
 from ragbackup.agent.services.base import make_controller
 
 log = logging.getLogger("ragbackup.agent")
@@ -98,11 +101,11 @@ def sweep_leftovers(cfg: AgentConfig) -> None:
                 shutil.rmtree(os.path.join(cfg.staging_dir, name), ignore_errors=True)
 
 
-def _installs_elsewhere(spec: common_pb2.ComponentSpec, target: str) -> bool:
+def _installs_elsewhere(comp: Component, target: str) -> bool:
     """In-place restores of databases and of container data go through a scratch dir first."""
     if target:
         return False
-    return install.needs_install(spec.kind) or options.Options(spec).container_path() is not None
+    return kind_of(comp).database or comp.container_path() is not None
 
 
 class AgentServicer(agent_pb2_grpc.AgentServicer):
@@ -121,6 +124,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         start: agent_pb2.CaptureStart = _first(request_iterator, "start", "Capture")
         spec = start.component
         check_component_name(spec.name)
+        comp = Component.of(spec)
+        source = kind_of(comp).source
         log.info("capture %s (%s) capture_id=%s parent=%s full=%s", spec.name, spec.kind, start.capture_id,
                  start.parent_capture_id or "-", start.full)
         parent = None if start.full else CacheReader.open(self.cfg.cache_dir, spec.name, start.parent_capture_id)
@@ -133,7 +138,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             return cmd.want
 
         try:
-            with open_source(spec, self.cfg) as (root, facts):
+            with source(comp, self.cfg) as (root, facts):
                 c = start.chunker
                 settings = CaptureSettings(
                     root=os.fsencode(root), exclude=tuple(spec.exclude), id_key=start.id_key,
@@ -156,8 +161,9 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")
         spec = start.component
         check_component_name(spec.name)
+        comp = Component.of(spec)
         with staging(self.cfg, f"restore-{spec.name}") as scratch:
-            plan = self._placement(spec, start.target, scratch)
+            plan = self._placement(comp, start.target, scratch)
             log.info("restore %s of %s into %s", spec.name, start.snapshot_id, plan.final)
             for path in leftovers.sweep_siblings(plan.final):
                 log.warning("removed %s, left by an earlier restore of %s that did not end", path, spec.name)
@@ -165,14 +171,15 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             try:
                 dicts = Dictionaries(start.dictionaries)
                 counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
-                aside, mismatches = self._put_in_service(spec, start, plan, scratch)
+                done = self._put_in_service(comp, start, plan)
             finally:
                 leftovers.end(marker)
+        aside, mismatches = done.aside, done.mismatches
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",
                  f"; {len(mismatches)} mismatch(es) with the snapshot's facts: "
                  + "; ".join(m.text() for m in mismatches) if mismatches else "")
-        final = spec.path if _installs_elsewhere(spec, start.target) else plan.final
+        final = spec.path if _installs_elsewhere(comp, start.target) else plan.final
         return agent_pb2.RestoreResult(files=counts.files, dirs=counts.dirs, symlinks=counts.symlinks,
                                        bytes_written=counts.bytes_written, restored_path=final,
                                        moved_aside=aside, mismatches=[m.text() for m in mismatches],
@@ -182,18 +189,18 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         """Restore's checks before it writes (options, placement, the database's service); writes nothing."""
         spec = request.component
         check_component_name(spec.name)
-        options.Options(spec)
-        if not request.target and install.needs_install(spec.kind):
-            install.database_service(spec)
+        comp = Component.of(spec)
+        if not request.target and kind_of(comp).database:
+            install.database_service(comp)
         with staging(self.cfg, f"check-{spec.name}") as scratch:
-            plan = self._placement(spec, request.target, scratch)
-        final = spec.path if _installs_elsewhere(spec, request.target) else plan.final
+            plan = self._placement(comp, request.target, scratch)
+        final = spec.path if _installs_elsewhere(comp, request.target) else plan.final
         return agent_pb2.RestoreResult(restored_path=final)
 
-    def _placement(self, spec, target: str, scratch: str) -> placement.Placement:
-        if _installs_elsewhere(spec, target):
-            return placement.plan(spec.name, "", scratch)
-        plan = placement.plan(spec.name, spec.path, target)
+    def _placement(self, comp: Component, target: str, scratch: str) -> placement.Placement:
+        if _installs_elsewhere(comp, target):
+            return placement.plan(comp.name, "", scratch)
+        plan = placement.plan(comp.name, comp.path, target)
         check_allowed(os.path.dirname(plan.final.rstrip("/")) or "/", self.cfg)
         placement.check_target_free(plan)
         return plan
@@ -212,19 +219,17 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         finally:
             decoder.close()
 
-    def _put_in_service(self, spec, start, plan: placement.Placement, scratch: str) -> tuple[str, list[Mismatch]]:
-        """Swap a paths tree into place, or hand a database tree to its installer."""
-        if not _installs_elsewhere(spec, start.target):
-            return placement.swap_in(plan), []
+    def _put_in_service(self, comp: Component, start: agent_pb2.RestoreStart,
+                        plan: placement.Placement) -> Installed:
+        """Swap a tree into place, or (a database, container data) hand it to its kind's install."""
+        if not _installs_elsewhere(comp, start.target):
+            return Installed(placement.swap_in(plan), [])
         placement.swap_in(plan)
-        if install.needs_install(spec.kind):
-            done = install.install(spec, plan.final, json.loads(start.facts_json or "{}"), start.force,
-                                   self.cfg.staging_dir)
-            return done.aside, done.mismatches
-        return install.import_paths(spec, plan.final, self.cfg.staging_dir), []
+        restored = Restored(plan.final, json.loads(start.facts_json or "{}"), start.force, self.cfg.staging_dir)
+        return kind_of(comp).install(comp, restored)
 
     def ControlService(self, request: agent_pb2.ServiceRequest, context) -> agent_pb2.ServiceReply:
-        service = make_controller(options.Options(request.component).service())
+        service = make_controller(Component.of(request.component).service())
         action = request.action
         timeout = request.timeout_s or 60.0
         log.info("service %s: %s", service.describe(), action)
@@ -250,5 +255,5 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         check_component_name(start.component.name)
         remaining = context.time_remaining()
         wait = drill.START_TIMEOUT_S if remaining is None else min(drill.START_TIMEOUT_S, remaining)
-        setup = drill.DrillSetup(self.cfg, self.workers, self._pool, context.is_active, time.monotonic() + wait)
+        setup = drill_procs.DrillSetup(self.cfg, self.workers, self._pool, context.is_active, time.monotonic() + wait)
         return drill.run(start, RestoreStream(request_iterator), setup)

@@ -35,6 +35,7 @@ from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 from ragbackup.controller import events, locks
 from ragbackup.controller.agents import Agents
 from ragbackup.controller.catalog import Catalog
+from ragbackup.controller.component_spec import component_spec as spec_of
 from ragbackup.controller.policy.plan import BackupPlan, ComponentPlan, History, plan_backup
 
 _TYPES = {common_pb2.ENTRY_TYPE_FILE: "file", common_pb2.ENTRY_TYPE_DIR: "dir",
@@ -70,8 +71,7 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:
     c = ctl.cfg.components[name]
-    return common_pb2.ComponentSpec(name=c.name, kind=c.kind, path=c.path, exclude=list(c.exclude),
-                                    options_json=c.options_json())
+    return spec_of(c.name, c.kind, c.path, c.exclude, c.settings)
 
 
 def _reserve_id(ctl: BackupServices, when: datetime.datetime) -> str:

@@ -19,9 +19,10 @@ import grpc
 from ragbackup import errors
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.repository import Repository
-from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
+from ragbackup.v1 import agent_pb2, controller_pb2
 
 from ragbackup.controller import events
+from ragbackup.controller.component_spec import component_spec
 from ragbackup.controller.policy.drill import Check
 from ragbackup.controller.policy.plan import resolve_snapshot
 from ragbackup.controller.restore import _Sender, choose_agent
@@ -66,8 +67,7 @@ class _Driller:
     def _start(self, name: str, agent: str, timeout_s: float) -> tuple[_Sender, grpc.Future]:
         m = self.manifest.components[name]
         cfg = self.ctl.cfg.components.get(name)
-        spec = common_pb2.ComponentSpec(name=name, kind=m.kind, path=cfg.path if cfg else m.path,
-                                        options_json=cfg.options_json() if cfg else "{}")
+        spec = component_spec(name, m.kind, cfg.path if cfg else m.path, (), cfg.settings if cfg else None)
         start = agent_pb2.RestoreStart(component=spec, id_key=self.repo.id_key, snapshot_id=self.manifest.id,
                                        facts_json=json.dumps(m.facts), dictionaries=self.repo.dictionaries().all())
         sender = _Sender(self.repo, start, m.tree_ids())

@@ -21,6 +21,7 @@ from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
+from ragbackup.controller.component_spec import component_spec
 from ragbackup.controller.policy.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
 from ragbackup.controller.state import Controller
 
@@ -100,8 +101,7 @@ def _restore_start(ctl: Controller, repo: Repository, manifest: Manifest,  # noq
     """The RestoreStart of one component (a check needs neither keys nor dictionaries)."""
     m = manifest.components[comp.name]
     cfg = ctl.cfg.components.get(comp.name)
-    spec = common_pb2.ComponentSpec(name=comp.name, kind=m.kind, path=comp.path,
-                                    options_json=cfg.options_json() if cfg else "{}")
+    spec = component_spec(comp.name, m.kind, comp.path, (), cfg.settings if cfg else None)
     start = agent_pb2.RestoreStart(component=spec, target=plan.target, snapshot_id=manifest.id,
                                    facts_json=json.dumps(m.facts), force=plan.force)
     if not check_only:
@@ -229,8 +229,8 @@ def restore_targets(ctl: Controller, manifest: Manifest, plan: RestorePlan) -> l
 
 def control_service(ctl: Controller, agent: str, service: str, action: str) -> str:
     """Ask `agent` to stop/start an application service; returns its state afterwards."""
-    spec = common_pb2.ComponentSpec(name=service.replace(":", "-").replace("/", "-"), kind="paths",
-                                    options_json=json.dumps({"service": service}))
+    spec = component_spec(service.replace(":", "-").replace("/", "-"), "paths", "", (),
+                          PathsOptions(service=service))
     try:
         reply = ctl.agents.stub(agent).ControlService(
             agent_pb2.ServiceRequest(component=spec, action=action, timeout_s=60), timeout=120)

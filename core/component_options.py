@@ -1,11 +1,12 @@
 """Each component kind's options: checked, then typed, once where they enter a process.
 
 In: a component's kind and the keys of its [components.NAME] table beyond kind, agent,
-path and exclude (the controller at config load; the agent from the ComponentSpec's
-options JSON). Out: a frozen PathsOptions, RedisOptions or ChromaOptions with every
-default filled in, or a ConfigError naming where, the key and what was expected: an
-unknown key, a value of the wrong type or shape, or a combination that cannot work
-(consistency "pause"/"stop" without `service`).
+path and exclude, when the controller loads its config. Out: a frozen PathsOptions,
+RedisOptions or ChromaOptions with every default filled in, or a ConfigError naming where,
+the key and what was expected: an unknown key, a value of the wrong type or shape, or a
+combination that cannot work (consistency "pause"/"stop" without `service`). The controller
+sends them typed in the ComponentSpec (controller/component_spec.py) and the agent types the
+message back into these same classes (agent/component.py) without checking them again.
 """
 from __future__ import annotations
 
@@ -158,6 +159,18 @@ class ChromaOptions(PathsOptions):
 ComponentOptions = PathsOptions  # the base every kind's options extend
 _TYPES: dict[str, type[PathsOptions]] = {
     "paths": PathsOptions, "config": PathsOptions, "redis": RedisOptions, "chroma": ChromaOptions}
+
+
+def default_options(kind: str) -> PathsOptions:
+    """The options of a component of `kind` that sets none (every default); ConfigError for an unknown kind."""
+    if kind not in _TYPES:
+        raise ConfigError(f"kind: expected one of {', '.join(_TYPES)}, got {kind!r}")
+    return _TYPES[kind]()
+
+
+def options_class(kind: str) -> type[PathsOptions] | None:
+    """The typed options class of `kind`; None for a kind this version does not know."""
+    return _TYPES.get(kind)
 
 
 def parse_options(where: str, kind: str, options: dict[str, Any]) -> PathsOptions:

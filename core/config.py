@@ -6,7 +6,6 @@ what was expected. Secrets are `Secret`s. Commented examples: packaging/*.toml.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -140,11 +139,8 @@ class ComponentConfig:
     agent: str
     path: str = ""
     exclude: tuple[str, ...] = ()
-    options: dict = field(default_factory=dict)  # as written in the file: sent to the agent as JSON
-    settings: PathsOptions = field(default_factory=PathsOptions)  # `options`, checked and typed at load
-
-    def options_json(self) -> str:
-        return json.dumps(self.options, sort_keys=True)
+    options: dict = field(default_factory=dict)  # as written in the file
+    settings: PathsOptions = field(default_factory=PathsOptions)  # `options` typed at load; sent as is
 
 
 @dataclass(frozen=True)

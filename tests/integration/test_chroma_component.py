@@ -14,8 +14,9 @@ import threading
 import pytest
 from fixtures.components_e2e import fill_collections
 from ragbackup import errors
-from ragbackup.agent.capture import chroma as cc
-from ragbackup.agent.capture import chroma_facts as cf
+from ragbackup.agent.kinds.chroma import api as capi, capture as ccap, place as cplace, verify as cverify
+from ragbackup.agent.kinds.chroma import facts as cf
+from ragbackup.agent.ready import NotReady
 from ragbackup.clock import FakeClock
 
 pytestmark = pytest.mark.chroma
@@ -29,8 +30,8 @@ def populate(server) -> None:
     fill_collections(server.client(), COLLECTIONS)
 
 
-def target_for(server, **kw) -> cc.ChromaTarget:
-    return cc.ChromaTarget(persist_dir=server.persist_dir, url=server.url, **kw)
+def target_for(server, **kw) -> capi.ChromaTarget:
+    return capi.ChromaTarget(persist_dir=server.persist_dir, url=server.url, **kw)
 
 
 def facts_of(copy: str, server, scratch) -> dict:
@@ -38,13 +39,13 @@ def facts_of(copy: str, server, scratch) -> dict:
     scratch.mkdir(exist_ok=True)
     target = target_for(server)
     scratch = os.path.relpath(scratch) if not os.path.isabs(copy) else str(scratch)
-    return cf.facts_of_copy(copy, target, scratch, cc.server_version(target))
+    return cf.facts_of_copy(copy, target, scratch, capi.server_version(target))
 
 
 def online_facts(server, tmp_path) -> tuple[str, dict]:
     """An online copy of the server's persist dir and its facts."""
     copy = tmp_path / "staging"
-    cc.online_copy(server.persist_dir, str(copy))
+    ccap.online_copy(server.persist_dir, str(copy))
     return str(copy), facts_of(str(copy), server, tmp_path / "scratch")
 
 
@@ -52,7 +53,7 @@ def test_facts_describe_the_collections(chroma_server, tmp_path):
     populate(chroma_server)
     copy, facts = online_facts(chroma_server, tmp_path)
     assert facts["engine"].startswith("chromadb ") and "unverified" not in facts
-    assert cc.major_version(facts["version"]) >= 1
+    assert capi.major_version(facts["version"]) >= 1
     by_name = {c["name"]: c for c in facts["collections"]}
     assert sorted(by_name) == sorted(n for n, *_ in COLLECTIONS)
     for name, dim, n, space in COLLECTIONS:
@@ -65,13 +66,13 @@ def test_facts_describe_the_collections(chroma_server, tmp_path):
                 assert len(probe["embedding"]) == dim and len(probe["top_k"]) == 5
                 assert probe["top_k"][0] == probe["id"]  # a stored vector finds itself first
     assert facts_of(copy, chroma_server, tmp_path / "again") == facts, "facts are deterministic"
-    assert cc.verify_facts(target_for(chroma_server), facts) == [], "the copy answers like the server"
+    assert cverify.verify_facts(target_for(chroma_server), facts) == [], "the copy answers like the server"
 
 
 def test_facts_leave_the_captured_copy_alone(chroma_server, tmp_path):
     populate(chroma_server)
     copy = tmp_path / "staging"
-    cc.online_copy(chroma_server.persist_dir, str(copy))
+    ccap.online_copy(chroma_server.persist_dir, str(copy))
     before = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
     facts_of(str(copy), chroma_server, tmp_path / "scratch")
     after = {str(p.relative_to(copy)): p.read_bytes() for p in copy.rglob("*") if p.is_file()}
@@ -81,7 +82,7 @@ def test_facts_leave_the_captured_copy_alone(chroma_server, tmp_path):
 def test_facts_of_a_copy_under_relative_paths(chroma_server, tmp_path, monkeypatch):
     populate(chroma_server)
     monkeypatch.chdir(tmp_path)  # an agent's staging_dir may be given relative to its working dir
-    cc.online_copy(chroma_server.persist_dir, "staging")
+    ccap.online_copy(chroma_server.persist_dir, "staging")
     facts = facts_of("staging", chroma_server, tmp_path / "scratch-rel")
     assert {c["name"]: c["count"] for c in facts["collections"]} == {n: k for n, _, k, _ in COLLECTIONS}
 
@@ -89,7 +90,7 @@ def test_facts_of_a_copy_under_relative_paths(chroma_server, tmp_path, monkeypat
 def test_without_a_usable_engine_facts_say_why(tmp_path, monkeypatch):
     monkeypatch.setattr(cf, "engine_version", lambda: None)
     (tmp_path / "captured").mkdir()
-    target = cc.ChromaTarget(persist_dir=str(tmp_path / "captured"))
+    target = capi.ChromaTarget(persist_dir=str(tmp_path / "captured"))
     facts = cf.facts_of_copy(str(tmp_path / "captured"), target, str(tmp_path), "1.0.0")
     assert facts["unverified"] == "the chromadb package is not installed on the agent host"
     assert "collections" not in facts and facts["version"] == "1.0.0"
@@ -107,14 +108,14 @@ def _engine_children() -> list[int]:
                 cmdline = f.read()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == os.getpid() and b"chroma_facts" in cmdline:
+        if ppid == os.getpid() and b"kinds.chroma.facts" in cmdline:
             pids.append(int(entry))
     return pids
 
 
 def test_an_engine_not_told_to_read_is_ended(tmp_path):
     """A capture that fails before its copy is complete (the hold refused) leaves no engine behind."""
-    target = cc.ChromaTarget(persist_dir=str(tmp_path / "none"))
+    target = capi.ChromaTarget(persist_dir=str(tmp_path / "none"))
     with pytest.raises(errors.UsageError):
         with cf.engine(target, "1.0.0", str(tmp_path)):
             assert len(_engine_children()) == 1
@@ -132,21 +133,21 @@ def test_online_copy_then_restore_over_a_wrecked_dir(chroma_server, tmp_path):
     populate(chroma_server)
     target = target_for(chroma_server)
     staging = tmp_path / "staging"
-    cc.online_copy(chroma_server.persist_dir, str(tmp_path / "first"))
+    ccap.online_copy(chroma_server.persist_dir, str(tmp_path / "first"))
     facts = facts_of(str(tmp_path / "first"), chroma_server, tmp_path / "scratch")
 
     readers_ok = []
 
     def reader() -> None:  # the server stays busy and answering while we copy
         for _ in range(20):
-            readers_ok.append(cc.verify_facts(target, facts) == [])
+            readers_ok.append(cverify.verify_facts(target, facts) == [])
 
     thread = threading.Thread(target=reader)
     thread.start()
-    cc.online_copy(chroma_server.persist_dir, str(staging))
+    ccap.online_copy(chroma_server.persist_dir, str(staging))
     thread.join()
     assert readers_ok and all(readers_ok)
-    assert cc.quick_check(str(staging / "chroma.sqlite3")) == "ok"
+    assert ccap.quick_check(str(staging / "chroma.sqlite3")) == "ok"
     segments = [p for p in staging.iterdir() if p.is_dir()]
     assert segments and not any(p.name.startswith("chroma.sqlite3-") for p in staging.iterdir())
     src_db = os.path.join(chroma_server.persist_dir, "chroma.sqlite3")
@@ -160,18 +161,18 @@ def test_online_copy_then_restore_over_a_wrecked_dir(chroma_server, tmp_path):
     with open(src_db, "r+b") as f:  # wreck the database past its header
         f.seek(8192)
         f.write(os.urandom(8192))
-    assert cc.quick_check(src_db) != "ok"
+    assert ccap.quick_check(src_db) != "ok"
 
     clock = FakeClock(dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc))
-    aside = cc.place_restored_data(str(staging), persist, OWNER, clock)
+    aside = cplace.place_restored_data(str(staging), persist, OWNER, clock)
     assert aside == persist + ".corrupted.20260304_050607"
     assert os.path.isfile(os.path.join(aside, "chroma.sqlite3")) and not staging.exists()
     assert all(os.stat(os.path.join(d, n)).st_uid == OWNER[0]
                for d, dirs, files in os.walk(persist) for n in dirs + files)
 
     chroma_server.start()
-    cc.wait_heartbeat(chroma_server.url, 30)
-    assert cc.verify_facts(target, facts) == []
+    capi.wait_heartbeat(chroma_server.url, 30)
+    assert cverify.verify_facts(target, facts) == []
     assert os.path.isdir(aside), "the old data is kept"
 
 
@@ -184,7 +185,7 @@ def test_verify_detects_differences(chroma_server, tmp_path):
     client.get_collection("docs").delete(ids=[docs["probes"][1]["top_k"][1]])
     client.delete_collection("chunks")
     client.create_collection("stranger", embedding_function=None)
-    problems = [m.text() for m in cc.verify_facts(target, facts)]
+    problems = [m.text() for m in cverify.verify_facts(target, facts)]
     assert "docs: count 299, expected 300" in problems
     assert "chunks: collection missing, expected present" in problems
     assert "stranger: collection present, expected absent" in problems
@@ -193,10 +194,11 @@ def test_verify_detects_differences(chroma_server, tmp_path):
 
 def test_wait_heartbeat_times_out_typed(chroma_server):
     chroma_server.stop()
-    with pytest.raises(errors.Unavailable, match="no heartbeat"):
-        cc.wait_heartbeat(chroma_server.url, 0.3)
+    with pytest.raises(NotReady, match="heartbeat not ready after 0.3s") as info:
+        capi.wait_heartbeat(chroma_server.url, 0.3)
+    assert isinstance(info.value, errors.Unavailable) and info.value.exit_code == 7
     with pytest.raises(errors.Unavailable, match=f"127.0.0.1:{chroma_server.port}"):
-        cc.server_version(target_for(chroma_server))
+        capi.server_version(target_for(chroma_server))
 
 
 def test_quick_check_reports_a_damaged_file(tmp_path):
@@ -206,16 +208,16 @@ def test_quick_check_reports_a_damaged_file(tmp_path):
     conn.executemany("INSERT INTO t VALUES (?)", [("x" * 500,)] * 2000)
     conn.commit()
     conn.close()
-    assert cc.quick_check(str(db)) == "ok"
+    assert ccap.quick_check(str(db)) == "ok"
     with open(db, "r+b") as f:
         f.seek(4096 * 3)
         f.write(b"\xff" * 4096 * 5)
-    assert cc.quick_check(str(db)) != "ok"
+    assert ccap.quick_check(str(db)) != "ok"
 
 
 @pytest.mark.parametrize("version,major", [("1.5.9", 1), ("v0.6.3", 0), ("1.0.0", 1), ("2", 2)])
 def test_major_version(version, major):
-    assert cc.major_version(version) == major
+    assert capi.major_version(version) == major
 
 
 @pytest.mark.parametrize("snapshot,running,ok", [
@@ -224,32 +226,30 @@ def test_major_version(version, major):
 ])
 def test_version_compatibility(snapshot, running, ok):
     if ok:
-        assert cc.check_version_compatible(snapshot, running, force=False) is None
+        assert capi.check_version_compatible(snapshot, running, force=False) is None
         return
     with pytest.raises(errors.UsageError, match="--force"):
-        cc.check_version_compatible(snapshot, running, force=False)
-    assert "forced" in cc.check_version_compatible(snapshot, running, force=True)
+        capi.check_version_compatible(snapshot, running, force=False)
+    assert "forced" in capi.check_version_compatible(snapshot, running, force=True)
 
 
 def test_major_version_rejects_garbage():
     with pytest.raises(errors.UsageError):
-        cc.major_version("latest")
+        capi.major_version("latest")
 
 
 def test_probe_offsets():
-    assert cc.probe_offsets(0, 3) == []
-    assert cc.probe_offsets(2, 3) == [0, 1]
-    assert cc.probe_offsets(300, 3) == [0, 100, 200]
+    assert cf.probe_offsets(0, 3) == []
+    assert cf.probe_offsets(2, 3) == [0, 1]
+    assert cf.probe_offsets(300, 3) == [0, 100, 200]
 
 
 def test_health_says_whether_backups_can_take_facts(chroma_server):
-    import json
-
     from ragbackup.agent import checks
-    from ragbackup.v1 import common_pb2
+    from ragbackup.component_options import ChromaOptions
+    from ragbackup.controller.component_spec import component_spec
 
-    spec = common_pb2.ComponentSpec(name="chroma", kind="chroma", path=chroma_server.persist_dir,
-                                    options_json=json.dumps({"url": chroma_server.url}))
+    spec = component_spec("chroma", "chroma", chroma_server.persist_dir, (), ChromaOptions(url=chroma_server.url))
     result = checks.check(spec)
     assert result.ok and f"heartbeat ok at {chroma_server.url}" in result.detail
     assert f"facts read with chromadb {cf.engine_version()}" in result.detail, result.detail

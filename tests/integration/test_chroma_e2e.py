@@ -26,7 +26,7 @@ from fixtures.components_e2e import (
 )
 from fixtures.dockerd import usrbind_volumes
 from fixtures.procs import free_port
-from ragbackup.agent.capture import chroma as cc
+from ragbackup.agent.kinds.chroma import api as capi, verify as cverify
 
 pytestmark = pytest.mark.chroma
 
@@ -58,7 +58,7 @@ def test_host_chroma_online_backup_restores_into_a_fresh_server(chroma_server_fa
 
     fresh = chroma_server_factory(persist_dir=restored)
     assert_chroma_matches(fresh.port, str(restored), facts)
-    assert cc.verify_facts(cc.ChromaTarget(persist_dir=str(restored), url=fresh.url), facts) == []
+    assert cverify.verify_facts(capi.ChromaTarget(persist_dir=str(restored), url=fresh.url), facts) == []
     assert "stranger" in {c.name for c in src.client().list_collections()}, "the source was left alone"
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from ragbackup.config import AgentConfig, TlsConfig
-from ragbackup.agent import drill, drill_procs
+from ragbackup.agent import drill_procs
+from ragbackup.agent.kinds.redis import verify as redis_verify
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def setup(tmp_path):
                       staging_dir=str(tmp_path / "staging"), allowed_paths=(), workers=2,
                       tls=TlsConfig(insecure=True))
     os.makedirs(cfg.staging_dir)
-    yield drill.DrillSetup(cfg, 2, pool, lambda: True, time.monotonic() + 60)
+    yield drill_procs.DrillSetup(cfg, 2, pool, lambda: True, time.monotonic() + 60)
     pool.shutdown()
 
 
@@ -50,17 +51,17 @@ def test_an_rdb_that_holds_other_keys_than_its_facts_fails_redis_dbsize(redis_se
         c.set(f"k{i}", i)
     c.save()
     data, scratch = _scratch(tmp_path, Path(redis_server.data_dir) / "dump.rdb")
-    checks = {ch.name: ch for ch in drill._redis(data, scratch, {"dbsize": {"db0": 31}}, setup)}
+    checks = {ch.name: ch for ch in redis_verify.drill(data, scratch, {"dbsize": {"db0": 31}}, setup)}
     assert checks["redis-start"].ok
     assert not checks["redis-dbsize"].ok and checks["redis-dbsize"].detail == "db0: DBSIZE 30, expected 31"
     assert _registry_empty(setup)
-    ok = {ch.name: ch for ch in drill._redis(data, scratch, {"dbsize": {"db0": 30}}, setup)}
+    ok = {ch.name: ch for ch in redis_verify.drill(data, scratch, {"dbsize": {"db0": 30}}, setup)}
     assert ok["redis-dbsize"].ok
 
 
 def test_a_server_that_exits_on_the_restored_rdb_fails_redis_start_with_its_log(setup, tmp_path):
     data, scratch = _scratch(tmp_path, b"REDIS0011" + os.urandom(200))
-    [check] = drill._redis(data, scratch, {"dbsize": {"db0": 1}}, setup)
+    [check] = redis_verify.drill(data, scratch, {"dbsize": {"db0": 1}}, setup)
     assert check.name == "redis-start" and not check.ok
     assert "redis-server exited with status" in check.detail and "RDB" in check.detail.upper()
     assert _registry_empty(setup)
@@ -69,5 +70,5 @@ def test_a_server_that_exits_on_the_restored_rdb_fails_redis_start_with_its_log(
 def test_no_rdb_in_the_restored_data_fails_redis_start(setup, tmp_path):
     data = tmp_path / "empty"
     data.mkdir()
-    [check] = drill._redis(str(data), str(tmp_path), {}, setup)
+    [check] = redis_verify.drill(str(data), str(tmp_path), {}, setup)
     assert not check.ok and check.detail == "the restored data has no dump.rdb"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from ragbackup import errors
-from ragbackup.agent.capture import redis as rc
+from ragbackup.agent.kinds.redis import capture as rcap, client as rclient, place as rplace, verify as rverify
 from ragbackup.clock import FakeClock
 from ragbackup.secret import Secret
 
@@ -24,9 +24,9 @@ OWNER = (999, 999) if os.geteuid() == 0 else (os.getuid(), os.getgid())
 AOF = ["--appendonly", "yes"]
 
 
-def target_for(server, **kw) -> rc.RedisTarget:
+def target_for(server, **kw) -> rclient.RedisTarget:
     password = Secret(server.password) if server.password else None
-    return rc.RedisTarget(data_dir=server.data_dir, port=server.port, password=password, timeout_s=30, **kw)
+    return rclient.RedisTarget(data_dir=server.data_dir, port=server.port, password=password, timeout_s=30, **kw)
 
 
 def fill(client, prefix: str, n: int) -> None:
@@ -43,52 +43,52 @@ def error_text(exc: BaseException) -> str:
 
 # ---------------------------------------------------------------- pure decisions
 
-MARK = rc.SaveMark(lastsave=1000, saves=4)
+MARK = rcap.SaveMark(lastsave=1000, saves=4)
 
 
 @pytest.mark.parametrize("fields,expected", [
     ({"rdb_bgsave_in_progress": 1, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000, "rdb_saves": 4},
-     rc.WAITING),
+     rcap.WAITING),
     ({"rdb_bgsave_in_progress": 1, "rdb_last_bgsave_status": "err", "rdb_last_save_time": 999, "rdb_saves": 5},
-     rc.WAITING),
+     rcap.WAITING),
     ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1001, "rdb_saves": 5},
-     rc.DONE),
+     rcap.DONE),
     # same second as the previous save: LASTSAVE alone cannot tell, rdb_saves can
     ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000, "rdb_saves": 5},
-     rc.DONE),
+     rcap.DONE),
     ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000, "rdb_saves": 4},
-     rc.WAITING),
+     rcap.WAITING),
     ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "err", "rdb_last_save_time": 1000, "rdb_saves": 5},
-     rc.FAILED),
+     rcap.FAILED),
     # Redis < 7 has no rdb_saves
-    ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000}, rc.WAITING),
-    ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1002}, rc.DONE),
+    ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1000}, rcap.WAITING),
+    ({"rdb_bgsave_in_progress": 0, "rdb_last_bgsave_status": "ok", "rdb_last_save_time": 1002}, rcap.DONE),
 ])
 def test_bgsave_progress_table(fields, expected):
-    before = MARK if "rdb_saves" in fields else rc.SaveMark(1000, None)
-    assert rc.bgsave_progress(fields, before) == expected
+    before = MARK if "rdb_saves" in fields else rcap.SaveMark(1000, None)
+    assert rcap.bgsave_progress(fields, before) == expected
 
 
 @pytest.mark.parametrize("reply,expected", [
-    ("Background saving started", rc.STARTED),
-    ("Background save already in progress", rc.BUSY_RDB),
-    ("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE ...", rc.BUSY_CHILD),
-    ("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE ...", rc.BUSY_CHILD),
+    ("Background saving started", rcap.STARTED),
+    ("Background save already in progress", rcap.BUSY_RDB),
+    ("Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE ...", rcap.BUSY_CHILD),
+    ("An AOF log rewriting in progress: can't BGSAVE right now. Use BGSAVE SCHEDULE ...", rcap.BUSY_CHILD),
 ])
 def test_classify_bgsave_reply(reply, expected):
-    assert rc.classify_bgsave_reply(reply) == expected
+    assert rcap.classify_bgsave_reply(reply) == expected
 
 
 def test_classify_bgsave_reply_unknown_is_typed():
     with pytest.raises(errors.Unhealthy, match="MISCONF"):
-        rc.classify_bgsave_reply("MISCONF something")
+        rcap.classify_bgsave_reply("MISCONF something")
 
 
 def test_keyspace_counts_and_compare():
-    counts = rc.keyspace_counts({"db3": {"keys": 2, "expires": 0}, "db10": {"keys": 1}})
+    counts = rverify.keyspace_counts({"db3": {"keys": 2, "expires": 0}, "db10": {"keys": 1}})
     assert counts == {"db0": 0, "db3": 2, "db10": 1}
-    assert rc.compare_keyspace({"db0": 5}, {"db0": 5, "db1": 0}) == []
-    assert [m.text() for m in rc.compare_keyspace({"db0": 5}, {"db0": 4, "db2": 1})] == [
+    assert rverify.compare_keyspace({"db0": 5}, {"db0": 5, "db1": 0}) == []
+    assert [m.text() for m in rverify.compare_keyspace({"db0": 5}, {"db0": 4, "db2": 1})] == [
         "db0: DBSIZE 4, expected 5", "db2: DBSIZE 1, expected 0"]
 
 
@@ -96,14 +96,14 @@ def test_keyspace_counts_and_compare():
 
 
 def test_collect_facts_empty_and_filled(redis_server):
-    client = rc.connect(target_for(redis_server))
-    facts = rc.collect_facts(client)
+    client = rclient.connect(target_for(redis_server))
+    facts = rverify.collect_facts(client)
     assert facts["dbsize"] == {"db0": 0} and facts["total_keys"] == 0
     assert facts["appendonly"] is False and facts["appenddirname"] is None
     assert facts["redis_version"].split(".")[0].isdigit()
     fill(redis_server.client(2), "k", 7)
     fill(redis_server.client(0), "k", 3)
-    facts = rc.collect_facts(client)
+    facts = rverify.collect_facts(client)
     assert facts["dbsize"] == {"db0": 3, "db2": 7} and facts["total_keys"] == 10
 
 
@@ -143,7 +143,7 @@ def test_capture_while_writing_restores_the_fork_point(redis_server_factory, tmp
     writer.start()
     try:
         writer.wait_for(200)
-        facts = rc.prepare_capture(target_for(src), str(tmp_path / "staging"))
+        facts = rcap.prepare_capture(target_for(src), str(tmp_path / "staging"))
         at_capture = writer.count
         writer.wait_for(at_capture + 100)
     finally:
@@ -156,13 +156,13 @@ def test_capture_while_writing_restores_the_fork_point(redis_server_factory, tmp
 
     dst = redis_server_factory()
     dst.stop()
-    aside = rc.place_restored_data(str(tmp_path / "staging"), dst.data_dir, facts, OWNER)
+    aside = rplace.place_restored_data(str(tmp_path / "staging"), dst.data_dir, facts, OWNER)
     assert aside is None  # fresh instance: nothing to move aside
     assert os.stat(os.path.join(dst.data_dir, "dump.rdb")).st_uid == OWNER[0]
     dst.start()
-    rc.wait_ready(target_for(dst), 20)
-    client = rc.connect(target_for(dst))
-    assert rc.verify_facts(client, facts) == []
+    rverify.wait_ready(target_for(dst), 20)
+    client = rclient.connect(target_for(dst))
+    assert rverify.verify_facts(client, facts) == []
     assert client.dbsize() == facts["dbsize"]["db0"]
     assert dst.client(1).dbsize() == 100
     # Point in time: the sequential writer's keys are exactly w:0 .. w:(n-1).
@@ -176,7 +176,7 @@ def test_aof_restore_serves_the_backup_not_the_old_aof(redis_server_factory, tmp
     fill(src.client(3), "src3", 20)
     src.client().config_set("auto-aof-rewrite-percentage", 77)
     staging = tmp_path / "staging"
-    facts = rc.prepare_capture(target_for(src), str(staging))
+    facts = rcap.prepare_capture(target_for(src), str(staging))
     assert facts["appendonly"] is True and facts["appenddirname"] == "appendonlydir"
     assert (staging / "appendonlydir" / "appendonly.aof.manifest").is_file()
     assert src.client().config_get("auto-aof-rewrite-percentage")["auto-aof-rewrite-percentage"] == "77"
@@ -189,11 +189,11 @@ def test_aof_restore_serves_the_backup_not_the_old_aof(redis_server_factory, tmp
     dst.stop()
     old_manifest = Path(dst.data_dir, "appendonlydir", "appendonly.aof.manifest").read_text()
 
-    aside = rc.place_restored_data(str(staging), dst.data_dir, facts, OWNER)
+    aside = rplace.place_restored_data(str(staging), dst.data_dir, facts, OWNER)
     dst.start()
-    rc.wait_ready(target_for(dst), 20)
-    client = rc.connect(target_for(dst))
-    assert rc.verify_facts(client, facts) == []
+    rverify.wait_ready(target_for(dst), 20)
+    client = rclient.connect(target_for(dst))
+    assert rverify.verify_facts(client, facts) == []
     assert sorted(client.keys("*")) == sorted(f"src:{i}" for i in range(300))
     assert dst.client(3).dbsize() == 20
 
@@ -222,7 +222,7 @@ def test_place_restored_data_never_overwrites_an_aside_dir(tmp_path):
         restored = tmp_path / f"restored{n}"
         restored.mkdir()
         (restored / "dump.rdb").write_text(f"new{n}")
-        asides.append(rc.place_restored_data(str(restored), str(data), facts, None, clock))
+        asides.append(rplace.place_restored_data(str(restored), str(data), facts, None, clock))
     assert [os.path.basename(a) for a in asides] == [
         "data.corrupted.20260102_030405", "data.corrupted.20260102_030405.2"]
     assert [Path(a, "dump.rdb").read_text() for a in asides] == ["old0", "old1"]
@@ -241,7 +241,7 @@ def test_data_dir_moves_aside_as_a_sibling_and_comes_back_with_its_owner_and_mod
     restored.mkdir()
     (restored / "dump.rdb").write_text("new")
     clock = FakeClock(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc))
-    aside = rc.place_restored_data(str(restored), str(data), {"dbfilename": "dump.rdb"}, OWNER, clock)
+    aside = rplace.place_restored_data(str(restored), str(data), {"dbfilename": "dump.rdb"}, OWNER, clock)
     assert aside == str(tmp_path / "redis-data.corrupted.20260102_030405")
     assert sorted(os.listdir(aside)) == ["dump.rdb", "nodes.conf"]
     assert (data / "dump.rdb").read_text() == "new"
@@ -252,7 +252,7 @@ def test_data_dir_moves_aside_as_a_sibling_and_comes_back_with_its_owner_and_mod
 
 def test_restore_without_rdb_is_refused(tmp_path):
     with pytest.raises(errors.UsageError, match="dump.rdb"):
-        rc.place_restored_data(str(tmp_path), str(tmp_path), {"appendonly": False}, None)
+        rplace.place_restored_data(str(tmp_path), str(tmp_path), {"appendonly": False}, None)
 
 
 # ---------------------------------------------------------------- busy and failing saves
@@ -266,35 +266,35 @@ def slow_saves(server, keys: int = 1000, delay_us: int = 500) -> None:
 
 def test_bgsave_waits_for_a_save_already_in_progress(redis_server):
     slow_saves(redis_server)
-    client = rc.connect(target_for(redis_server))
+    client = rclient.connect(target_for(redis_server))
     saves_before = client.info("persistence")["rdb_saves"]
     client.bgsave()
     assert client.info("persistence")["rdb_bgsave_in_progress"] == 1
-    result = rc.bgsave_and_wait(client, 30)
+    result = rcap.bgsave_and_wait(client, 30)
     info = client.info("persistence")
     assert info["rdb_saves"] == saves_before + 2, "ours ran after the one in progress"
-    assert info["rdb_bgsave_in_progress"] == 0 and result.mark == rc.save_mark(info)
+    assert info["rdb_bgsave_in_progress"] == 0 and result.mark == rcap.save_mark(info)
     assert result.keyspace == {"db0": 1000} and result.at_fork
 
 
 def test_bgsave_waits_for_an_aof_rewrite(redis_server_factory):
     server = redis_server_factory(AOF)
     slow_saves(server)
-    client = rc.connect(target_for(server))
+    client = rclient.connect(target_for(server))
     rewrites = client.info("persistence")["aof_rewrites"]
     client.bgrewriteaof()
     assert client.info("persistence")["aof_rewrite_in_progress"] == 1
-    rc.bgsave_and_wait(client, 30)
+    rcap.bgsave_and_wait(client, 30)
     assert client.info("persistence")["aof_rewrites"] == rewrites + 1
 
 
 def test_aof_rewrite_paused_waits_and_restores_setting_on_error(redis_server_factory):
     server = redis_server_factory(AOF)
     slow_saves(server)
-    client = rc.connect(target_for(server))
+    client = rclient.connect(target_for(server))
     client.config_set("auto-aof-rewrite-percentage", 55)
     client.bgrewriteaof()
-    with pytest.raises(RuntimeError, match="boom"), rc.aof_rewrite_paused(client, 30):
+    with pytest.raises(RuntimeError, match="boom"), rcap.aof_rewrite_paused(client, 30):
         info = client.info("persistence")
         assert info["aof_rewrite_in_progress"] == 0 and info["aof_rewrite_scheduled"] == 0
         assert client.config_get("auto-aof-rewrite-percentage")["auto-aof-rewrite-percentage"] == "0"
@@ -304,20 +304,20 @@ def test_aof_rewrite_paused_waits_and_restores_setting_on_error(redis_server_fac
 
 def test_bgsave_timeout_is_typed(redis_server):
     slow_saves(redis_server, keys=2000, delay_us=2000)
-    client = rc.connect(target_for(redis_server))
+    client = rclient.connect(target_for(redis_server))
     with pytest.raises(errors.Unhealthy, match="timed out waiting for BGSAVE"):
-        rc.bgsave_and_wait(client, 0.3)
+        rcap.bgsave_and_wait(client, 0.3)
 
 
 def test_bgsave_failure_is_typed(redis_server_factory, tmp_path):
     server = redis_server_factory(["--enable-protected-configs", "yes"])
     doomed = tmp_path / "doomed"
     doomed.mkdir()
-    client = rc.connect(target_for(server))
+    client = rclient.connect(target_for(server))
     client.config_set("dir", str(doomed))
     doomed.rmdir()  # the child cannot create its temp file any more
     with pytest.raises(errors.Unhealthy, match="BGSAVE failed"):
-        rc.bgsave_and_wait(client, 30)
+        rcap.bgsave_and_wait(client, 30)
 
 
 # ---------------------------------------------------------------- passwords
@@ -331,18 +331,18 @@ def test_password_protected_capture_and_errors_hide_password(redis_server_factor
     fill(server.client(), "k", 10)
     target = target_for(server)
     assert PASSWORD not in repr(target)
-    facts = rc.prepare_capture(target, str(tmp_path / "staging"))
+    facts = rcap.prepare_capture(target, str(tmp_path / "staging"))
     assert facts["dbsize"] == {"db0": 10}
 
     failures = []
     for bad in (dataclasses.replace(target, password=Secret(PASSWORD + "-wrong")),
                 dataclasses.replace(target, password=None)):
         with pytest.raises(errors.Unavailable) as info:
-            rc.connect(bad)
+            rclient.connect(bad)
         failures.append(info.value)
     server.stop()
-    for call in (lambda: rc.connect(target), lambda: rc.wait_ready(target, 0.3),
-                 lambda: rc.prepare_capture(target, str(tmp_path / "again"))):
+    for call in (lambda: rclient.connect(target), lambda: rverify.wait_ready(target, 0.3),
+                 lambda: rcap.prepare_capture(target, str(tmp_path / "again"))):
         with pytest.raises(errors.Unavailable) as info:
             call()
         failures.append(info.value)

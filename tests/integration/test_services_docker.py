@@ -21,7 +21,8 @@ from ragbackup.agent.services.docker import (
     DockerService,
     resolve_container,
 )
-from ragbackup.agent.services.health import http_ok, tcp_ready, wait_until_healthy
+from ragbackup.agent.ready import wait_until
+from ragbackup.agent.services.health import http_ok, tcp_ready
 
 pytestmark = pytest.mark.docker
 
@@ -39,8 +40,8 @@ def redis_client(port: int) -> redis.Redis:
 
 def wait_redis(port: int, timeout_s: float = 15) -> float:
     """Wait for TCP, then for PING; return seconds."""
-    waited = wait_until_healthy(lambda: tcp_ready("127.0.0.1", port), timeout_s, f"redis port {port}")
-    return waited + wait_until_healthy(lambda: redis_client(port).ping(), timeout_s, f"redis PING :{port}")
+    waited = wait_until(lambda: tcp_ready("127.0.0.1", port), timeout_s, f"redis port {port}")
+    return waited + wait_until(lambda: not ping_fails(port), timeout_s, f"redis PING :{port}")
 
 
 def ping_fails(port: int) -> bool:
@@ -255,7 +256,7 @@ def test_chroma_in_usrbind_container_health_pause_unpause(container_factory, usr
     ct = container_factory(usrbind_image, command, label="chroma", volumes=usrbind_volumes(),
                            environment={"ANONYMIZED_TELEMETRY": "False"})
     heartbeat = f"http://127.0.0.1:{port}/api/v2/heartbeat"
-    waited = wait_until_healthy(lambda: http_ok(heartbeat), 60, f"chroma heartbeat on :{port}")
+    waited = wait_until(lambda: http_ok(heartbeat), 60, f"chroma heartbeat on :{port}")
     assert waited < 60
 
     svc = DockerService(ct.name)
@@ -264,5 +265,5 @@ def test_chroma_in_usrbind_container_health_pause_unpause(container_factory, usr
     assert not http_ok(heartbeat, timeout_s=0.5)
     stats = export_path(ct.name, "/data", tmp_path / "chroma")  # consistent copy while frozen
     svc.unpause()
-    wait_until_healthy(lambda: http_ok(heartbeat), 10, "chroma heartbeat after unpause")
+    wait_until(lambda: http_ok(heartbeat), 10, "chroma heartbeat after unpause")
     assert (tmp_path / "chroma" / "chroma.sqlite3").exists() and stats.bytes > 0

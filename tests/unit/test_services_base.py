@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from ragbackup import errors
 from ragbackup.agent.services.base import NoService, ServiceSpec, make_controller
 from ragbackup.agent.services.docker import DockerService, aggregate_state
-from ragbackup.agent.services.health import http_ok, tcp_ready, wait_until_healthy
+from ragbackup.agent.services.health import http_ok, tcp_ready
 
 
 def test_spec_validation() -> None:
@@ -55,22 +54,6 @@ def test_unreachable_daemon_is_unavailable_naming_the_socket(monkeypatch: pytest
     for call in (svc.status, svc.start, lambda: svc.stop(1)):
         with pytest.raises(errors.Unavailable, match=str(sock)):
             call()
-
-
-def test_wait_until_healthy_returns_elapsed_time() -> None:
-    ready_at = time.monotonic() + 0.3
-    waited = wait_until_healthy(lambda: time.monotonic() >= ready_at, 5, "thing", interval_s=0.02)
-    assert 0.25 < waited < 2
-
-
-def test_wait_until_healthy_names_what_and_how_long_and_the_last_problem() -> None:
-    def probe() -> bool:
-        raise ConnectionRefusedError("nobody home")
-
-    start = time.monotonic()
-    with pytest.raises(errors.Unhealthy, match=r"redis at 127.0.0.1:1 not healthy after 0.3s.*nobody home"):
-        wait_until_healthy(probe, 0.3, "redis at 127.0.0.1:1", interval_s=0.05)
-    assert time.monotonic() - start < 1.5
 
 
 @pytest.fixture

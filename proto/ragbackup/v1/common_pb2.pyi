@@ -14,11 +14,22 @@ class EntryType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_TYPE_DIR: _ClassVar[EntryType]
     ENTRY_TYPE_SYMLINK: _ClassVar[EntryType]
     ENTRY_TYPE_HARDLINK: _ClassVar[EntryType]
+
+class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONSISTENCY_UNSPECIFIED: _ClassVar[Consistency]
+    CONSISTENCY_ONLINE: _ClassVar[Consistency]
+    CONSISTENCY_PAUSE: _ClassVar[Consistency]
+    CONSISTENCY_STOP: _ClassVar[Consistency]
 ENTRY_TYPE_UNSPECIFIED: EntryType
 ENTRY_TYPE_FILE: EntryType
 ENTRY_TYPE_DIR: EntryType
 ENTRY_TYPE_SYMLINK: EntryType
 ENTRY_TYPE_HARDLINK: EntryType
+CONSISTENCY_UNSPECIFIED: Consistency
+CONSISTENCY_ONLINE: Consistency
+CONSISTENCY_PAUSE: Consistency
+CONSISTENCY_STOP: Consistency
 
 class Entry(_message.Message):
     __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes", "layout")
@@ -71,15 +82,89 @@ class ChunkBatch(_message.Message):
     def __init__(self, chunks: _Optional[_Iterable[_Union[Chunk, _Mapping]]] = ...) -> None: ...
 
 class ComponentSpec(_message.Message):
-    __slots__ = ("name", "kind", "path", "exclude", "options_json")
+    __slots__ = ("name", "kind", "path", "exclude", "paths", "redis", "chroma")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_FIELD_NUMBER: _ClassVar[int]
-    OPTIONS_JSON_FIELD_NUMBER: _ClassVar[int]
+    PATHS_FIELD_NUMBER: _ClassVar[int]
+    REDIS_FIELD_NUMBER: _ClassVar[int]
+    CHROMA_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     path: str
     exclude: _containers.RepeatedScalarFieldContainer[str]
-    options_json: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., path: _Optional[str] = ..., exclude: _Optional[_Iterable[str]] = ..., options_json: _Optional[str] = ...) -> None: ...
+    paths: PathsOptions
+    redis: RedisOptions
+    chroma: ChromaOptions
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., path: _Optional[str] = ..., exclude: _Optional[_Iterable[str]] = ..., paths: _Optional[_Union[PathsOptions, _Mapping]] = ..., redis: _Optional[_Union[RedisOptions, _Mapping]] = ..., chroma: _Optional[_Union[ChromaOptions, _Mapping]] = ...) -> None: ...
+
+class PathsOptions(_message.Message):
+    __slots__ = ("service", "container", "container_path")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_PATH_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    container: str
+    container_path: str
+    def __init__(self, service: _Optional[str] = ..., container: _Optional[str] = ..., container_path: _Optional[str] = ...) -> None: ...
+
+class Owner(_message.Message):
+    __slots__ = ("uid", "gid")
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    uid: int
+    gid: int
+    def __init__(self, uid: _Optional[int] = ..., gid: _Optional[int] = ...) -> None: ...
+
+class RedisOptions(_message.Message):
+    __slots__ = ("common", "host", "port", "password", "password_file", "username", "tls", "tls_ca", "tls_cert", "tls_key", "rdb_filename", "owner", "timeout_s")
+    COMMON_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FILE_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    TLS_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERT_FIELD_NUMBER: _ClassVar[int]
+    TLS_KEY_FIELD_NUMBER: _ClassVar[int]
+    RDB_FILENAME_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    common: PathsOptions
+    host: str
+    port: int
+    password: str
+    password_file: str
+    username: str
+    tls: bool
+    tls_ca: str
+    tls_cert: str
+    tls_key: str
+    rdb_filename: str
+    owner: Owner
+    timeout_s: float
+    def __init__(self, common: _Optional[_Union[PathsOptions, _Mapping]] = ..., host: _Optional[str] = ..., port: _Optional[int] = ..., password: _Optional[str] = ..., password_file: _Optional[str] = ..., username: _Optional[str] = ..., tls: _Optional[bool] = ..., tls_ca: _Optional[str] = ..., tls_cert: _Optional[str] = ..., tls_key: _Optional[str] = ..., rdb_filename: _Optional[str] = ..., owner: _Optional[_Union[Owner, _Mapping]] = ..., timeout_s: _Optional[float] = ...) -> None: ...
+
+class ChromaOptions(_message.Message):
+    __slots__ = ("common", "url", "tenant", "database", "owner", "probes", "top_k", "timeout_s", "consistency")
+    COMMON_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    common: PathsOptions
+    url: str
+    tenant: str
+    database: str
+    owner: Owner
+    probes: int
+    top_k: int
+    timeout_s: float
+    consistency: Consistency
+    def __init__(self, common: _Optional[_Union[PathsOptions, _Mapping]] = ..., url: _Optional[str] = ..., tenant: _Optional[str] = ..., database: _Optional[str] = ..., owner: _Optional[_Union[Owner, _Mapping]] = ..., probes: _Optional[int] = ..., top_k: _Optional[int] = ..., timeout_s: _Optional[float] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...

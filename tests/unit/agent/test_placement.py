@@ -63,3 +63,20 @@ def test_recreate_dir_keeps_owner_and_mode(tmp_path):
     placement.recreate_dir(str(tmp_path / "new"), str(aside))
     st = os.stat(tmp_path / "new")
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o710, 1234, 4321)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives files away")
+def test_chown_tree_gives_every_entry_to_the_owner_links_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f").write_text("data")
+    (tree / "link").symlink_to(outside)
+    placement.chown_tree(str(tree), (1234, 2345))
+    for p in (tree, tree / "sub", tree / "sub" / "f", tree / "link"):
+        st = os.lstat(p)
+        assert (st.st_uid, st.st_gid) == (1234, 2345), p
+    assert os.stat(outside).st_uid == os.getuid()
+    placement.chown_tree(str(tree), None)
+    assert os.lstat(tree).st_uid == 1234

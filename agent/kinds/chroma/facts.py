@@ -4,7 +4,7 @@ In: the directory a capture sends (the online copy, or the persist dir while the
 is paused or stopped), the ChromaTarget and the server's version. Out: the facts (per
 collection: name, id, count, dimension, metric, probe queries with their top-k ids), read
 by opening a scratch copy of that directory with chromadb's PersistentClient in a child
-process (`python -m ragbackup.agent.capture.chroma_facts`, started ahead and told when its
+process (`python -m ragbackup.agent.kinds.chroma.facts`, started ahead and told when its
 copy is complete); the restore's check compares them with the restored server. Without a
 usable chromadb the facts say why they are missing.
 """
@@ -24,9 +24,9 @@ from typing import Any
 
 from ragbackup import errors
 
-from ragbackup.agent.capture.chroma import ChromaTarget, check_version_compatible, probe_offsets, space_of
+from ragbackup.agent.kinds.chroma.api import ChromaTarget, check_version_compatible
 
-log = logging.getLogger("ragbackup.agent.capture.chroma_facts")
+log = logging.getLogger("ragbackup.agent.kinds.chroma.facts")
 
 # Opening a copy loads its HNSW segments; a large store takes a while, a hung engine must not
 # hold a paused service forever.
@@ -120,6 +120,22 @@ def _finish(proc: subprocess.Popen) -> None:
 
 
 # ---------------------------------------------------------------- the child process
+
+
+def probe_offsets(count: int, probes: int) -> list[int]:
+    """Up to `probes` distinct record offsets spread evenly over `count` records."""
+    if count <= 0 or probes <= 0:
+        return []
+    return sorted({i * count // min(probes, count) for i in range(min(probes, count))})
+
+
+def space_of(metadata: Mapping[str, Any] | None, configuration: Mapping[str, Any] | None) -> str | None:
+    """The distance metric: collection metadata `hnsw:space`, else the HNSW configuration."""
+    metadata = metadata or {}
+    if "hnsw:space" in metadata:
+        return str(metadata["hnsw:space"])
+    hnsw = (configuration or {}).get("hnsw") or {}
+    return hnsw.get("space")
 
 
 def _collections(client) -> list:

@@ -1,0 +1,1 @@
+"""Kind `redis`: client (reaching it), capture (BGSAVE), place (restore), verify (facts, readiness, drill)."""
