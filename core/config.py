@@ -6,6 +6,7 @@ what was expected. Secrets are `Secret`s. Commented examples: packaging/*.toml.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
 from ragbackup.schedule import Objectives, Schedule, parse_span
+from ragbackup.tier_options import ArchiveConfig, ObjectLockConfig, parse_archive, parse_kind, parse_object_lock
 from ragbackup import unixsock
 
 DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
@@ -242,6 +244,9 @@ class TierConfig:
     max_attempts: int = 3  # tries per S3 request (botocore), each bounded by the timeouts
     max_concurrency: int = 4  # objects copied at once
     bandwidth_limit: int = 0  # bytes/s of uploads, 0: no limit
+    kind: str = "copy"  # "copy": the deduplicated repository; "archive": self-contained sets (docs/ARCHIVE.md)
+    object_lock: ObjectLockConfig | None = None  # [tiers.NAME.object_lock] (docs/OFFSITE.md)
+    archive: ArchiveConfig | None = None  # [tiers.NAME.archive], set when kind = "archive"
 
     def storage_classes(self) -> dict[str, str]:
         """Storage class by key prefix (S3Settings.storage_class_for): packs apart from metadata."""
@@ -488,7 +493,7 @@ def _retention_table(path: str, r: _Section, default: RetentionConfig) -> Retent
 # Keys of [tiers.NAME]; subtables: retention. (object_lock and kind are reserved for later.)
 TIER_KEYS = {"endpoint_url", "bucket", "prefix", "region", "credentials", "profile", "feed", "storage_class_packs",
              "storage_class_metadata", "retention", "connect_timeout", "read_timeout", "max_attempts",
-             "max_concurrency", "bandwidth_limit"}
+             "max_concurrency", "bandwidth_limit", "kind", "object_lock", "archive"}
 _TIER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _RESERVED_TIER_NAMES = ("primary", "local")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(|B|KiB|MiB|GiB|KB|MB|GB|k|M|G)$")
@@ -536,7 +541,7 @@ def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
     retention = _retention_table(path, t.table("retention"), d.retention)
     if not retention.has_policy:
         raise t._fail("retention", "at least one keep_* rule (a tier keeps everything forever otherwise)")
-    return TierConfig(
+    return _tier_options(path, t, TierConfig(
         name=name, bucket=_nonempty(t, "bucket"), endpoint_url=_endpoint(t), prefix=t.get("prefix", str, ""),
         region=t.get("region", str, d.region), credentials=creds_path, profile=profile,
         access_key_id=key_id, secret_access_key=secret, feed=t.get("feed", str, d.feed),
@@ -546,7 +551,18 @@ def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
         read_timeout=_positive(t, "read_timeout", d.read_timeout),
         max_attempts=_count(t, "max_attempts", d.max_attempts, 1, 10),
         max_concurrency=_count(t, "max_concurrency", d.max_concurrency, 1, 64),
-        bandwidth_limit=_rate(t, "bandwidth_limit"))
+        bandwidth_limit=_rate(t, "bandwidth_limit")))
+
+
+def _tier_options(path: str, t: _Section, tier: TierConfig) -> TierConfig:
+    """`kind`, [tiers.NAME.object_lock] and [tiers.NAME.archive] (core/tier_options.py)."""
+    where = f"{path}: [{t.name}"
+    kind = parse_kind(f"{where}]", t.get("kind", str, "copy"))
+    lock = parse_object_lock(f"{where}.object_lock]", t.data["object_lock"]) if "object_lock" in t.data else None
+    if "archive" in t.data and kind != "archive":
+        raise ConfigError(f"{where}.archive]: only for kind = \"archive\"")
+    archive = parse_archive(f"{where}.archive]", t.data.get("archive", {})) if kind == "archive" else None
+    return dataclasses.replace(tier, kind=kind, object_lock=lock, archive=archive)
 
 
 def _nonempty(sec: _Section, key: str) -> str:
