@@ -71,10 +71,11 @@ class VersionedS3Storage(S3Storage):
     """S3Storage on a versioned bucket, with object lock on every write when `lock` is given."""
 
     def __init__(self, settings: S3Settings, lock: ObjectLock | None = None,
-                 clock: clocks.Clock = clocks.SYSTEM):
+                 clock: clocks.Clock = clocks.SYSTEM, tags_for: dict[str, str] | None = None):
         super().__init__(settings)
         self.lock = lock
         self._clock = clock
+        self._tags_for = dict(tags_for or {})  # key prefix -> URL-encoded tag set (lifecycle filters on it)
 
     def __repr__(self) -> str:
         return f"VersionedS3Storage({self.describe()!r}, lock={self.lock!r})"
@@ -84,6 +85,9 @@ class VersionedS3Storage(S3Storage):
     def _extra_args(self, key: str) -> dict[str, Any]:
         """The storage class, plus this write's own retention when the bucket is locked."""
         extra: dict[str, Any] = dict(super()._extra_args(key))
+        tags = [t for p, t in self._tags_for.items() if key.startswith(p)]
+        if tags:
+            extra["Tagging"] = tags[0]
         if self.lock is not None:
             extra["ObjectLockMode"] = self.lock.mode
             extra["ObjectLockRetainUntilDate"] = self.lock.until(self._clock.now())
@@ -196,6 +200,16 @@ class VersionedS3Storage(S3Storage):
         return head.get("ObjectLockRetainUntilDate")
 
     # -- archive classes ----------------------------------------------------
+
+    def list_classes(self, prefix: str) -> Iterator[tuple[str, int, str]]:
+        """(key, size, storage class) of every current object under `prefix` (ListObjectsV2)."""
+        validate_prefix(prefix)
+        paginator = self._client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=self._s.bucket, Prefix=self._prefix + prefix)
+        with self._boundary("list", prefix):
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    yield obj["Key"][len(self._prefix):], int(obj["Size"]), str(obj.get("StorageClass") or "STANDARD")
 
     def restore_state(self, key: str) -> RestoreState:
         """The object's class and whether a GET works now (HeadObject's StorageClass and Restore)."""
