@@ -13,13 +13,14 @@ def register(sub) -> None:
     p = sub.add_parser("snapshots", help="list snapshots",
                        description="List the repository's snapshots, oldest first.")
     p.add_argument("--components", default="", help="only snapshots holding one of these components")
+    p.add_argument("--tier", default="", help="list from this offsite tier itself (default: the primary)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
 
 def run(args, client: Client) -> int:
     reply = client.call("ListSnapshots", controller_pb2.ListSnapshotsRequest(
-        components=[c for c in args.components.split(",") if c]))
+        components=[c for c in args.components.split(",") if c], tier=args.tier))
     rows = [{"id": s.id, "time": s.time, "kind": s.kind, "reason": s.reason, "components": list(s.components),
              "files": s.files, "bytes_total": s.bytes_total, "bytes_added": s.bytes_added, "host": s.host}
             for s in reply.snapshots]

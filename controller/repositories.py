@@ -1,7 +1,8 @@
 """Named repositories: the controller's storage tiers, each opened and synced once.
 
-In: the configured repositories by name (today `primary`, from [repository]; later the
-`s3` and `dr` tiers). Out: `Repositories.get(name)`, an opened Repository whose index was
+In: the configured repositories by name: `primary`, from [repository], and each offsite
+tier of [tiers.NAME] (an S3 bucket holding a copy of the same repository, opened with the
+primary's passphrase or key file). Out: `Repositories.get(name)`, an opened Repository whose index was
 synced when it was opened (the controller is its only writer, so it stays in sync), and
 `on_open` hooks (the catalog syncs the primary's snapshots there); `refresh` syncs again
 when a caller names something the controller has not seen (another writer added it).
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ragbackup import errors
-from ragbackup.config import RepositoryConfig
+from ragbackup.config import RepositoryConfig, TierConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
 from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage
@@ -31,6 +32,15 @@ def make_storage(cfg: RepositoryConfig) -> Storage:
                                    region=s3.region, access_key_id=s3.access_key_id,
                                    secret_access_key=s3.secret_access_key,
                                    connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout))
+
+
+def make_tier_storage(tier: TierConfig) -> Storage:
+    """The S3 stack of a tier: its bucket, credentials (or the AWS chain), timeouts and storage classes."""
+    return open_storage(S3Settings(endpoint_url=tier.endpoint_url, bucket=tier.bucket, prefix=tier.prefix,
+                                   region=tier.region, access_key_id=tier.access_key_id,
+                                   secret_access_key=tier.secret_access_key, connect_timeout=tier.connect_timeout,
+                                   read_timeout=tier.read_timeout, max_attempts=tier.max_attempts,
+                                   storage_class_for=tier.storage_classes()))
 
 
 def _read_secret(path: str, what: str) -> bytes:
@@ -66,9 +76,13 @@ OpenHook = Callable[[str, Repository], None]
 class Repositories:
     """Repositories by name; each is opened (and its index synced) on first use, then kept."""
 
-    def __init__(self, configs: dict[str, RepositoryConfig], state_dir: str):
+    def __init__(self, configs: dict[str, RepositoryConfig], state_dir: str,
+                 tiers: dict[str, TierConfig] | None = None):
         self._tiers = {name: _Tier(name, cfg, make_storage(cfg), os.path.join(state_dir, _cache_name(name)))
                        for name, cfg in configs.items()}
+        unlocking = configs.get(PRIMARY) or next(iter(configs.values()))
+        for name, tier in (tiers or {}).items():  # a tier opens with the primary's secret: it is the same repository
+            self._tiers[name] = _Tier(name, unlocking, make_tier_storage(tier), os.path.join(state_dir, _cache_name(name)))
         self._hooks: list[OpenHook] = []
         self._lock = threading.Lock()
 
@@ -77,6 +91,30 @@ class Repositories:
 
     def config(self, name: str = PRIMARY) -> RepositoryConfig:
         return self._tier(name).cfg
+
+    def storage(self, name: str = PRIMARY) -> Storage:
+        """The storage stack of repository `name` (replication writes a tier through it)."""
+        return self._tier(name).storage
+
+    def target(self, name: str, source: Repository) -> Repository:
+        """Repository `name` opened as a copy of `source`, even before it holds a `config` (replication's target).
+
+        Same master key and id as `source`; RepositoryError when `name` already holds another repository.
+        """
+        tier = self._tier(name)
+        with self._lock:
+            if tier.repo is None:
+                try:
+                    tier.repo = Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
+                except errors.RepositoryNotFound:
+                    master = Repository.unlock_master(source.storage, make_unlocker(tier.cfg))
+                    tier.repo = Repository(tier.storage, master, source.id, source.params, tier.cache_dir)
+                tier.repo.sync_index()
+            if tier.repo.id != source.id:
+                raise errors.RepositoryError(
+                    f"{tier.storage.describe()} holds repository {tier.repo.id}, not {source.id} "
+                    f"(use another bucket or prefix for tier {name!r})")
+            return tier.repo
 
     def is_open(self, name: str = PRIMARY) -> bool:
         return self._tier(name).repo is not None

@@ -242,8 +242,9 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
     """Decide, then restore. A dry run and the restore run the same checks before anything is stopped
     or written: restore_steps (the plan) and check_on_agents (each agent's own checks)."""
-    repo = ctl.repo()
-    hist = ctl.history()
+    source = ctl.source(req.source)
+    repo, _ = ctl.synced(source)  # a tier: its catalog rebuilt from the tier itself
+    hist = ctl.history(source)
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
     manifest = repo.load_manifest(sid)
     kinds = manifest.kinds()
@@ -257,7 +258,8 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
                             {"snapshot": plan.snapshot, "dry_run": True, "components": list(plan.components),
                              "steps": list(steps), "restored_paths": paths})
         return
-    yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
+    yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}"
+                     + (f" from tier {source}" if source != "primary" else ""))
     apps = ctl.cfg.app_services if not plan.target else ()
     with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
         for app in apps:

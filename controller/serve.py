@@ -26,6 +26,7 @@ from ragbackup.controller.audit import INTERNAL
 from ragbackup.controller.jobs.records import JobRecord
 from ragbackup.controller.jobs.runner import Runner, open_runner
 from ragbackup.controller.policy.schedule import rpo_findings
+from ragbackup.controller.replication_loop import Replicator
 from ragbackup.controller.status import Watch
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     status = Status(notifier, runner, cfg.socket)
     runner.on_start(status.started)
     runner.on_finish(status.finished)
+    replicator = Replicator(runner)  # after every backup, and catching up after outages and restarts
+    runner.on_finish(replicator.after_job)
+    replicator.start(stop)
     notifier.ready(status.text())  # only now: the socket listens and has its group and mode
     notify.Watchdog(notifier, pool, runner.probe).run(stop)
     notifier.stopping()

@@ -103,10 +103,12 @@ class JobEvent(_message.Message):
     def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., log: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
 
 class ListSnapshotsRequest(_message.Message):
-    __slots__ = ("components",)
+    __slots__ = ("components", "tier")
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     components: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, components: _Optional[_Iterable[str]] = ...) -> None: ...
+    tier: str
+    def __init__(self, components: _Optional[_Iterable[str]] = ..., tier: _Optional[str] = ...) -> None: ...
 
 class SnapshotSummary(_message.Message):
     __slots__ = ("id", "time", "kind", "reason", "components", "files", "bytes_total", "bytes_added", "host")
@@ -151,20 +153,22 @@ class ShowSnapshotReply(_message.Message):
     def __init__(self, manifest_json: _Optional[str] = ...) -> None: ...
 
 class RestoreRequest(_message.Message):
-    __slots__ = ("id", "components", "target", "dry_run", "force", "agent")
+    __slots__ = ("id", "components", "target", "dry_run", "force", "agent", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     components: _containers.RepeatedScalarFieldContainer[str]
     target: str
     dry_run: bool
     force: bool
     agent: str
-    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ..., agent: _Optional[str] = ...) -> None: ...
+    source: str
+    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("read_data",)
@@ -321,17 +325,27 @@ class DrillRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ForgetRequest(_message.Message):
-    __slots__ = ("ids", "dry_run")
+    __slots__ = ("ids", "dry_run", "tier")
     IDS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     dry_run: bool
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    tier: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ..., tier: _Optional[str] = ...) -> None: ...
 
 class PruneRequest(_message.Message):
-    __slots__ = ("dry_run", "max_repack")
+    __slots__ = ("dry_run", "max_repack", "tier")
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     MAX_REPACK_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     dry_run: bool
     max_repack: int
-    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ...) -> None: ...
+    tier: str
+    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class ReplicateRequest(_message.Message):
+    __slots__ = ("tier",)
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    def __init__(self, tier: _Optional[str] = ...) -> None: ...

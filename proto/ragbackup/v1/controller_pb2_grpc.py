@@ -124,6 +124,11 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.Replicate = channel.unary_stream(
+                '/ragbackup.v1.Controller/Replicate',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -246,6 +251,13 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replicate(self, request, context):
+        """Copy what each offsite tier lacks (docs/OFFSITE.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -337,6 +349,11 @@ def add_ControllerServicer_to_server(servicer, server):
             'Prune': grpc.unary_stream_rpc_method_handler(
                     servicer.Prune,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Replicate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Replicate,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
             ),
     }
@@ -825,6 +842,33 @@ class Controller:
             target,
             '/ragbackup.v1.Controller/Prune',
             ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Replicate',
+            ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
             options,
             channel_credentials,
