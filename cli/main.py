@@ -16,6 +16,7 @@ from ragbackup.cli import (backup, catalog, config, demo, diff, export, health, 
 from ragbackup.cli import jobs
 from ragbackup.cli import forget, prune  # retention: forget snapshots, reclaim their data
 from ragbackup.cli import replicate
+from ragbackup.cli import archive, lifecycle, lock  # archive tiers, lifecycle rules, object lock
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 from ragbackup.cli import drill
@@ -47,6 +48,7 @@ VERBS += [jobs, status, config]
 VERBS.insert(VERBS.index(verify) + 1, drill)
 VERBS += [forget, prune]
 VERBS += [replicate]
+VERBS += [archive, lifecycle, lock]
 
 
 def parser() -> argparse.ArgumentParser:

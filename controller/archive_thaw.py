@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Generator
 
 from ragbackup import errors
 from ragbackup.clock import Clock
@@ -46,9 +46,10 @@ def _request(storage: VersionedS3Storage, keys: list[str], cfg: ArchiveConfig) -
     return sent
 
 
-def thaw(storage: VersionedS3Storage, cfg: ArchiveConfig, clock: Clock, sleep: Callable[[float], None],
-         progress: Progress) -> ThawReport:
-    """RestoreObject for each frozen object of the set, then poll HeadObject until all are readable."""
+def thawing(storage: VersionedS3Storage, cfg: ArchiveConfig, clock: Clock,
+            sleep: Callable[[float], None]) -> Generator[tuple[int, int], None, ThawReport]:
+    """RestoreObject for each frozen object of the set, then poll HeadObject until all are readable;
+    yields (readable, total) before each wait, returns the report."""
     keys = frozen_keys(storage)
     if not keys:
         return ThawReport(0, 0, 0.0)
@@ -58,7 +59,7 @@ def thaw(storage: VersionedS3Storage, cfg: ArchiveConfig, clock: Clock, sleep: C
     start = clock.now()
     pending = _pending(storage, keys)
     while pending:
-        progress("thaw", len(keys) - len(pending), len(keys))
+        yield len(keys) - len(pending), len(keys)
         waited = clock.now() - start
         if waited >= cfg.restore_wait:
             raise errors.StorageUnavailable(
@@ -67,5 +68,17 @@ def thaw(storage: VersionedS3Storage, cfg: ArchiveConfig, clock: Clock, sleep: C
                 "or raise [tiers.NAME.archive] restore_wait")
         sleep(min(cfg.restore_poll, cfg.restore_wait - waited).total_seconds())
         pending = _pending(storage, pending)
-    progress("thaw", len(keys), len(keys))
+    yield len(keys), len(keys)
     return ThawReport(len(keys), sent, (clock.now() - start).total_seconds())
+
+
+def thaw(storage: VersionedS3Storage, cfg: ArchiveConfig, clock: Clock, sleep: Callable[[float], None],
+         progress: Progress) -> ThawReport:
+    """thawing() with a progress callback."""
+    gen = thawing(storage, cfg, clock, sleep)
+    while True:
+        try:
+            done, total = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        progress("thaw", done, total)

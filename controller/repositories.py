@@ -35,7 +35,14 @@ def make_storage(cfg: RepositoryConfig) -> Storage:
 
 
 def make_tier_storage(tier: TierConfig) -> Storage:
-    """The S3 stack of a tier: its bucket, credentials (or the AWS chain), timeouts and storage classes."""
+    """The S3 stack of a tier: its bucket, credentials (or the AWS chain), timeouts and storage classes.
+
+    A tier with [tiers.NAME.object_lock] writes every object with its own retain-until date and deletes
+    by delete markers (storage/versions.py); its bucket must have object lock enabled (lockkeep.check).
+    """
+    if tier.object_lock is not None:
+        from ragbackup.controller.lockkeep import locked_tier_storage
+        return locked_tier_storage(tier)
     return open_storage(S3Settings(endpoint_url=tier.endpoint_url, bucket=tier.bucket, prefix=tier.prefix,
                                    region=tier.region, access_key_id=tier.access_key_id,
                                    secret_access_key=tier.secret_access_key, connect_timeout=tier.connect_timeout,
@@ -115,6 +122,12 @@ class Repositories:
                     f"{tier.storage.describe()} holds repository {tier.repo.id}, not {source.id} "
                     f"(use another bucket or prefix for tier {name!r})")
             return tier.repo
+
+    def add_view(self, name: str, storage: Storage, cache_dir: str) -> None:
+        """A read-only repository under `name` (a tier as of a time, controller/asof.py), opened like the others."""
+        with self._lock:
+            if name not in self._tiers:
+                self._tiers[name] = _Tier(name, self._tiers[PRIMARY].cfg, storage, cache_dir)
 
     def is_open(self, name: str = PRIMARY) -> bool:
         return self._tier(name).repo is not None

@@ -20,7 +20,7 @@ from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
-from ragbackup.controller import events, locks
+from ragbackup.controller import archive_tier, events, locks
 from ragbackup.controller.policy.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
 from ragbackup.controller.state import Controller
 
@@ -243,6 +243,7 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     """Decide, then restore. A dry run and the restore run the same checks before anything is stopped
     or written: restore_steps (the plan) and check_on_agents (each agent's own checks)."""
     source = ctl.source(req.source)
+    source = yield from archive_tier.resolve_source(ctl, source, req)  # --as-of, archive sets (thawed)
     repo, _ = ctl.synced(source)  # a tier: its catalog rebuilt from the tier itself
     hist = ctl.history(source)
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot

@@ -29,6 +29,9 @@ from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
 from ragbackup.controller.jobs import prune as prune_job
 from ragbackup.controller.jobs import replicate as replicate_job
+from ragbackup.controller.jobs import archive as archive_job
+from ragbackup.controller.jobs import lockkeep as lockkeep_job
+from ragbackup.controller import archive_tier, asof, lifecycle, offsite_extra
 from ragbackup.controller.jobs import restore as restore_job
 from ragbackup.controller.jobs import scheduled
 from ragbackup.controller.jobs import verify as verify_job
@@ -137,7 +140,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
 
     def ListSnapshots(self, request, context):
         # One listing of snapshots/ (the primary's, or the tier's own): added, vanished; the index is not re-read.
-        repo, catalog = self.ctl.synced(self.ctl.source(request.tier))  # RepositoryNotFound before `ragctl init`
+        name = self.ctl.source(request.tier)
+        if archive_tier.is_archive(self.ctl, name):
+            return archive_tier.list_sets(self.ctl, name)  # self-contained sets, each with its restore time
+        if request.as_of:
+            name = asof.view(self.ctl, name, request.as_of)
+        repo, catalog = self.ctl.synced(name)  # RepositoryNotFound before `ragctl init`
         out = []
         for r in catalog.list():
             if request.components and not set(request.components) & set(r.components):
@@ -146,7 +154,11 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
             out.append(controller_pb2.SnapshotSummary(
                 id=r.id, time=r.time, kind=r.kind, reason=r.reason, components=list(r.components),
                 files=t["files"], bytes_total=t["bytes_total"], bytes_added=t["bytes_added"], host=r.host))
-        return controller_pb2.ListSnapshotsReply(snapshots=out, warnings=repository_warnings(repo, catalog))
+        reply = controller_pb2.ListSnapshotsReply(snapshots=out, warnings=repository_warnings(repo, catalog))
+        if name != PRIMARY and not request.as_of:
+            reply.restore_times.extend(archive_tier.copy_tier_times(self.ctl, name, [s.id for s in out]))
+            reply.rto_s = archive_tier.rto(self.ctl).total_seconds()
+        return reply
 
     def ShowSnapshot(self, request, context):
         self.ctl.refresh_unknown(request.id)
@@ -263,7 +275,8 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def _prune_every_tier(self, request, context):
         """`ragctl prune --tier all` (the prune timer): the primary, then each tier's forget (its own policy)
         and prune, each its own job; a tier's failure is a log line, the next tier still runs."""
-        steps = [(PRIMARY, "prune")] + [(t, kind) for t in self.ctl.cfg.tiers for kind in ("forget", "prune")]
+        steps = [(PRIMARY, "prune")] + [(t, kind) for t in self.ctl.cfg.tiers for kind in ("forget", "prune")
+                                        if not archive_tier.is_archive(self.ctl, t)]  # sets expire by lifecycle
         failed = []
         for tier, kind in steps:
             body = forget_job.run if kind == "forget" else prune_job.run
@@ -287,6 +300,34 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         replicate_job.tier_order(self.ctl.cfg, request.tier)  # UsageError for an unknown tier before any job
         job = self._job("replicate", context, audit={"tier": request.tier or "all"})
         yield from self.runner.stream(job, lambda ctx: replicate_job.run(ctx, request), _cancel_event(context))
+
+    # --- object lock, archive tiers, lifecycle, import from S3 (offsite_extra.py) -----------
+
+    def InitTier(self, request, context):
+        return offsite_extra.init_tier(self.ctl, request, caller(context), self.audit)
+
+    def MaintainLocks(self, request, context):
+        lockkeep_job.locked_tiers(self.ctl.cfg, request.tier)  # UsageError before any job
+        job = self._job("lock-maintain", context, audit={"tier": request.tier or "all"})
+        yield from self.runner.stream(job, lambda ctx: lockkeep_job.run(ctx, request.tier), _cancel_event(context))
+
+    def Archive(self, request, context):
+        archive_job.archive_tiers(self.ctl.cfg, request.tier)
+        job = self._job("archive", context, audit={"tier": request.tier or "all", "ids": ",".join(request.ids) or "due"})
+        yield from self.runner.stream(job, lambda ctx: archive_job.run(ctx, request), _cancel_event(context))
+
+    def Lifecycle(self, request, context):
+        tier = offsite_extra.tier_named(self.ctl, request.tier)
+        if not request.apply:
+            return lifecycle.run(tier, request)
+        job = self._job("lifecycle", context, audit={"tier": tier.name, "rules": "file" if request.rules_json else "generated"})
+        return self.runner.call(job, lambda ctx: lifecycle.run(tier, request))
+
+    def ImportS3(self, request, context):
+        req = offsite_extra.import_request(self.ctl, request, caller(context))
+        job = self._job("import", context, audit={"file": request.url})
+        manifest = self.runner.call(job, lambda ctx: offsite_extra.import_s3(ctx, request, req), _cancel_event(context))
+        return controller_pb2.ImportReply(snapshot_id=manifest.id, details_json=json.dumps(manifest.summary()))
 
     def _after_backup(self, context):
         """[retention] forget_after_backup / prune_after_backup: each its own job, after a scheduled backup

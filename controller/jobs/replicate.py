@@ -47,7 +47,11 @@ def run(ctx: JobContext, req: controller_pb2.ReplicateRequest) -> Iterator[contr
     results = {}
     for name in names:
         with ctx.lock(lock_name(name)):
-            results[name] = yield from replicate_tier(ctx, name)
+            if ctx.cfg.tiers[name].kind == "archive":  # self-contained sets, not a copy (docs/ARCHIVE.md)
+                from ragbackup.controller.jobs.archive import replicate_archive
+                results[name] = yield from replicate_archive(ctx, name)
+            else:
+                results[name] = yield from replicate_tier(ctx, name)
     copied = sum(r["snapshots"] for r in results.values())
     ctx.count(bytes_sent=sum(r["bytes"] for r in results.values()))
     yield ctx.result(f"replicated {copied} snapshot(s) to {', '.join(names)}", {"tiers": results})

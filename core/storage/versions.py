@@ -126,6 +126,11 @@ class VersionedS3Storage(S3Storage):
                 raise
         return reply.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
 
+    def versioning_enabled(self) -> bool:
+        """True when the bucket keeps object versions (GetBucketVersioning: Enabled)."""
+        with self._boundary("get_bucket_versioning"):
+            return self._client.get_bucket_versioning(Bucket=self._s.bucket).get("Status") == "Enabled"
+
     def check_lock(self) -> None:
         """StateError unless the bucket can lock what this storage writes (when a lock is configured)."""
         if self.lock is not None and not self.lock_enabled():
@@ -142,6 +147,27 @@ class VersionedS3Storage(S3Storage):
             self._client.put_object_retention(
                 Bucket=self._s.bucket, Key=full, VersionId=version_id,
                 Retention={"Mode": self.lock.mode, "RetainUntilDate": until})
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def lifecycle_rules(self) -> list[dict]:
+        """The bucket's lifecycle rules (none: an empty list)."""
+        with self._boundary("get_bucket_lifecycle_configuration"):
+            try:
+                return list(self._client.get_bucket_lifecycle_configuration(Bucket=self._s.bucket).get("Rules", []))
+            except ClientError as err:
+                if _code(err) in ("NoSuchLifecycleConfiguration", "NotImplemented"):
+                    return []
+                raise
+
+    def put_lifecycle_rules(self, rules: list[dict]) -> None:
+        """Replace the bucket's lifecycle rules (all of them: S3 keeps one configuration per bucket)."""
+        with self._boundary("put_bucket_lifecycle_configuration"):
+            if rules:
+                self._client.put_bucket_lifecycle_configuration(
+                    Bucket=self._s.bucket, LifecycleConfiguration={"Rules": rules})
+            else:
+                self._client.delete_bucket_lifecycle(Bucket=self._s.bucket)
 
     # -- versions -----------------------------------------------------------
 
