@@ -42,10 +42,16 @@ def locked_tier_storage(tier: TierConfig) -> Storage:
     return retrying(versioned(tier))
 
 
-def check(tier: TierConfig) -> None:
-    """StateError when a tier configured with object lock points at a bucket without it."""
-    if tier.object_lock is not None:
-        versioned(tier).check_lock()
+def check(tier: TierConfig) -> bool:
+    """StateError when a tier configured with object lock points at a bucket without it; False when the
+    bucket does not exist yet (`ragctl init --tier` creates it with object lock)."""
+    if tier.object_lock is None:
+        return True
+    storage = versioned(tier)
+    if not storage.bucket_exists():
+        return False
+    storage.check_lock()
+    return True
 
 
 @dataclass

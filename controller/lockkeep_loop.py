@@ -27,7 +27,9 @@ def check_locked_tiers(cfg: ControllerConfig) -> None:
         if tier.object_lock is None:
             continue
         try:
-            lockkeep.check(tier)
+            if not lockkeep.check(tier):
+                log.warning("tier %s: bucket %s does not exist yet: create it with `ragctl init --tier %s` "
+                            "(object lock enabled)", name, tier.bucket, name)
         except errors.Unavailable as exc:
             log.warning("tier %s: cannot check its bucket's object lock now (%s); maintenance checks again",
                         name, exc.message)

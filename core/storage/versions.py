@@ -126,6 +126,10 @@ class VersionedS3Storage(S3Storage):
                 raise
         return reply.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
 
+    def bucket_exists(self) -> bool:
+        with self._boundary("head_bucket"):
+            return self._bucket_exists()
+
     def versioning_enabled(self) -> bool:
         """True when the bucket keeps object versions (GetBucketVersioning: Enabled)."""
         with self._boundary("get_bucket_versioning"):
