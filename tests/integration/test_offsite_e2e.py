@@ -106,6 +106,8 @@ def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers
         assert {k for k in a.keys(vault_bucket) if k.startswith("data/")} == \
             {k for k in a.keys(s3_bucket) if k.startswith("data/")}
         assert sorted(_snapshot_ids(st, "--tier", "dr")) == sorted(states)
+        log = open(os.path.join(st.workdir, "controller.log")).read()
+        assert "to tier vault from s3, server-side" in log and "to tier dr from s3, through the controller" in log
         # The site is lost: the repository and the controller's state go; a new controller starts.
         st.stop_process("controller")
         shutil.rmtree(st.repo_dir)
