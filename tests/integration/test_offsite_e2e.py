@@ -118,7 +118,9 @@ def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers
             target = str(tmp_path / f"restored-{n}")
             _restore(st, sid, target, "--from", "dr")
             assert_same_tree(expected, os.path.join(target, "data"), f"restore of {sid} from dr")
-        assert not os.path.exists(st.repo_dir), "a restore from dr touched the local repository"
+        drill = _json(st, "drill", "latest", "--from", "dr")
+        assert drill["result"] == "SUCCESSFUL" and drill["snapshot"] == list(states)[-1], drill
+        assert not os.path.exists(st.repo_dir), "a restore or drill from dr touched the local repository"
 
 
 def _bucket(st: LocalStack, tier: str) -> str:
