@@ -14,8 +14,7 @@ from typing import Callable
 
 from ragbackup.clock import Clock
 from ragbackup.config import TierConfig
-from ragbackup.storage import S3Settings, retrying
-from ragbackup.storage.base import Storage
+from ragbackup.storage import S3Settings
 from ragbackup.storage.versions import ObjectLock, VersionedS3Storage
 
 from ragbackup.controller.policy.objectlock import extension_due, may_need_extension, new_until
@@ -36,10 +35,6 @@ def versioned(tier: TierConfig, clock: Clock | None = None) -> VersionedS3Storag
     lock = ObjectLock(tier.object_lock.days, tier.object_lock.mode) if tier.object_lock else None
     kw = {"clock": clock} if clock is not None else {}
     return VersionedS3Storage(tier_s3_settings(tier), lock, **kw)
-
-
-def locked_tier_storage(tier: TierConfig) -> Storage:
-    return retrying(versioned(tier))
 
 
 def check(tier: TierConfig) -> bool:

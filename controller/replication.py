@@ -28,7 +28,7 @@ from ragbackup.controller.policy.replicate import INDEX, METADATA, PACKS, SNAPSH
 T = TypeVar("T")
 ID_BATCH = 5000  # blob ids looked up at once
 INDEX_PACKS = 64  # packs described by one index object on the tier
-ATTEMPTS = 2  # tries per object on top of botocore's own (max_attempts); only StorageUnavailable is retried
+ATTEMPTS = 2  # tries of a direct upload or copy on top of botocore's own (max_attempts), as Retrying would
 
 
 class Throttle:
@@ -161,7 +161,7 @@ class TierCopy:
                 retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
                 self.totals.server_side += 1
             else:
-                data = retried(lambda: self.src.storage.get(key))
+                data = self.src.storage.get(key)  # the stack retries (Retrying)
                 if len(data) != size:
                     raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says {size}")
                 verify_pack(self.src, pid, data, locs)
@@ -174,10 +174,10 @@ class TierCopy:
 
     def check_on_tier(self, pid: str, size: int, locs: list[BlobLocation]) -> None:
         """The tier's copy has the pack's size and its authenticated header names the index's blobs."""
-        stored = retried(lambda: self.dst.storage.size(pack_key(pid)))
+        stored = self.dst.storage.size(pack_key(pid))
         if stored != size:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: {stored} bytes, expected {size}")
-        header = retried(lambda: read_header(self.dst.storage, self.dst.cipher, pid, size))
+        header = read_header(self.dst.storage, self.dst.cipher, pid, size)
         if {b.id for b in header} != {b.id for b in locs}:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: its header names other blobs")
 
@@ -197,7 +197,7 @@ class TierCopy:
         if self.server_side:
             retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
         else:
-            data = retried(lambda: self.src.storage.get(key))
+            data = self.src.storage.get(key)
             retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
         self.totals.objects += 1
 

@@ -17,6 +17,7 @@ from ragbackup.controller.jobs import replicate as replicate_job
 from ragbackup.controller.jobs.records import SUCCESS, JobRecord
 from ragbackup.controller.jobs.runner import Job, Runner
 from ragbackup.controller.policy.replicate import retry_delay
+from ragbackup.controller.repositories import PRIMARY
 
 log = logging.getLogger("ragbackup.controller")
 CHECK_EVERY_S = 600.0  # a full check while the queue is empty (snapshots another writer added, new tiers)
@@ -58,7 +59,14 @@ class Replicator:
             self.run_once()
 
     def run_once(self) -> bool:
-        """One replicate job over every tier; False when it failed (the next waits longer)."""
+        """One replicate job over every tier; False when it failed (the next waits longer).
+
+        Nothing runs before `ragctl init` made the primary (a backup's snapshot wakes the loop then)."""
+        try:
+            if not self.ctl.repositories.storage(PRIMARY).exists("config"):
+                return True
+        except errors.RagBackupError:
+            pass  # an S3 primary that does not answer: the job reports it
         job = Job("replicate", trigger="timer", caller="controller", audit={"after": "queue"})
         try:
             for _ in self.runner.stream(job, lambda ctx: replicate_job.run(ctx, controller_pb2.ReplicateRequest())):

@@ -18,10 +18,11 @@ from ragbackup import errors
 from ragbackup.config import RepositoryConfig, TierConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
-from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage
+from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage, retrying
 from ragbackup.storage.base import Storage
 
 PRIMARY = "primary"
+TIER_ATTEMPTS = 2
 
 
 def make_storage(cfg: RepositoryConfig) -> Storage:
@@ -40,14 +41,18 @@ def make_tier_storage(tier: TierConfig) -> Storage:
     A tier with [tiers.NAME.object_lock] writes every object with its own retain-until date and deletes
     by delete markers (storage/versions.py); its bucket must have object lock enabled (lockkeep.check).
     """
+    from ragbackup.storage.s3 import S3Storage
+
+    settings = S3Settings(endpoint_url=tier.endpoint_url, bucket=tier.bucket, prefix=tier.prefix, region=tier.region,
+                          access_key_id=tier.access_key_id, secret_access_key=tier.secret_access_key,
+                          connect_timeout=tier.connect_timeout, read_timeout=tier.read_timeout,
+                          max_attempts=tier.max_attempts, storage_class_for=tier.storage_classes())
     if tier.object_lock is not None:
-        from ragbackup.controller.lockkeep import locked_tier_storage
-        return locked_tier_storage(tier)
-    return open_storage(S3Settings(endpoint_url=tier.endpoint_url, bucket=tier.bucket, prefix=tier.prefix,
-                                   region=tier.region, access_key_id=tier.access_key_id,
-                                   secret_access_key=tier.secret_access_key, connect_timeout=tier.connect_timeout,
-                                   read_timeout=tier.read_timeout, max_attempts=tier.max_attempts,
-                                   storage_class_for=tier.storage_classes()))
+        from ragbackup.controller.lockkeep import versioned
+        return retrying(versioned(tier), attempts=TIER_ATTEMPTS)
+    # TIER_ATTEMPTS tries of max_attempts requests each: an endpoint that stops answering fails a call within
+    # TIER_ATTEMPTS * max_attempts * (connect_timeout + read_timeout) plus under 1 s of backoff (docs/OFFSITE.md).
+    return retrying(S3Storage(settings), attempts=TIER_ATTEMPTS)
 
 
 def _read_secret(path: str, what: str) -> bytes:
@@ -141,11 +146,21 @@ class Repositories:
         tier = self._tier(name)
         with self._lock:
             if tier.repo is None:
-                repo = Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
+                repo = self._open(name, tier)
                 repo.sync_index()
                 self._opened(name, repo)
                 tier.repo = repo
             return tier.repo
+
+    @staticmethod
+    def _open(name: str, tier: _Tier) -> Repository:
+        try:
+            return Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
+        except errors.RepositoryNotFound:
+            if name == PRIMARY:
+                raise
+            raise errors.RepositoryNotFound(f"tier {name!r} holds no repository yet at {tier.storage.describe()} "
+                                            f"(`ragctl replicate --tier {name}` copies one there)") from None
 
     def refresh(self, name: str = PRIMARY) -> Repository:
         """Sync repository `name` again (index, then the on_open hooks): for what another writer added."""

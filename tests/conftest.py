@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.procs",
     "fixtures.s3server",
     "fixtures.motoserver",
+    "fixtures.s3tiers",
     "fixtures.redis_server",
     "fixtures.chroma_server",
     "fixtures.dockerd",

@@ -8,6 +8,7 @@ each one done, or the failure that left the rest waiting. The background catch-u
 """
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 from ragbackup import clock, errors
@@ -19,6 +20,8 @@ from ragbackup.controller.policy.replicate import SourceSnapshot, snapshots_to_c
 from ragbackup.controller.policy.retention import parse_duration
 from ragbackup.controller.replication import TierCopy, copy_snapshots
 from ragbackup.controller.repositories import PRIMARY
+
+log = logging.getLogger("ragbackup.controller")
 
 
 def lock_name(tier: str) -> str:
@@ -77,6 +80,9 @@ def replicate_tier(ctx: JobContext, name: str):
                       + (f"; {len(too_old(source, on_tier, keep, now))} older than its keep_within skipped"
                          if keep else ""))
         copier = TierCopy(src, dst, tier, ctx.cancel)
+        how = "server-side (one endpoint)" if copier.server_side else "through the controller"
+        if todo:
+            log.info("replicating %d snapshot(s) to tier %s from %s, %s", len(todo), name, tier.feed, how)
         tier_catalog = ctl.catalog_of(name)
 
         def done(sid: str) -> None:
