@@ -136,3 +136,29 @@ def test_a_repository_on_a_locked_bucket_restores_as_of_before_an_attack(s3_serv
     again = Repository.open(retrying(AsOfStorage(storage, before)), PASS, str(tmp_path / "cache3"))
     again.sync_index()
     assert again.read_blob(blob) == b"precious " * 1000
+
+
+def test_maintenance_extends_only_live_objects_near_their_end(s3_server):
+    from ragbackup.config import TierConfig
+    from ragbackup.controller import lockkeep
+    from ragbackup.tier_options import ObjectLockConfig
+
+    s = s3_server.settings(f"keep-{uuid.uuid4().hex[:12]}")
+    tier = TierConfig("s3", s.bucket, endpoint_url=s.endpoint_url, access_key_id=s.access_key_id,
+                      secret_access_key=s.secret_access_key,
+                      object_lock=ObjectLockConfig(days=2, maintain_every=dt.timedelta(hours=12),
+                                                   extend_within=dt.timedelta(days=1)))
+    storage = lockkeep.versioned(tier)
+    assert storage.create_bucket_if_missing()
+    storage.put("data/00/live", b"live")
+    storage.put("data/00/pruned", b"pruned")
+    storage.delete("data/00/pruned")  # prune's delete marker: its version is no longer live
+    clock = FakeClock(dt.datetime.now(dt.timezone.utc))
+    assert lockkeep.maintain(tier, clock, lambda *a: None).extended == 0  # fresh: nothing to do, no HEAD
+    clock.advance(36 * 3600)  # 12 h of the 2-day lock left
+    stats = lockkeep.maintain(tier, clock, lambda *a: None)
+    assert (stats.live, stats.extended) == (1, 1)
+    live = storage.retention("data/00/live")
+    assert abs((live - (clock.now() + dt.timedelta(days=2))).total_seconds()) < 2
+    [old] = [v for v in storage.list_versions("data/00/pruned") if not v.delete_marker]
+    assert storage.retention(old.key, old.version_id) < live  # left to lapse
