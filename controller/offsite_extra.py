@@ -24,7 +24,7 @@ from ragbackup.v1 import controller_pb2
 from ragbackup.controller.jobs.backup import record_snapshot
 from ragbackup.controller.jobs.runner import JobContext
 from ragbackup.controller.lockkeep import tier_s3_settings, versioned
-from ragbackup.controller.runbook_import import ImportRequest, _check_space, import_file, parse_mapping
+from ragbackup.controller.runbook_import import HEADROOM, ImportRequest, import_file, parse_mapping
 from ragbackup.controller.state import Controller
 
 log = logging.getLogger("ragbackup.controller")
@@ -81,10 +81,18 @@ def import_request(ctl: Controller, req: controller_pb2.ImportS3Request, user) -
                          mapping=parse_mapping(req.map_json or "{}"))
 
 
+def _check_space(staging: str, need: int, url: str) -> None:
+    free = shutil.disk_usage(staging).free
+    if need + HEADROOM > free:
+        raise errors.NoSpace(f"import {url}: the controller's staging directory {staging} has {free >> 20} MiB free, "
+                             f"the object needs {need >> 20} MiB plus {HEADROOM >> 20} MiB headroom; free space there "
+                             "or point [controller] state_dir at a larger volume")
+
+
 def download(storage: S3Storage, key: str, dest: str, staging: str) -> int:
     """Fetch `key` into `dest` after checking the staging volume can hold it; IntegrityError on a short file."""
     size = storage.size(key)
-    _check_space(staging, size, os.path.basename(key))
+    _check_space(staging, size, f"{storage.describe()}{key}")
     storage.get_to_file(key, dest)
     got = os.path.getsize(dest)
     if got != size:

@@ -86,6 +86,10 @@ def test_a_locked_tier_restores_every_snapshot_after_an_attack_and_prunes_with_m
     client = s3_server.client()
     conf = client.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
     assert conf["ObjectLockEnabled"] == "Enabled" and "Rule" not in conf  # per object, never a bucket default
+    st.ragctl("lifecycle", "apply", "--tier", "s3")
+    rules = {r["ID"]: r for r in client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
+    assert rules["rag-backup-s3-noncurrent"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 3
+    assert not any("Transitions" in r for r in rules.values())
 
     first = backup(st)["id"]
     state1 = tree_state(data)
