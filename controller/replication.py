@@ -106,6 +106,7 @@ class TierCopy:
         self.pack_sizes = dict(src.index.packs())
         self.tier_packs = {o.key.rsplit("/", 1)[-1]: o.size for o in dst.storage.list("data/")}
         self.totals = Totals()
+        self._lock = threading.Lock()  # totals, from the copy threads
 
     # --- what a snapshot needs ------------------------------------------------------------
 
@@ -159,15 +160,17 @@ class TierCopy:
         if self.tier_packs.get(pid) != size:
             if self.server_side:
                 retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
-                self.totals.server_side += 1
+                with self._lock:
+                    self.totals.server_side += 1
             else:
                 data = self.src.storage.get(key)  # the stack retries (Retrying)
                 if len(data) != size:
                     raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says {size}")
                 verify_pack(self.src, pid, data, locs)
                 retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
-            self.totals.packs += 1
-            self.totals.bytes += size
+            with self._lock:
+                self.totals.packs += 1
+                self.totals.bytes += size
         self.check_on_tier(pid, size, locs)
         self.tier_packs[pid] = size
         return size
