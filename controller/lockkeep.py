@@ -9,18 +9,21 @@ nothing a snapshot uses ever loses its lock while prune's delete markers let the
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
 from ragbackup.clock import Clock
 from ragbackup.config import TierConfig
 from ragbackup.storage import S3Settings
-from ragbackup.storage.versions import ObjectLock, VersionedS3Storage
+from ragbackup.storage.versions import ObjectLock, ObjectVersion, VersionedS3Storage
 
 from ragbackup.controller.policy.objectlock import extension_due, may_need_extension, new_until
 
 log = logging.getLogger("ragbackup.controller")
 Progress = Callable[[str, int, int], None]
+BATCH = 256  # objects checked between progress reports
 
 
 def tier_s3_settings(tier: TierConfig) -> S3Settings:
@@ -60,25 +63,48 @@ class MaintainStats:
 
 
 def maintain(tier: TierConfig, clock: Clock, progress: Progress) -> MaintainStats:
-    """Extend the retention of every live object of `tier` that has less than extend_within left."""
+    """Extend the retention of every live object of `tier` that has less than extend_within left.
+
+    Objects are checked `max_concurrency` at a time (a HeadObject, then PutObjectRetention when due).
+    """
     lock = tier.object_lock
     assert lock is not None, "maintain needs a locked tier"
     storage = versioned(tier, clock)
     storage.check_lock()
     stats = MaintainStats()
     now = clock.now()
-    for v in storage.list_versions(""):
-        if not v.is_latest or v.delete_marker:
-            continue
-        stats.live += 1
-        if not may_need_extension(v.last_modified, now, lock):
-            continue
-        stats.checked += 1
+
+    def keep(v: ObjectVersion) -> bool:
         if extension_due(storage.retention(v.key, v.version_id), now, lock):
             storage.extend_retention(v.key, v.version_id, new_until(now, lock))
-            stats.extended += 1
-        if stats.checked % 200 == 0:
+            return True
+        return False
+
+    with ThreadPoolExecutor(max_workers=tier.max_concurrency, thread_name_prefix="lock-keep") as pool:
+        for batch in _batches(_candidates(storage, now, lock, stats), BATCH):
+            stats.checked += len(batch)
+            stats.extended += sum(pool.map(keep, batch))
             progress("extend", stats.checked, 0)
     log.info("tier %s: object lock maintenance: %d live object(s), %d checked, %d extended", tier.name,
              stats.live, stats.checked, stats.extended)
     return stats
+
+
+def _candidates(storage: VersionedS3Storage, now, lock, stats: MaintainStats) -> Iterator[ObjectVersion]:
+    """The live versions old enough that their retention may be near its end (counting every live one)."""
+    for v in storage.list_versions(""):
+        if v.is_latest and not v.delete_marker:
+            stats.live += 1
+            if may_need_extension(v.last_modified, now, lock):
+                yield v
+
+
+def _batches(items: Iterator[ObjectVersion], size: int) -> Iterator[list[ObjectVersion]]:
+    batch: list[ObjectVersion] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
