@@ -24,7 +24,7 @@ from ragbackup.repo.repository import Repository
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.storage import S3Settings, retrying
 from ragbackup.storage.base import Storage
-from ragbackup.storage.versions import VersionedS3Storage
+from ragbackup.storage.versions import ObjectLock, VersionedS3Storage
 
 from ragbackup.controller.policy.lifecycle import PACK_TAG, RestoreEstimate, restore_estimate
 
@@ -44,9 +44,10 @@ def tier_settings(tier: TierConfig, below: str = "") -> S3Settings:
 
 
 def set_storage(tier: TierConfig, sid: str, clock: Clock | None = None) -> VersionedS3Storage:
-    """The storage of one set: its own prefix, packs tagged for the lifecycle filter."""
+    """The storage of one set: its own prefix, packs tagged for the lifecycle filter, the tier's object lock."""
     kw = {"clock": clock} if clock is not None else {}
-    return VersionedS3Storage(tier_settings(tier, f"{SETS}{sid}"), tags_for={"data/": "=".join(PACK_TAG)}, **kw)
+    lock = ObjectLock(tier.object_lock.days, tier.object_lock.mode) if tier.object_lock else None
+    return VersionedS3Storage(tier_settings(tier, f"{SETS}{sid}"), lock, tags_for={"data/": "=".join(PACK_TAG)}, **kw)
 
 
 def tier_root(tier: TierConfig) -> VersionedS3Storage:

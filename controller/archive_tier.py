@@ -14,12 +14,12 @@ import time
 from typing import Iterator
 
 from ragbackup import errors
-from ragbackup.clock import Clock
+from ragbackup.clock import SYSTEM, Clock
 from ragbackup.config import TierConfig
 from ragbackup.storage import retrying
 from ragbackup.v1 import controller_pb2
 
-from ragbackup.controller import archive, archive_thaw, events
+from ragbackup.controller import archive, archive_thaw, asof, events
 from ragbackup.controller.catalog import Catalog
 from ragbackup.controller.lockkeep import versioned
 from ragbackup.controller.policy.lifecycle import RestoreEstimate, restore_estimate
@@ -130,9 +130,6 @@ def resolve_source(ctl: Controller, source: str, req) -> Iterator[controller_pb2
     """Generator returning the repository a restore reads: `source` itself, its view as of
     `req.as_of` (asof.py), or for an archive tier the set's view once its packs are thawed
     (a dry run sends no RestoreObject and only says how long the wait would be)."""
-    from ragbackup.clock import SYSTEM
-    from ragbackup.controller import asof
-
     if req.as_of:
         return asof.view(ctl, source, req.as_of)
     if not is_archive(ctl, source):

@@ -518,6 +518,9 @@ def _tiers(root: _Section) -> dict[str, TierConfig]:
             raise ConfigError(f"{root.path}: [tiers.{t.name}] feed: expected \"primary\" or the name of "
                               f"another tier ({', '.join(n for n in tiers if n != t.name) or 'none declared'}), "
                               f"got {t.feed!r}")
+        if t.feed != "primary" and tiers[t.feed].kind == "archive":
+            raise ConfigError(f"{root.path}: [tiers.{t.name}] feed: {t.feed!r} is an archive tier (self-contained "
+                              "sets, not a repository to copy from): feed from \"primary\" or a copy tier")
         seen, feed = {t.name}, t.feed
         while feed != "primary":
             if feed in seen:

@@ -74,3 +74,10 @@ def test_an_archive_tier_has_the_runbooks_classes_by_default(tmp_path):
 def test_bad_archive_settings_name_the_key(tmp_path, extra, message):
     with pytest.raises(errors.ConfigError, match=message):
         _load(tmp_path, extra)
+
+
+def test_no_tier_is_fed_from_an_archive_tier(tmp_path):
+    extra = ('kind = "archive"\n[tiers.dr]\nendpoint_url = "http://127.0.0.1:8334"\nbucket = "rag-dr"\n'
+             'feed = "s3"\n')
+    with pytest.raises(errors.ConfigError, match=r"\[tiers.dr\] feed: 's3' is an archive tier"):
+        _load(tmp_path, extra)
