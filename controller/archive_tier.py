@@ -32,6 +32,16 @@ def is_archive(ctl: Controller, name: str) -> bool:
     return tier is not None and tier.kind == "archive"
 
 
+def not_archive(ctl: Controller, name: str, verb: str) -> str:
+    """`name`, unless it is an archive tier (UsageError saying what applies there instead)."""
+    if is_archive(ctl, name):
+        how = {"forget": "sets expire by the tier's lifecycle rules (`ragctl lifecycle apply`)",
+               "prune": "sets share nothing, so there is nothing to prune; they expire by lifecycle",
+               "drill": "restore a set with `ragctl restore ID --from TIER --target DIR`"}[verb]
+        raise errors.UsageError(f"{verb} does not apply to archive tier {name!r}: {how}")
+    return name
+
+
 def rto(ctl: Controller) -> dt.timedelta:
     return ctl.cfg.objectives.rto
 

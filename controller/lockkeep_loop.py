@@ -58,6 +58,13 @@ class LockKeeper:
     def _run(self, name: str) -> dt.timedelta:
         """One job for tier `name`; the wait before the next (a tenth of the interval after a failure)."""
         every = self.cfg.tiers[name].object_lock.maintain_every
+        try:
+            if not lockkeep.check(self.cfg.tiers[name]):  # no bucket yet: `ragctl init --tier` creates it
+                return every / 10
+        except errors.RagBackupError as exc:
+            log.warning("tier %s: object lock maintenance cannot start, again in %s: %s", name, every / 10,
+                        exc.message)
+            return every / 10
         job = Job("lock-maintain", trigger="timer", caller="controller", audit={"tier": name})
         try:
             for _ in self.runner.stream(job, lambda ctx: lockkeep_job.run(ctx, name)):

@@ -247,7 +247,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(job, lambda ctx: repair_job.run(ctx, request), _cancel_event(context))
 
     def Drill(self, request, context):
-        source = self.ctl.source(request.source)
+        source = archive_tier.not_archive(self.ctl, self.ctl.source(request.source), "drill")
         if source == PRIMARY:
             self.ctl.refresh_unknown(request.id)
         job = self._job("drill", context, snapshot=request.id, repository=source,
@@ -258,7 +258,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     # --- retention: forget and prune (jobs/forget.py, jobs/prune.py) ----------------------
 
     def Forget(self, request, context):
-        tier = self.ctl.source(request.tier)
+        tier = archive_tier.not_archive(self.ctl, self.ctl.source(request.tier), "forget")
         job = self._job("forget", context, locks=_retention_locks(tier), repository=tier,
                         audit={"ids": ",".join(request.ids) or "policy", "dry_run": request.dry_run, "tier": tier})
         yield from self.runner.stream(job, lambda ctx: forget_job.run(ctx, request), _cancel_event(context))
@@ -267,7 +267,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         if request.tier == ALL_TIERS:
             yield from self._prune_every_tier(request, context)
             return
-        tier = self.ctl.source(request.tier)
+        tier = archive_tier.not_archive(self.ctl, self.ctl.source(request.tier), "prune")
         job = self._job("prune", context, locks=_retention_locks(tier), repository=tier,
                         audit={"dry_run": request.dry_run, "tier": tier})
         yield from self.runner.stream(job, lambda ctx: prune_job.run(ctx, request), _cancel_event(context))

@@ -92,3 +92,10 @@ def test_the_runbooks_lifecycle_rule_is_refused_on_an_archive_tier(archive_stack
     client = moto_s3.client()
     with pytest.raises(Exception):  # nothing was put on the bucket
         client.get_bucket_lifecycle_configuration(Bucket=bucket)
+
+
+@pytest.mark.parametrize("verb", [("forget",), ("prune",), ("drill", "latest")])
+def test_forget_prune_and_drill_say_what_applies_to_an_archive_tier_instead(archive_stack, verb):
+    st, _, _ = archive_stack
+    cp = st.ragctl(*verb, "--tier" if verb[0] != "drill" else "--from", "arch", check=False)
+    assert cp.returncode == 2 and "does not apply to archive tier 'arch'" in cp.stderr, cp.stderr
