@@ -8,9 +8,11 @@ fetched is used; on SeaweedFS a 32 MiB GET ran at ~300 MiB/s where 1 MiB ranged 
 """
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
+from concurrent import futures
 from collections.abc import Iterator
 
 from ragbackup import errors
@@ -19,6 +21,9 @@ from ragbackup.storage.local import check_range, short_read
 
 PACK_PREFIX = "data/"
 DEFAULT_BUDGET = 2 * 1024 * 1024 * 1024
+READ_AHEAD = 4  # packs downloaded ahead of the reader, at once, when the order of reads is known
+
+log = logging.getLogger("ragbackup.storage")
 
 
 class PackCache:
@@ -29,6 +34,9 @@ class PackCache:
         self._held: OrderedDict[str, int] = OrderedDict()  # key -> bytes, least recently used first
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._order: dict[str, int] = {}  # read_ahead's keys -> position
+        self._keys: list[str] = []
+        self._pool: futures.ThreadPoolExecutor | None = None
         with errors.os_boundary("state_dir", "create pack cache", directory):
             os.makedirs(directory, mode=0o750, exist_ok=True)
             for name in os.listdir(directory):  # a previous run's copies: not trusted to be whole
@@ -52,8 +60,35 @@ class PackCache:
             raise short_read(self.describe(), key, offset, length, len(data))
         return data
 
-    def _local(self, key: str) -> str:
+    def read_ahead(self, keys: list[str]) -> None:
+        """The packs about to be read, in order: from now on each read also starts downloading the
+        READ_AHEAD packs after it (a failed download is only logged: the read itself retries it)."""
+        with self._lock:
+            self._keys, self._order = list(keys), {k: i for i, k in enumerate(keys)}
+            if self._pool is None:
+                self._pool = futures.ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="pack-read-ahead")
+        for key in keys[:READ_AHEAD]:
+            self._pool.submit(self._prefetch, key)
+
+    def _ahead(self, key: str) -> None:
+        with self._lock:
+            at = self._order.get(key)
+            if at is None or self._pool is None:
+                return
+            todo = [k for k in self._keys[at + 1:at + 1 + READ_AHEAD] if k not in self._held and k not in self._loading]
+        for k in todo:
+            self._pool.submit(self._prefetch, k)
+
+    def _prefetch(self, key: str) -> None:
+        try:
+            self._local(key, ahead=False)
+        except errors.RagBackupError as exc:
+            log.info("read-ahead of %s failed (the restore reads it again): %s", key, exc.message)
+
+    def _local(self, key: str, ahead: bool = True) -> str:
         """The local copy of pack `key`, downloaded once even when many threads ask at the same time."""
+        if ahead:
+            self._ahead(key)
         path = os.path.join(self.directory, key.rsplit("/", 1)[-1])
         with self._lock:
             if key in self._held:

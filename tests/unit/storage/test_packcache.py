@@ -61,3 +61,13 @@ def test_delete_drops_the_local_copy(stores, tmp_path):
     cache.get_range("data/00/pack0", 0, 1)
     cache.delete_many(["data/00/pack0"])
     assert not list((tmp_path / "cache").iterdir()) and not inner.exists("data/00/pack0")
+
+
+def test_read_ahead_fetches_the_next_packs_in_read_order(stores):
+    inner, cache = stores
+    cache.read_ahead(["data/02/pack2", "data/00/pack0"])
+    cache.get_range("data/02/pack2", 0, 1)
+    cache._pool.shutdown(wait=True)  # the read-ahead downloads are done
+    assert sorted(inner.downloads) == ["data/00/pack0", "data/02/pack2"]  # pack1 is not read: never fetched
+    cache.get_range("data/00/pack0", 0, 1)
+    assert len(inner.downloads) == 2
