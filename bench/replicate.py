@@ -157,8 +157,11 @@ def ragbackup_run(work: Path, src: Path, weed: Weed) -> dict:
         st.start_controller()
         dest = work / "ragbackup-restore"
         restore_s = _timed(lambda: st.ragctl("restore", "latest", "--from", "s3", "--target", str(dest)))
+        rec = _json(st, "jobs", "--kind", "restore")[0]
+        restore_job = (dt.datetime.fromisoformat(rec["finished"]) - dt.datetime.fromisoformat(rec["started"]))
         return {"replicate_seconds": round(secs, 2), "replicate_bytes": job["bytes_sent"],
-                "replicate_mib_s": round(job["bytes_sent"] / MiB / secs, 1), "restore_seconds": round(restore_s, 2)}
+                "replicate_mib_s": round(job["bytes_sent"] / MiB / secs, 1), "restore_seconds": round(restore_s, 2),
+                "restore_job_seconds": round(restore_job.total_seconds(), 2)}
     finally:
         st.stop()
 

@@ -50,11 +50,12 @@ class Throttle:
 
 
 def s3_of(storage):
-    """The S3Storage inside a storage stack (Retrying wraps it), or None for another backend."""
+    """The S3Storage inside a storage stack (wrappers keep it as `inner`), or None for another backend."""
     from ragbackup.storage.s3 import S3Storage
 
-    inner = getattr(storage, "inner", storage)
-    return inner if isinstance(inner, S3Storage) else None
+    while not isinstance(storage, S3Storage) and hasattr(storage, "inner"):
+        storage = storage.inner  # Retrying, PackCache
+    return storage if isinstance(storage, S3Storage) else None
 
 
 def retried(fn: Callable[[], T], attempts: int = ATTEMPTS, delay: float = 1.0) -> T:
@@ -76,6 +77,7 @@ class Totals:
     bytes: int = 0  # pack bytes copied
     objects: int = 0  # index, metadata and snapshot objects
     server_side: int = 0  # packs copied with CopyObject
+    plan_seconds: float = 0.0  # reading the snapshots' trees to find what the tier lacks
 
 
 def verify_pack(src: Repository, pack_id: str, data: bytes, locs: list[BlobLocation]) -> None:
@@ -154,33 +156,39 @@ class TierCopy:
                     fut.cancel()
 
     def copy_pack(self, pid: str) -> int:
-        """One pack onto the tier (skipped when the tier already holds it whole), then checked there."""
+        """One pack onto the tier (skipped when the tier already holds it whole).
+
+        Streamed: authenticated here, then sent with a SHA-256 the server checks (what it stored is
+        what was authenticated). Server-side: the copy's size and authenticated header are checked
+        on the tier (the bytes never passed through the controller).
+        """
         key, size = pack_key(pid), self.pack_sizes[pid]
         locs = self.src.index.blobs_in_pack(pid)
-        if self.tier_packs.get(pid) != size:
-            if self.server_side:
-                retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
-                with self._lock:
-                    self.totals.server_side += 1
-            else:
-                data = self.src.storage.get(key)  # the stack retries (Retrying)
-                if len(data) != size:
-                    raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says {size}")
-                verify_pack(self.src, pid, data, locs)
-                retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
+        if self.tier_packs.get(pid) == size:
+            return size
+        if self.server_side:
+            retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
+            self.check_on_tier(pid, size, locs)
             with self._lock:
-                self.totals.packs += 1
-                self.totals.bytes += size
-        self.check_on_tier(pid, size, locs)
+                self.totals.server_side += 1
+        else:
+            data = self.src.storage.get(key)  # the stack retries (Retrying)
+            if len(data) != size:
+                raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says {size}")
+            verify_pack(self.src, pid, data, locs)
+            retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
+        with self._lock:
+            self.totals.packs += 1
+            self.totals.bytes += size
         self.tier_packs[pid] = size
         return size
 
     def check_on_tier(self, pid: str, size: int, locs: list[BlobLocation]) -> None:
         """The tier's copy has the pack's size and its authenticated header names the index's blobs."""
-        stored = self.dst.storage.size(pack_key(pid))
+        stored = retried(lambda: self.dst_s3.size(pack_key(pid)))
         if stored != size:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: {stored} bytes, expected {size}")
-        header = read_header(self.dst.storage, self.dst.cipher, pid, size)
+        header = retried(lambda: read_header(self.dst_s3, self.dst.cipher, pid, size))
         if {b.id for b in header} != {b.id for b in locs}:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: its header names other blobs")
 
@@ -216,8 +224,10 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
     for n, sid in enumerate(sids, start=1):
         if copier.cancel.is_set():
             raise errors.Cancelled(f"replication to {copier.tier.name} was cancelled")
+        began = time.monotonic()
         manifest = copier.src.load_snapshot(sid)
         needed = copier.needed_packs(manifest)
+        copier.totals.plan_seconds += time.monotonic() - began
         steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
         for step in steps:
             if step.phase == PACKS:

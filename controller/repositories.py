@@ -20,6 +20,7 @@ from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
 from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage, retrying
 from ragbackup.storage.base import Storage
+from ragbackup.storage.packcache import PackCache
 
 PRIMARY = "primary"
 TIER_ATTEMPTS = 2
@@ -94,7 +95,8 @@ class Repositories:
                        for name, cfg in configs.items()}
         unlocking = configs.get(PRIMARY) or next(iter(configs.values()))
         for name, tier in (tiers or {}).items():  # a tier opens with the primary's secret: it is the same repository
-            self._tiers[name] = _Tier(name, unlocking, make_tier_storage(tier), os.path.join(state_dir, _cache_name(name)))
+            storage = PackCache(make_tier_storage(tier), os.path.join(state_dir, f"packs-{name}"))
+            self._tiers[name] = _Tier(name, unlocking, storage, os.path.join(state_dir, _cache_name(name)))
         self._hooks: list[OpenHook] = []
         self._lock = threading.Lock()
 

@@ -97,4 +97,4 @@ def replicate_tier(ctx: JobContext, name: str):
         raise
     t = copier.totals
     return {"snapshots": t.snapshots, "packs": t.packs, "bytes": t.bytes, "objects": t.objects,
-            "server_side_packs": t.server_side, "feed": tier.feed}
+            "server_side_packs": t.server_side, "feed": tier.feed, "plan_seconds": round(t.plan_seconds, 3)}

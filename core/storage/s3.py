@@ -227,7 +227,7 @@ class S3Storage:
     # -- replication (controller/replication.py) -----------------------------
 
     def put_checked(self, key: str, data: bytes | memoryview, throttle: Callable[[int], None] | None = None,
-                    part_size: int = 8 * 1024 * 1024) -> None:
+                    part_size: int = 16 * 1024 * 1024) -> None:
         """Store `data` with a SHA-256 the server checks (BadDigest: nothing stored); multipart above
         `part_size`, each part checked, the upload aborted on any failure so no part is left behind.
 
