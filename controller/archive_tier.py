@@ -17,6 +17,7 @@ from ragbackup import errors
 from ragbackup.clock import SYSTEM, Clock
 from ragbackup.config import TierConfig
 from ragbackup.storage import retrying
+from ragbackup.storage.packcache import PackCache
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import archive, archive_thaw, asof, events
@@ -87,8 +88,8 @@ def set_view(ctl: Controller, name: str, sid: str) -> str:
     if view not in ctl.tier_catalogs:
         base = os.path.join(ctl.state_dir, "archive", name, sid)
         os.makedirs(base, mode=0o750, exist_ok=True)
-        ctl.repositories.add_view(view, retrying(archive.set_storage(ctl.cfg.tiers[name], sid)),
-                                  os.path.join(base, "cache"))
+        storage = PackCache(retrying(archive.set_storage(ctl.cfg.tiers[name], sid)), os.path.join(base, "packs"))
+        ctl.repositories.add_view(view, storage, os.path.join(base, "cache"))
         ctl.tier_catalogs[view] = Catalog(os.path.join(base, "catalog.sqlite"))
     return view
 
