@@ -90,6 +90,15 @@ def test_a_locked_tier_restores_every_snapshot_after_an_attack_and_prunes_with_m
     rules = {r["ID"]: r for r in client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]}
     assert rules["rag-backup-s3-noncurrent"]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 3
     assert not any("Transitions" in r for r in rules.values())
+    runbook = tmp_path / "runbook-lifecycle.json"
+    runbook.write_text(json.dumps({"Rules": [{"ID": "runbook", "Status": "Enabled", "Filter": {"Prefix": ""},
+                                              "Transitions": [{"Days": 30, "StorageClass": "GLACIER"},
+                                                              {"Days": 90, "StorageClass": "DEEP_ARCHIVE"}],
+                                              "Expiration": {"Days": 2555}}]}))
+    shown = st.ragctl("lifecycle", "show", "--tier", "s3", "--rules", str(runbook), check=False)
+    assert shown.returncode == 3
+    assert "ERROR runbook: moves objects to GLACIER after 30 days on tier 's3', a deduplicated" in shown.stderr
+    assert "ERROR runbook: expires current objects after 2555 days" in shown.stderr
 
     first = backup(st)["id"]
     state1 = tree_state(data)
