@@ -38,6 +38,9 @@ def view(ctl: Controller, tier: str, as_of: str) -> str:
     """Register (once) and return the name of the view of `tier` as of `as_of`."""
     if tier == PRIMARY or tier not in ctl.cfg.tiers:
         raise errors.UsageError("--as-of reads object versions of an offsite tier: give --from/--tier NAME")
+    if ctl.cfg.tiers[tier].kind == "archive":
+        raise errors.UsageError(f"--as-of reads a copy tier's object versions; {tier!r} is an archive tier, whose "
+                                "sets are never rewritten: restore the set itself")
     when = parse_as_of(as_of)
     name = f"{tier}@{clock.stamp(when)}"
     if name not in ctl.tier_catalogs:

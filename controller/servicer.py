@@ -141,7 +141,7 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     def ListSnapshots(self, request, context):
         # One listing of snapshots/ (the primary's, or the tier's own): added, vanished; the index is not re-read.
         name = self.ctl.source(request.tier)
-        if archive_tier.is_archive(self.ctl, name):
+        if archive_tier.is_archive(self.ctl, name) and not request.as_of:
             return archive_tier.list_sets(self.ctl, name)  # self-contained sets, each with its restore time
         if request.as_of:
             name = asof.view(self.ctl, name, request.as_of)
