@@ -9,6 +9,7 @@ each one done, or the failure that left the rest waiting. The background catch-u
 from __future__ import annotations
 
 import logging
+import time
 from typing import Iterator
 
 from ragbackup import clock, errors
@@ -57,12 +58,15 @@ def run(ctx: JobContext, req: controller_pb2.ReplicateRequest) -> Iterator[contr
                 results[name] = yield from replicate_tier(ctx, name)
     copied = sum(r["snapshots"] for r in results.values())
     ctx.count(bytes_sent=sum(r["bytes"] for r in results.values()))
-    yield ctx.result(f"replicated {copied} snapshot(s) to {', '.join(names)}", {"tiers": results})
+    what = "; ".join(f"{n}: {r['packs']} pack(s), {r['bytes']} bytes, {r['plan_seconds']:.1f}s planning"
+                     for n, r in results.items())
+    yield ctx.result(f"replicated {copied} snapshot(s) ({what})", {"tiers": results})
 
 
 def replicate_tier(ctx: JobContext, name: str):
     """Plan and copy what tier `name` lacks; the queue keeps what is left when it fails."""
     ctl, tier = ctx.controller, ctx.cfg.tiers[name]
+    began = time.monotonic()
     queue = ctl.replication
     try:
         src, src_catalog = ctl.synced(tier.feed)
@@ -96,5 +100,8 @@ def replicate_tier(ctx: JobContext, name: str):
         queue.failed(name, exc.message, ctx.clock.now())
         raise
     t = copier.totals
+    if t.snapshots:
+        log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning)", t.snapshots,
+                 name, t.packs, t.bytes, time.monotonic() - began, t.plan_seconds)
     return {"snapshots": t.snapshots, "packs": t.packs, "bytes": t.bytes, "objects": t.objects,
             "server_side_packs": t.server_side, "feed": tier.feed, "plan_seconds": round(t.plan_seconds, 3)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from concurrent import futures
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
@@ -103,6 +104,7 @@ def _normalize_prefix(prefix: str) -> str:
 
 
 DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
+PART_STREAMS = 4  # parts of one multipart upload sent at once (put_checked)
 
 
 class S3Storage:
@@ -250,22 +252,27 @@ class S3Storage:
             upload = self._client.create_multipart_upload(Bucket=self._s.bucket, Key=full, ChecksumAlgorithm="SHA256",
                                                           **self._extra_args(key))["UploadId"]
         try:
-            parts = []
-            for n, off in enumerate(range(0, len(view), part_size), start=1):
-                part = view[off:off + part_size]
-                if throttle:
-                    throttle(len(part))
-                digest = _sha256_b64(part)
-                with self._boundary("put", key):
-                    reply = self._client.upload_part(Bucket=self._s.bucket, Key=full, UploadId=upload, PartNumber=n,
-                                                     Body=bytes(part), ChecksumSHA256=digest)
-                parts.append({"PartNumber": n, "ChecksumSHA256": digest, "ETag": reply["ETag"]})
+            offsets = list(range(0, len(view), part_size))
+            # The parts go up at once (PART_STREAMS): a pack's upload is not one stream's speed.
+            with futures.ThreadPoolExecutor(min(PART_STREAMS, len(offsets)), thread_name_prefix="s3-part") as pool:
+                parts = list(pool.map(lambda n: self._put_part(key, full, upload, n, view[offsets[n - 1]:][:part_size],
+                                                               throttle), range(1, len(offsets) + 1)))
             with self._boundary("put", key):
                 self._client.complete_multipart_upload(Bucket=self._s.bucket, Key=full, UploadId=upload,
                                                        MultipartUpload={"Parts": parts})
         except BaseException:
             self.abort_upload(full, upload)
             raise
+
+    def _put_part(self, key: str, full: str, upload: str, number: int, part: memoryview,  # noqa: PLR0913
+                  throttle: Callable[[int], None] | None) -> dict:
+        if throttle:
+            throttle(len(part))
+        digest = _sha256_b64(part)
+        with self._boundary("put", key):
+            reply = self._client.upload_part(Bucket=self._s.bucket, Key=full, UploadId=upload, PartNumber=number,
+                                             Body=bytes(part), ChecksumSHA256=digest)
+        return {"PartNumber": number, "ChecksumSHA256": digest, "ETag": reply["ETag"]}
 
     def abort_upload(self, full: str, upload: str) -> None:
         """Abort a multipart upload (best effort: a lifecycle rule reclaims what an outage leaves)."""

@@ -97,3 +97,14 @@ def test_missing_profile_is_named_without_values(tmp_path, creds):
                                        ("x", None)])
 def test_parse_rate(text, rate):
     assert parse_rate(text) == rate
+
+
+def test_replication_runs_tiers_in_feed_order(tmp_path):
+    from ragbackup.controller.jobs.replicate import tier_order
+
+    cfg = _load(tmp_path, '[tiers.a]\nbucket = "x"\nfeed = "z"\n[tiers.z]\nbucket = "y"\nfeed = "m"\n'
+                          '[tiers.m]\nbucket = "w"\n')
+    assert tier_order(cfg) == ["m", "z", "a"]
+    assert tier_order(cfg, "z") == ["z"]
+    with pytest.raises(errors.UsageError, match="no tier named 'q'"):
+        tier_order(cfg, "q")
