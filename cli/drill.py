@@ -29,9 +29,9 @@ def register(sub) -> None:
     p.add_argument("id", nargs="?", default="latest", help="snapshot id or 'latest' (default)")
     p.add_argument("--agent", default="", help="drill every component on this agent (default: each "
                                                "component's own agent)")
-    p.add_argument("--from", dest="source", default="local", metavar="local",
-                   help="where to read the snapshot from: `local`, the primary repository (the only tier "
-                        "today: s3 and dr are refused until offsite tiers exist)")
+    p.add_argument("--from", dest="source", default="local", metavar="TIER",
+                   help="where to read the snapshot from: `local` (the primary repository, default) or an "
+                        "offsite tier of the controller config such as `s3` or `dr` (docs/OFFSITE.md)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
 

@@ -16,12 +16,15 @@ def register(sub) -> None:
                                    "deleted: run `ragctl prune` to reclaim their data.")
     p.add_argument("ids", nargs="*", metavar="ID", help="snapshots to forget (default: apply the policy)")
     p.add_argument("--dry-run", action="store_true", help="show what would be kept and forgotten; delete nothing")
+    p.add_argument("--tier", default="", help="forget on this offsite tier, by its own [tiers.NAME.retention] "
+                                              "(default: the primary and [retention])")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
 
 
 def run(args, client: Client) -> int:
-    result = run_job(client.stream("Forget", controller_pb2.ForgetRequest(ids=args.ids, dry_run=args.dry_run)),
+    result = run_job(client.stream("Forget", controller_pb2.ForgetRequest(ids=args.ids, dry_run=args.dry_run,
+                                                                          tier=args.tier)),
                      quiet=args.json)
     d = result_details(result)
     if args.json:

@@ -45,6 +45,9 @@ DESCRIPTION = "\n\n".join(textwrap.fill(p, 78) for p in (
     "symlink whose target is absolute or leaves the component, a path through a symlink. Tarballs that "
     "unpack to more than 1 TiB are refused (exit 2). The controller keeps the upload in its staging "
     "directory while it imports, and refuses it up front when that volume cannot hold it.",
+    "FILE may also be s3://BUCKET/KEY, a tarball the runbook's `aws s3 sync` uploaded: the controller "
+    "downloads it into its staging directory with the endpoint and credentials of the tier whose bucket it is "
+    "(or --tier), after checking that the volume can hold it, checks its size, then imports it as a local file.",
     "The snapshot's time is the backup's own: manifest.json's timestamp, else the YYYYMMDD_HHMMSS in the "
     "file name, else the import's time (the output says which); the import's time is recorded as "
     "imported_at. Redis and Chroma facts are derived from the imported data, as a backup records them: "
@@ -60,16 +63,19 @@ examples:
   ragctl import rag-system-backup-20261124_020000.tar.gz
   sid=$(ragctl import old.tar.gz --reason 'from the bash runbook') && ragctl restore "$sid" --target /srv/check
   ragctl import /backups/rag-system-backup-20261124_020000/ --map chromadb=chroma_b
+  ragctl import s3://rag-backups/daily/rag-system-backup-20261124_020000.tar.gz
 """
 
 
 def register(sub) -> None:
     p = sub.add_parser("import", help="ingest a runbook tarball as a new snapshot", description=DESCRIPTION)
-    p.add_argument("file", help="the tarball (rag-system-backup-YYYYMMDD_HHMMSS.tar.gz) or the runbook's "
-                                "backup directory")
+    p.add_argument("file", help="the tarball (rag-system-backup-YYYYMMDD_HHMMSS.tar.gz), the runbook's "
+                                "backup directory, or s3://BUCKET/KEY of a tarball the runbook uploaded")
     p.add_argument("--reason", default="", help="free text recorded in the snapshot (default: 'import FILE')")
     p.add_argument("--map", action="append", default=[], metavar="MEMBER=COMPONENT", type=_map_item,
                    help="put a member (chromadb, chromadb.tar.gz, .env.backup) into COMPONENT; repeatable")
+    p.add_argument("--tier", default="", help="for s3://BUCKET/KEY: the offsite tier whose endpoint and credentials "
+                                              "reach the bucket (default: the tier whose bucket it is)")
     p.add_argument("--json", action="store_true", help="print the snapshot summary as JSON")
     p.set_defaults(func=run)
 
@@ -92,7 +98,10 @@ def _mapping(items: list[tuple[str, str]]) -> str:
 
 def run(args, client: Client) -> int:
     mapping = _mapping(args.map)
-    if os.path.isdir(args.file):
+    if args.file.startswith("s3://"):  # the controller downloads it with a tier's credentials
+        reply, not_sent = client.call("ImportS3", controller_pb2.ImportS3Request(
+            url=args.file, tier=args.tier, reason=args.reason, map_json=mapping), timeout=None), []
+    elif os.path.isdir(args.file):
         reply, not_sent = _send_dir(args, client, mapping)
     else:
         reply, not_sent = _send_file(args, client, mapping), []

@@ -15,6 +15,8 @@ from ragbackup.cli import (backup, catalog, config, demo, diff, export, health, 
                            snapshots, verify)
 from ragbackup.cli import jobs
 from ragbackup.cli import forget, prune  # retention: forget snapshots, reclaim their data
+from ragbackup.cli import replicate
+from ragbackup.cli import archive, lifecycle, lock  # archive tiers, lifecycle rules, object lock
 from ragbackup.cli.client import Client, socket_path
 from ragbackup.cli import repair
 from ragbackup.cli import drill
@@ -45,6 +47,8 @@ VERBS.insert(VERBS.index(catalog) + 1, repair)
 VERBS += [jobs, status, config]
 VERBS.insert(VERBS.index(verify) + 1, drill)
 VERBS += [forget, prune]
+VERBS += [replicate]
+VERBS += [archive, lifecycle, lock]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -28,18 +28,23 @@ def register(sub) -> None:
     p.add_argument("--max-repack", metavar="PCT", default=None,
                    help="repack a pack when more than PCT %% of it is garbage (0 any garbage, 100 never; "
                         "default: [retention] repack_pct, 50)")
+    p.add_argument("--tier", default="", help="prune this offsite tier instead of the primary; `all`: the primary, "
+                                              "then each tier's forget (its own retention) and prune (the timer's way)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
 
 
 def run(args, client: Client) -> int:
-    req = controller_pb2.PruneRequest(dry_run=args.dry_run)
+    req = controller_pb2.PruneRequest(dry_run=args.dry_run, tier=args.tier)
     if args.max_repack is not None:
         req.max_repack = _pct(args.max_repack)
     result = run_job(client.stream("Prune", req), quiet=args.json)
     d = result_details(result)
     if args.json:
         emit_json(d)
+        return 0
+    if args.tier == "all":
+        print(result.summary if result else "")
         return 0
     p = d.get("plan", {})
     print(f"packs: {p.get('packs', 0)} ({human_bytes(p.get('bytes', 0))}) for {p.get('snapshots', 0)} snapshot(s)")

@@ -26,6 +26,12 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="restore despite version mismatches")
     p.add_argument("--agent", default="", help="agent to restore through, for components no longer (or never) "
                                                "configured, e.g. from `ragctl import`")
+    p.add_argument("--from", dest="source", default="local", metavar="TIER",
+                   help="read the snapshot from `local` (the primary repository, default) or an offsite tier "
+                        "such as `s3` or `dr`: works with the local repository gone (docs/OFFSITE.md)")
+    p.add_argument("--as-of", default="", metavar="TIME",
+                   help="with --from TIER: read the tier's object versions as of TIME (ISO 8601 with a zone): "
+                        "recovery after an attack on a locked tier (docs/OFFSITE.md)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=run)
 
@@ -35,7 +41,7 @@ def run(args, client: Client) -> int:
     target = os.path.abspath(args.target) if args.target else ""
     req = controller_pb2.RestoreRequest(id=args.id, components=[c for c in args.components.split(",") if c],
                                         target=target, dry_run=args.dry_run, force=args.force,
-                                        agent=args.agent)
+                                        agent=args.agent, source=args.source, as_of=args.as_of)
     result = run_job(client.stream("Restore", req), quiet=args.json)
     d = result_details(result)
     if args.json:

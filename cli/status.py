@@ -51,6 +51,11 @@ def render(st: dict) -> str:
         lines.append(f"backup volume: {v['path']}: {human_bytes(v['free_bytes'])} free of "
                      f"{human_bytes(v['size_bytes'])} ({v['free_ratio']:.1%})")
     lines.append(f"replication: {st['replication']['note']}")
+    for t in st["replication"].get("tiers", []):
+        lines.append(f"  {t['tier']} (from {t['feed']}): {t['queue_depth']} waiting"
+                     + (f", oldest {_age(t['oldest_age_seconds'])}" if t["queue_depth"] else "")
+                     + (f", last copy {t['last_done']}" if t["last_done"] else ", nothing copied yet")
+                     + (f"; last error: {t['last_error']}" if t["last_error"] and t["queue_depth"] else ""))
     lines += ["", "alerts:" if st["alerts"] else "alerts: none"]
     lines += [f"  {a['severity'].upper():8} {a['name']}: {a['summary']}" for a in st["alerts"]]
     t = st["thresholds"]

@@ -117,8 +117,9 @@ def run_drill(ctl: Controller, req: controller_pb2.DrillRequest, rto_s: float, c
     their agents clean up.
     """
     began = monotonic()
-    repo = ctl.repo()
-    sid = resolve_snapshot(req.id or "latest", ctl.history(), [])
+    source = ctl.source(req.source)
+    repo, _ = ctl.synced(source) if source != "primary" else (ctl.repo(), None)
+    sid = resolve_snapshot(req.id or "latest", ctl.history(source), [])
     manifest = repo.load_manifest(sid)
     run = DrillRun(sid, manifest.time)
     queue = sorted(manifest.components)

@@ -130,11 +130,30 @@ def _volume_and_objectives(report: Report) -> Iterator[Metric]:
         yield _gauge("rag_backup_volume_free_bytes", "Bytes available on the backup volume.", s.volume_free)
     yield _gauge("rag_backup_rpo_seconds", "Recovery point objective.", s.rpo)
     yield _gauge("rag_backup_rto_seconds", "Recovery time objective.", s.rto)
-    yield _gauge("rag_backup_replication_queue_depth", "Snapshots waiting for offsite replication "
-                 "(0: no offsite replication is configured).", 0)
+    queues = report.replication
+    yield _gauge("rag_backup_replication_queue_depth", "Snapshots waiting for offsite replication, all tiers "
+                 "(0: none waiting or no tier configured).", sum(q.depth for q in queues))
     yield _gauge("rag_backup_replication_oldest_age_seconds", "Age of the oldest snapshot waiting for "
-                 "replication (0: none waiting).", 0)
-    yield CounterMetricFamily("rag_backup_upload_failures", "Offsite uploads that failed.", value=0)
+                 "replication (0: none waiting).", max((q.oldest_age(report.now) for q in queues), default=0.0))
+    yield from _replication_tiers(report)
+    yield CounterMetricFamily("rag_backup_upload_failures", "Replication runs that failed (an offsite upload "
+                              "or copy that did not complete).",
+                              value=sum(1 for r in report.records if r.kind == "replicate" and r.result == "failure"))
+
+
+def _replication_tiers(report: Report) -> Iterator[Metric]:
+    depth = GaugeMetricFamily("rag_backup_replication_tier_queue_depth", "Snapshots waiting for one tier.",
+                              labels=["tier"])
+    age = GaugeMetricFamily("rag_backup_replication_tier_oldest_age_seconds", "Age of the oldest snapshot "
+                            "waiting for one tier (0: none).", labels=["tier"])
+    last = GaugeMetricFamily("rag_backup_replication_last_success_timestamp_seconds", "When a replication to "
+                             "the tier last completed (absent until one did).", labels=["tier"])
+    for q in report.replication:
+        depth.add_metric([q.tier], q.depth)
+        age.add_metric([q.tier], q.oldest_age(report.now))
+        if q.last_done:
+            last.add_metric([q.tier], q.last_done.timestamp())
+    yield from (depth, age, last)
 
 
 def _drills(report: Report) -> Iterator[Metric]:

@@ -16,11 +16,12 @@ import grpc
 from ragbackup import errors, mismatch, wire
 from ragbackup.component_options import PathsOptions
 from ragbackup.repo.manifest import Manifest
+from ragbackup.repo.packs import pack_key
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
-from ragbackup.controller import events, locks
+from ragbackup.controller import archive_tier, events, locks
 from ragbackup.controller.component_spec import component_spec
 from ragbackup.controller.policy.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
 from ragbackup.controller.state import Controller
@@ -239,11 +240,29 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
     return reply.state
 
 
+def pack_order(repo: Repository, manifest: Manifest, components: list[str]) -> list[str]:
+    """The storage keys of the packs a restore of `components` reads, in the order it first reads them."""
+    order: dict[str, None] = {}
+    for name in components:
+        trees = manifest.components[name].tree_ids()
+        for loc in repo.index.lookup_many(trees).values():
+            order.setdefault(pack_key(loc.pack))
+        ids = [c for e in repo.read_tree(trees) if e.type == "file" for c in e.chunks]
+        for i in range(0, len(ids), 5000):
+            found = repo.index.lookup_many(ids[i:i + 5000])
+            for cid in ids[i:i + 5000]:
+                if cid in found:
+                    order.setdefault(pack_key(found[cid].pack))
+    return list(order)
+
+
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
     """Decide, then restore. A dry run and the restore run the same checks before anything is stopped
     or written: restore_steps (the plan) and check_on_agents (each agent's own checks)."""
-    repo = ctl.repo()
-    hist = ctl.history()
+    source = ctl.source(req.source)
+    source = yield from archive_tier.resolve_source(ctl, source, req)  # --as-of, archive sets (thawed)
+    repo, _ = ctl.synced(source)  # a tier: its catalog rebuilt from the tier itself
+    hist = ctl.history(source)
     sid = plan_restore(req.id or "latest", list(req.components), req.target, hist).snapshot
     manifest = repo.load_manifest(sid)
     kinds = manifest.kinds()
@@ -252,12 +271,15 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     comps = restore_targets(ctl, manifest, plan)
     steps = restore_steps(plan, comps, ctl.cfg.app_services)
     paths = check_on_agents(ctl, repo, manifest, plan, comps)
+    if source != "primary" and not req.dry_run and hasattr(repo.storage, "read_ahead"):
+        repo.storage.read_ahead(pack_order(repo, manifest, list(plan.components)))  # a tier: fetch packs ahead
     if req.dry_run:
         yield events.result(f"dry run: would restore {plan.snapshot} {where}",
                             {"snapshot": plan.snapshot, "dry_run": True, "components": list(plan.components),
                              "steps": list(steps), "restored_paths": paths})
         return
-    yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}")
+    yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}"
+                     + (f" from tier {source}" if source != "primary" else ""))
     apps = ctl.cfg.app_services if not plan.target else ()
     with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
         for app in apps:

@@ -26,6 +26,8 @@ from ragbackup.controller.audit import INTERNAL
 from ragbackup.controller.jobs.records import JobRecord
 from ragbackup.controller.jobs.runner import Runner, open_runner
 from ragbackup.controller.policy.schedule import rpo_findings
+from ragbackup.controller.replication_loop import Replicator
+from ragbackup.controller.lockkeep_loop import LockKeeper, check_locked_tiers
 from ragbackup.controller.status import Watch
 from ragbackup.controller.servicer import ControllerServicer
 from ragbackup.controller.state import Controller
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_controller_config(args.config)
         ctl = Controller(cfg)
+        check_locked_tiers(cfg)  # a locked tier on a bucket without object lock: StateError, exit 3
         runner = open_runner(ctl)
         server, port = create_server(cfg, ctl, runner, pool)
     except errors.RagBackupError as exc:
@@ -164,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     status = Status(notifier, runner, cfg.socket)
     runner.on_start(status.started)
     runner.on_finish(status.finished)
+    replicator = Replicator(runner)  # after every backup, and catching up after outages and restarts
+    runner.on_finish(replicator.after_job)
+    replicator.start(stop)
+    LockKeeper(runner).start(stop)  # extends object-lock retention of locked tiers (docs/OFFSITE.md)
     notifier.ready(status.text())  # only now: the socket listens and has its group and mode
     notify.Watchdog(notifier, pool, runner.probe).run(stop)
     notifier.stopping()

@@ -28,6 +28,10 @@ from ragbackup.controller.jobs import forget as forget_job
 from ragbackup.controller.jobs import import_ as import_job
 from ragbackup.controller.jobs import repair as repair_job
 from ragbackup.controller.jobs import prune as prune_job
+from ragbackup.controller.jobs import replicate as replicate_job
+from ragbackup.controller.jobs import archive as archive_job
+from ragbackup.controller.jobs import lockkeep as lockkeep_job
+from ragbackup.controller import archive_tier, asof, lifecycle, offsite_extra
 from ragbackup.controller.jobs import restore as restore_job
 from ragbackup.controller.jobs import scheduled
 from ragbackup.controller.jobs import verify as verify_job
@@ -35,6 +39,7 @@ from ragbackup.controller.jobs.records import TRIGGERS, JobRecord
 from ragbackup.controller.jobs.runner import KINDS, Job, JobContext, Runner
 from ragbackup.controller.peercred import parse_peer
 from ragbackup.controller.runbook_import import upload_request
+from ragbackup.controller.repositories import PRIMARY
 from ragbackup.controller.state import Controller
 from ragbackup.controller import status
 
@@ -77,6 +82,14 @@ def _cancel_event(context) -> threading.Event:
 def _content(repo, entry) -> bytes:
     """A (small) config file's bytes, for key-level diffs of .env files."""
     return b"".join(repo.read_blob(c) for c in entry.chunks)
+
+
+ALL_TIERS = "all"  # PruneRequest.tier: the primary and every offsite tier (the prune timer)
+
+
+def _retention_locks(tier: str) -> tuple[str, ...]:
+    """Forget and prune of the primary never interleave; of a tier, never beside its replication either."""
+    return forget_job.LOCKS if tier == PRIMARY else (*forget_job.LOCKS, replicate_job.lock_name(tier))
 
 
 def job_info(rec: JobRecord, running: JobContext | None = None) -> controller_pb2.JobInfo:
@@ -126,17 +139,26 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
                          audit={"components": ",".join(request.components) or "all", "reason": request.reason or "-"})
 
     def ListSnapshots(self, request, context):
-        repo = self.ctl.repo()  # RepositoryNotFound before `ragctl init`
-        self.ctl.sync_catalog(repo)  # one listing of snapshots/: added, vanished (the index is not re-read)
+        # One listing of snapshots/ (the primary's, or the tier's own): added, vanished; the index is not re-read.
+        name = self.ctl.source(request.tier)
+        if archive_tier.is_archive(self.ctl, name) and not request.as_of:
+            return archive_tier.list_sets(self.ctl, name)  # self-contained sets, each with its restore time
+        if request.as_of:
+            name = asof.view(self.ctl, name, request.as_of)
+        repo, catalog = self.ctl.synced(name)  # RepositoryNotFound before `ragctl init`
         out = []
-        for r in self.ctl.catalog.list():
+        for r in catalog.list():
             if request.components and not set(request.components) & set(r.components):
                 continue
             t = r.manifest.totals()
             out.append(controller_pb2.SnapshotSummary(
                 id=r.id, time=r.time, kind=r.kind, reason=r.reason, components=list(r.components),
                 files=t["files"], bytes_total=t["bytes_total"], bytes_added=t["bytes_added"], host=r.host))
-        return controller_pb2.ListSnapshotsReply(snapshots=out, warnings=repository_warnings(repo, self.ctl.catalog))
+        reply = controller_pb2.ListSnapshotsReply(snapshots=out, warnings=repository_warnings(repo, catalog))
+        if name != PRIMARY and not request.as_of:
+            reply.restore_times.extend(archive_tier.copy_tier_times(self.ctl, name, [s.id for s in out]))
+            reply.rto_s = archive_tier.rto(self.ctl).total_seconds()
+        return reply
 
     def ShowSnapshot(self, request, context):
         self.ctl.refresh_unknown(request.id)
@@ -145,9 +167,12 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         return controller_pb2.ShowSnapshotReply(manifest_json=json.dumps(repo.load_manifest(sid).summary()))
 
     def Restore(self, request, context):
-        self.ctl.refresh_unknown(request.id)
+        source = self.ctl.source(request.source)
+        if source == PRIMARY:
+            self.ctl.refresh_unknown(request.id)
         job = self._job("restore", context, components=tuple(request.components), snapshot=request.id,
-                        audit={"snapshot": request.id or "latest",
+                        repository=source,
+                        audit={"snapshot": request.id or "latest", "source": request.source or "local",
                                "components": ",".join(request.components) or "all",
                                "target": request.target or "in-place", "dry_run": request.dry_run})
         yield from self.runner.stream(job, lambda ctx: restore_job.run(ctx, request), _cancel_event(context))
@@ -222,8 +247,10 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(job, lambda ctx: repair_job.run(ctx, request), _cancel_event(context))
 
     def Drill(self, request, context):
-        self.ctl.refresh_unknown(request.id)
-        job = self._job("drill", context, snapshot=request.id,
+        source = archive_tier.not_archive(self.ctl, self.ctl.source(request.source), "drill")
+        if source == PRIMARY:
+            self.ctl.refresh_unknown(request.id)
+        job = self._job("drill", context, snapshot=request.id, repository=source,
                         audit={"snapshot": request.id or "latest", "agent": request.agent or "-",
                                "source": request.source or "local"})
         yield from self.runner.stream(job, lambda ctx: drill_job.run(ctx, request, self.audit), _cancel_event(context))
@@ -231,13 +258,76 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
     # --- retention: forget and prune (jobs/forget.py, jobs/prune.py) ----------------------
 
     def Forget(self, request, context):
-        job = self._job("forget", context, locks=forget_job.LOCKS,
-                        audit={"ids": ",".join(request.ids) or "policy", "dry_run": request.dry_run})
+        tier = archive_tier.not_archive(self.ctl, self.ctl.source(request.tier), "forget")
+        job = self._job("forget", context, locks=_retention_locks(tier), repository=tier,
+                        audit={"ids": ",".join(request.ids) or "policy", "dry_run": request.dry_run, "tier": tier})
         yield from self.runner.stream(job, lambda ctx: forget_job.run(ctx, request), _cancel_event(context))
 
     def Prune(self, request, context):
-        job = self._job("prune", context, locks=forget_job.LOCKS, audit={"dry_run": request.dry_run})
+        if request.tier == ALL_TIERS:
+            yield from self._prune_every_tier(request, context)
+            return
+        tier = archive_tier.not_archive(self.ctl, self.ctl.source(request.tier), "prune")
+        job = self._job("prune", context, locks=_retention_locks(tier), repository=tier,
+                        audit={"dry_run": request.dry_run, "tier": tier})
         yield from self.runner.stream(job, lambda ctx: prune_job.run(ctx, request), _cancel_event(context))
+
+    def _prune_every_tier(self, request, context):
+        """`ragctl prune --tier all` (the prune timer): the primary, then each tier's forget (its own policy)
+        and prune, each its own job; a tier's failure is a log line, the next tier still runs."""
+        steps = [(PRIMARY, "prune")] + [(t, kind) for t in self.ctl.cfg.tiers for kind in ("forget", "prune")
+                                        if not archive_tier.is_archive(self.ctl, t)]  # sets expire by lifecycle
+        failed = []
+        for tier, kind in steps:
+            body = forget_job.run if kind == "forget" else prune_job.run
+            req = (controller_pb2.ForgetRequest(dry_run=request.dry_run) if kind == "forget" else
+                   controller_pb2.PruneRequest(dry_run=request.dry_run, tier=tier))
+            job = self._job(kind, context, locks=_retention_locks(tier), repository=tier,
+                            audit={"dry_run": request.dry_run, "tier": tier})
+            try:
+                for ev in self.runner.stream(job, lambda ctx, body=body, req=req: body(ctx, req),
+                                             _cancel_event(context)):
+                    is_result = ev.WhichOneof("kind") == "result"
+                    yield events.log(f"{tier} {kind}: {ev.result.summary}") if is_result else ev
+            except errors.RagBackupError as exc:
+                failed.append(f"{tier} {kind}: {exc.message}")
+                yield events.log(f"{tier} {kind} failed: {exc.message}")
+        if failed:
+            raise errors.RagBackupError("; ".join(failed))
+        yield events.result(f"pruned the primary and {len(self.ctl.cfg.tiers)} tier(s)", {"steps": len(steps)})
+
+    def Replicate(self, request, context):
+        replicate_job.tier_order(self.ctl.cfg, request.tier)  # UsageError for an unknown tier before any job
+        job = self._job("replicate", context, audit={"tier": request.tier or "all"})
+        yield from self.runner.stream(job, lambda ctx: replicate_job.run(ctx, request), _cancel_event(context))
+
+    # --- object lock, archive tiers, lifecycle, import from S3 (offsite_extra.py) -----------
+
+    def InitTier(self, request, context):
+        return offsite_extra.init_tier(self.ctl, request, caller(context), self.audit)
+
+    def MaintainLocks(self, request, context):
+        lockkeep_job.locked_tiers(self.ctl.cfg, request.tier)  # UsageError before any job
+        job = self._job("lock-maintain", context, audit={"tier": request.tier or "all"})
+        yield from self.runner.stream(job, lambda ctx: lockkeep_job.run(ctx, request.tier), _cancel_event(context))
+
+    def Archive(self, request, context):
+        archive_job.archive_tiers(self.ctl.cfg, request.tier)
+        job = self._job("archive", context, audit={"tier": request.tier or "all", "ids": ",".join(request.ids) or "due"})
+        yield from self.runner.stream(job, lambda ctx: archive_job.run(ctx, request), _cancel_event(context))
+
+    def Lifecycle(self, request, context):
+        tier = offsite_extra.tier_named(self.ctl, request.tier)
+        if not request.apply:
+            return lifecycle.run(tier, request)
+        job = self._job("lifecycle", context, audit={"tier": tier.name, "rules": "file" if request.rules_json else "generated"})
+        return self.runner.call(job, lambda ctx: lifecycle.run(tier, request))
+
+    def ImportS3(self, request, context):
+        req = offsite_extra.import_request(self.ctl, request, caller(context))
+        job = self._job("import", context, audit={"file": request.url})
+        manifest = self.runner.call(job, lambda ctx: offsite_extra.import_s3(ctx, request, req), _cancel_event(context))
+        return controller_pb2.ImportReply(snapshot_id=manifest.id, details_json=json.dumps(manifest.summary()))
 
     def _after_backup(self, context):
         """[retention] forget_after_backup / prune_after_backup: each its own job, after a scheduled backup

@@ -18,7 +18,10 @@ from ragbackup.repo.repository import Repository
 from ragbackup.controller.agents import Agents
 from ragbackup.controller.catalog import Catalog, load_into_catalog
 from ragbackup.controller.policy.plan import History
+from ragbackup.controller.replication_queue import ReplicationQueue
 from ragbackup.controller.repositories import PRIMARY, Repositories, make_storage, make_unlocker
+
+SOURCE_ALIASES = {"local": PRIMARY, "": PRIMARY}  # `--from local` names the primary repository
 
 __all__ = ["Controller", "make_storage", "make_unlocker"]
 
@@ -33,7 +36,10 @@ class Controller:
         self.agents = Agents(cfg)
         self.catalog_path = os.path.join(self.state_dir, "catalog.sqlite")
         self.catalog = Catalog(self.catalog_path)
-        self.repositories = Repositories({PRIMARY: cfg.repository}, self.state_dir)
+        self.repositories = Repositories({PRIMARY: cfg.repository}, self.state_dir, cfg.tiers)
+        self.tier_catalogs = {name: Catalog(os.path.join(self.state_dir, f"catalog-{name}.sqlite"))
+                              for name in cfg.tiers}  # each rebuilt from its tier when opened
+        self.replication = ReplicationQueue(self.catalog_path)
         self.repositories.on_open(self._opened)
         self.sweep_leftovers()
 
@@ -72,17 +78,36 @@ class Controller:
             self.repositories.refresh(PRIMARY)
 
     def _opened(self, name: str, repo: Repository) -> None:
-        if name == PRIMARY:
-            self.sync_catalog(repo)
+        self.sync_catalog(repo, self.catalog_of(name))
 
-    def sync_catalog(self, repo: Repository) -> None:
+    def source(self, name: str) -> str:
+        """The repository a `--from`/`--tier` value names: "local" and "" are the primary; UsageError otherwise."""
+        name = SOURCE_ALIASES.get(name, name)
+        if name != PRIMARY and name not in self.cfg.tiers:
+            raise errors.UsageError(f"no tier named {name!r} (configured: "
+                                    f"{', '.join(['local', *self.cfg.tiers]) })")
+        return name
+
+    def catalog_of(self, name: str) -> Catalog:
+        """The primary's catalog, or a tier's own (rebuilt from that tier's snapshots)."""
+        return self.catalog if name == PRIMARY else self.tier_catalogs[name]
+
+    def synced(self, name: str) -> tuple[Repository, Catalog]:
+        """Repository `name` opened and its catalog in line with its snapshots (one listing)."""
+        repo = self.repositories.get(name)
+        catalog = self.catalog_of(name)
+        self.sync_catalog(repo, catalog)
+        return repo, catalog
+
+    def sync_catalog(self, repo: Repository, catalog: Catalog | None = None) -> None:
         """Add stored snapshots; a known one whose object is gone is kept as vanished (see catalog.py)."""
+        catalog = catalog or self.catalog
         stored = set(repo.snapshot_ids())
-        known = self.catalog.ids()
+        known = catalog.ids()
         for sid in known - stored:
-            self.catalog.mark_vanished(sid)
+            catalog.mark_vanished(sid)
         for sid in sorted(stored - known):
-            load_into_catalog(repo, self.catalog, sid)
+            load_into_catalog(repo, catalog, sid)
 
     def rebuild_catalog(self) -> int:
         repo = self.repo()
@@ -91,10 +116,13 @@ class Controller:
         self.sync_catalog(repo)
         return len(self.catalog.ids())
 
-    def history(self) -> list[History]:
-        return [History(r.id, parse_iso(r.time), r.kind, r.manifest.captures()) for r in self.catalog.list()]
+    def history(self, name: str = PRIMARY) -> list[History]:
+        return [History(r.id, parse_iso(r.time), r.kind, r.manifest.captures()) for r in self.catalog_of(name).list()]
 
     def close(self) -> None:
         self.agents.close()
         self.catalog.close()
+        self.replication.close()
+        for catalog in self.tier_catalogs.values():
+            catalog.close()
         self.repositories.close()

@@ -22,6 +22,7 @@ from ragbackup.config import ControllerConfig
 from ragbackup.controller.audit import Audit
 from ragbackup.controller.jobs.records import RUNNING, JobRecord, JobRecords
 from ragbackup.controller.policy import alerts as policy
+from ragbackup.controller.replication_queue import ReplicationQueue, TierQueue
 
 log = logging.getLogger("ragbackup.controller")
 HISTORY = 60  # chart points per series on the status page
@@ -36,6 +37,8 @@ class Report:
     volume_path: str
     thresholds: object
     schedule_interval: float | None = None
+    replication: tuple[TierQueue, ...] = ()  # one per configured tier
+    feeds: tuple[tuple[str, str], ...] = ()  # (tier, feed)
 
 
 
@@ -88,10 +91,42 @@ def gather(cfg: ControllerConfig, records: JobRecords, now: _dt.datetime) -> Rep
     except OSError:
         total = free = 0
     rpo, rto = objectives(cfg)
+    queues = replication_queues(cfg)
     state = policy.AlertState(components=tuple(cfg.components), jobs=views, rpo=rpo, rto=rto,
-                              volume_total=total, volume_free=free)
+                              volume_total=total, volume_free=free,
+                              upload_failures_1h=sum(1 for v in views if v.kind == "replicate" and v.result == "failure"
+                                                     and v.finished >= now - _dt.timedelta(hours=1)),
+                              replication_lag=max((q.oldest_age(now) for q in queues), default=0.0) if queues else None)
     firing = tuple(policy.evaluate_alerts(state, cfg.alerts, now))
-    return Report(now, state, firing, recs, path, cfg.alerts, schedule_interval(cfg))
+    return Report(now, state, firing, recs, path, cfg.alerts, schedule_interval(cfg), queues,
+                  tuple((t.name, t.feed) for t in cfg.tiers.values()))
+
+
+_QUEUES: dict[str, ReplicationQueue] = {}
+_QUEUES_LOCK = threading.Lock()
+
+
+def replication_queues(cfg: ControllerConfig) -> tuple[TierQueue, ...]:
+    """Each tier's queue (depth, oldest, last error) from the catalog's SQLite file; () without tiers."""
+    if not cfg.tiers:
+        return ()
+    path = os.path.join(cfg.state_dir, "catalog.sqlite")
+    with _QUEUES_LOCK:
+        queue = _QUEUES.get(path) or _QUEUES.setdefault(path, ReplicationQueue(path))
+    return tuple(queue.state(name) for name in cfg.tiers)
+
+
+def replication_row(report: "Report") -> dict:
+    """`ragctl status`'s replication part: the lag and, per tier, its queue."""
+    if not report.replication:
+        return {"lag_seconds": None, "note": "no offsite replication configured", "tiers": []}
+    feeds = dict(report.feeds)
+    tiers = [{"tier": q.tier, "feed": feeds.get(q.tier, ""), "queue_depth": q.depth,
+              "oldest_age_seconds": q.oldest_age(report.now), "last_error": q.last_error,
+              "last_done": _ts(q.last_done)} for q in report.replication]
+    waiting = sum(t["queue_depth"] for t in tiers)
+    return {"lag_seconds": report.state.replication_lag, "tiers": tiers,
+            "note": f"{waiting} snapshot(s) waiting" if waiting else "every tier up to date"}
 
 
 def _ts(when: _dt.datetime | None) -> str:
@@ -146,7 +181,7 @@ def as_dict(report: Report) -> dict:
         "objectives": {"rpo_seconds": vol.rpo, "rto_seconds": vol.rto},
         "volume": {"path": report.volume_path, "size_bytes": vol.volume_total, "free_bytes": vol.volume_free,
                    "free_ratio": (vol.volume_free / vol.volume_total) if vol.volume_total else None},
-        "replication": {"lag_seconds": vol.replication_lag, "note": "no offsite replication configured"},
+        "replication": replication_row(report),
         "history": history(report),
     }
 

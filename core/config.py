@@ -6,6 +6,7 @@ what was expected. Secrets are `Secret`s. Commented examples: packaging/*.toml.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import socket
@@ -23,6 +24,7 @@ from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
 from ragbackup.secret import Secret
 from ragbackup.schedule import Objectives, Schedule, parse_span
+from ragbackup.tier_options import ArchiveConfig, ObjectLockConfig, parse_archive, parse_kind, parse_object_lock
 from ragbackup import unixsock
 
 DEFAULT_CONTROLLER_CONFIG = "/etc/rag-backup/controller.toml"
@@ -205,6 +207,50 @@ class RetentionConfig:
                     or self.keep_monthly or self.keep_yearly)
 
 
+TIER_RETENTION_DEFAULT = "90d"  # a tier's keep_within when its [tiers.NAME.retention] sets no rule
+STORAGE_CLASSES = ("STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "REDUCED_REDUNDANCY",
+                   "GLACIER_IR", "GLACIER", "DEEP_ARCHIVE")
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """[tiers.NAME]: an offsite copy of the repository in an S3 bucket, kept in sync by replication.
+
+    `feed` names where replication copies from: "primary" (the controller's own repository) or
+    another tier (server-side CopyObject when both share an endpoint). Credentials come from an
+    AWS shared-credentials file (`credentials`, `profile`) or, when none is given, the standard
+    AWS chain; the keys are Secrets, never logged and never sent to agents.
+    """
+
+    name: str
+    bucket: str
+    endpoint_url: str | None = None
+    prefix: str = ""
+    region: str = "us-east-1"
+    credentials: str = ""  # path of the shared-credentials file ("" : standard AWS chain)
+    profile: str = "default"
+    access_key_id: Secret | None = None  # read from `credentials` at load
+    secret_access_key: Secret | None = None
+    feed: str = "primary"
+    storage_class_packs: str = "STANDARD_IA"
+    storage_class_metadata: str = "STANDARD"  # index, snapshots, keys, config, dicts
+    retention: RetentionConfig = RetentionConfig(keep_within=TIER_RETENTION_DEFAULT)
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 3  # tries per S3 request (botocore), each bounded by the timeouts
+    max_concurrency: int = 4  # objects copied at once
+    bandwidth_limit: int = 0  # bytes/s of uploads, 0: no limit
+    kind: str = "copy"  # "copy": the deduplicated repository; "archive": self-contained sets (docs/ARCHIVE.md)
+    object_lock: ObjectLockConfig | None = None  # [tiers.NAME.object_lock] (docs/OFFSITE.md)
+    archive: ArchiveConfig | None = None  # [tiers.NAME.archive], set when kind = "archive"
+
+    def storage_classes(self) -> dict[str, str]:
+        """Storage class by key prefix (S3Settings.storage_class_for): packs apart from metadata."""
+        meta = self.storage_class_metadata
+        return {"data/": self.storage_class_packs, "index/": meta, "snapshots/": meta, "keys/": meta,
+                "config": meta, "dicts/": meta}
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     source: str
@@ -224,6 +270,7 @@ class ControllerConfig:
     retention: RetentionConfig = RetentionConfig()
     schedule: Schedule = Schedule()
     objectives: Objectives = Objectives()
+    tiers: dict[str, TierConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -327,7 +374,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
     root = _Section(path, "", _load_toml(path))
     root.name = "root"
     root.unknown_keys({"controller", "repository", "tls", "agents", "components", "recovery", "import", "metrics",
-                      "alerts", "retention", "schedule", "objectives"})
+                      "alerts", "retention", "schedule", "objectives", "tiers"})
     ctl = root.table("controller")
     ctl.unknown_keys({"socket", "socket_group", "state_dir", "listen", "hostname"})
     agents_sec = root.table("agents")
@@ -349,7 +396,7 @@ def load_controller_config(path: str | None = None) -> ControllerConfig:
         agents=agents, components=components,
         app_services=_app_services(root, agents), imports=_imports(root),
         metrics=_metrics(root), alerts=_alerts(root), retention=_retention(root),
-        schedule=_schedule(root, components), objectives=_objectives(root))
+        schedule=_schedule(root, components), objectives=_objectives(root), tiers=_tiers(root))
 
 
 def _metrics(root: _Section) -> MetricsConfig:
@@ -401,28 +448,178 @@ _DURATION_TEXT = re.compile(r"^(\d+[smhdwy])+$")
 
 def _retention(root: _Section) -> RetentionConfig:
     """[retention]; durations are checked here so a bad one fails at load, naming the key."""
-    r = root.table("retention")
-    counts = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+    return _retention_table(root.path, root.table("retention"), RetentionConfig())
+
+
+_RETENTION_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+def _retention_table(path: str, r: _Section, default: RetentionConfig) -> RetentionConfig:
+    """One retention table ([retention] or [tiers.NAME.retention]); `default` fills the keys it omits."""
+    counts = _RETENTION_COUNTS
     r.unknown_keys({"keep_within", "rpo", "timezone", "repack_pct", "forget_after_backup", "prune_after_backup",
                     *counts})
     for key in ("keep_within", "rpo"):
         if not _DURATION_TEXT.match(r.get(key, str, "0s") or "0s"):
-            raise ConfigError(f"{root.path}: [retention] {key}: expected a duration such as \"30d\", \"12h\" "
+            raise ConfigError(f"{path}: [{r.name}] {key}: expected a duration such as \"30d\", \"12h\" "
                               "or \"1w3d\" (units s, m, h, d, w, y)")
     for key in counts:
         if r.get(key, int, 0) < -1:
-            raise ConfigError(f"{root.path}: [retention] {key}: expected a count >= 0, or -1 for all")
+            raise ConfigError(f"{path}: [{r.name}] {key}: expected a count >= 0, or -1 for all")
     try:
         zoneinfo.ZoneInfo(r.get("timezone", str, "UTC"))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{root.path}: [retention] timezone: expected an IANA time zone such as "
+        raise ConfigError(f"{path}: [{r.name}] timezone: expected an IANA time zone such as "
                           "\"Europe/Berlin\" or \"UTC\"") from None
     if not 0 <= r.get("repack_pct", int, 50) <= 100:
-        raise ConfigError(f"{root.path}: [retention] repack_pct: expected 0..100")
+        raise ConfigError(f"{path}: [{r.name}] repack_pct: expected 0..100")
+    if any(k in r.data for k in ("keep_within", *counts)):
+        default = RetentionConfig(timezone=default.timezone)  # a table that sets a rule replaces the default's
+    d = default
     return RetentionConfig(
-        keep_within=r.get("keep_within", str, ""), rpo=r.get("rpo", str, ""), timezone=r.get("timezone", str, "UTC"),
-        repack_pct=r.get("repack_pct", int, 50), forget_after_backup=r.get("forget_after_backup", bool, False),
-        prune_after_backup=r.get("prune_after_backup", bool, False), **{k: r.get(k, int, 0) for k in counts})
+        keep_within=r.get("keep_within", str, d.keep_within), rpo=r.get("rpo", str, d.rpo),
+        timezone=r.get("timezone", str, d.timezone), repack_pct=r.get("repack_pct", int, d.repack_pct),
+        forget_after_backup=r.get("forget_after_backup", bool, d.forget_after_backup),
+        prune_after_backup=r.get("prune_after_backup", bool, d.prune_after_backup),
+        **{k: r.get(k, int, getattr(d, k)) for k in counts})
+
+
+# --------------------------------------------------------------------------- [tiers.NAME]
+
+# Keys of [tiers.NAME]; subtables: retention. (object_lock and kind are reserved for later.)
+TIER_KEYS = {"endpoint_url", "bucket", "prefix", "region", "credentials", "profile", "feed", "storage_class_packs",
+             "storage_class_metadata", "retention", "connect_timeout", "read_timeout", "max_attempts",
+             "max_concurrency", "bandwidth_limit", "kind", "object_lock", "archive"}
+_TIER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_RESERVED_TIER_NAMES = ("primary", "local")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(|B|KiB|MiB|GiB|KB|MB|GB|k|M|G)$")
+_SIZE_UNITS = {"": 1, "B": 1, "k": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3, "GB": 1000**3,
+               "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+
+
+def parse_rate(text: str) -> int | None:
+    """Bytes per second from "50MiB", "10MB", "1048576" (a unit suffix is optional); None if not one."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def _tiers(root: _Section) -> dict[str, TierConfig]:
+    """Every [tiers.NAME]; each feed must name "primary" or another tier, and feeds may not loop."""
+    sec = root.table("tiers")
+    tiers = {name: _tier(root.path, sec, name) for name in sec.data}
+    for t in tiers.values():
+        if t.feed != "primary" and t.feed not in tiers:
+            raise ConfigError(f"{root.path}: [tiers.{t.name}] feed: expected \"primary\" or the name of "
+                              f"another tier ({', '.join(n for n in tiers if n != t.name) or 'none declared'}), "
+                              f"got {t.feed!r}")
+        if t.feed != "primary" and tiers[t.feed].kind == "archive":
+            raise ConfigError(f"{root.path}: [tiers.{t.name}] feed: {t.feed!r} is an archive tier (self-contained "
+                              "sets, not a repository to copy from): feed from \"primary\" or a copy tier")
+        seen, feed = {t.name}, t.feed
+        while feed != "primary":
+            if feed in seen:
+                raise ConfigError(f"{root.path}: [tiers.{t.name}] feed: the feeds loop ({' -> '.join(seen)} -> "
+                                  f"{feed}); one tier of each chain must be fed from \"primary\"")
+            seen.add(feed)
+            feed = tiers[feed].feed
+    return tiers
+
+
+def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
+    t = tiers.table(name)
+    if not _TIER_NAME.match(name) or name in _RESERVED_TIER_NAMES:
+        raise ConfigError(f"{path}: [tiers.{name}]: a tier name is 1-32 lowercase letters, digits, '_' or '-', "
+                          f"starting with a letter, and not {' or '.join(_RESERVED_TIER_NAMES)}")
+    t.unknown_keys(TIER_KEYS)
+    d = TierConfig(name, "")
+    creds_path = t.get("credentials", str, "")
+    profile = t.get("profile", str, d.profile)
+    key_id, secret = _shared_credentials(path, t, creds_path, profile) if creds_path else (None, None)
+    retention = _retention_table(path, t.table("retention"), d.retention)
+    if not retention.has_policy:
+        raise t._fail("retention", "at least one keep_* rule (a tier keeps everything forever otherwise)")
+    return _tier_options(path, t, TierConfig(
+        name=name, bucket=_nonempty(t, "bucket"), endpoint_url=_endpoint(t), prefix=t.get("prefix", str, ""),
+        region=t.get("region", str, d.region), credentials=creds_path, profile=profile,
+        access_key_id=key_id, secret_access_key=secret, feed=t.get("feed", str, d.feed),
+        storage_class_packs=_storage_class(t, "storage_class_packs", d.storage_class_packs),
+        storage_class_metadata=_storage_class(t, "storage_class_metadata", d.storage_class_metadata),
+        retention=retention, connect_timeout=_positive(t, "connect_timeout", d.connect_timeout),
+        read_timeout=_positive(t, "read_timeout", d.read_timeout),
+        max_attempts=_count(t, "max_attempts", d.max_attempts, 1, 10),
+        max_concurrency=_count(t, "max_concurrency", d.max_concurrency, 1, 64),
+        bandwidth_limit=_rate(t, "bandwidth_limit")))
+
+
+def _tier_options(path: str, t: _Section, tier: TierConfig) -> TierConfig:
+    """`kind`, [tiers.NAME.object_lock] and [tiers.NAME.archive] (core/tier_options.py)."""
+    where = f"{path}: [{t.name}"
+    kind = parse_kind(f"{where}]", t.get("kind", str, "copy"))
+    lock = parse_object_lock(f"{where}.object_lock]", t.data["object_lock"]) if "object_lock" in t.data else None
+    if "archive" in t.data and kind != "archive":
+        raise ConfigError(f"{where}.archive]: only for kind = \"archive\"")
+    archive = parse_archive(f"{where}.archive]", t.data.get("archive", {})) if kind == "archive" else None
+    return dataclasses.replace(tier, kind=kind, object_lock=lock, archive=archive)
+
+
+def _nonempty(sec: _Section, key: str) -> str:
+    value = sec.get(key, str)
+    if not value:
+        raise sec._fail(key, "a non-empty string")
+    return value
+
+
+def _endpoint(sec: _Section) -> str | None:
+    url = sec.get("endpoint_url", str, "")
+    if url and not url.startswith(("http://", "https://")):
+        raise sec._fail("endpoint_url", "an http:// or https:// URL (omit it for AWS S3)")
+    return url or None
+
+
+def _storage_class(sec: _Section, key: str, default: str) -> str:
+    value = sec.get(key, str, default)
+    if value not in STORAGE_CLASSES:
+        raise sec._fail(key, f"one of {', '.join(STORAGE_CLASSES)}, got {value!r}")
+    return value
+
+
+def _count(sec: _Section, key: str, default: int, low: int, high: int) -> int:
+    value = sec.get(key, int, default, "a whole number")
+    if not low <= value <= high:
+        raise sec._fail(key, f"a whole number {low}..{high}")
+    return value
+
+
+def _rate(sec: _Section, key: str) -> int:
+    value = sec.get(key, (str, int), 0, 'a rate in bytes/s such as "50MiB" or 10000000')
+    rate = value if isinstance(value, int) else parse_rate(value)
+    if rate is None or rate < 0 or (rate and rate < 64 * 1024):
+        raise sec._fail(key, 'a rate in bytes/s of at least 64KiB such as "50MiB" (0: no limit)')
+    return rate
+
+
+def _shared_credentials(path: str, sec: _Section, creds_path: str, profile: str) -> tuple[Secret, Secret]:
+    """(access key id, secret key) of `profile` in an AWS shared-credentials file; values never in messages."""
+    import configparser
+
+    where = f"{path}: [{sec.name}] credentials"
+    parser = configparser.RawConfigParser()
+    try:
+        with open(creds_path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read {creds_path}: {exc.strerror}") from None
+    except configparser.Error:
+        raise ConfigError(f"{where}: {creds_path} is not an AWS shared-credentials (INI) file") from None
+    if not parser.has_section(profile):
+        raise ConfigError(f"{where}: {creds_path} has no [{profile}] profile (set `profile`)")
+    items = dict(parser.items(profile))
+    missing = [k for k in ("aws_access_key_id", "aws_secret_access_key") if not items.get(k)]
+    if missing:
+        raise ConfigError(f"{where}: profile [{profile}] in {creds_path} lacks {', '.join(missing)}")
+    return Secret(items["aws_access_key_id"]), Secret(items["aws_secret_access_key"])
 
 
 # --------------------------------------------------------------------------- [schedule], [objectives]

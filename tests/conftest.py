@@ -6,6 +6,8 @@ dockerd, the rag-backup daemons) on loopback and stops it by PID.
 pytest_plugins = [
     "fixtures.procs",
     "fixtures.s3server",
+    "fixtures.motoserver",
+    "fixtures.s3tiers",
     "fixtures.redis_server",
     "fixtures.chroma_server",
     "fixtures.dockerd",

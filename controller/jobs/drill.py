@@ -22,7 +22,7 @@ from ragbackup.controller.jobs.runner import JobContext
 
 
 def run(ctx: JobContext, req: controller_pb2.DrillRequest, audit: Audit) -> Iterator[controller_pb2.JobEvent]:
-    drill_policy.check_source(req.source)
+    drill_policy.check_source(req.source, tuple(ctx.cfg.tiers))
     rto_s = drill_policy.rto_seconds(ctx.cfg)
     began = ctx.clock.now()
     run_ = yield from run_drill(ctx.controller, req, rto_s, ctx.cancel)

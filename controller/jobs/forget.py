@@ -11,10 +11,20 @@ from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller.forget import run_forget
 from ragbackup.controller.jobs.runner import JobContext
+from ragbackup.controller.repositories import PRIMARY
 
 LOCKS = ("prune",)  # declared on the Job: forget and prune never interleave
 
 
 def run(ctx: JobContext, req: controller_pb2.ForgetRequest) -> Iterator[controller_pb2.JobEvent]:
-    repo = ctx.repository(ctx.record.repository)
-    yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, req, ctx.clock.now(), ctx.drilled_snapshots())
+    name = ctx.record.repository
+    if name == PRIMARY:
+        repo = ctx.repository(name)
+        yield from run_forget(repo, ctx.catalog, ctx.cfg.retention, req, ctx.clock.now(), ctx.drilled_snapshots())
+        return
+    # An offsite tier: its own snapshots, its own retention; what it forgets is never replicated to it again.
+    repo, catalog = ctx.controller.synced(name)
+    before = catalog.ids()
+    yield from run_forget(repo, catalog, ctx.cfg.tiers[name].retention, req, ctx.clock.now(), ctx.drilled_snapshots())
+    if not req.dry_run:
+        ctx.controller.replication.mark_forgotten(name, sorted(before - catalog.ids()), ctx.clock.now())

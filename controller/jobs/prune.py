@@ -6,6 +6,7 @@ Its Job declares the `prune` lock only (jobs/forget.py LOCKS): backups keep runn
 """
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 from ragbackup.v1 import controller_pb2
@@ -16,7 +17,13 @@ from ragbackup.controller.prune import run_prune
 
 def run(ctx: JobContext, req: controller_pb2.PruneRequest) -> Iterator[controller_pb2.JobEvent]:
     repo = ctx.repository(ctx.record.repository)
-    pct = req.max_repack if req.HasField("max_repack") else ctx.cfg.retention.repack_pct
-    yield from run_prune(repo, ctx.controller.pack_staging, pct, req.dry_run)
+    staging = ctx.pack_staging
+    if ctx.record.repository in ctx.cfg.tiers:  # a tier's repacked packs are staged in the state dir, not the local volume
+        staging = ctx.staging_dir
+        os.makedirs(staging, mode=0o750, exist_ok=True)
+    retention = ctx.cfg.tiers[ctx.record.repository].retention if ctx.record.repository in ctx.cfg.tiers \
+        else ctx.cfg.retention
+    pct = req.max_repack if req.HasField("max_repack") else retention.repack_pct
+    yield from run_prune(repo, staging, pct, req.dry_run)
     done = ctx.details.get("done") or {}
     ctx.count(bytes_added=done.get("bytes_written", 0))  # repacked bytes; what went is in the result

@@ -47,7 +47,7 @@ from ragbackup.controller.repositories import PRIMARY
 log = logging.getLogger("ragbackup.controller")
 
 KINDS = ("backup", "restore", "verify", "import", "export", "catalog-rebuild", "repair-index", "forget", "prune",
-         "replicate", "drill")
+         "replicate", "drill", "lock-maintain", "archive", "lifecycle")
 T = TypeVar("T")
 
 

@@ -17,7 +17,7 @@ SUCCESSFUL = "SUCCESSFUL"
 FAILED = "FAILED"
 TIMED_OUT = "TIMED_OUT"
 DEFAULT_RTO_S = 3600.0
-SOURCES = ("local",)  # offsite tiers (s3, dr) are not drilled yet
+SOURCES = ("local",)  # besides the offsite tiers the controller config declares
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -47,12 +47,12 @@ def rto_seconds(cfg: object) -> float:
     return DEFAULT_RTO_S
 
 
-def check_source(source: str) -> str:
-    """The tier a drill reads from: only the local (primary) repository for now."""
+def check_source(source: str, tiers: tuple[str, ...] = ()) -> str:
+    """The repository a drill reads from: "local" (the primary) or one of the configured offsite `tiers`."""
     source = source or "local"
-    if source not in SOURCES:
-        raise errors.UsageError(f"drill --from {source}: only 'local' (the primary repository) can be drilled; "
-                                "offsite tiers do not exist yet")
+    if source not in SOURCES and source not in tiers:
+        raise errors.UsageError(f"drill --from {source}: expected {' or '.join([*SOURCES, *tiers])} "
+                                "(offsite tiers are declared as [tiers.NAME] in the controller config)")
     return source
 
 

@@ -60,6 +60,16 @@ class RefSet:
     def __contains__(self, blob_id: bytes) -> bool:
         return self._db.execute("SELECT 1 FROM refs WHERE id=?", (blob_id,)).fetchone() is not None
 
+    def ids(self, batch: int = 2000) -> Iterator[list[bytes]]:
+        """Every id in the set, in id order, `batch` at a time (memory stays flat)."""
+        last = b""
+        while True:
+            rows = self._db.execute("SELECT id FROM refs WHERE id > ? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return
+            yield [r[0] for r in rows]
+            last = rows[-1][0]
+
     def total(self) -> int:
         return self._db.execute("SELECT count(*) FROM refs").fetchone()[0]
 

@@ -95,6 +95,11 @@ class Repository:
         master = cls._unlock(storage, unlocker)
         return cls(storage, master, config["id"], RepoParams(**config["params"]), cache_dir)
 
+    @classmethod
+    def unlock_master(cls, storage: Storage, unlocker: crypto.Unlocker) -> crypto.MasterKey:
+        """The master key of the repository in `storage` (its copy on another storage shares it)."""
+        return cls._unlock(storage, unlocker)
+
     @staticmethod
     def _unlock(storage: Storage, unlocker: crypto.Unlocker) -> crypto.MasterKey:
         """The master key from the first key object `unlocker` opens.

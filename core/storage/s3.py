@@ -7,7 +7,10 @@ for the server's interceptor, which knows whose directory it is.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import hashlib
+from concurrent import futures
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import Any
 
@@ -101,6 +104,7 @@ def _normalize_prefix(prefix: str) -> str:
 
 
 DELETE_BATCH = 1000  # keys per DeleteObjects request (the S3 maximum)
+PART_STREAMS = 4  # parts of one multipart upload sent at once (put_checked)
 
 
 class S3Storage:
@@ -222,6 +226,75 @@ class S3Storage:
         validate_prefix(prefix)
         return self._list_pages(prefix)
 
+    # -- replication (controller/replication.py) -----------------------------
+
+    def put_checked(self, key: str, data: bytes | memoryview, throttle: Callable[[int], None] | None = None,
+                    part_size: int = 16 * 1024 * 1024) -> None:
+        """Store `data` with a SHA-256 the server checks (BadDigest: nothing stored); multipart above
+        `part_size`, each part checked, the upload aborted on any failure so no part is left behind.
+
+        `throttle(n)` is called before n bytes are sent (a bandwidth limit).
+        """
+        view = memoryview(data)
+        if len(view) <= part_size:
+            if throttle:
+                throttle(len(view))
+            with self._boundary("put", key):
+                self._client.put_object(Bucket=self._s.bucket, Key=self._full(key), Body=bytes(view),
+                                        ChecksumSHA256=_sha256_b64(view), **self._extra_args(key))
+            return
+        self._put_multipart(key, view, throttle, part_size)
+
+    def _put_multipart(self, key: str, view: memoryview, throttle: Callable[[int], None] | None,
+                       part_size: int) -> None:
+        full = self._full(key)
+        with self._boundary("put", key):
+            upload = self._client.create_multipart_upload(Bucket=self._s.bucket, Key=full, ChecksumAlgorithm="SHA256",
+                                                          **self._extra_args(key))["UploadId"]
+        try:
+            offsets = list(range(0, len(view), part_size))
+            # The parts go up at once (PART_STREAMS): a pack's upload is not one stream's speed.
+            with futures.ThreadPoolExecutor(min(PART_STREAMS, len(offsets)), thread_name_prefix="s3-part") as pool:
+                parts = list(pool.map(lambda n: self._put_part(key, full, upload, n, view[offsets[n - 1]:][:part_size],
+                                                               throttle), range(1, len(offsets) + 1)))
+            with self._boundary("put", key):
+                self._client.complete_multipart_upload(Bucket=self._s.bucket, Key=full, UploadId=upload,
+                                                       MultipartUpload={"Parts": parts})
+        except BaseException:
+            self.abort_upload(full, upload)
+            raise
+
+    def _put_part(self, key: str, full: str, upload: str, number: int, part: memoryview,  # noqa: PLR0913
+                  throttle: Callable[[int], None] | None) -> dict:
+        if throttle:
+            throttle(len(part))
+        digest = _sha256_b64(part)
+        with self._boundary("put", key):
+            reply = self._client.upload_part(Bucket=self._s.bucket, Key=full, UploadId=upload, PartNumber=number,
+                                             Body=bytes(part), ChecksumSHA256=digest)
+        return {"PartNumber": number, "ChecksumSHA256": digest, "ETag": reply["ETag"]}
+
+    def abort_upload(self, full: str, upload: str) -> None:
+        """Abort a multipart upload (best effort: a lifecycle rule reclaims what an outage leaves)."""
+        try:
+            self._client.abort_multipart_upload(Bucket=self._s.bucket, Key=full, UploadId=upload)
+        except (ClientError, BotoCoreError):
+            pass
+
+    def same_endpoint(self, other: "S3Storage") -> bool:
+        """True when `other` lives on this endpoint (and region) so CopyObject can copy between them."""
+        return (self._s.endpoint_url, self._s.region) == (other._s.endpoint_url, other._s.region)
+
+    def copy_from(self, source: "S3Storage", key: str) -> None:
+        """Server-side CopyObject of `key` from `source` (same endpoint), with this storage's class for it.
+
+        Atomic like a PUT: the copy appears whole or not at all.
+        """
+        with self._boundary("copy", key):
+            self._client.copy_object(Bucket=self._s.bucket, Key=self._full(key),
+                                     CopySource={"Bucket": source._s.bucket, "Key": source._full(key)},
+                                     MetadataDirective="COPY", **self._extra_args(key))
+
     # -- helpers ------------------------------------------------------------
 
     def _list_pages(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -287,6 +360,10 @@ class S3Storage:
             return errors.IntegrityError(f"S3 {op}: the range lies outside object {key!r} in {self.describe()}")
         message = err.response.get("Error", {}).get("Message", "")
         return errors.RagBackupError(f"S3 {op} on bucket {bucket!r} at {self._endpoint} failed: {code}: {message}")
+
+
+def _sha256_b64(data: bytes | memoryview) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -15,7 +15,7 @@ DAEMONS = ("rag-backup-agent.service", "rag-backup-controller.service")
 TIMERS = {  # timer -> (service it starts, the command that service runs)
     "rag-backup.timer": ("rag-backup.service", "ragctl backup --scheduled"),
     "rag-backup-incremental.timer": ("rag-backup.service", "ragctl backup --scheduled"),
-    "rag-backup-prune.timer": ("rag-backup-prune.service", "ragctl prune"),
+    "rag-backup-prune.timer": ("rag-backup-prune.service", "ragctl prune --tier all"),  # every offsite tier too
     "rag-backup-drill.timer": ("rag-backup-drill.service", "ragctl drill"),
 }
 

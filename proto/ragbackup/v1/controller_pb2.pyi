@@ -103,10 +103,14 @@ class JobEvent(_message.Message):
     def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., log: _Optional[str] = ..., result: _Optional[_Union[JobResult, _Mapping]] = ...) -> None: ...
 
 class ListSnapshotsRequest(_message.Message):
-    __slots__ = ("components",)
+    __slots__ = ("components", "tier", "as_of")
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     components: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, components: _Optional[_Iterable[str]] = ...) -> None: ...
+    tier: str
+    as_of: str
+    def __init__(self, components: _Optional[_Iterable[str]] = ..., tier: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class SnapshotSummary(_message.Message):
     __slots__ = ("id", "time", "kind", "reason", "components", "files", "bytes_total", "bytes_added", "host")
@@ -131,12 +135,16 @@ class SnapshotSummary(_message.Message):
     def __init__(self, id: _Optional[str] = ..., time: _Optional[str] = ..., kind: _Optional[str] = ..., reason: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., files: _Optional[int] = ..., bytes_total: _Optional[int] = ..., bytes_added: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
 
 class ListSnapshotsReply(_message.Message):
-    __slots__ = ("snapshots", "warnings")
+    __slots__ = ("snapshots", "warnings", "restore_times", "rto_s")
     SNAPSHOTS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_TIMES_FIELD_NUMBER: _ClassVar[int]
+    RTO_S_FIELD_NUMBER: _ClassVar[int]
     snapshots: _containers.RepeatedCompositeFieldContainer[SnapshotSummary]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    restore_times: _containers.RepeatedCompositeFieldContainer[RestoreTime]
+    rto_s: float
+    def __init__(self, snapshots: _Optional[_Iterable[_Union[SnapshotSummary, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., restore_times: _Optional[_Iterable[_Union[RestoreTime, _Mapping]]] = ..., rto_s: _Optional[float] = ...) -> None: ...
 
 class ShowSnapshotRequest(_message.Message):
     __slots__ = ("id",)
@@ -151,20 +159,24 @@ class ShowSnapshotReply(_message.Message):
     def __init__(self, manifest_json: _Optional[str] = ...) -> None: ...
 
 class RestoreRequest(_message.Message):
-    __slots__ = ("id", "components", "target", "dry_run", "force", "agent")
+    __slots__ = ("id", "components", "target", "dry_run", "force", "agent", "source", "as_of")
     ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
     AGENT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     id: str
     components: _containers.RepeatedScalarFieldContainer[str]
     target: str
     dry_run: bool
     force: bool
     agent: str
-    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ..., agent: _Optional[str] = ...) -> None: ...
+    source: str
+    as_of: str
+    def __init__(self, id: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., dry_run: _Optional[bool] = ..., force: _Optional[bool] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("read_data",)
@@ -321,17 +333,109 @@ class DrillRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., agent: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
 
 class ForgetRequest(_message.Message):
-    __slots__ = ("ids", "dry_run")
+    __slots__ = ("ids", "dry_run", "tier")
     IDS_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     dry_run: bool
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    tier: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., dry_run: _Optional[bool] = ..., tier: _Optional[str] = ...) -> None: ...
 
 class PruneRequest(_message.Message):
-    __slots__ = ("dry_run", "max_repack")
+    __slots__ = ("dry_run", "max_repack", "tier")
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     MAX_REPACK_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     dry_run: bool
     max_repack: int
-    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ...) -> None: ...
+    tier: str
+    def __init__(self, dry_run: _Optional[bool] = ..., max_repack: _Optional[int] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class ReplicateRequest(_message.Message):
+    __slots__ = ("tier",)
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    def __init__(self, tier: _Optional[str] = ...) -> None: ...
+
+class RestoreTime(_message.Message):
+    __slots__ = ("snapshot", "storage_classes", "wait", "wait_max_s", "slower_than_rto")
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MAX_S_FIELD_NUMBER: _ClassVar[int]
+    SLOWER_THAN_RTO_FIELD_NUMBER: _ClassVar[int]
+    snapshot: str
+    storage_classes: _containers.RepeatedScalarFieldContainer[str]
+    wait: str
+    wait_max_s: float
+    slower_than_rto: bool
+    def __init__(self, snapshot: _Optional[str] = ..., storage_classes: _Optional[_Iterable[str]] = ..., wait: _Optional[str] = ..., wait_max_s: _Optional[float] = ..., slower_than_rto: _Optional[bool] = ...) -> None: ...
+
+class InitTierRequest(_message.Message):
+    __slots__ = ("tier",)
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    def __init__(self, tier: _Optional[str] = ...) -> None: ...
+
+class InitTierReply(_message.Message):
+    __slots__ = ("created", "location", "object_lock", "versioning")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_LOCK_FIELD_NUMBER: _ClassVar[int]
+    VERSIONING_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    location: str
+    object_lock: bool
+    versioning: bool
+    def __init__(self, created: _Optional[bool] = ..., location: _Optional[str] = ..., object_lock: _Optional[bool] = ..., versioning: _Optional[bool] = ...) -> None: ...
+
+class MaintainLocksRequest(_message.Message):
+    __slots__ = ("tier",)
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    def __init__(self, tier: _Optional[str] = ...) -> None: ...
+
+class ArchiveRequest(_message.Message):
+    __slots__ = ("tier", "ids")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tier: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LifecycleRequest(_message.Message):
+    __slots__ = ("tier", "apply", "rules_json")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    APPLY_FIELD_NUMBER: _ClassVar[int]
+    RULES_JSON_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    apply: bool
+    rules_json: str
+    def __init__(self, tier: _Optional[str] = ..., apply: _Optional[bool] = ..., rules_json: _Optional[str] = ...) -> None: ...
+
+class LifecycleReply(_message.Message):
+    __slots__ = ("rules_json", "findings_json", "applied", "current_json", "current_findings_json")
+    RULES_JSON_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FINDINGS_JSON_FIELD_NUMBER: _ClassVar[int]
+    rules_json: str
+    findings_json: str
+    applied: bool
+    current_json: str
+    current_findings_json: str
+    def __init__(self, rules_json: _Optional[str] = ..., findings_json: _Optional[str] = ..., applied: _Optional[bool] = ..., current_json: _Optional[str] = ..., current_findings_json: _Optional[str] = ...) -> None: ...
+
+class ImportS3Request(_message.Message):
+    __slots__ = ("url", "tier", "reason", "map_json")
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MAP_JSON_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    tier: str
+    reason: str
+    map_json: str
+    def __init__(self, url: _Optional[str] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., map_json: _Optional[str] = ...) -> None: ...

@@ -124,6 +124,36 @@ class ControllerStub:
                 request_serializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
                 response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.Replicate = channel.unary_stream(
+                '/ragbackup.v1.Controller/Replicate',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.InitTier = channel.unary_unary(
+                '/ragbackup.v1.Controller/InitTier',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.InitTierRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.InitTierReply.FromString,
+                _registered_method=True)
+        self.MaintainLocks = channel.unary_stream(
+                '/ragbackup.v1.Controller/MaintainLocks',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.MaintainLocksRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.Archive = channel.unary_stream(
+                '/ragbackup.v1.Controller/Archive',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ArchiveRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+                _registered_method=True)
+        self.Lifecycle = channel.unary_unary(
+                '/ragbackup.v1.Controller/Lifecycle',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.LifecycleRequest.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.LifecycleReply.FromString,
+                _registered_method=True)
+        self.ImportS3 = channel.unary_unary(
+                '/ragbackup.v1.Controller/ImportS3',
+                request_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportS3Request.SerializeToString,
+                response_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -246,6 +276,44 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replicate(self, request, context):
+        """Copy what each offsite tier lacks (docs/OFFSITE.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def InitTier(self, request, context):
+        """Object lock, archive tiers, lifecycle rules, import from S3 (docs/OFFSITE.md, docs/ARCHIVE.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MaintainLocks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Archive(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Lifecycle(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportS3(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -338,6 +406,36 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Prune,
                     request_deserializer=ragbackup_dot_v1_dot_controller__pb2.PruneRequest.FromString,
                     response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Replicate': grpc.unary_stream_rpc_method_handler(
+                    servicer.Replicate,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'InitTier': grpc.unary_unary_rpc_method_handler(
+                    servicer.InitTier,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.InitTierRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.InitTierReply.SerializeToString,
+            ),
+            'MaintainLocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.MaintainLocks,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.MaintainLocksRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Archive': grpc.unary_stream_rpc_method_handler(
+                    servicer.Archive,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ArchiveRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.JobEvent.SerializeToString,
+            ),
+            'Lifecycle': grpc.unary_unary_rpc_method_handler(
+                    servicer.Lifecycle,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.LifecycleRequest.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.LifecycleReply.SerializeToString,
+            ),
+            'ImportS3': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportS3,
+                    request_deserializer=ragbackup_dot_v1_dot_controller__pb2.ImportS3Request.FromString,
+                    response_serializer=ragbackup_dot_v1_dot_controller__pb2.ImportReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -826,6 +924,168 @@ class Controller:
             '/ragbackup.v1.Controller/Prune',
             ragbackup_dot_v1_dot_controller__pb2.PruneRequest.SerializeToString,
             ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replicate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Replicate',
+            ragbackup_dot_v1_dot_controller__pb2.ReplicateRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InitTier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/InitTier',
+            ragbackup_dot_v1_dot_controller__pb2.InitTierRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.InitTierReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MaintainLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/MaintainLocks',
+            ragbackup_dot_v1_dot_controller__pb2.MaintainLocksRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Archive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Archive',
+            ragbackup_dot_v1_dot_controller__pb2.ArchiveRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Lifecycle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/Lifecycle',
+            ragbackup_dot_v1_dot_controller__pb2.LifecycleRequest.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.LifecycleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportS3(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragbackup.v1.Controller/ImportS3',
+            ragbackup_dot_v1_dot_controller__pb2.ImportS3Request.SerializeToString,
+            ragbackup_dot_v1_dot_controller__pb2.ImportReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,3 +32,14 @@ def test_alerts_and_drill_listed():
     assert text.startswith("NOT SAFE: 1 alert(s)")
     assert "CRITICAL RagBackupVolumeLowSpace: backup volume has 5.0% free" in text
     assert "success in 1.1h (RTO 1.0h, NOT within)" in text
+
+
+def test_replication_queue_per_tier():
+    st = dict(BASE, replication={"lag_seconds": 7200.0, "note": "1 snapshot(s) waiting", "tiers": [
+        {"tier": "s3", "feed": "primary", "queue_depth": 1, "oldest_age_seconds": 7200.0,
+         "last_error": "S3 endpoint http://s3: list failed: Read timeout", "last_done": "2026-12-01T08:00:00Z"},
+        {"tier": "dr", "feed": "s3", "queue_depth": 0, "oldest_age_seconds": 0.0, "last_error": "", "last_done": ""}]})
+    text = render(st)
+    assert "replication: 1 snapshot(s) waiting" in text
+    assert "s3 (from primary): 1 waiting, oldest 2.0h, last copy 2026-12-01T08:00:00Z; last error: S3 endpoint" in text
+    assert "dr (from s3): 0 waiting, nothing copied yet" in text

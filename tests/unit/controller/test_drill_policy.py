@@ -80,7 +80,8 @@ def test_a_slow_drill_says_so():
 
 
 @pytest.mark.parametrize("source", ["s3", "dr", "offsite"])
-def test_only_the_local_repository_is_drilled_for_now(source):
+def test_drill_sources_are_local_and_the_configured_tiers(source):
     assert dp.check_source("") == dp.check_source("local") == "local"
-    with pytest.raises(errors.UsageError, match="only 'local'"):
-        dp.check_source(source)
+    assert dp.check_source(source, ("s3", "dr", "offsite")) == source
+    with pytest.raises(errors.UsageError, match="expected local or s3"):
+        dp.check_source(source + "x", ("s3",))

@@ -196,3 +196,29 @@ def test_next_run_from_schedule(setup, tmp_path):
     _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1, comps=("docs",))
     rows = {c["component"]: c["next_run"] for c in as_dict(Watch(cfg, records, audit, clock).report())["components"]}
     assert rows == {"docs": "2026-12-01T16:00:00Z", "cache": "due now"}
+
+
+def test_replication_queue_shows_in_metrics_status_and_the_lag_alert(tmp_path):
+    from ragbackup.controller.replication_queue import ReplicationQueue
+
+    cfg = _config(tmp_path, '[tiers.s3]\nbucket = "b"\n[tiers.dr]\nbucket = "c"\nfeed = "s3"\n')
+    records = JobRecords(str(tmp_path / "state" / "catalog.sqlite"))
+    queue = ReplicationQueue(str(tmp_path / "state" / "catalog.sqlite"))
+    queue.enqueue("s3", ["snap-a", "snap-b"], T0 - _dt.timedelta(hours=30))
+    queue.enqueue("dr", ["snap-b"], T0 - _dt.timedelta(hours=1))
+    queue.failed("s3", "S3 endpoint http://x: put failed", T0)
+    watch = Watch(cfg, records, Audit(str(tmp_path / "none.sock")), clocks.FakeClock(T0))
+    m = _scrape(watch)
+    assert m[("rag_backup_replication_queue_depth", ())] == 3
+    assert m[("rag_backup_replication_oldest_age_seconds", ())] == 30 * 3600
+    assert m[("rag_backup_replication_tier_queue_depth", (("tier", "dr"),))] == 1
+    assert m[("rag_backup_replication_tier_oldest_age_seconds", (("tier", "dr"),))] == 3600
+    assert not any(k[0] == "rag_backup_replication_last_success_timestamp_seconds" for k in m)
+    st = as_dict(watch.report())
+    s3 = st["replication"]["tiers"][0]
+    assert (s3["tier"], s3["feed"], s3["queue_depth"], s3["last_error"]) == ("s3", "primary", 2,
+                                                                            "S3 endpoint http://x: put failed")
+    assert "RagBackupReplicationLag" in {a["name"] for a in st["alerts"]}
+    queue.done("s3", ["snap-a", "snap-b"], T0)
+    m = _scrape(watch)
+    assert m[("rag_backup_replication_last_success_timestamp_seconds", (("tier", "s3"),))] == T0.timestamp()

@@ -1,0 +1,204 @@
+"""Offsite tiers through the real daemons and two real SeaweedFS servers (the s3 tier's endpoint and DR's).
+
+In: LocalStacks (agent and controller as processes) with [tiers.*] tables, small trees backed up
+here. Out: each snapshot restores byte for byte from DR alone with the local repository and the
+controller's state deleted; an S3 outage (SIGSTOP, SIGKILL) never fails a backup, is reported within
+a bound and ends with a catch-up nobody starts; a controller killed mid-replication resumes; a
+snapshot forgotten locally restores from S3, one forgotten on a tier is never copied back.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from typing import Iterator
+
+from ragbackup.localstack import LocalStack
+
+from fixtures.s3tiers import tier_toml
+from fixtures.stack import assert_same_tree, backup, build_tree, change_tree, ragctl_output, tree_state
+
+N_FILES = 300
+FAST = {"connect_timeout": 1, "read_timeout": 2, "max_attempts": 2}  # the outage bound (docs/OFFSITE.md)
+
+
+@contextlib.contextmanager
+def _stack(workdir, components: dict[str, str], extra_toml: str) -> Iterator[LocalStack]:
+    st = LocalStack(str(workdir))
+    st.repository_options = {"pack_size_mib": 4}
+    st.extra_toml = extra_toml
+    for name, path in components.items():
+        st.add_paths_component(name, path)
+    try:
+        st.start()
+        st.ragctl("init")
+        yield st
+    finally:
+        st.stop()
+        for proc in ("agent", "controller"):
+            print(f"--- {st.workdir}/{proc}.log (tail)\n{st.log_tail(proc, 30)}")
+
+
+def _json(st: LocalStack, *args: str):
+    cp = st.ragctl(*args, "--json", check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+    return json.loads(cp.stdout)
+
+
+def _replication(st: LocalStack) -> dict:
+    cp = st.ragctl("status", "--json", check=False)
+    assert cp.returncode in (0, 10), ragctl_output(cp)  # 10: an alert fires (an outage may)
+    return {t["tier"]: t for t in json.loads(cp.stdout)["replication"]["tiers"]}
+
+
+def _wait(predicate, timeout: float, what: str, st: LocalStack) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout}s; replication: {_replication(st)}")
+
+
+def _drained(st: LocalStack, timeout: float = 120) -> float:
+    """Wait until every tier's queue is empty and a replication to it completed; returns the seconds."""
+    return _wait(lambda: all(t["queue_depth"] == 0 and t["last_done"] for t in _replication(st).values()),
+                 timeout, "replication queue drained", st)
+
+
+def _snapshot_ids(st: LocalStack, *args: str) -> list[str]:
+    return [s["id"] for s in _json(st, "snapshots", *args)]
+
+
+def _add_file(root: str, name: str) -> None:
+    with open(os.path.join(root, f"added-{name}.bin"), "wb") as f:
+        f.write(os.urandom(300_000) + name.encode() * 1000)
+
+
+def _restore(st: LocalStack, sid: str, target: str, *args: str) -> None:
+    cp = st.ragctl("restore", sid, "--target", target, *args, check=False)
+    assert cp.returncode == 0, ragctl_output(cp)
+
+
+# --------------------------------------------------------------------------- restore from DR alone
+
+def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers, tmp_path):
+    a, b = tier_servers
+    data = str(tmp_path / "data")
+    build_tree(data, n_files=N_FILES, big_files=1)
+    work = tmp_path / "stack"
+    toml = tier_toml(work, {"s3": {}, "dr": {"feed": "s3"}, "vault": {"feed": "s3"}}, {"s3": a, "dr": b, "vault": a})
+    with _stack(work, {"data": data}, toml) as st:
+        states = {}
+        for i in range(3):
+            if i == 1:
+                change_tree(data, n_files=N_FILES, seed=11)
+            elif i:
+                _add_file(data, f"run-{i}")
+            states[backup(st, "--reason", f"run {i}")["id"]] = tree_state(data)
+        took = _drained(st)
+        print(f"\nthree backups replicated to s3, dr (streamed) and vault (server-side) {took:.1f}s after the last")
+        rep = _json(st, "replicate")  # nothing left: the background catch-up did it all
+        assert all(t["snapshots"] == 0 for t in rep["tiers"].values()), rep
+        s3_bucket, vault_bucket = _bucket(st, "s3"), _bucket(st, "vault")
+        assert {k for k in a.keys(vault_bucket) if k.startswith("data/")} == \
+            {k for k in a.keys(s3_bucket) if k.startswith("data/")}
+        assert sorted(_snapshot_ids(st, "--tier", "dr")) == sorted(states)
+        log = open(os.path.join(st.workdir, "controller.log")).read()
+        assert "to tier vault from s3, server-side" in log and "to tier dr from s3, through the controller" in log
+        # The site is lost: the repository and the controller's state go; a new controller starts.
+        st.stop_process("controller")
+        shutil.rmtree(st.repo_dir)
+        shutil.rmtree(st.state_dir)
+        st.start_controller()
+        assert sorted(_snapshot_ids(st, "--tier", "dr")) == sorted(states)  # the catalog rebuilt from DR
+        for n, (sid, expected) in enumerate(states.items()):
+            target = str(tmp_path / f"restored-{n}")
+            _restore(st, sid, target, "--from", "dr")
+            assert_same_tree(expected, os.path.join(target, "data"), f"restore of {sid} from dr")
+        drill = _json(st, "drill", "latest", "--from", "dr")
+        assert drill["result"] == "SUCCESSFUL" and drill["snapshot"] == list(states)[-1], drill
+        assert not os.path.exists(st.repo_dir), "a restore or drill from dr touched the local repository"
+
+
+def _bucket(st: LocalStack, tier: str) -> str:
+    text = open(st.controller_config).read()
+    section = text.split(f"[tiers.{tier}]", 1)[1]
+    return section.split('bucket = "', 1)[1].split('"', 1)[0]
+
+
+# --------------------------------------------------------------------------- outages and crashes
+
+def test_s3_outage_never_fails_a_backup_and_the_catch_up_needs_no_one(tier_servers, tmp_path):
+    a, _ = tier_servers
+    data = str(tmp_path / "data")
+    build_tree(data, n_files=N_FILES, big_files=1)
+    work = tmp_path / "stack"
+    with _stack(work, {"data": data}, tier_toml(work, {"s3": dict(FAST)}, {"s3": a})) as st:
+        backup(st)
+        _drained(st)
+        for outage, end in (("SIGSTOP", a.resume), ("SIGKILL", a.start)):
+            (a.pause if outage == "SIGSTOP" else a.kill)()
+            try:
+                _add_file(data, outage)
+                began = time.monotonic()
+                sid = backup(st, "--reason", f"during {outage}")["id"]  # succeeds locally
+                backed_up = time.monotonic() - began
+                took = _wait(lambda: _replication(st)["s3"]["last_error"] != "", 90, "the outage reported", st)
+                row = _replication(st)["s3"]
+                print(f"\n{outage}: backup took {backed_up:.1f}s; replication failed {took:.1f}s after it: "
+                      f"{row['last_error']}")
+                assert row["queue_depth"] >= 1 and a.endpoint_url in row["last_error"], row
+                assert took < 60, f"replication error took {took:.1f}s to surface ({outage})"
+            finally:
+                end()
+            caught_up = _drained(st, timeout=180)
+            print(f"{outage}: caught up {caught_up:.1f}s after the server returned")
+            assert sid in _snapshot_ids(st, "--tier", "s3")
+        # kill -9 of the controller between a replication's packs and its snapshot
+        st.env["RAG_BACKUP_FAULT"] = "replicate.mid"
+        st.restart_controller()
+        _add_file(data, "crash")
+        sid = backup(st, "--reason", "before the crash")["id"]
+        proc = st.procs["controller"]
+        _wait(lambda: proc.poll() is not None, 60, "the controller's crash at replicate.mid", st)
+        assert proc.returncode == -9 and "replicate.mid" in st.log_tail("controller", 50)
+        st.env.pop("RAG_BACKUP_FAULT")
+        st.start_controller()
+        _drained(st)
+        assert sid in _snapshot_ids(st, "--tier", "s3")
+        jobs = _json(st, "jobs", "--kind", "replicate")
+        assert any(j["result"] == "interrupted" for j in jobs), jobs
+
+
+# --------------------------------------------------------------------------- retention per tier
+
+def test_forgotten_locally_restores_from_s3_and_a_tier_forget_is_never_copied_back(tier_servers, tmp_path):
+    a, _ = tier_servers
+    data = str(tmp_path / "data")
+    build_tree(data, n_files=N_FILES, big_files=1)
+    work = tmp_path / "stack"
+    with _stack(work, {"data": data}, tier_toml(work, {"s3": {}}, {"s3": a})) as st:
+        first_state = tree_state(data)
+        first = backup(st)["id"]
+        change_tree(data, n_files=N_FILES, seed=5)
+        second = backup(st)["id"]
+        _add_file(data, "third")
+        backup(st)  # the newest of a component is always kept: forget the middle one on the tier
+        _drained(st)
+        _json(st, "forget", first)
+        _json(st, "prune")
+        assert first not in _snapshot_ids(st) and first in _snapshot_ids(st, "--tier", "s3")
+        target = str(tmp_path / "restored")
+        _restore(st, first, target, "--from", "s3")
+        assert_same_tree(first_state, os.path.join(target, "data"), f"restore of {first} forgotten locally")
+        _json(st, "forget", "--tier", "s3", second)
+        assert second not in _snapshot_ids(st, "--tier", "s3")
+        rep = _json(st, "replicate", "--tier", "s3")
+        assert rep["tiers"]["s3"]["snapshots"] == 0 and second not in _snapshot_ids(st, "--tier", "s3")
+        assert second in _snapshot_ids(st)  # the primary keeps it: its own policy
+        cp = st.ragctl("prune", "--tier", "all", check=False)
+        assert cp.returncode == 0, ragctl_output(cp)
+        _restore(st, first, str(tmp_path / "again"), "--from", "s3")
