@@ -80,6 +80,7 @@ def replicate_tier(ctx: JobContext, name: str):
                       + (f"; {len(too_old(source, on_tier, keep, now))} older than its keep_within skipped"
                          if keep else ""))
         copier = TierCopy(src, dst, tier, ctx.cancel)
+        opened = time.monotonic()
         how = "server-side (one endpoint)" if copier.server_side else "through the controller"
         if todo:
             log.info("replicating %d snapshot(s) to tier %s from %s, %s", len(todo), name, tier.feed, how)
@@ -97,7 +98,8 @@ def replicate_tier(ctx: JobContext, name: str):
         raise
     t = copier.totals
     if t.snapshots:
-        log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning)", t.snapshots,
-                 name, t.packs, t.bytes, time.monotonic() - began, t.plan_seconds)
+        log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning, "
+                 "%.2fs copying packs, %.2fs opening)", t.snapshots, name, t.packs, t.bytes, time.monotonic() - began,
+                 t.plan_seconds, t.pack_seconds, opened - began)
     return {"snapshots": t.snapshots, "packs": t.packs, "bytes": t.bytes, "objects": t.objects,
             "server_side_packs": t.server_side, "feed": tier.feed, "plan_seconds": round(t.plan_seconds, 3)}
