@@ -61,9 +61,11 @@ class Replicator:
     def run_once(self) -> bool:
         """One replicate job over every tier; False when it failed (the next waits longer).
 
-        Nothing runs before `ragctl init` made the primary (a backup's snapshot wakes the loop then)."""
+        With nothing queued, nothing runs while the primary holds no repository (before `ragctl init`;
+        a backup's snapshot wakes the loop then). With something queued it runs whatever the primary's
+        state: a DR fed from s3 catches up from s3 with the local volume gone."""
         try:
-            if not self.ctl.repositories.storage(PRIMARY).exists("config"):
+            if not self.waiting() and not self.ctl.repositories.storage(PRIMARY).exists("config"):
                 return True
         except errors.RagBackupError:
             pass  # an S3 primary that does not answer: the job reports it

@@ -48,10 +48,18 @@ def run(ctx: JobContext, req: controller_pb2.ReplicateRequest) -> Iterator[contr
     names = tier_order(ctx.cfg, req.tier)
     if not names:
         raise errors.UsageError("no offsite tiers configured: add a [tiers.NAME] table (docs/OFFSITE.md)")
-    results = {}
+    results, failed = {}, []
     for name in names:
-        with ctx.lock(lock_name(name)):
-            results[name] = yield from replicate_tier(ctx, name)
+        try:
+            with ctx.lock(lock_name(name)):
+                results[name] = yield from replicate_tier(ctx, name)
+        except (errors.StorageUnavailable, errors.RepositoryError, errors.IntegrityError, errors.ConfigError) as exc:
+            # One tier's trouble does not hold the others back: a DR fed from s3 still catches up
+            # from s3 with the primary's endpoint (or the local volume itself) gone.
+            failed.append(exc)
+            yield ctx.log(f"{name}: replication failed: {exc.message}")
+    if failed:
+        raise failed[0]
     copied = sum(r["snapshots"] for r in results.values())
     ctx.count(bytes_sent=sum(r["bytes"] for r in results.values()))
     what = "; ".join(f"{n}: {r['packs']} pack(s), {r['bytes']} bytes, {r['plan_seconds']:.1f}s planning"
