@@ -101,6 +101,8 @@ def replicate_tier(ctx: JobContext, name: str):
         yield from copy_snapshots(copier, todo, done)
         if not todo:
             queue.done(name, [], now)
+    except errors.Cancelled:
+        raise  # the daemon stopping or the caller gone: no failure of the tier
     except errors.RagBackupError as exc:
         queue.failed(name, exc.message, ctx.clock.now())
         raise
