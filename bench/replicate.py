@@ -152,6 +152,7 @@ def ragbackup_run(work: Path, src: Path, weed: Weed) -> dict:
         job = max(jobs, key=lambda j: j["bytes_sent"])
         line = [ln for ln in open(os.path.join(st.workdir, "controller.log")) if "replicated 1 snapshot(s) to tier" in ln]
         secs = float(line[-1].split(" bytes in ")[1].split("s")[0])  # the job's own timing, to the ms
+        timing = line[-1].split(" bytes in ")[1].strip()
         local = work / "ragbackup-restore-local"
         local_s = _timed(lambda: st.ragctl("restore", "latest", "--target", str(local)))
         shutil.rmtree(local)
@@ -163,7 +164,7 @@ def ragbackup_run(work: Path, src: Path, weed: Weed) -> dict:
         restore_s = _timed(lambda: st.ragctl("restore", "latest", "--from", "s3", "--target", str(dest)))
         rec = _json(st, "jobs", "--kind", "restore")[0]
         restore_job = (dt.datetime.fromisoformat(rec["finished"]) - dt.datetime.fromisoformat(rec["started"]))
-        return {"replicate_seconds": round(secs, 2), "replicate_summary": job["summary"],
+        return {"replicate_seconds": round(secs, 2), "replicate_timing": timing,
                 "replicate_bytes": job["bytes_sent"],
                 "replicate_mib_s": round(job["bytes_sent"] / MiB / secs, 1), "restore_seconds": round(restore_s, 2),
                 "restore_job_seconds": round(restore_job.total_seconds(), 2), "restore_local_seconds": round(local_s, 2)}

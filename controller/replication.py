@@ -78,6 +78,7 @@ class Totals:
     objects: int = 0  # index, metadata and snapshot objects
     server_side: int = 0  # packs copied with CopyObject
     plan_seconds: float = 0.0  # reading the snapshots' trees to find what the tier lacks
+    pack_seconds: float = 0.0  # copying packs (all streams)
 
 
 def verify_pack(src: Repository, pack_id: str, data: bytes, locs: list[BlobLocation]) -> None:
@@ -231,7 +232,9 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
         steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
         for step in steps:
             if step.phase == PACKS:
+                began = time.monotonic()
                 yield from copier.copy_packs(step.keys)
+                copier.totals.pack_seconds += time.monotonic() - began
             elif step.phase == INDEX:
                 copier.write_index(step.keys)
             elif step.phase == METADATA:

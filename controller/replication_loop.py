@@ -32,6 +32,7 @@ class Replicator:
         self.failures = 0
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # the daemon's stop: also cancels a running replication
 
     def after_job(self, rec: JobRecord) -> None:
         """A backup that made a snapshot queues it for every tier, then wakes the loop (never blocks the backup)."""
@@ -46,6 +47,7 @@ class Replicator:
     def start(self, stop: threading.Event) -> None:
         if not self.ctl.cfg.tiers:
             return
+        self._stop = stop
         self._thread = threading.Thread(target=self._loop, args=(stop,), name="replicator", daemon=True)
         self._thread.start()
 
@@ -61,15 +63,18 @@ class Replicator:
     def run_once(self) -> bool:
         """One replicate job over every tier; False when it failed (the next waits longer).
 
-        Nothing runs before `ragctl init` made the primary (a backup's snapshot wakes the loop then)."""
+        With nothing queued, nothing runs while the primary holds no repository (before `ragctl init`;
+        a backup's snapshot wakes the loop then). With something queued it runs whatever the primary's
+        state: a DR fed from s3 catches up from s3 with the local volume gone."""
         try:
-            if not self.ctl.repositories.storage(PRIMARY).exists("config"):
+            if not self.waiting() and not self.ctl.repositories.storage(PRIMARY).exists("config"):
                 return True
         except errors.RagBackupError:
             pass  # an S3 primary that does not answer: the job reports it
         job = Job("replicate", trigger="timer", caller="controller", audit={"after": "queue"})
         try:
-            for _ in self.runner.stream(job, lambda ctx: replicate_job.run(ctx, controller_pb2.ReplicateRequest())):
+            for _ in self.runner.stream(job, lambda ctx: replicate_job.run(ctx, controller_pb2.ReplicateRequest()),
+                                        self._stop):
                 pass
         except errors.LockBusy:
             self.failures = max(self.failures, 1)  # `ragctl replicate` or a tier prune holds it: soon again

@@ -48,14 +48,22 @@ def run(ctx: JobContext, req: controller_pb2.ReplicateRequest) -> Iterator[contr
     names = tier_order(ctx.cfg, req.tier)
     if not names:
         raise errors.UsageError("no offsite tiers configured: add a [tiers.NAME] table (docs/OFFSITE.md)")
-    results = {}
+    results, failed = {}, []
     for name in names:
-        with ctx.lock(lock_name(name)):
-            if ctx.cfg.tiers[name].kind == "archive":  # self-contained sets, not a copy (docs/ARCHIVE.md)
-                from ragbackup.controller.jobs.archive import replicate_archive
-                results[name] = yield from replicate_archive(ctx, name)
-            else:
-                results[name] = yield from replicate_tier(ctx, name)
+        try:
+            with ctx.lock(lock_name(name)):
+                if ctx.cfg.tiers[name].kind == "archive":  # self-contained sets, not a copy (docs/ARCHIVE.md)
+                    from ragbackup.controller.jobs.archive import replicate_archive
+                    results[name] = yield from replicate_archive(ctx, name)
+                else:
+                    results[name] = yield from replicate_tier(ctx, name)
+        except (errors.StorageUnavailable, errors.RepositoryError, errors.IntegrityError, errors.ConfigError) as exc:
+            # One tier's trouble does not hold the others back: a DR fed from s3 still catches up
+            # from s3 with the primary's endpoint (or the local volume itself) gone.
+            failed.append(exc)
+            yield ctx.log(f"{name}: replication failed: {exc.message}")
+    if failed:
+        raise failed[0]
     copied = sum(r["snapshots"] for r in results.values())
     ctx.count(bytes_sent=sum(r["bytes"] for r in results.values()))
     what = "; ".join(f"{n}: {r['packs']} pack(s), {r['bytes']} bytes, {r['plan_seconds']:.1f}s planning"
@@ -84,6 +92,7 @@ def replicate_tier(ctx: JobContext, name: str):
                       + (f"; {len(too_old(source, on_tier, keep, now))} older than its keep_within skipped"
                          if keep else ""))
         copier = TierCopy(src, dst, tier, ctx.cancel)
+        opened = time.monotonic()
         how = "server-side (one endpoint)" if copier.server_side else "through the controller"
         if todo:
             log.info("replicating %d snapshot(s) to tier %s from %s, %s", len(todo), name, tier.feed, how)
@@ -96,12 +105,15 @@ def replicate_tier(ctx: JobContext, name: str):
         yield from copy_snapshots(copier, todo, done)
         if not todo:
             queue.done(name, [], now)
+    except errors.Cancelled:
+        raise  # the daemon stopping or the caller gone: no failure of the tier
     except errors.RagBackupError as exc:
         queue.failed(name, exc.message, ctx.clock.now())
         raise
     t = copier.totals
     if t.snapshots:
-        log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning)", t.snapshots,
-                 name, t.packs, t.bytes, time.monotonic() - began, t.plan_seconds)
+        log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning, "
+                 "%.2fs copying packs, %.2fs opening)", t.snapshots, name, t.packs, t.bytes, time.monotonic() - began,
+                 t.plan_seconds, t.pack_seconds, opened - began)
     return {"snapshots": t.snapshots, "packs": t.packs, "bytes": t.bytes, "objects": t.objects,
             "server_side_packs": t.server_side, "feed": tier.feed, "plan_seconds": round(t.plan_seconds, 3)}

@@ -236,6 +236,7 @@ class S3Storage:
         `throttle(n)` is called before n bytes are sent (a bandwidth limit).
         """
         view = memoryview(data)
+        part_size = max(part_size, 5 * 1024 * 1024)  # S3's smallest part but the last
         if len(view) <= part_size:
             if throttle:
                 throttle(len(view))

@@ -230,4 +230,4 @@ def test_a_drill_of_a_snapshot_with_a_damaged_pack_fails_and_names_the_component
     assert all(c["ok"] for c in d["components"]["b"]["checks"])
     assert not list((Path(st.workdir) / "agent-staging").glob(".rag-backup-*"))
     cp = st.ragctl("drill", "latest", "--from", "s3", check=False)
-    assert cp.returncode == 2 and "only 'local'" in cp.stderr, cp.stderr
+    assert cp.returncode == 2 and "no tier named 's3'" in cp.stderr, cp.stderr  # no [tiers.s3] here

@@ -82,3 +82,15 @@ def test_a_damaged_source_pack_is_never_replicated(tier_servers, tmp_path):
     finally:
         st.stop()
         print(f"--- controller.log (tail)\n{st.log_tail('controller', 20)}")
+
+
+def test_bandwidth_limit_paces_uploads(s3_server, s3_bucket):
+    from ragbackup.controller.replication import Throttle
+
+    s3 = S3Storage(s3_server.settings(s3_bucket))
+    data = os.urandom(MiB) * 12
+    began = time.monotonic()
+    s3.put_checked("data/ab/slow", data, Throttle(4 * MiB).take, part_size=5 * MiB)  # parts 5+5+2 MiB at 4 MiB/s
+    took = time.monotonic() - began
+    assert took >= 2.0, f"12 MiB at 4 MiB/s went up in {took:.1f}s"  # the first part goes at once
+    assert s3.get("data/ab/slow") == data
