@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ragbackup import clock as clocks
-from ragbackup import errors
+from ragbackup import errors, faults
 from ragbackup.config import ControllerConfig
 from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
 from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
@@ -321,6 +321,7 @@ def run_backup(ctl: BackupServices, req: controller_pb2.BackupRequest, user: str
             except BaseException:
                 job.writer.abort()
                 raise
+            faults.point("backup.after_index")
             try:
                 manifest = _manifest(ctl, job, comps, started)
                 repo.save_manifest(manifest)
