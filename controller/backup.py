@@ -219,7 +219,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     try:
-        with os.fdopen(fd, "wb") as tree, errors.locate_os_error(tree_path, "spool the tree to"):
+        with errors.locate_os_error(tree_path, "spool the tree to"), os.fdopen(fd, "wb") as tree:
             cap = _Capture(repo, writer, tree, may_train=not start.dictionary)
             _stream(ctl, job, cap, start)
         if cap.done is None:
