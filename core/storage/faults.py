@@ -5,7 +5,9 @@ open_storage builds the stack; without the variable nothing is wrapped and nothi
 The file is read again whenever it changes, so a test starts and ends an outage while the
 daemon runs. Out: the same Storage contract, where a call matching a rule (operation, key
 prefix, call number) fails as a transient outage, fails for good, times out, reads short,
-goes slow or meets a full volume; the backend below never sees a failed call.
+goes slow or meets a full volume; the backend below never sees a failed call. Each fault
+applied is noted as one line (`op key fault`) in the file's sibling `<rules>.hits`, so a
+test knows when a job has reached it.
 
 A rule: {"ops": ["put_file", "write", ...], "prefix": "data/", "after": 2, "times": 1,
 "fault": "error", "delay_s": 1.5}: skip the first `after` matching calls, then apply
@@ -180,6 +182,8 @@ class FaultyStorage:
         rule = self._rules.match(op, key)
         if rule is None:
             return False
+        with open(self._rules.path + ".hits", "a", encoding="utf-8") as f:
+            f.write(f"{op} {key} {rule.fault}\n")
         return _apply(rule, op, key, self.inner.describe())
 
 
