@@ -15,12 +15,13 @@ from reliability.conftest import size
 
 def _soak_module():
     """bench/soak.py, loaded by path (the repository root stays off sys.path, as in tests/bench)."""
-    if "bench.soak" in sys.modules:
-        return sys.modules["bench.soak"]
+    if "bench_soak" in sys.modules:
+        return sys.modules["bench_soak"]
     path = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
     spec = importlib.util.spec_from_file_location("bench_soak", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_soak"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
