@@ -163,14 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--junitxml", help="render this JUnit XML instead of running the suite")
     ap.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = ap.parse_args(argv)
-    rc = 0
+    rc, commit = 0, _commit()  # what was tested: the tree as the run starts
     with tempfile.TemporaryDirectory() as tmp:
         xml_path = args.junitxml or os.path.join(tmp, "reliability.xml")
         if not args.junitxml:
             rc = run_suite(args.long, xml_path, args.pytest_args)
         cases = read_cases(xml_path)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: TID251
-    text = render(cases, "long" if args.long else "fast", _commit(), when)
+    text = render(cases, "long" if args.long else "fast", commit, when)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"wrote {args.output}: {len(cases)} cases, {sum(c.failed for c in cases)} failed")
