@@ -132,8 +132,10 @@ def test_agent_staging_fills_mid_capture(make_stack, small_fs, tmp_path, redis_s
     st.add_component("cache", "redis", redis_server.data_dir, port=redis_server.port)
 
     def grow(n: int) -> None:
+        """New values for the round (the dump keeps its size: the volume must only fill by the ballast)."""
         pipe = client.pipeline(transaction=False)
         for i in range(1500):
+            pipe.delete(f"round-{n - 1}:{i}")
             pipe.set(f"round-{n}:{i}", os.urandom(1024))
         pipe.execute()
     grow(0)
