@@ -318,18 +318,19 @@ def test_agent_frozen_mid_capture(make_stack, tmp_path, record_property):
     """the agent frozen (SIGSTOP) in the middle of a capture: the backup ends within its bound (exit 7); after SIGCONT the next backup succeeds"""
     data = tmp_path / "data"
     data.mkdir()
-    for i in range(6):
-        (data / f"vectors-{i}.bin").write_bytes(os.urandom(32 * 1024 * 1024))
     st = make_stack({COMPONENT: str(data)})
     bound = KEEPALIVE_S + 20
     measured = []
     for _ in range(TRIES):
+        for i in range(6):  # new bytes each try: the capture has 192 MiB to read and send
+            (data / f"vectors-{i}.bin").write_bytes(os.urandom(32 * 1024 * 1024))
         before = snapshots(st)
         start = time.monotonic()
         proc = subprocess.Popen(st.ragctl_argv("backup"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         agent = st.procs["agent"].pid
         try:
             _wait_for_packs(st)
+            assert proc.poll() is None, f"the backup ended before the agent was frozen: {proc.communicate()}"
             os.kill(agent, signal.SIGSTOP)
             out, err = proc.communicate(timeout=bound + 120)
         finally:
