@@ -179,8 +179,9 @@ def _commit() -> str:
 
 def run_suite(long: bool, xml_path: str, extra: list[str]) -> int:
     env = {**os.environ, "RAG_BACKUP_RELIABILITY": "long" if long else "fast"}
+    named = any(not a.startswith("-") for a in extra)  # test ids given: only those, not the whole suite
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-o", "junit_family=xunit1",
-            f"--junitxml={xml_path}", os.path.join("tests", "reliability"), *extra]
+            f"--junitxml={xml_path}", *([] if named else [os.path.join("tests", "reliability")]), *extra]
     return subprocess.run(argv, cwd=ROOT, env=env).returncode
 
 
