@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from typing import Callable
 
-from ragbackup import clock, errors
+from ragbackup import clock, errors, faults
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,7 @@ def swap_in(p: Placement) -> str:
             aside = move_aside(p.final, p.stamp or None) or ""
         else:
             os.rmdir(p.final)  # checked empty before the restore began
+    faults.point("restore.between_renames")
     if os.path.isdir(p.final):  # a mount point: it stayed, emptied by move_aside
         _fill_mount_point(p.staging, p.final)
     else:

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from ragbackup import clock as clocks
-from ragbackup import errors
+from ragbackup import errors, faults
 from ragbackup.config import ControllerConfig
 from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
 from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
@@ -219,7 +219,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     try:
-        with os.fdopen(fd, "wb") as tree, errors.locate_os_error(tree_path, "spool the tree to"):
+        with errors.locate_os_error(tree_path, "spool the tree to"), os.fdopen(fd, "wb") as tree:
             cap = _Capture(repo, writer, tree, may_train=not start.dictionary)
             _stream(ctl, job, cap, start)
         if cap.done is None:
@@ -321,6 +321,7 @@ def run_backup(ctl: BackupServices, req: controller_pb2.BackupRequest, user: str
             except BaseException:
                 job.writer.abort()
                 raise
+            faults.point("backup.after_index")
             try:
                 manifest = _manifest(ctl, job, comps, started)
                 repo.save_manifest(manifest)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import IO, Iterable, Iterator
 
 from ragbackup import clock as clocks
-from ragbackup import errors
+from ragbackup import errors, faults
 from ragbackup.repo.chunking import Compressor, cut_file
 from ragbackup.repo.crypto import chunk_id
 from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
@@ -283,6 +283,7 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
                                             f"says {m.size}")
             job.table.set_chunks(arc.index, normalise(m.name), ids, holes)
             total += n
+            faults.point("import.mid")
     if job.env is not None:
         arc, path = job.env
         ids, n = _store_file(job, writer, compressor, [io.BytesIO(job.scan.env.data)])

@@ -180,7 +180,7 @@ _OS_AREAS: dict[str, tuple[type[RagBackupError], type[RagBackupError]]] = {
     "repository": (RepositoryError, RepositoryNoSpace),
     "state_dir": (StateError, StateNoSpace),
 }
-_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL = FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # Attribute locate_os_error sets on an OSError: the operation that failed.
 OS_OP_ATTR = "ragbackup_op"
 
@@ -197,6 +197,17 @@ def from_os_error(exc: OSError, area: str, op: str, path: str | None = None) -> 
     name = errno.errorcode.get(exc.errno or 0, "")
     text = f"{area}: cannot {op} {os.fsdecode(where)}: {reason}" + (f" ({name})" if name else "")
     return (full if exc.errno in _FULL else cls)(text)
+
+
+def no_space(exc: OSError) -> NoSpace:
+    """NoSpace for a full volume outside the controller's areas (an agent's staging dir, a restore target).
+
+    The path is the one written to: the destination of a copy (filename2), else the file named.
+    """
+    where = exc.filename2 or exc.filename or "?"
+    op = getattr(exc, OS_OP_ATTR, None) or "write"
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return NoSpace(f"cannot {op} {os.fsdecode(where)}: {exc.strerror or exc}" + (f" ({name})" if name else ""))
 
 
 @contextlib.contextmanager

@@ -5,8 +5,9 @@ with the error's status code, its message as details, and its class name in the
 trailing metadata (clients rebuild the same class with errors.translate_rpc_error).
 An OSError that no boundary translated becomes the typed error of the area its
 path lies in (the interceptor is told, e.g., the state_dir and a local repository),
-naming the path and the call; unexpected exceptions are logged with a traceback
-and surface as UNKNOWN.
+naming the path and the call; a full volume outside those areas (an agent's staging
+dir, a restore target) becomes NoSpace naming the path; unexpected exceptions are logged
+with a traceback and surface as UNKNOWN.
 """
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def _typed(exc: Exception, name: str, areas: Mapping[str, str]) -> errors.RagBac
         if area is not None:
             op = getattr(exc, errors.OS_OP_ATTR, None) or f"use ({name.rsplit('/', 1)[-1]})"
             return errors.from_os_error(exc, area, op)
+        if exc.errno in errors.FULL_ERRNOS:
+            return errors.no_space(exc)
     return None
 
 

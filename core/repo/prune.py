@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
+from ragbackup import faults
 from ragbackup.repo.index import decode_index, encode_index
 from ragbackup.repo.inflight import InFlight
 from ragbackup.repo.packs import BlobLocation, PackWriter, pack_key, read_runs
@@ -179,7 +180,10 @@ class Pruner:
         self.repo.storage.delete_many([f"index/{n}" for n in affected])
         self.report("delete old index objects", len(affected), len(affected))
         garbage = sorted(final | self._unindexed_still_garbage())
-        self.repo.storage.delete_many([pack_key(pid) for pid in garbage])
+        half = (len(garbage) + 1) // 2  # in two steps: a crash point sits between them
+        self.repo.storage.delete_many([pack_key(pid) for pid in garbage[:half]])
+        faults.point("prune.mid_delete")
+        self.repo.storage.delete_many([pack_key(pid) for pid in garbage[half:]])
         self.report("delete packs", len(garbage), len(garbage))
         self.result = {"packs_deleted": len(garbage), "packs_repacked": len(set(p.repack) & final),
                        "packs_written": len(moved), "index_rewritten": len(affected), "packs_rescued": rescued,

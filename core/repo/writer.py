@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
-from ragbackup import errors
+from ragbackup import errors, faults
 from ragbackup.repo import chunking, inflight
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
@@ -214,6 +214,7 @@ class BlobWriter:
         this bounds what it holds); all but the last were written while the job ran.
         """
         self.flush()
+        faults.point("backup.after_packs")
         self._write_index()
         return list(self.index_names)
 

@@ -6,6 +6,7 @@ a Storage (base.py) that the repository layer (ragbackup.repo) reads and writes.
 from __future__ import annotations
 
 from ragbackup.storage.base import BucketCreator, ObjectInfo, Storage
+from ragbackup.storage.faults import wrap_from_env
 from ragbackup.storage.local import LocalSettings, LocalStorage
 from ragbackup.storage.retrying import Retrying, retrying
 from ragbackup.storage.s3_settings import S3Settings
@@ -34,12 +35,15 @@ def __getattr__(name: str):
 def open_storage(spec: LocalSettings | S3Settings) -> Storage:
     """The Storage for `spec`: S3 wrapped in Retrying, a bare LocalStorage for local paths.
 
+    With RAG_BACKUP_STORAGE_FAULTS set (the reliability tests), the backend is wrapped in
+    FaultyStorage (faults.py) below Retrying, so injected transient faults are retried.
+
     Optional capabilities stay visible through the wrappers: the S3 stack is a
     BucketCreator (`isinstance(storage, BucketCreator)`), the local one is not.
     """
     if isinstance(spec, LocalSettings):
-        return LocalStorage(spec.path)
+        return wrap_from_env(LocalStorage(spec.path))
     if isinstance(spec, S3Settings):
         from ragbackup.storage.s3 import S3Storage
-        return retrying(S3Storage(spec))
+        return retrying(wrap_from_env(S3Storage(spec)))
     raise TypeError(f"unsupported storage settings: {type(spec).__name__}")
