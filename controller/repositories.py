@@ -17,6 +17,7 @@ from ragbackup import errors
 from ragbackup.config import RepositoryConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
+from ragbackup.secret import read_private
 from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage
 from ragbackup.storage.base import Storage
 
@@ -34,11 +35,7 @@ def make_storage(cfg: RepositoryConfig) -> Storage:
 
 
 def _read_secret(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read repository {what} {path}: {exc.strerror}") from None
+    return read_private(path, f"repository {what}").strip()
 
 
 def make_unlocker(cfg: RepositoryConfig) -> Unlocker:

@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
-from ragbackup.secret import Secret
+from ragbackup.secret import Secret, read_private
 from ragbackup.schedule import Objectives, Schedule, parse_span
 from ragbackup import unixsock
 
@@ -87,11 +87,12 @@ class _Section:
 
 
 def _read_secret_file(config_path: str, path: str) -> str:
+    """A secret's file (e.g. an S3 access key), refused when others may read it."""
+    data = read_private(path, "secret file", f"{config_path}: ")
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read secret file {path}: {exc.strerror}") from None
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{config_path}: secret file {path}: not UTF-8 text") from None
 
 
 @dataclass(frozen=True)
