@@ -21,6 +21,7 @@ from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, read_index
 from ragbackup.repo.manifest import Manifest
+from ragbackup.repo.manifest import parse_document as manifest_doc
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
@@ -306,7 +307,11 @@ class Repository:
             plain = self.cipher.open(sealed, b"snapshot:" + sid.encode())
         except errors.IntegrityError:
             raise errors.IntegrityError(f"snapshot {sid}: manifest failed authentication") from None
-        return json.loads(zstandard.decompress(plain))
+        try:
+            doc = zstandard.decompress(plain)
+        except zstandard.ZstdError:
+            raise errors.IntegrityError(f"snapshot {sid}: its manifest does not decompress") from None
+        return manifest_doc(doc, sid)
 
     def save_manifest(self, manifest: Manifest) -> None:
         self.save_snapshot(manifest.to_dict())

@@ -89,18 +89,50 @@ class Entry:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> "Entry":
-        """Inverse of to_json; a long chunk list (see _split_chunks) becomes one ChunkIds buffer."""
+        """Inverse of to_json; a long chunk list (see _split_chunks) becomes one ChunkIds buffer.
+
+        IntegrityError when the line is not such an entry (damaged, or written by no version).
+        """
         raw = line.encode() if isinstance(line, str) else line
-        split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
-        if split is not None:
-            rest, chunks = split
-            d = json.loads(rest)
-        else:
-            d = json.loads(raw)
-            chunks = [bytes.fromhex(c) for c in d.get("c", [])]
-        return cls(path=os.fsencode(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
-                   mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=os.fsencode(d.get("l", "")),
-                   holes=d.get("h", ()), layout=d.get("ly", ""))
+        try:
+            split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
+            d = _line_doc(split[0] if split is not None else raw)
+            chunks = split[1] if split is not None else [_chunk_id(c) for c in d.get("c", [])]
+            return cls(path=_path(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
+                       mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=_path(d.get("l", "")),
+                       holes=d.get("h", ()), layout=d.get("ly", ""))
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad hex, a path not encodable
+            raise errors.IntegrityError(f"damaged tree line: {exc}") from None
+
+
+# A tree line's keys -> the type each must have ("c", "h": lists, checked item by item).
+_LINE_TYPES = {"p": str, "t": str, "m": int, "u": int, "g": int, "mt": int, "s": int, "l": str, "ly": str,
+               "c": list, "h": list}
+_REQUIRED = ("p", "t", "m", "u", "g", "mt")
+
+
+def _line_doc(raw: bytes) -> dict:
+    """A tree line's JSON object with every known key of its type; ValueError otherwise."""
+    d = json.loads(raw)
+    if not isinstance(d, dict) or any(k not in d for k in _REQUIRED):
+        raise ValueError("not an entry object")
+    for key, typ in _LINE_TYPES.items():
+        if key in d and (not isinstance(d[key], typ) or isinstance(d[key], bool)):
+            raise ValueError(f"{key!r} is not a {typ.__name__}")
+    if not all(isinstance(h, int) and not isinstance(h, bool) for h in d.get("h", ())):
+        raise ValueError("hole values are not integers")
+    return d
+
+
+def _chunk_id(text) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("a chunk id is not a hex string")
+    return bytes.fromhex(text)
+
+
+def _path(text: str) -> bytes:
+    """A stored path as bytes: os.fsdecode's inverse (UnicodeEncodeError, a ValueError, for others)."""
+    return os.fsencode(text)
 
 
 class ChunkIds(Sequence[bytes]):
