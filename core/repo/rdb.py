@@ -17,6 +17,8 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 
+from ragbackup import errors
+
 MAGIC = b"REDIS"
 HEADER_LEN = 9  # "REDIS" + four ASCII digits
 VERSIONS = range(9, 13)  # Redis 5.0 (9) .. 7.4 (12)
@@ -46,8 +48,11 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-class Unknown(Exception):
-    """The file is not an RDB this parser knows record by record (the message says why)."""
+class Unknown(errors.RagBackupError):
+    """The file is not an RDB this parser knows record by record (the message says why).
+
+    Capture stores such a file as plain chunks; a restore of the layout reports IntegrityError.
+    """
 
 
 @dataclass
