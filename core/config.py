@@ -250,6 +250,10 @@ def _load_toml(path: str) -> dict:
         raise ConfigError(f"{path}: configuration file not found") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied reading the configuration") from None
+    except OSError as exc:  # a directory, an I/O error
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
@@ -368,7 +372,7 @@ def _metrics(root: _Section) -> MetricsConfig:
 
 def _positive(sec: _Section, key: str, default: float, upper: float | None = None) -> float:
     value = float(sec.get(key, (int, float), default, "a number"))
-    if value <= 0 or (upper is not None and value >= upper):
+    if not value > 0 or (upper is not None and value >= upper):  # `not >`: nan is refused too
         raise sec._fail(key, f"a number > 0{f' and < {upper}' if upper else ''}")
     return value
 
@@ -419,7 +423,7 @@ def _retention(root: _Section) -> RetentionConfig:
             raise ConfigError(f"{root.path}: [retention] {key}: expected a count >= 0, or -1 for all")
     try:
         zoneinfo.ZoneInfo(r.get("timezone", str, "UTC"))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("Europe"), a long name
         raise ConfigError(f"{root.path}: [retention] timezone: expected an IANA time zone such as "
                           "\"Europe/Berlin\" or \"UTC\"") from None
     if not 0 <= r.get("repack_pct", int, 50) <= 100:
