@@ -103,7 +103,10 @@ def members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
 
 
 def open_stream(fileobj: IO[bytes]) -> tarfile.TarFile:
-    return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
+    try:
+        return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
+    except TypeError:  # tarfile reading a gzip header cut short: ord() of b"" (CPython 3.11)
+        raise tarfile.ReadError("the gzip header is truncated") from None
 
 
 def _check_cancel(cancel: threading.Event) -> None:
@@ -160,7 +163,7 @@ def _read_manifest(outer: tarfile.TarFile, m: tarfile.TarInfo, filename: str, li
         raise errors.UsageError(f"{filename}: {m.name} is larger than {limits.max_manifest} bytes")
     try:
         data = json.loads(outer.extractfile(m).read())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser recurses
         log.warning("import %s: %s is not JSON; ignored", filename, m.name)
         return None
     return data if isinstance(data, dict) else None

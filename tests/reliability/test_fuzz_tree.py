@@ -51,7 +51,7 @@ def test_tree_lines_round_trip(record_property):
                  list(b.holes), b.layout) for b in back] == \
                [(e.path, e.type, e.mode, e.uid, e.gid, e.mtime_ns, e.size, list(e.chunks), e.target,
                  list(e.holes), e.layout) for e in es]
-    record_property("tries", fuzz(check, st.tuples(TREES, st.integers(1, 70_000)), fast=200, long=20_000))
+    record_property("tries", fuzz(check, st.tuples(TREES, st.integers(1, 70_000)), fast=200, long=1_000))
 
 
 def test_damaged_tree_lines_are_refused_typed(record_property):
@@ -83,7 +83,7 @@ def test_manifests_round_trip(record_property):
     """A snapshot manifest stored and read back is the same manifest."""
     def check(m):
         assert manifests.Manifest.from_dict(json.loads(json.dumps(m.to_dict()))) == m
-    record_property("tries", fuzz(check, MANIFESTS, fast=200, long=20_000))
+    record_property("tries", fuzz(check, MANIFESTS, fast=200, long=1_000))
 
 
 def test_damaged_manifests_are_refused_typed(record_property):
