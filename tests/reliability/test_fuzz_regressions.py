@@ -14,6 +14,7 @@ from ragbackup.config import load_controller_config
 from ragbackup.controller.runbook_entries import MemberTable
 from ragbackup.controller.runbook_scan import ImportLimits, scan
 from ragbackup.repo import rdb
+from ragbackup.repo import crypto
 from ragbackup.repo.crypto import Cipher, MasterKey, Unlocker
 from ragbackup.repo.index import INDEX_AAD, read_index
 from ragbackup.repo.packs import HEADER_AAD, MAGIC, parse_header
@@ -138,3 +139,25 @@ def test_runbook_manifest_nested_too_deep_is_ignored_like_any_bad_json(tmp_path)
     path.write_bytes(_outer({"b/manifest.json": b"[" * 5000, "b/documents.tar.gz": inner.getvalue()}))
     s = scan(str(path), "upload.tar.gz", MemberTable(str(tmp_path / "m.sqlite")), ImportLimits(), threading.Event())
     assert s.manifest is None and len(s.archives) == 1
+
+
+@pytest.mark.parametrize("config", [b"[]", b"{", json.dumps({"format": "rag-backup", "version": 1, "id": "../../escape",
+                                                              "params": {}}).encode(),
+                                    json.dumps({"format": "rag-backup", "version": 1, "id": "0" * 32,
+                                                "params": {"pack_size": "big"}}).encode()])
+def test_damaged_repository_config_is_a_repository_error(tmp_path, config):
+    """A damaged repository config (not an object, an id leading out of the cache dir, bad params) is RepositoryError."""
+    storage = LocalStorage(str(tmp_path / "repo"))
+    keyfile = Unlocker("keyfile", b"k" * 32)
+    storage.put("config", config)
+    storage.put("keys/k1", crypto.wrap_master_key(MasterKey.generate(), keyfile))
+    with pytest.raises(errors.RepositoryError):
+        Repository.open(storage, keyfile, str(tmp_path / "a" / "cache"))
+    assert not (tmp_path / "escape").exists()
+
+
+def test_key_object_asking_scrypt_for_more_memory_than_allowed_is_key_damaged():
+    """A key object whose scrypt parameters need more than the memory bound is KeyDamaged, not a ValueError."""
+    obj = {"version": 1, "kdf": "scrypt", "n": 2**30, "r": 1, "p": 1, "salt": "c2FsdA==", "data": "A" * 64}
+    with pytest.raises(errors.KeyDamaged, match="scrypt parameters"):
+        crypto.unwrap_master_key(json.dumps(obj).encode(), Unlocker("passphrase", b"pw"))
