@@ -87,6 +87,16 @@ def _pack(blobs: list[bytes], tmp: str) -> tuple[bytes, list[BlobLocation]]:
 BLOBS = st.lists(st.binary(max_size=200), min_size=1, max_size=5)
 
 
+def test_packs_round_trip(record_property, tmp_path):
+    """A pack written by a backup lists the blobs it holds, and each opens to its bytes."""
+    def check(blobs):
+        data, locs = _pack(blobs, str(tmp_path))
+        back = parse_header(CIPHER, locs[0].pack, data)
+        assert back == locs
+        assert [CIPHER.open(data[b.offset:b.offset + b.length], b"blob") for b in back] == blobs
+    record_property("tries", fuzz(check, BLOBS, fast=200, long=1_000))
+
+
 def test_damaged_packs_are_refused_typed(record_property, tmp_path):
     """A damaged pack file (bytes, trailer, or header records behind a valid seal) is IntegrityError, exit 6"""
     storage = LocalStorage(str(tmp_path / "repo"))
