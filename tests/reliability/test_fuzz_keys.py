@@ -24,7 +24,7 @@ UNCHECKED = json.dumps({k: v for k, v in json.loads(KEY_OBJECT).items() if k != 
 
 def test_damaged_repository_config_and_key_objects_are_refused_typed(record_property, tmp_path):
     """A damaged repository config or key object is a typed repository error (exit 4), and no cache leaves its dir"""
-    storage = LocalStorage(str(tmp_path / "repo"))
+    storage = LocalStorage(str(tmp_path / "repo"), fsync=False)  # durability is not under test
     cache = tmp_path / "cache"
 
     def check(args):

@@ -32,11 +32,14 @@ ARGV = st.tuples(st.lists(st.sampled_from(FLAGS[-4:-1]), max_size=2), st.sampled
                           max_size=6)).map(lambda t: [*t[0], t[1], *t[2]])
 
 
+PARSER = main.parser()  # what `ragctl` builds at each start; parse_args leaves it unchanged
+
+
 def _parse(argv: list[str]):
-    """main.parser().parse_args: a Namespace, or the exit code argparse chose (usage errors exit 2)."""
+    """ragctl's parse_args: a Namespace, or the exit code argparse chose (usage errors exit 2)."""
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
         try:
-            return main.parser().parse_args(argv)
+            return PARSER.parse_args(argv)
         except SystemExit as exc:
             return exc.code
 
