@@ -29,6 +29,7 @@ SCRYPT_N = 2**16
 SCRYPT_R = 8
 SCRYPT_P = 1
 SCRYPT_MAXMEM = 256 * 1024 * 1024  # the most memory unwrapping a key may take
+SCRYPT_MAX_WORK = 1 << 24  # n * r * p: 32 times what wrap_master_key writes
 
 
 @dataclass(frozen=True)
@@ -148,12 +149,15 @@ def parse_key_object(name: str, wrapped: bytes) -> dict:
 
 
 def _scrypt_params_ok(params: dict) -> bool:
-    """n a power of two above 1, r and p positive integers, within scrypt's memory bound (what
-    hashlib.scrypt accepts: it needs 128 * r * (n + p + 2) bytes)."""
+    """What hashlib.scrypt (OpenSSL) accepts within our bounds: n a power of two above 1 and
+    below 2**(16 * r), r and p positive integers, 128 * r * (n + p + 2) bytes of memory at most
+    SCRYPT_MAXMEM, and n * r * p at most SCRYPT_MAX_WORK (a damaged key object must not make
+    unwrapping run for minutes)."""
     n, r, p = params["n"], params["r"], params["p"]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, r, p)):
         return False
-    return n > 1 and n & (n - 1) == 0 and 128 * r * (n + p + 2) <= SCRYPT_MAXMEM
+    return (n > 1 and n & (n - 1) == 0 and (16 * r > 63 or n < 1 << (16 * r))
+            and 128 * r * (n + p + 2) <= SCRYPT_MAXMEM and n * r * p <= SCRYPT_MAX_WORK)
 
 
 def unwrap_master_key(wrapped: bytes, unlocker: Unlocker, name: str = "key") -> MasterKey:

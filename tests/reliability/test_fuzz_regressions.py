@@ -156,8 +156,10 @@ def test_damaged_repository_config_is_a_repository_error(tmp_path, config):
     assert not (tmp_path / "escape").exists()
 
 
-def test_key_object_asking_scrypt_for_more_memory_than_allowed_is_key_damaged():
-    """A key object whose scrypt parameters need more than the memory bound is KeyDamaged, not a ValueError."""
-    obj = {"version": 1, "kdf": "scrypt", "n": 2**30, "r": 1, "p": 1, "salt": "c2FsdA==", "data": "A" * 64}
+@pytest.mark.parametrize("n,r,p", [(2**30, 1, 1), (2**20, 1, 172126), (2**16, 1, 1), (1024, 1, 10**6)])
+def test_key_object_asking_scrypt_for_more_than_allowed_is_key_damaged(n, r, p):
+    """A key object whose scrypt parameters OpenSSL refuses (memory, n >= 2**(16r)) or that would run
+    for minutes is KeyDamaged, not a ValueError or a stall."""
+    obj = {"version": 1, "kdf": "scrypt", "n": n, "r": r, "p": p, "salt": "c2FsdA==", "data": "A" * 64}
     with pytest.raises(errors.KeyDamaged, match="scrypt parameters"):
         crypto.unwrap_master_key(json.dumps(obj).encode(), Unlocker("passphrase", b"pw"))
