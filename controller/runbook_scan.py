@@ -105,8 +105,10 @@ def members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
 def open_stream(fileobj: IO[bytes]) -> tarfile.TarFile:
     try:
         return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
-    except TypeError:  # tarfile reading a gzip header cut short: ord() of b"" (CPython 3.11)
-        raise tarfile.ReadError("the gzip header is truncated") from None
+    except (TypeError, AttributeError):
+        # CPython 3.11's tarfile on a damaged gzip header: ord() of b"" when it is cut short, and
+        # `self.exception` read before it is set when its extra field holds bad compressed data
+        raise tarfile.ReadError("the gzip header is damaged or truncated") from None
 
 
 def _check_cancel(cancel: threading.Event) -> None:

@@ -130,12 +130,12 @@ def _random_op(rng: random.Random) -> tuple:
 
 
 def remix(value, rng: random.Random):
-    """`value` with its bytes (and documents given as text) damaged by 1-3 more mutations, its
+    """`value` with its bytes (and long text, as UTF-8) damaged by 1-3 more mutations, its
     mutation lists redrawn, and its dicts given a boundary value; labels and numbers are kept."""
     if isinstance(value, (bytes, bytearray)):
         return apply(bytes(value), [_random_op(rng) for _ in range(rng.randrange(1, 4))])
     if isinstance(value, str) and len(value) > 64:
-        return remix(value.encode("utf-8", "surrogateescape"), rng)
+        return remix(value.encode("utf-8", "surrogateescape"), rng).decode("utf-8", "surrogateescape")
     if isinstance(value, tuple) and value and value[0] in _NAMES:
         return _random_op(rng)
     if isinstance(value, (tuple, list)):

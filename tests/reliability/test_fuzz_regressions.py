@@ -119,7 +119,8 @@ def _outer(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.parametrize("data", [b"\x1f\x8b\x08", b"\x1f\x8b"])
+# the second: a gzip header whose extra field holds bad compressed data (tarfile: AttributeError)
+@pytest.mark.parametrize("data", [b"\x1f\x8b\x08", b"\x1f\x8b\x08\x04" + b"\x00" * 6 + b"\x0a\x00" + b"\xff" * 64])
 def test_runbook_tarball_with_a_truncated_gzip_header_is_a_usage_error(tmp_path, data):
     """An upload whose gzip header is cut short is a UsageError naming it (tarfile raised TypeError)."""
     path = tmp_path / "upload.tar.gz"
@@ -163,3 +164,10 @@ def test_key_object_asking_scrypt_for_more_than_allowed_is_key_damaged(n, r, p):
     obj = {"version": 1, "kdf": "scrypt", "n": n, "r": r, "p": p, "salt": "c2FsdA==", "data": "A" * 64}
     with pytest.raises(errors.KeyDamaged, match="scrypt parameters"):
         crypto.unwrap_master_key(json.dumps(obj).encode(), Unlocker("passphrase", b"pw"))
+
+
+@pytest.mark.parametrize("data", [b"REDIS0011\x00\x01k\x81\xff\xff\xff\xff\xff\xff\xff\xff\xff\x08"])
+def test_rdb_record_whose_length_points_past_the_file_is_unknown(data):
+    """An RDB record whose 64-bit length points past the file is rdb.Unknown, not an OverflowError."""
+    with pytest.raises(rdb.Unknown):
+        rdb.parse(data)
