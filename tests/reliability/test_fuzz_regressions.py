@@ -24,6 +24,13 @@ from ragbackup.storage.local import LocalStorage
 from ragbackup.v1 import agent_pb2
 
 CIPHER = Cipher(MasterKey.generate())
+
+
+@pytest.fixture(autouse=True)
+def _one_try(record_property):
+    """Each fixed example is one input, tried once (docs/RELIABILITY.md counts it)."""
+    record_property("tries", 1)
+
 LINE = {"p": "a", "t": "file", "m": 0, "u": 0, "g": 0, "mt": 0}
 
 
