@@ -83,7 +83,10 @@ class _BoundedInfo(tarfile.TarInfo):
         if self.type in _LONG_HEADERS and self.size > _MAX_HEADER:
             raise errors.UsageError(f"a tar extended header of {self.size} bytes (more than {_MAX_HEADER}) "
                                     "was refused")
-        return super()._proc_member(tar)
+        try:
+            return super()._proc_member(tar)
+        except ValueError as exc:  # tarfile reading numbers of a damaged pax or GNU sparse header
+            raise tarfile.ReadError(f"a damaged extended header ({exc})") from None
 
 
 @contextlib.contextmanager

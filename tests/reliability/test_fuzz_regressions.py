@@ -178,3 +178,25 @@ def test_rdb_record_whose_length_points_past_the_file_is_unknown(data):
     """An RDB record whose 64-bit length points past the file is rdb.Unknown, not an OverflowError."""
     with pytest.raises(rdb.Unknown):
         rdb.parse(data)
+
+
+def _sparse_member(sparse_map: bytes) -> bytes:
+    """A tarball with one pax 1.0 sparse member whose map (the start of its data) is `sparse_map`."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        body = sparse_map.ljust(512, b"\0") + b"x" * 512
+        ti = tarfile.TarInfo("b/documents.tar.gz")
+        ti.size = len(body)
+        ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": "b/documents.tar.gz",
+                          "GNU.sparse.realsize": "1024"}
+        tar.addfile(ti, io.BytesIO(body))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("sparse_map", [b"1\nzero\n512\n", b"x\n"])
+def test_runbook_tarball_with_a_damaged_sparse_map_is_a_usage_error(tmp_path, sparse_map):
+    """A member whose GNU sparse map is not numbers is a UsageError naming the upload (tarfile: ValueError)."""
+    path = tmp_path / "upload.tar"
+    path.write_bytes(_sparse_member(sparse_map))
+    with pytest.raises(errors.UsageError, match="upload.tar"):
+        scan(str(path), "upload.tar", MemberTable(str(tmp_path / "m.sqlite")), ImportLimits(), threading.Event())
