@@ -7,6 +7,7 @@ name, detail); nothing is changed. Secret values are never read into a finding.
 from __future__ import annotations
 
 import datetime as _dt
+import grp
 import os
 import stat
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtensionOID
 
-from ragbackup import clock, errors, tls, unixsock
+from ragbackup import clock, errors, secret, tls, unixsock
 from ragbackup.config import AgentConfig, ControllerConfig, TlsConfig, load_agent_config, load_controller_config
 from ragbackup.controller.policy.schedule import rpo_findings, span_text, worst_gap
 from ragbackup.v1 import agent_pb2, agent_pb2_grpc
@@ -24,6 +25,7 @@ from ragbackup.v1 import agent_pb2, agent_pb2_grpc
 OK, WARN, ERROR = "ok", "warn", "error"
 CERT_WARN_DAYS = 30
 AGENT_TIMEOUT = 5.0
+DAEMON_GROUP = "rag-backup"  # the packaged controller's user and group (packaging/deb)
 
 
 @dataclass(frozen=True)
@@ -46,13 +48,20 @@ def secret_file(name: str, path: str) -> Finding:
     except OSError as exc:
         return Finding(ERROR, name, f"{path}: {exc.strerror}")
     mode = stat.S_IMODE(st.st_mode)
+    why = secret.loose_mode(st.st_mode, st.st_uid, st.st_gid, secret.own_groups() | _daemon_group())
+    if why is not None:
+        return Finding(ERROR, name, f"{path}: {why}; the daemons refuse it (chmod 600 {path})")
     if not os.access(path, os.R_OK):
         return Finding(WARN, name, f"{path}: mode {mode:04o}, not readable by this user (the daemon's may differ)")
-    if mode & 0o007:
-        return Finding(ERROR, name, f"{path}: mode {mode:04o}: others may read it (chmod 0600 or 0640)")
-    if mode & 0o020:
-        return Finding(ERROR, name, f"{path}: mode {mode:04o}: its group may change it (chmod 0600 or 0640)")
     return Finding(OK, name, f"{path}: mode {mode:04o}")
+
+
+def _daemon_group() -> set[int]:
+    """The packaged controller's group (it may read a root-owned 0640 secret of that group)."""
+    try:
+        return {grp.getgrnam(DAEMON_GROUP).gr_gid}
+    except KeyError:
+        return set()
 
 
 def directory(name: str, path: str, must_exist: bool) -> Finding:

@@ -18,6 +18,7 @@ from ragbackup import errors
 from ragbackup.config import RepositoryConfig, TierConfig
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import RepoParams, Repository
+from ragbackup.secret import read_private
 from ragbackup.storage import BucketCreator, LocalSettings, S3Settings, open_storage, retrying
 from ragbackup.storage.base import Storage
 from ragbackup.storage.packcache import PackCache
@@ -57,11 +58,7 @@ def make_tier_storage(tier: TierConfig) -> Storage:
 
 
 def _read_secret(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read repository {what} {path}: {exc.strerror}") from None
+    return read_private(path, f"repository {what}").strip()
 
 
 def make_unlocker(cfg: RepositoryConfig) -> Unlocker:

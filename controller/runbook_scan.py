@@ -83,7 +83,10 @@ class _BoundedInfo(tarfile.TarInfo):
         if self.type in _LONG_HEADERS and self.size > _MAX_HEADER:
             raise errors.UsageError(f"a tar extended header of {self.size} bytes (more than {_MAX_HEADER}) "
                                     "was refused")
-        return super()._proc_member(tar)
+        try:
+            return super()._proc_member(tar)
+        except ValueError as exc:  # tarfile reading numbers of a damaged pax or GNU sparse header
+            raise tarfile.ReadError(f"a damaged extended header ({exc})") from None
 
 
 @contextlib.contextmanager
@@ -103,7 +106,12 @@ def members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
 
 
 def open_stream(fileobj: IO[bytes]) -> tarfile.TarFile:
-    return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
+    try:
+        return tarfile.open(fileobj=fileobj, mode="r|*", tarinfo=_BoundedInfo)
+    except (TypeError, AttributeError):
+        # CPython 3.11's tarfile on a damaged gzip header: ord() of b"" when it is cut short, and
+        # `self.exception` read before it is set when its extra field holds bad compressed data
+        raise tarfile.ReadError("the gzip header is damaged or truncated") from None
 
 
 def _check_cancel(cancel: threading.Event) -> None:
@@ -160,7 +168,7 @@ def _read_manifest(outer: tarfile.TarFile, m: tarfile.TarInfo, filename: str, li
         raise errors.UsageError(f"{filename}: {m.name} is larger than {limits.max_manifest} bytes")
     try:
         data = json.loads(outer.extractfile(m).read())
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser recurses
         log.warning("import %s: %s is not JSON; ignored", filename, m.name)
         return None
     return data if isinstance(data, dict) else None

@@ -22,7 +22,7 @@ else:  # pragma: no cover
 
 from ragbackup.component_options import PathsOptions, parse_options
 from ragbackup.errors import ConfigError
-from ragbackup.secret import Secret
+from ragbackup.secret import Secret, read_private
 from ragbackup.schedule import Objectives, Schedule, parse_span
 from ragbackup.tier_options import ArchiveConfig, ObjectLockConfig, parse_archive, parse_kind, parse_object_lock
 from ragbackup import unixsock
@@ -88,11 +88,12 @@ class _Section:
 
 
 def _read_secret_file(config_path: str, path: str) -> str:
+    """A secret's file (e.g. an S3 access key), refused when others may read it."""
+    data = read_private(path, "secret file", f"{config_path}: ")
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read secret file {path}: {exc.strerror}") from None
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{config_path}: secret file {path}: not UTF-8 text") from None
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,10 @@ def _load_toml(path: str) -> dict:
         raise ConfigError(f"{path}: configuration file not found") from None
     except PermissionError:
         raise ConfigError(f"{path}: permission denied reading the configuration") from None
+    except OSError as exc:  # a directory, an I/O error
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
@@ -410,7 +415,7 @@ def _metrics(root: _Section) -> MetricsConfig:
 
 def _positive(sec: _Section, key: str, default: float, upper: float | None = None) -> float:
     value = float(sec.get(key, (int, float), default, "a number"))
-    if value <= 0 or (upper is not None and value >= upper):
+    if not value > 0 or (upper is not None and value >= upper):  # `not >`: nan is refused too
         raise sec._fail(key, f"a number > 0{f' and < {upper}' if upper else ''}")
     return value
 
@@ -468,7 +473,7 @@ def _retention_table(path: str, r: _Section, default: RetentionConfig) -> Retent
             raise ConfigError(f"{path}: [{r.name}] {key}: expected a count >= 0, or -1 for all")
     try:
         zoneinfo.ZoneInfo(r.get("timezone", str, "UTC"))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory ("Europe"), a long name
         raise ConfigError(f"{path}: [{r.name}] timezone: expected an IANA time zone such as "
                           "\"Europe/Berlin\" or \"UTC\"") from None
     if not 0 <= r.get("repack_pct", int, 50) <= 100:
@@ -606,12 +611,10 @@ def _shared_credentials(path: str, sec: _Section, creds_path: str, profile: str)
 
     where = f"{path}: [{sec.name}] credentials"
     parser = configparser.RawConfigParser()
+    raw = read_private(creds_path, "credentials file", f"{where}: ")
     try:
-        with open(creds_path, encoding="utf-8") as f:
-            parser.read_file(f)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {creds_path}: {exc.strerror}") from None
-    except configparser.Error:
+        parser.read_string(raw.decode("utf-8"))
+    except (UnicodeDecodeError, configparser.Error):
         raise ConfigError(f"{where}: {creds_path} is not an AWS shared-credentials (INI) file") from None
     if not parser.has_section(profile):
         raise ConfigError(f"{where}: {creds_path} has no [{profile}] profile (set `profile`)")

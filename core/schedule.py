@@ -14,9 +14,15 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_span(text: str) -> _dt.timedelta | None:
-    """`"90s"`, `"15m"`, `"6h"`, `"1d"` -> timedelta; None when the text is not such a span."""
+    """`"90s"`, `"15m"`, `"6h"`, `"1d"` -> timedelta; None when the text is not such a span
+    (or one longer than a timedelta holds, about 2.7 million years)."""
     m = _SPAN.match(text)
-    return _dt.timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)]) if m else None
+    if m is None:
+        return None
+    try:
+        return _dt.timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
+    except OverflowError:
+        return None
 
 
 def span_text(span: _dt.timedelta) -> str:

@@ -13,6 +13,7 @@ import grpc
 from ragbackup import unixsock
 from ragbackup.config import TlsConfig
 from ragbackup.errors import ConfigError
+from ragbackup.secret import read_private
 
 # Large messages: chunks are up to 4 MiB and batches carry several.
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -32,6 +33,11 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read TLS {what} {path}: {exc.strerror}") from None
 
 
+def _read_key(path: str) -> bytes:
+    """The private key, refused when others may read it (ragbackup.secret.read_private)."""
+    return read_private(path, "TLS key")
+
+
 def server_credentials(tls: TlsConfig, address: str = "") -> grpc.ServerCredentials | None:
     """mTLS (clients must present a certificate signed by tls.ca); local credentials on unix:PATH."""
     if unixsock.is_unix(address):
@@ -39,7 +45,7 @@ def server_credentials(tls: TlsConfig, address: str = "") -> grpc.ServerCredenti
     if tls.insecure:
         return None
     return grpc.ssl_server_credentials(
-        [(_read(tls.key, "key"), _read(tls.cert, "certificate"))],
+        [(_read_key(tls.key), _read(tls.cert, "certificate"))],
         root_certificates=_read(tls.ca, "CA"), require_client_auth=True)
 
 
@@ -47,7 +53,7 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials | None:
     if tls.insecure:
         return None
     return grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca, "CA"), private_key=_read(tls.key, "key"),
+        root_certificates=_read(tls.ca, "CA"), private_key=_read_key(tls.key),
         certificate_chain=_read(tls.cert, "certificate"))
 
 

@@ -22,6 +22,8 @@ from typing import Callable, Iterable
 
 from google.protobuf.message import DecodeError, Message
 
+from ragbackup import errors
+
 _LEN = 2  # wire type: length-delimited
 _VARINT = 0
 _CHUNK_ID = (1 << 3) | _LEN
@@ -88,6 +90,10 @@ def serialize(message: Message | bytes) -> bytes:
 _FIXED64, _FIXED32 = 1, 5
 
 
+class MalformedMessage(errors.UsageError, DecodeError):
+    """A message received over gRPC does not parse (damaged, truncated or not ours)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ViewChunk:
     """A received Chunk whose payload is a view into the message's bytes (no copy)."""
@@ -114,7 +120,7 @@ class ChunkMessage:
 
 
 def _varint_at(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """(value, position after it); DecodeError past `end` or beyond 64 bits."""
+    """(value, position after it); MalformedMessage past `end` or beyond 64 bits."""
     value = shift = 0
     while pos < end and shift < 64:
         b = buf[pos]
@@ -123,7 +129,7 @@ def _varint_at(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         if b < 0x80:
             return value, pos
         shift += 7
-    raise DecodeError("truncated or overlong varint in a chunk batch")
+    raise MalformedMessage("truncated or overlong varint in a chunk batch")
 
 
 def _field_end(buf: bytes, wire_type: int, pos: int, end: int) -> int:
@@ -133,10 +139,10 @@ def _field_end(buf: bytes, wire_type: int, pos: int, end: int) -> int:
     if wire_type == _LEN:
         return _len_field(buf, pos, end)[1]
     if wire_type not in (_FIXED64, _FIXED32):
-        raise DecodeError(f"unsupported wire type {wire_type} in a chunk batch")
+        raise MalformedMessage(f"unsupported wire type {wire_type} in a chunk batch")
     pos += 8 if wire_type == _FIXED64 else 4
     if pos > end:
-        raise DecodeError("field runs past the end of a chunk batch")
+        raise MalformedMessage("field runs past the end of a chunk batch")
     return pos
 
 
@@ -144,7 +150,7 @@ def _len_field(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     """(start, end) of the length-delimited value whose length varint is at `pos`."""
     n, pos = _varint_at(buf, pos, end)
     if pos + n > end:
-        raise DecodeError("field runs past the end of a chunk batch")
+        raise MalformedMessage("field runs past the end of a chunk batch")
     return pos, pos + n
 
 
@@ -172,7 +178,7 @@ def _decode_chunk(buf: bytes, view: memoryview, pos: int, end: int) -> ViewChunk
 
 
 def decode_chunk_batch(buf: bytes, pos: int, end: int) -> list[ViewChunk]:
-    """The Chunks of the ChunkBatch encoded in buf[pos:end]; DecodeError if malformed."""
+    """The Chunks of the ChunkBatch encoded in buf[pos:end]; MalformedMessage (a DecodeError) if malformed."""
     view = memoryview(buf)
     chunks: list[ViewChunk] = []
     while pos < end:
@@ -198,6 +204,9 @@ def chunk_batch_deserializer(message_cls: type[Message]) -> Callable[[bytes], Me
             n, pos = _varint_at(raw, len(tag), len(raw))
             if pos + n == len(raw):
                 return ChunkMessage(ViewBatch(decode_chunk_batch(raw, pos, len(raw))))
-        return message_cls.FromString(raw)
+        try:
+            return message_cls.FromString(raw)
+        except DecodeError as exc:
+            raise MalformedMessage(f"a {message_cls.__name__} that does not parse: {exc}") from None
 
     return deserialize

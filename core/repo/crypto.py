@@ -28,6 +28,8 @@ OVERHEAD = NONCE_LEN + TAG_LEN
 SCRYPT_N = 2**16
 SCRYPT_R = 8
 SCRYPT_P = 1
+SCRYPT_MAXMEM = 256 * 1024 * 1024  # the most memory unwrapping a key may take
+SCRYPT_MAX_WORK = 1 << 24  # n * r * p: 32 times what wrap_master_key writes
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def _wrapping_key(unlocker: Unlocker, params: dict) -> bytes:
         if unlocker.kind != "passphrase":
             raise errors.WrongKey("this key is wrapped by a passphrase, but a key file was given")
         return hashlib.scrypt(unlocker.secret, salt=salt, n=params["n"], r=params["r"], p=params["p"],
-                              maxmem=256 * 1024 * 1024, dklen=32)
+                              maxmem=SCRYPT_MAXMEM + 1024 * 1024, dklen=32)
     if params["kdf"] == "hkdf-sha256":
         if unlocker.kind != "keyfile":
             raise errors.WrongKey("this key is wrapped by a key file, but a passphrase was given")
@@ -147,11 +149,15 @@ def parse_key_object(name: str, wrapped: bytes) -> dict:
 
 
 def _scrypt_params_ok(params: dict) -> bool:
-    """n a power of two above 1, r and p positive integers (what hashlib.scrypt accepts)."""
+    """What hashlib.scrypt (OpenSSL) accepts within our bounds: n a power of two above 1 and
+    below 2**(16 * r), r and p positive integers, 128 * r * (n + p + 2) bytes of memory at most
+    SCRYPT_MAXMEM, and n * r * p at most SCRYPT_MAX_WORK (a damaged key object must not make
+    unwrapping run for minutes)."""
     n, r, p = params["n"], params["r"], params["p"]
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (n, r, p)):
         return False
-    return n > 1 and n & (n - 1) == 0
+    return (n > 1 and n & (n - 1) == 0 and (16 * r > 63 or n < 1 << (16 * r))
+            and 128 * r * (n + p + 2) <= SCRYPT_MAXMEM and n * r * p <= SCRYPT_MAX_WORK)
 
 
 def unwrap_master_key(wrapped: bytes, unlocker: Unlocker, name: str = "key") -> MasterKey:

@@ -48,8 +48,26 @@ def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[B
     # A streamed zstd frame does not record its size up front: decompress as a stream.
     doc = json.loads(zstandard.ZstdDecompressor().decompressobj().decompress(cipher.open(data, INDEX_AAD)))
     for p in doc["packs"]:
+        _check_pack(p)
         yield p["id"], p["size"], [BlobLocation(bytes.fromhex(b[0]), b[1], b[2], b[3], b[4], b[5], p["id"])
                                    for b in p["blobs"]]
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 63
+
+
+def _check_pack(p) -> None:
+    """One pack of an index document: id, size and blob rows of the types encode_index writes.
+
+    ValueError otherwise: a damaged document must not put strings where offsets belong.
+    """
+    if not (isinstance(p, dict) and isinstance(p.get("id"), str) and _count(p.get("size"))
+            and isinstance(p.get("blobs"), list)):
+        raise ValueError("a pack entry is not {id, size, blobs}")
+    for b in p["blobs"]:
+        if not (isinstance(b, list) and len(b) == 6 and isinstance(b[0], str) and all(map(_count, b[1:]))):
+            raise ValueError("a blob row is not [id, type, flags, offset, length, raw_length]")
 
 
 def read_index(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int, list[BlobLocation]]]:
@@ -63,7 +81,7 @@ def read_index(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int, l
     except errors.IntegrityError:
         raise errors.IntegrityError(f"index object index/{name} failed authentication "
                                     "(damaged or truncated)") from None
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
         raise errors.IntegrityError(f"index object index/{name} is damaged: {type(exc).__name__}") from None
 
 

@@ -8,8 +8,12 @@ prints), and `to_dict()` for storage. Field lookups on manifests live here only.
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from ragbackup import errors
 
 VERSION = 1
 
@@ -148,3 +152,68 @@ def store_stats(components: dict[str, ComponentManifest], writer_stats, bytes_re
     return StoreStats(bytes_total=sum(c.bytes_total for c in components.values()), bytes_read=bytes_read,
                       bytes_sent=bytes_sent, blobs_new=w.blobs_new, bytes_new_raw=w.bytes_new_raw,
                       bytes_stored=w.bytes_stored, packs=w.packs)
+
+
+# --- reading a stored manifest ----------------------------------------------------------
+
+_TEXT_KEYS = ("id", "time", "kind", "reason", "host", "user", "imported_at")
+_COMPONENT_TEXT = ("kind", "agent", "path", "capture_id", "parent")
+
+
+def parse_document(data: bytes, sid: str) -> dict:
+    """A stored manifest's JSON, checked to have the shape `Manifest.from_dict` reads.
+
+    IntegrityError naming the snapshot when it is not JSON or a field has the wrong type
+    (a damaged manifest, or one no version of rag-backup wrote).
+    """
+    try:
+        d = json.loads(data)
+        _check_manifest(d)
+    except (ValueError, RecursionError) as exc:
+        raise errors.IntegrityError(f"snapshot {sid}: damaged manifest: {exc}") from None
+    return d
+
+
+def decode(data: bytes, sid: str) -> Manifest:
+    """parse_document, typed."""
+    return Manifest.from_dict(parse_document(data, sid))
+
+
+def _expect(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _counts(d: Any, what: str) -> None:
+    _expect(isinstance(d, dict) and all(_number(v) for v in d.values()), f"{what} is not an object of numbers")
+
+
+def _check_manifest(d: Any) -> None:
+    _expect(isinstance(d, dict) and "id" in d and "time" in d, "not a manifest object (id, time)")
+    for key in _TEXT_KEYS:
+        _expect(isinstance(d.get(key, ""), str), f"{key} is not a string")
+    _counts(d.get("stats", {}), "stats")
+    _expect(_number(d.get("duration_s", 0)) and isinstance(d.get("version", VERSION), int),
+            "duration_s or version is not a number")
+    _expect(isinstance(d.get("source"), (dict, type(None))), "source is not an object")
+    comps = d.get("components", {})
+    _expect(isinstance(comps, dict), "components is not an object")
+    for name, c in comps.items():
+        _check_component(name, c)
+
+
+def _check_component(name: str, c: Any) -> None:
+    _expect(isinstance(c, dict), f"component {name!r} is not an object")
+    for key in _COMPONENT_TEXT:
+        _expect(isinstance(c.get(key, ""), str), f"component {name!r}: {key} is not a string")
+    tree = c.get("tree", [])
+    _expect(isinstance(tree, list) and all(isinstance(t, str) for t in tree), f"component {name!r}: bad tree")
+    for t in tree:
+        bytes.fromhex(t)  # ValueError when not hex
+    _counts(c.get("stats", {}), f"component {name!r}: stats")
+    _expect(isinstance(c.get("facts", {}), dict) and isinstance(c.get("source"), (dict, type(None))),
+            f"component {name!r}: facts or source is not an object")

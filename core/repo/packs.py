@@ -157,7 +157,12 @@ def parse_header(cipher: Cipher, pack_id: str, data: bytes) -> list[BlobLocation
     if magic != MAGIC or hlen > len(data):
         raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
     start = len(data) - _TRAILER.size - hlen
-    return _header_records(cipher, pack_id, memoryview(data)[start:start + hlen])
+    if start < len(MAGIC):
+        raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
+    locs = _header_records(cipher, pack_id, memoryview(data)[start:start + hlen])
+    if any(loc.offset < len(MAGIC) or loc.offset + loc.length > start for loc in locs):
+        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
+    return locs
 
 
 def _header_records(cipher: Cipher, pack_id: str, sealed: bytes | memoryview) -> list[BlobLocation]:
@@ -179,7 +184,10 @@ def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLo
     """
     if size < len(MAGIC) + _TRAILER.size:
         raise errors.IntegrityError(f"pack {pack_id}: {size} bytes is too short for a pack")
-    hlen, magic = _TRAILER.unpack(storage.get_range(pack_key(pack_id), size - _TRAILER.size, _TRAILER.size))
+    trailer = storage.get_range(pack_key(pack_id), size - _TRAILER.size, _TRAILER.size)
+    if len(trailer) != _TRAILER.size:
+        raise errors.IntegrityError(f"pack {pack_id}: shorter than its listed {size} bytes")
+    hlen, magic = _TRAILER.unpack(trailer)
     if magic != MAGIC or hlen > size - len(MAGIC) - _TRAILER.size:
         raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
     sealed = storage.get_range(pack_key(pack_id), size - _TRAILER.size - hlen, hlen)

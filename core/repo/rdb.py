@@ -17,6 +17,8 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 
+from ragbackup import errors
+
 MAGIC = b"REDIS"
 HEADER_LEN = 9  # "REDIS" + four ASCII digits
 VERSIONS = range(9, 13)  # Redis 5.0 (9) .. 7.4 (12)
@@ -46,8 +48,11 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 
 
-class Unknown(Exception):
-    """The file is not an RDB this parser knows record by record (the message says why)."""
+class Unknown(errors.RagBackupError):
+    """The file is not an RDB this parser knows record by record (the message says why).
+
+    Capture stores such a file as plain chunks; a restore of the layout reports IntegrityError.
+    """
 
 
 @dataclass
@@ -258,6 +263,7 @@ def records(b, p: int, end: int, out: Parsed) -> int:
     # The hot loop of parsing (a million keys): names bound locally, short strings inline.
     add_start, add_end, add_key, add_type = out.starts.append, out.ends.append, out.keys.append, out.types.append
     string, skip, prefix, one, prefixes = _string, skip_value, _prefix, ONE_STRING, _PREFIX
+    size = len(b)
     while p < end:
         start = p
         op = b[p]
@@ -277,6 +283,8 @@ def records(b, p: int, end: int, out: Parsed) -> int:
             p = p + 1 + c if c < 0x40 else string(b, p)
         else:
             p = skip(b, p, op)
+        if p > size:  # a length field pointing past the file (up to 2**64: too large for the array)
+            raise Unknown(f"the record at offset {start} runs past the end of the file")
         add_start(start)
         add_end(p)
         add_key(key)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterable, Iterator
 
 import zstandard
@@ -21,6 +22,7 @@ from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, read_index
 from ragbackup.repo.manifest import Manifest
+from ragbackup.repo.manifest import parse_document as manifest_doc
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
@@ -44,6 +46,37 @@ class RepoParams:
     chunk_min: int = 256 * 1024
     chunk_avg: int = 768 * 1024
     chunk_max: int = 4 * chunking.MiB
+
+
+_REPO_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _read_config(storage: Storage) -> dict:
+    """The plaintext `config` object, checked: RepositoryNotFound, UnsupportedFormat, or
+    RepositoryError when it is damaged (not JSON, or fields of the wrong type)."""
+    try:
+        config = json.loads(storage.get(CONFIG_KEY))
+    except errors.NotFound:
+        raise errors.RepositoryNotFound(
+            f"no repository at {storage.describe()} (run `ragctl init` first)") from None
+    except (ValueError, RecursionError):
+        config = None
+    if not isinstance(config, dict):
+        raise errors.RepositoryError(f"{storage.describe()}: the repository's config object is damaged "
+                                     "(not a JSON object)")
+    if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
+        raise errors.UnsupportedFormat(
+            f"{storage.describe()}: format {config.get('format')!r} version {config.get('version')!r} "
+            f"is not {FORMAT_NAME} version {FORMAT_VERSION}")
+    params = config.get("params")
+    names = {f.name for f in fields(RepoParams)}
+    # the id names the index cache's directory: a hostile one must not lead out of the cache dir
+    if not (isinstance(config.get("id"), str) and _REPO_ID.fullmatch(config["id"])
+            and isinstance(params, dict) and set(params) <= names
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in params.values())):
+        raise errors.RepositoryError(f"{storage.describe()}: the repository's config object is damaged "
+                                     "(id or params of the wrong type)")
+    return config
 
 
 class Repository:
@@ -83,15 +116,7 @@ class Repository:
     @classmethod
     def open(cls, storage: Storage, unlocker: crypto.Unlocker, cache_dir: str) -> "Repository":
         """Open an existing repository; RepositoryNotFound / UnsupportedFormat / WrongKey."""
-        try:
-            config = json.loads(storage.get(CONFIG_KEY))
-        except errors.NotFound:
-            raise errors.RepositoryNotFound(
-                f"no repository at {storage.describe()} (run `ragctl init` first)") from None
-        if config.get("format") != FORMAT_NAME or config.get("version") != FORMAT_VERSION:
-            raise errors.UnsupportedFormat(
-                f"{storage.describe()}: format {config.get('format')!r} version {config.get('version')!r} "
-                f"is not {FORMAT_NAME} version {FORMAT_VERSION}")
+        config = _read_config(storage)
         master = cls._unlock(storage, unlocker)
         return cls(storage, master, config["id"], RepoParams(**config["params"]), cache_dir)
 
@@ -311,7 +336,11 @@ class Repository:
             plain = self.cipher.open(sealed, b"snapshot:" + sid.encode())
         except errors.IntegrityError:
             raise errors.IntegrityError(f"snapshot {sid}: manifest failed authentication") from None
-        return json.loads(zstandard.decompress(plain))
+        try:
+            doc = zstandard.decompress(plain)
+        except zstandard.ZstdError:
+            raise errors.IntegrityError(f"snapshot {sid}: its manifest does not decompress") from None
+        return manifest_doc(doc, sid)
 
     def save_manifest(self, manifest: Manifest) -> None:
         self.save_snapshot(manifest.to_dict())

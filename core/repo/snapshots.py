@@ -14,7 +14,7 @@ from ragbackup.clock import stamp
 from ragbackup.repo.manifest import Manifest
 
 PREFIX = "rag-system-backup-"
-ID_RE = re.compile(r"^(rag-system-backup-\d{8}_\d{6})(?:-(\d+))?$")
+ID_RE = re.compile(r"^(rag-system-backup-\d{8}_\d{6})(?:-(\d+))?\Z")  # \Z: no newline after it
 
 
 def allocate_id(when: _dt.datetime, taken: Iterable[str]) -> str:

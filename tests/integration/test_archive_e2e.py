@@ -18,6 +18,7 @@ from fixtures.stack import assert_same_tree, backup, build_tree, tree_state
 def archive_stack(moto_s3, tmp_path):
     creds = tmp_path / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    creds.chmod(0o600)
     bucket = moto_s3.make_bucket("archive")
     data = tmp_path / "data"
     build_tree(str(data), n_files=200, big_files=1)

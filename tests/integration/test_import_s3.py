@@ -35,6 +35,7 @@ def s3_stack(s3_server, tmp_path):
     creds = tmp_path / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {s3_server.access_key}\n"
                      f"aws_secret_access_key = {s3_server.secret_key}\n")
+    creds.chmod(0o600)
     bucket = f"runbook-{uuid.uuid4().hex[:12]}"
     s3_server.make_bucket(bucket)
     st = LocalStack(str(tmp_path / "stack"))

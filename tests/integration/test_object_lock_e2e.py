@@ -63,6 +63,7 @@ def locked_stack(s3_server, tmp_path):
     creds = tmp_path / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {s3_server.access_key}\n"
                      f"aws_secret_access_key = {s3_server.secret_key}\n")
+    creds.chmod(0o600)
     bucket = f"locked-{uuid.uuid4().hex[:12]}"
     data = tmp_path / "data"
     build_tree(str(data), n_files=300, big_files=1)
@@ -140,6 +141,7 @@ def test_a_locked_tier_on_a_bucket_without_object_lock_stops_the_controller(s3_s
     creds = tmp_path / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {s3_server.access_key}\n"
                      f"aws_secret_access_key = {s3_server.secret_key}\n")
+    creds.chmod(0o600)
     st = LocalStack(str(tmp_path / "stack"))
     st.extra_toml = _tier_toml(s3_server, s3_bucket, str(creds))
     st.write_configs()

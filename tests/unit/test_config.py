@@ -70,6 +70,7 @@ def test_missing_file(tmp_path):
 
 def test_secret_file(tmp_path):
     (tmp_path / "pw").write_text("from-file\n")
+    os.chmod(tmp_path / "pw", 0o600)
     c = load_controller_config(_write(tmp_path, BASE.replace('password = "hunter2-secret"',
                                                              f'password_file = "{tmp_path}/pw"')))
     from ragbackup.controller.state import make_unlocker

@@ -37,6 +37,7 @@ def creds(tmp_path):
     p = tmp_path / "credentials"
     p.write_text("[default]\naws_access_key_id = nope\naws_secret_access_key = nope\n"
                  "[backup]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = s3cr3t-value\n")
+    p.chmod(0o600)
     return str(p)
 
 
@@ -108,3 +109,12 @@ def test_replication_runs_tiers_in_feed_order(tmp_path):
     assert tier_order(cfg, "z") == ["z"]
     with pytest.raises(errors.UsageError, match="no tier named 'q'"):
         tier_order(cfg, "q")
+
+
+def test_a_credentials_file_others_may_read_is_refused(tmp_path, creds):
+    import os
+    os.chmod(creds, 0o644)
+    with pytest.raises(errors.ConfigError) as exc:
+        _load(tmp_path, TIERS.format(creds=creds))
+    assert "chmod 600" in exc.value.message and creds in exc.value.message
+    assert "s3cr3t" not in exc.value.message
