@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from ragbackup import errors
 from ragbackup.component_options import PathsOptions, RedisOptions, options_class
-from ragbackup.secret import Secret
+from ragbackup.secret import Secret, read_private
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent.services.base import ServiceSpec
@@ -71,12 +71,11 @@ class Component:
         o = self.typed(RedisOptions)
         if not o.password_file:
             return o.password
+        raw = read_private(o.password_file, "password_file", f"component {self.name}: ")
         try:
-            with open(o.password_file, encoding="utf-8") as f:
-                return Secret(f.read().strip())
-        except OSError as exc:
-            raise errors.ConfigError(f"component {self.name}: cannot read password_file {o.password_file}: "
-                                     f"{exc.strerror}") from None
+            return Secret(raw.decode("utf-8").strip())
+        except UnicodeDecodeError:
+            raise errors.ConfigError(f"component {self.name}: password_file {o.password_file} is not UTF-8 text") from None
 
 
 def options_of(spec: common_pb2.ComponentSpec) -> PathsOptions:

@@ -52,11 +52,22 @@ def test_the_agent_gets_what_the_controller_parsed_from_its_config():
 def test_redis_target_reads_password_file_on_this_host(tmp_path):
     pw = tmp_path / "pass"
     pw.write_text("from-file\n")
+    pw.chmod(0o600)
     options = RedisOptions(port=6380, owner=(1, 2), password_file=str(pw), tls=True)
     t = redis_target(Component.of(component_spec("c", "redis", "/srv/c", (), options)))
     assert (t.port, t.owner, t.tls, t.data_dir, t.timeout_s) == (6380, (1, 2), True, "/srv/c", 300.0)
     assert t.password.reveal() == "from-file"
     assert redis_target(Component.of(component_spec("c", "redis", "/srv/c", (), RedisOptions()))).password is None
+
+
+def test_a_redis_password_file_others_may_read_is_refused(tmp_path):
+    pw = tmp_path / "pass"
+    pw.write_text("from-file\n")
+    pw.chmod(0o644)
+    options = RedisOptions(port=6380, password_file=str(pw))
+    with pytest.raises(errors.ConfigError) as exc:
+        redis_target(Component.of(component_spec("c", "redis", "/srv/c", (), options)))
+    assert "chmod 600" in exc.value.message and "from-file" not in exc.value.message
 
 
 def test_chroma_target_service_and_consistency():
