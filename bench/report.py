@@ -229,6 +229,9 @@ def markdown(report: dict) -> str:
              "Cells: median [min-max] over runs; `vs restic`: the ratio to restic in the same run "
              "(median [min-max] of per-run ratios). MB = 10^6 bytes. MB/s = bytes read (backup) or written "
              "(restore) per wall second.", ""]
+    if m.get("complete") is False:
+        lines += [f"**Partial report**: {len(report['records'])} tool-runs so far (the run was still going or "
+                  "was stopped).", ""]
     if m.get("argv") is not None:
         lines += ["Command: `python -m bench.run " + " ".join(m["argv"]) + "`", ""]
     lines += ["## Summary (every seed and run)", "", summary_table(report["summary"]), ""]

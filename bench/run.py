@@ -283,12 +283,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_drop_caches:
         cache_drop = "disabled (--no-drop-caches)"
     order = tools if args.no_limits else [*tools, limits.NAME]
-    records = []
-    for run, seed, name in schedule(order, args.runs, list(data)):
-        print(f"[bench] run {run}/{args.runs}, seed {seed}: {name}", file=sys.stderr, flush=True)
-        records.append(run_tool(name, run, RunPlan(data[seed], work, drop, args.keep)))
-    if not args.keep:
-        remove_tree(work)
     first = data[seeds[0][0]]
     meta = {"scale": args.scale, "seed": first.seed, "mutate_seed": first.mutate_seed, "seeds": seeds,
             "mutate_pct": pcts[0], "mutate_pcts": pcts, "runs": args.runs, "tools": tools,
@@ -296,7 +290,16 @@ def main(argv: list[str] | None = None) -> int:
             "stamp": time.strftime("%Y%m%d-%H%M%S"), "cache_drop": cache_drop, "host": host_info(),
             "argv": sys.argv[1:] if argv is None else argv,
             "dataset": _dataset_meta(first), "datasets": {str(s): _dataset_meta(d) for s, d in data.items()}}
-    full = report.build(meta, records, order)
+    records: list[dict] = []
+    planned = schedule(order, args.runs, list(data))
+    for run, seed, name in planned:
+        print(f"[bench] run {run}/{args.runs}, seed {seed}: {name}", file=sys.stderr, flush=True)
+        records.append(run_tool(name, run, RunPlan(data[seed], work, drop, args.keep)))
+        # the report so far, rewritten after every tool-run: a long run stopped early keeps its results
+        report.write(report.build({**meta, "complete": len(records) == len(planned)}, records, order), args.out)
+    if not args.keep:
+        remove_tree(work)
+    full = report.build({**meta, "complete": True}, records, order)
     jpath, mpath = report.write(full, args.out)
     print(report.summary_table(full["summary"]))
     print(f"\nresults: {jpath}\n         {mpath}")
