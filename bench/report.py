@@ -106,7 +106,7 @@ def summarize(records: list[dict], tools: list[str]) -> dict:
 
 def build(meta: dict, records: list[dict], tools: list[str]) -> dict:
     """The whole report: meta, the summary pooled over seeds and runs, one summary per seed, the records."""
-    seeds = sorted({r.get("seed") for r in records}, key=str)
+    seeds = list(dict.fromkeys(r.get("seed") for r in records))  # in the order they ran
     by_seed = {str(s): summarize([r for r in records if r.get("seed") == s], tools) for s in seeds}
     return {"meta": meta, "summary": summarize(records, tools), "by_seed": by_seed, "records": records}
 
