@@ -1,14 +1,16 @@
 """The agent's per-component file cache: what each file looked like at a capture.
 
-In: (path, size, mtime_ns, inode, ctime_ns, chunk ids) recorded during a capture.
-Out: the chunk list of an unchanged file for the next capture, which then skips
-reading it. One SQLite file per capture, published only when the capture completes.
+In: (path, size, mtime_ns, inode, ctime_ns, chunk ids, layout) recorded during a capture.
+Out: the chunk list (and layout, e.g. an RDB stored by record) of an unchanged file for
+the next capture, which then skips reading it. One SQLite file per capture, published
+only when the capture completes.
 """
 from __future__ import annotations
 
 import os
 import re
 import sqlite3
+from typing import NamedTuple
 
 KEEP = 3
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -20,11 +22,22 @@ def _component_dir(cache_dir: str, component: str) -> str:
     return os.path.join(cache_dir, component)
 
 
+class Cached(NamedTuple):
+    """An unchanged file's stored form: its chunk ids and the layout they hold ("" for the bytes)."""
+
+    chunks: list[bytes]
+    layout: str
+
+
 class CacheReader:
     """Read-only view of a completed capture's cache."""
 
     def __init__(self, path: str):
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
+        # caches written before layouts were recorded hold only plain files
+        layout = "layout" if "layout" in columns else "''"
+        self._query = f"SELECT size, mtime_ns, ino, ctime_ns, chunks, {layout} FROM files WHERE path=?"
 
     @classmethod
     def open(cls, cache_dir: str, component: str, capture_id: str) -> "CacheReader | None":
@@ -33,14 +46,13 @@ class CacheReader:
         path = os.path.join(_component_dir(cache_dir, component), capture_id + ".sqlite")
         return cls(path) if os.path.exists(path) else None
 
-    def lookup(self, path: bytes, st: os.stat_result) -> list[bytes] | None:
-        """Chunk ids if the file is unchanged (size, mtime_ns, inode, ctime_ns all equal)."""
-        row = self._db.execute("SELECT size, mtime_ns, ino, ctime_ns, chunks FROM files WHERE path=?",
-                               (path,)).fetchone()
+    def lookup(self, path: bytes, st: os.stat_result) -> Cached | None:
+        """Chunk ids and layout if the file is unchanged (size, mtime_ns, inode, ctime_ns all equal)."""
+        row = self._db.execute(self._query, (path,)).fetchone()
         if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
             return None
         blob = row[4]
-        return [blob[i:i + 32] for i in range(0, len(blob), 32)]
+        return Cached([blob[i:i + 32] for i in range(0, len(blob), 32)], row[5] or "")
 
     def close(self) -> None:
         self._db.close()
@@ -62,12 +74,12 @@ class CacheWriter:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, "
-                         "ctime_ns INT, chunks BLOB) WITHOUT ROWID")
+                         "ctime_ns INT, chunks BLOB, layout TEXT NOT NULL DEFAULT '') WITHOUT ROWID")
         self._db.execute("BEGIN")
 
-    def record(self, path: bytes, st: os.stat_result, chunks: list[bytes]) -> None:
-        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?)",
-                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, b"".join(chunks)))
+    def record(self, path: bytes, st: os.stat_result, chunks: list[bytes], layout: str = "") -> None:
+        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
+                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, b"".join(chunks), layout))
 
     def publish(self, keep: tuple[str, ...] = ()) -> None:
         """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""

@@ -23,7 +23,8 @@ from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import archive_tier, events, locks
 from ragbackup.controller.component_spec import component_spec
-from ragbackup.controller.policy.plan import RestorePlan, RestoreTarget, plan_restore, restore_steps, restore_waves
+from ragbackup.controller.policy.plan import (RestorePlan, RestoreTarget, plan_restore, restore_cost, restore_steps,
+                                              restore_waves)
 from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
@@ -183,7 +184,7 @@ def restore_components(ctl: Controller, repo: Repository, manifest: Manifest, pl
     total = sum(sizes.get(n, 0) for n in plan.components)
     results: dict[str, dict] = {}
     done_bytes = 0
-    for wave in restore_waves(plan, kinds, sizes):
+    for wave in restore_waves(plan, kinds, _costs(repo, manifest, plan.components)):
         queue, running = list(wave), []
         try:
             while queue or running:
@@ -200,6 +201,17 @@ def restore_components(ctl: Controller, repo: Repository, manifest: Manifest, pl
             for r in running:
                 r.future.cancel()
     return results
+
+
+def _costs(repo: Repository, manifest: Manifest, names: tuple[str, ...] | list[str]) -> dict[str, int]:
+    """restore_cost of each component: its bytes, and its chunk and entry count through its tree's size."""
+    out = {}
+    for n in names:
+        c = manifest.components[n]
+        ids = c.tree_ids()
+        tree = sum(loc.raw_length for loc in repo.index.lookup_many(ids).values()) if ids else 0
+        out[n] = restore_cost(c.bytes_total, tree)
+    return out
 
 
 def choose_agent(component: str, recorded: str, requested: str, declared: list[str]) -> str:

@@ -313,10 +313,11 @@ class CapturePipeline:
                 self._slots.append(_Slot(entry=entry, stat=st))
                 return
         cached = self.s.parent.lookup(rel, st) if self.s.parent else None
-        if cached is not None:
+        if cached is not None and (not cached.layout or cached.layout in self.s.layouts):
             self.stats.files_reused += 1
             entry.size = st.st_size
-            entry.chunks.extend(cached)
+            entry.chunks.extend(cached.chunks)
+            entry.layout = cached.layout
             self._slots.append(_Slot(entry=entry, stat=st, cached=True))
             return
         if st.st_size <= self.s.chunker.min_size:
@@ -474,8 +475,8 @@ class CapturePipeline:
             if not e.layout:  # a layout's chunks hold other bytes than the file's; capture set its size
                 e.size = self._ids_bytes + hole_bytes(e.holes)
         self._ids, self._ids_bytes = [], 0
-        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None and not e.holes and not e.layout:
-            self.s.cache.record(e.path, slot.stat, list(e.chunks))
+        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None and not e.holes:
+            self.s.cache.record(e.path, slot.stat, list(e.chunks), e.layout)
         self._entries.append(e)
 
     def _drain(self, limit: int) -> Iterator[agent_pb2.CaptureEvent]:

@@ -6,11 +6,14 @@ before it takes blobs out of the index (docs/FORMAT.md "Prune and concurrent bac
 """
 from __future__ import annotations
 
+import struct
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 BLOOM_BYTES = 8 * 1024 * 1024  # per running job: 1 bit in 5 set at 13 million ids (false keeps <1%)
 _HASHES = 4  # bit positions per id, taken from the id's own bytes (ids are keyed BLAKE3: uniform)
+_WORDS = struct.Struct("<%dI" % _HASHES)  # the positions: the id's first _HASHES little-endian 32-bit words
 
 
 class Bloom:
@@ -21,11 +24,17 @@ class Bloom:
         self._mask = nbytes * 8 - 1  # nbytes is a power of two
 
     def _positions(self, blob_id: bytes) -> list[int]:
-        return [int.from_bytes(blob_id[4 * i:4 * i + 4], "little") & self._mask for i in range(_HASHES)]
+        return [w & self._mask for w in _WORDS.unpack_from(blob_id)]
 
     def add(self, blob_id: bytes) -> None:
-        for p in self._positions(blob_id):
-            self._bits[p >> 3] |= 1 << (p & 7)
+        self.add_many((blob_id,))
+
+    def add_many(self, blob_ids: Iterable[bytes]) -> None:
+        bits, mask, unpack = self._bits, self._mask, _WORDS.unpack_from
+        for blob_id in blob_ids:
+            for w in unpack(blob_id):
+                p = w & mask
+                bits[p >> 3] |= 1 << (p & 7)
 
     def __contains__(self, blob_id: bytes) -> bool:
         return all(self._bits[p >> 3] & (1 << (p & 7)) for p in self._positions(blob_id))

@@ -70,9 +70,7 @@ class BlobWriter:
             return []
         with self._inflight.guard:  # the answer "stored" is recorded before prune can look
             absent = self.repo.index.missing(unseen)
-            for i in unseen:
-                if i not in absent:
-                    self.refs.seen.add(i)
+            self.refs.seen.add_many(i for i in unseen if i not in absent)
         return [n for n, i in enumerate(ids) if i in absent]
 
     def has(self, blob_id: bytes) -> bool:

@@ -38,3 +38,31 @@ def test_cells_and_table() -> None:
 def test_interleaving_rotates_the_order() -> None:
     assert interleaved(["a", "b", "c"], 2) == [(1, "a"), (1, "b"), (1, "c"), (2, "b"), (2, "c"), (2, "a")]
     assert interleaved([], 3) == []
+
+
+def _seeded(run: int, seed: int, tool: str, phases: dict) -> dict:
+    return {"run": run, "seed": seed, "tool": tool, "phases": phases, "error": None}
+
+
+def test_ratios_pair_by_seed_and_run_and_divide_by_the_limit() -> None:
+    records = [_seeded(1, 42, "restic", {"restore": _phase(10)}), _seeded(1, 7, "restic", {"restore": _phase(40)}),
+               _seeded(1, 42, "rag", {"restore": _phase(5)}), _seeded(1, 7, "rag", {"restore": _phase(10)}),
+               _seeded(1, 42, "limits", {"copy": _phase(4), "write": _phase(2)}),
+               _seeded(1, 7, "limits", {"copy": _phase(5), "write": _phase(5)})]
+    full = report.build({}, records, ["restic", "rag", "limits"])
+    rag = full["summary"]["rag"]["restore"]
+    assert rag["ratio_to_restic"]["wall_s"] == {"median": 0.375, "min": 0.25, "max": 0.5, "n": 2}
+    assert rag["ratio_to_limit"]["copy"] == {"median": 1.625, "min": 1.25, "max": 2.0, "n": 2}
+    assert rag["ratio_to_limit"]["write"]["max"] == 2.5
+    assert full["by_seed"]["7"]["rag"]["restore"]["ratio_to_limit"]["copy"]["median"] == 2.0
+    assert "| rag | d restore | 7.50 [5.00-10.00] | cp -a | 4.50 [4.00-5.00] | 1.62 [1.25-2.00] |" in \
+        report.limits_table(full["summary"])
+    assert "seed 42: wall s" in report.seeds_table(full["by_seed"])
+
+
+def test_sweep_phases_keep_their_percentage_and_limit() -> None:
+    assert report.phase_title("mutate_5") == "c after mutate 5%"
+    assert report.limit_of("mutate_5") == ("read",) and report.limit_of("nochange") == ("walk",)
+    records = [_seeded(1, 42, "rag", {"full": _phase(1), "mutate": _phase(2), "mutate_5": _phase(3)})]
+    assert report.phases_of(records) == ["full", "mutate", "mutate_5"]
+    assert list(report.summarize(records, ["rag"])["rag"]) == ["full", "mutate", "mutate_5"]

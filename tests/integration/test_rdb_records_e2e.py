@@ -152,3 +152,20 @@ def test_rdb_after_restart_and_2pct_change_adds_little_and_restores_exactly(redi
         subprocess.run(["tar", "-xzf", inner.name], cwd=top, check=True)
     exported = [os.path.join(d, f) for d, _, fs in os.walk(top) for f in fs if f == "dump.rdb"]
     assert len(exported) == 1 and _read(exported[0]) == rdb2, exported
+
+
+def test_an_unchanged_rdb_in_a_paths_component_is_not_read_again(redis_stack, tmp_path):
+    """A no-change backup reuses the RDB's records from the agent's cache (neither read nor re-sorted),
+    and that snapshot restores it byte-identical."""
+    st, server, files = redis_stack
+    _fill(server.client(), random.Random(11))
+    server.client().save()
+    real = _read(os.path.join(server.data_dir, "dump.rdb"))
+    (files / "copy.rdb").write_bytes(real)
+    backup(st)
+    again = backup(st)
+    stats = again["components"]["files"]["stats"]
+    assert stats.get("files_reused") == stats.get("files") == 1, stats
+    assert not stats.get("bytes_read"), stats
+    st.ragctl("restore", again["id"], "--target", str(tmp_path / "r"), "--components", "files")
+    assert _read(str(tmp_path / "r" / "files" / "copy.rdb")) == real

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from ragbackup.repo import chunking, rdb, rdb_layout
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.v1 import agent_pb2, common_pb2
 
+from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture import pipeline
 from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
 from fixtures.capture_events import capture_events
@@ -15,14 +17,15 @@ KEY = b"k" * 32
 PARAMS = ChunkerParams(16 * 1024, 32 * 1024, 64 * 1024)
 
 
-def _capture(root: str, layouts: tuple[str, ...]) -> tuple[dict[bytes, common_pb2.Entry], dict[bytes, bytes]]:
+def _capture(root: str, layouts: tuple[str, ...], parent: CacheReader | None = None,
+             cache: CacheWriter | None = None) -> tuple[dict[bytes, common_pb2.Entry], dict[bytes, bytes]]:
     offers: list[agent_pb2.ChunkOffer] = []
 
     def next_want():
         o = offers.pop(0)
         return agent_pb2.ChunkWant(seq=o.seq, indexes=range(len(o.ids)))
     settings = CaptureSettings(root=os.fsencode(root), exclude=(), id_key=KEY, chunker=PARAMS,
-                               compression_level=3, workers=2, parent=None, cache=None, layouts=layouts)
+                               compression_level=3, workers=2, parent=parent, cache=cache, layouts=layouts)
     entries, stored = {}, {}
     for kind, ev in capture_events(CapturePipeline(settings, next_want)):
         if kind == "offer":
@@ -62,3 +65,60 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, mon
     monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)  # too large to hold in memory
     entries, stored = _capture(str(root), (rdb_layout.LAYOUT,))
     assert entries[b"dump.rdb"].layout == ""
+
+
+def _rdb_root(redis_server, tmp_path) -> tuple[str, bytes]:
+    c = redis_server.client()
+    for i in range(2000):
+        c.set(f"key:{i}", f"value {i} " * 10)
+    c.save()
+    with open(os.path.join(redis_server.data_dir, "dump.rdb"), "rb") as f:
+        data = f.read()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "dump.rdb").write_bytes(data)
+    return str(root), data
+
+
+def _cached_capture(root: str, cache_dir: str, capture_id: str, layouts: tuple[str, ...], parent: str | None):
+    reader = CacheReader.open(cache_dir, "c", parent) if parent else None
+    writer = CacheWriter(cache_dir, "c", capture_id)
+    got = _capture(root, layouts, reader, writer)
+    writer.publish()
+    return got
+
+
+def test_an_unchanged_rdb_is_reused_from_the_cache_with_its_layout(redis_server, tmp_path):
+    """A no-change backup neither reads nor re-sorts an RDB stored by record: its cache row keeps the layout."""
+    root, data = _rdb_root(redis_server, tmp_path)
+    cache_dir = str(tmp_path / "cache")
+    first, stored = _cached_capture(root, cache_dir, "one", (rdb_layout.LAYOUT,), None)
+    second, sent = _cached_capture(root, cache_dir, "two", (rdb_layout.LAYOUT,), "one")
+
+    e1, e2 = first[b"dump.rdb"], second[b"dump.rdb"]
+    assert e2.layout == rdb_layout.LAYOUT and e2.size == len(data)
+    assert list(e2.chunks) == list(e1.chunks) and not sent  # nothing read, nothing sent again
+    assert b"".join(rdb_layout.rebuild(stored[c] for c in e2.chunks)) == data
+
+    # a controller that no longer records the layout gets the file's bytes, not the cached records
+    third, _ = _cached_capture(root, cache_dir, "three", (), "two")
+    e3 = third[b"dump.rdb"]
+    assert e3.layout == "" and e3.size == len(data) and list(e3.chunks) != list(e1.chunks)
+
+
+def test_a_cache_written_before_layouts_still_reads_as_plain_files(tmp_path):
+    """Old cache files have no layout column: their rows are plain files."""
+    cache_dir = tmp_path / "cache"
+    (cache_dir / "c").mkdir(parents=True)
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 100)
+    st = f.stat()
+    db = sqlite3.connect(cache_dir / "c" / "old.sqlite")
+    db.execute("CREATE TABLE files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, ctime_ns INT, "
+               "chunks BLOB) WITHOUT ROWID")
+    db.execute("INSERT INTO files VALUES (?,?,?,?,?,?)", (b"f", 100, st.st_mtime_ns, st.st_ino, st.st_ctime_ns,
+                                                          b"a" * 32 + b"b" * 32))
+    db.commit()
+    db.close()
+    got = CacheReader.open(str(cache_dir), "c", "old").lookup(b"f", st)
+    assert got is not None and got.chunks == [b"a" * 32, b"b" * 32] and got.layout == ""

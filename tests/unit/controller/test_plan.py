@@ -7,7 +7,7 @@ from ragbackup import errors
 from ragbackup.config import AppService
 from ragbackup.controller.policy.diff import diff_entries
 from ragbackup.controller.policy.plan import (History, RestorePlan, RestoreTarget, plan_backup, plan_restore,
-                                              restore_steps, restore_waves)
+                                              restore_cost, restore_steps, restore_waves)
 from ragbackup.repo.tree import Entry
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.timezone.utc)
@@ -93,6 +93,17 @@ def test_restore_waves_put_databases_first_in_place_and_largest_first():
     sizes = {"docs": 900, "cfg": 1, "vec": 500, "kv": 700}
     in_place = RestorePlan("s", ("kv", "vec", "cfg", "docs"), "")
     assert restore_waves(in_place, kinds, sizes) == [["kv", "vec"], ["docs", "cfg"]]
+
+
+def test_restore_cost_counts_chunks_through_the_tree():
+    """An RDB stored by record (many small chunks) restores slower than its bytes say."""
+    docs = restore_cost(1_311_000_000, 3_300_000)  # 15,000 files in 3,000 chunks
+    rdb = restore_cost(280_000_000, 18_300_000)  # one file in 273,000 chunks
+    vec = restore_cost(959_000_000, 2_900_000)  # 43,000 pages
+    kinds = {"docs": "paths", "rdb": "paths", "vec": "paths"}
+    plan = RestorePlan("s", ("vec", "rdb", "docs"), "/tmp/out")
+    assert restore_waves(plan, kinds, {"docs": docs, "rdb": rdb, "vec": vec}) == [["docs", "rdb", "vec"]]
+    assert restore_cost(100, 0) == 100
 
 
 def test_restore_waves_into_a_target_are_one_group():
