@@ -133,21 +133,45 @@ def check_target_free(p: Placement) -> None:
         raise errors.UsageError(f"restore staging directory {p.staging} already exists")
 
 
-def swap_in(p: Placement) -> str:
-    """Move current data aside (in place) and the staging tree into place; returns the aside path."""
+def swap_in(p: Placement, aside_done: Callable[[], None] = lambda: None) -> str:
+    """Move current data aside (in place) and the staging tree into place; returns the aside path.
+
+    `aside_done` is called once the current data is out of the way and before the staged tree moves
+    in: from then on the staged tree is the one to finish putting in place (`finish_swap`) if the
+    process dies.
+    """
     aside = ""
     if os.path.lexists(p.final):
         if p.in_place:
             aside = move_aside(p.final, p.stamp or None) or ""
         else:
             os.rmdir(p.final)  # checked empty before the restore began
+    aside_done()
     faults.point("restore.between_renames")
-    if os.path.isdir(p.final):  # a mount point: it stayed, emptied by move_aside
-        _fill_mount_point(p.staging, p.final)
-    else:
-        os.rename(p.staging, p.final)
-    _fsync_dir(os.path.dirname(p.final))
+    _place(p.staging, p.final)
     return aside
+
+
+def finish_swap(staging: str, final: str) -> bool:
+    """Complete a swap that died after the current data moved aside; True when the staged tree was put in place.
+
+    `final` is then missing, or an emptied mount point that may hold part of the staged tree already;
+    anything else (a link, a file) is left alone and False returned.
+    """
+    if os.path.islink(staging) or not os.path.isdir(staging):
+        return False
+    if os.path.lexists(final) and (os.path.islink(final) or not os.path.isdir(final)):
+        return False
+    _place(staging, final)
+    return True
+
+
+def _place(staging: str, final: str) -> None:
+    if os.path.isdir(final):  # a mount point: it stayed, emptied by move_aside
+        _fill_mount_point(staging, final)
+    else:
+        os.rename(staging, final)
+    _fsync_dir(os.path.dirname(final))
 
 
 def _fill_mount_point(staging: str, final: str) -> None:

@@ -15,7 +15,7 @@ import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import grpc
 
@@ -117,8 +117,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="work")  # see workpool.py
         drill_procs.kill_leftovers(drill_procs.registry_dir(cfg.staging_dir))  # before their scratch dirs go
         sweep_leftovers(cfg)
-        for path in leftovers.sweep_registered(leftovers.registry_dir(cfg.staging_dir)):
+        swept = leftovers.sweep_registered(leftovers.registry_dir(cfg.staging_dir))
+        for path in swept.removed:
             log.warning("removed %s, left by a restore that did not end (the agent was stopped mid-restore)", path)
+        for staged, final in swept.finished:
+            log.warning("finished a restore into %s that was stopped after moving the old data aside: the restored "
+                        "tree %s is now in place, the old data stays where it was moved", final, staged)
 
     def Capture(self, request_iterator, context: grpc.ServicerContext):
         start: agent_pb2.CaptureStart = _first(request_iterator, "start", "Capture")
@@ -171,7 +175,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             try:
                 dicts = Dictionaries(start.dictionaries)
                 counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
-                done = self._put_in_service(comp, start, plan)
+                done = self._put_in_service(comp, start, plan,
+                                            lambda: leftovers.swapping(marker, plan.staging, plan.final))
             finally:
                 leftovers.end(marker)
         aside, mismatches = done.aside, done.mismatches
@@ -220,10 +225,10 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             decoder.close()
 
     def _put_in_service(self, comp: Component, start: agent_pb2.RestoreStart,
-                        plan: placement.Placement) -> Installed:
+                        plan: placement.Placement, aside_done: Callable[[], None]) -> Installed:
         """Swap a tree into place, or (a database, container data) hand it to its kind's install."""
         if not _installs_elsewhere(comp, start.target):
-            return Installed(placement.swap_in(plan), [])
+            return Installed(placement.swap_in(plan, aside_done), [])
         placement.swap_in(plan)
         restored = Restored(plan.final, json.loads(start.facts_json or "{}"), start.force, self.cfg.staging_dir)
         return kind_of(comp).install(comp, restored)

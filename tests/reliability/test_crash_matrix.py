@@ -214,9 +214,6 @@ def test_kill_between_renames_loses_nothing(make_stack, tmp_path, record_propert
     record_property("tries", TRIES)
 
 
-@pytest.mark.xfail(strict=True, reason="the agent's start-up sweep (agent/leftovers.py sweep_registered) deletes the "
-                   "complete staged tree of a restore killed between the renames, so the live path stays empty "
-                   "(the old tree is kept aside) until the next restore")
 def test_kill_between_renames_keeps_live_data(make_stack, tmp_path, record_property):
     """kill -9 of the agent between the two renames of an in-place restore: the live data is the old or the new tree, the other kept aside"""
     st = _in_place_stack(make_stack, tmp_path)
