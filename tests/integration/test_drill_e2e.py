@@ -140,8 +140,11 @@ def _start_drill_and_wait_for_a_server(stack) -> tuple[subprocess.Popen, list[in
     registry = _staging(stack) / "drill-processes"
     proc = subprocess.Popen(stack.local.ragctl_argv("drill", "latest"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    wait_until(lambda: registry.exists() and any(registry.iterdir()), 120, "a throwaway server of the drill")
-    return proc, [int(p.name) for p in registry.iterdir()]
+    def pids() -> list[int]:  # registrations are written as PID.tmp, then renamed to PID
+        return [int(p.name) for p in registry.iterdir() if p.name.isdigit()] if registry.exists() else []
+
+    wait_until(lambda: bool(pids()), 120, "a throwaway server of the drill")
+    return proc, pids()
 
 
 def _end(proc: subprocess.Popen) -> None:

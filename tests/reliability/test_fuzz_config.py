@@ -14,6 +14,7 @@ from reliability.fuzzlib import expect_typed, fuzz, mutated
 
 from ragbackup import errors
 from ragbackup.component_options import KIND_OPTIONS, parse_options
+from ragbackup.controller.component_spec import component_spec
 from ragbackup.config import load_agent_config, load_controller_config
 
 if sys.version_info >= (3, 11):
@@ -170,8 +171,8 @@ def _check_loads(load, path: str):
             f.write(data)
         cfg = expect_typed(lambda: load(path), errors.ConfigError)
         if cfg is not None and hasattr(cfg, "components"):
-            for c in cfg.components.values():
-                c.options_json()  # what the controller sends to the agent
+            for c in cfg.components.values():  # what the controller sends to the agent
+                component_spec(c.name, c.kind, c.path, c.exclude, c.settings).SerializeToString()
     return check
 
 
