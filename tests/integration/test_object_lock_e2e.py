@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from ragbackup.localstack import LocalStack
 
+from fixtures.s3tiers import replicate_now
 from fixtures.stack import assert_same_tree, backup, build_tree, change_tree, tree_state
 
 
@@ -106,7 +107,8 @@ def test_a_locked_tier_restores_every_snapshot_after_an_attack_and_prunes_with_m
     change_tree(data, n_files=300)
     second = backup(st)["id"]
     state2 = tree_state(data)
-    st.ragctl("replicate", "--tier", "s3")
+    cp = replicate_now(st, "--tier", "s3")
+    assert cp.returncode == 0, cp.stderr
     listed = json.loads(st.ragctl("snapshots", "--tier", "s3", "--json").stdout)
     assert [r["id"] for r in listed] == [first, second]
     assert all(r["restore_wait"] == "minutes" and not r["slower_than_rto"] for r in listed)

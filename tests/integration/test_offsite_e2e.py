@@ -17,7 +17,7 @@ from typing import Iterator
 
 from ragbackup.localstack import LocalStack
 
-from fixtures.s3tiers import tier_toml
+from fixtures.s3tiers import replicate_now, tier_toml
 from fixtures.stack import assert_same_tree, backup, build_tree, change_tree, ragctl_output, tree_state
 
 N_FILES = 300
@@ -204,7 +204,9 @@ def test_forgotten_locally_restores_from_s3_and_a_tier_forget_is_never_copied_ba
         assert_same_tree(first_state, os.path.join(target, "data"), f"restore of {first} forgotten locally")
         _json(st, "forget", "--tier", "s3", second)
         assert second not in _snapshot_ids(st, "--tier", "s3")
-        rep = _json(st, "replicate", "--tier", "s3")
+        cp = replicate_now(st, "--tier", "s3", "--json")
+        assert cp.returncode == 0, ragctl_output(cp)
+        rep = json.loads(cp.stdout)
         assert rep["tiers"]["s3"]["snapshots"] == 0 and second not in _snapshot_ids(st, "--tier", "s3")
         assert second in _snapshot_ids(st)  # the primary keeps it: its own policy
         cp = st.ragctl("prune", "--tier", "all", check=False)
