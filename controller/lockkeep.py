@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
+from ragbackup.ahead import batched
 from ragbackup.clock import Clock
 from ragbackup.config import TierConfig
 from ragbackup.storage import S3Settings
@@ -81,7 +82,7 @@ def maintain(tier: TierConfig, clock: Clock, progress: Progress) -> MaintainStat
         return False
 
     with ThreadPoolExecutor(max_workers=tier.max_concurrency, thread_name_prefix="lock-keep") as pool:
-        for batch in _batches(_candidates(storage, now, lock, stats), BATCH):
+        for batch in batched(_candidates(storage, now, lock, stats), BATCH):
             stats.checked += len(batch)
             stats.extended += sum(pool.map(keep, batch))
             progress("extend", stats.checked, 0)
@@ -98,13 +99,3 @@ def _candidates(storage: VersionedS3Storage, now, lock, stats: MaintainStats) ->
             if may_need_extension(v.last_modified, now, lock):
                 yield v
 
-
-def _batches(items: Iterator[ObjectVersion], size: int) -> Iterator[list[ObjectVersion]]:
-    batch: list[ObjectVersion] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

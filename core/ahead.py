@@ -32,6 +32,18 @@ class _Failed:
 _END = object()
 
 
+def batched(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of up to `size` items of `items`, in order; the last may be shorter."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def run_ahead(make: Callable[[], Iterator[T]], depth: int, name: str) -> Iterator[T]:
     """Items of `make()`, produced on thread `name` up to `depth` items ahead of the caller."""
     q: queue.Queue = queue.Queue(max(1, depth))

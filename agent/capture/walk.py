@@ -13,13 +13,11 @@ import fnmatch
 import os
 import errno
 import stat
-from typing import BinaryIO, Iterator, TypeVar
+from typing import BinaryIO, Iterator
 
 from ragbackup import errors
-from ragbackup.ahead import run_ahead
+from ragbackup.ahead import batched, run_ahead
 from ragbackup.repo.tree import data_runs
-
-T = TypeVar("T")
 
 
 def excluded(rel: bytes, patterns: tuple[str, ...]) -> bool:
@@ -63,24 +61,13 @@ AHEAD_BATCH = 256  # entries per hand-over between the walking thread and the ca
 AHEAD_BATCHES = 4  # hand-overs the walking thread may run ahead (about 0.6 MB of stat results)
 
 
-def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def walk_ahead(root: bytes, patterns: tuple[str, ...] = ()) -> Iterator[tuple[bytes, os.stat_result]]:
     """`walk`, produced on a background thread up to AHEAD_BATCH * AHEAD_BATCHES entries ahead.
 
     Same items in the same order; the walk's errors are raised here. Closing the
     generator stops the thread.
     """
-    for batch in run_ahead(lambda: _batches(walk(root, patterns), AHEAD_BATCH), AHEAD_BATCHES, "walk"):
+    for batch in run_ahead(lambda: batched(walk(root, patterns), AHEAD_BATCH), AHEAD_BATCHES, "walk"):
         yield from batch
 
 
