@@ -16,6 +16,7 @@ import time
 from typing import Iterator
 
 from ragbackup.localstack import LocalStack
+from reliability.conftest import mode
 
 from fixtures.s3tiers import replicate_now, tier_toml
 from fixtures.stack import assert_same_tree, backup, build_tree, change_tree, ragctl_output, tree_state
@@ -147,7 +148,9 @@ def test_s3_outage_never_fails_a_backup_and_the_catch_up_needs_no_one(tier_serve
     with _stack(work, {"data": data}, tier_toml(work, {"s3": dict(FAST)}, {"s3": a})) as st:
         backup(st)
         _drained(st)
-        for outage, end in (("SIGSTOP", a.resume), ("SIGKILL", a.start)):
+        # A frozen server (SIGSTOP) waits out the read timeouts: the long run only (tests/reliability covers it).
+        outages = (("SIGSTOP", a.resume), ("SIGKILL", a.start)) if mode() == "long" else (("SIGKILL", a.start),)
+        for outage, end in outages:
             (a.pause if outage == "SIGSTOP" else a.kill)()
             try:
                 _add_file(data, outage)
