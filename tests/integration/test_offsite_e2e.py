@@ -267,3 +267,56 @@ def test_forgotten_locally_restores_from_s3_and_a_tier_forget_is_never_copied_ba
         cp = st.ragctl("prune", "--tier", "all", check=False)
         assert cp.returncode == 0, ragctl_output(cp)
         _restore(st, first, str(tmp_path / "again"), "--from", "s3")
+
+
+# --------------------------------------------------------------------------- S3 stopped mid-upload
+
+def _local_objects(st: LocalStack, prefix: str) -> dict[str, int]:
+    root = os.path.join(st.repo_dir, prefix)
+    return {os.path.relpath(os.path.join(d, f), st.repo_dir): os.path.getsize(os.path.join(d, f))
+            for d, _, files in os.walk(root) for f in files}
+
+
+def test_s3_stopped_mid_upload_leaves_nothing_half_visible_and_the_queue_finishes_the_copy(tier_servers, tmp_path):
+    a, _ = tier_servers
+    data = str(tmp_path / "data")
+    build_tree(data, n_files=50, big_files=0)
+    work = tmp_path / "stack"
+    cut = {"connect_timeout": 1, "read_timeout": 1, "max_attempts": 1, "bandwidth_limit": "6MiB", "max_concurrency": 1}
+    toml = tier_toml(work, {"s3": cut}, {"s3": a})
+    bucket = toml.split('bucket = "', 1)[1].split('"', 1)[0]
+    with _stack(work, {"data": data}, toml) as st:
+        first = backup(st)["id"]
+        _drained(st)
+        for n in range(6):  # 24 MiB of new data: six 4 MiB packs, paced at 6 MiB/s
+            with open(os.path.join(data, f"new-{n}.bin"), "wb") as f:
+                f.write(os.urandom(4 * 1024 * 1024))
+        state = tree_state(data)
+        before = set(a.keys(bucket, "data/"))
+        sid = backup(st, "--reason", "to be cut")["id"]
+        deadline = time.monotonic() + 30
+        while not set(a.keys(bucket, "data/")) - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        a.pause()  # SIGSTOP by PID while the other packs are on their way: their requests time out
+        try:
+            failed = _wait(lambda: _replication(st)["s3"]["last_error"] != "", 40, "the failure reported", st)
+            row = _replication(st)["s3"]
+            assert row["queue_depth"] == 1 and a.endpoint_url in row["last_error"], row
+        finally:
+            a.resume()
+        # Right after the server returns (the catch-up waits its backoff, 5 s): only whole packs, no new snapshot.
+        on_tier, local = a.keys(bucket), _local_objects(st, "data")
+        assert sid not in {k.rsplit("/", 1)[-1] for k in on_tier if k.startswith("snapshots/")}, sorted(on_tier)
+        assert first in {k.rsplit("/", 1)[-1] for k in on_tier if k.startswith("snapshots/")}
+        copied = {k: size for k, size in on_tier.items() if k.startswith("data/")}
+        assert set(copied) - before and set(local) - set(copied), "the cut came before or after every pack"
+        assert all(local.get(k) == size for k, size in copied.items()), "a pack on the tier is not whole"
+        assert _snapshot_ids(st, "--tier", "s3") == [first]  # the tier is a consistent repository without it
+        caught_up = _drained(st, timeout=60)  # nobody asks: the queue kept the work
+        print(f"\nS3 stopped mid-upload: replication failed {failed:.1f}s after SIGSTOP, caught up {caught_up:.1f}s "
+              f"after SIGCONT; {len(copied) - len(before)} of {len(local) - len(before)} new packs were up at the cut")
+        assert set(a.keys(bucket, "data/")) >= set(local)
+        assert sorted(_snapshot_ids(st, "--tier", "s3")) == sorted([first, sid])
+        target = str(tmp_path / "restored")
+        _restore(st, sid, target, "--from", "s3")
+        assert_same_tree(state, os.path.join(target, "data"), f"restore of {sid} from s3 after the cut")
