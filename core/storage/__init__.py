@@ -37,8 +37,9 @@ def open_storage(spec: LocalSettings | S3Settings) -> Storage:
 
     With RAG_BACKUP_STORAGE_FAULTS set (the reliability tests), the backend is wrapped in
     FaultyStorage (faults.py) below Retrying, so injected transient faults are retried.
-    An S3 call fails within `deadline + max_attempts * (connect_timeout + read_timeout)` and
-    botocore's backoff between its requests (under 3 s for 2 attempts).
+    An S3 call fails within `deadline + max_attempts * (connect_timeout + read_timeout + 1)` (the
+    second: botocore's wait for "100 Continue" before an upload's body) and botocore's backoff
+    between its requests (under 3 s for 2 attempts).
 
     Optional capabilities stay visible through the wrappers: the S3 stack is a
     BucketCreator (`isinstance(storage, BucketCreator)`), the local one is not.

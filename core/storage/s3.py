@@ -67,7 +67,9 @@ def _client_config(s: S3Settings) -> Config:
     return Config(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
-        retries={"mode": "standard", "max_attempts": s.max_attempts},
+        # total_max_attempts counts every request; botocore's own `max_attempts` key counts retries
+        # after the first (max_attempts = 1 sent two requests), which broke the documented bounds.
+        retries={"mode": "standard", "total_max_attempts": s.max_attempts},
         s3={"addressing_style": s.addressing_style},
         max_pool_connections=_POOL_CONNECTIONS,
         tcp_keepalive=True,

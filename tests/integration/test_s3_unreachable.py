@@ -19,8 +19,9 @@ from fixtures.stack import backup, build_tree, ragctl_output
 
 CONNECT_S, READ_S, ATTEMPTS, DEADLINE_S = 1, 2, 2, 4
 # One operation (docs/OPERATIONS.md): no retry starts after DEADLINE_S, the try in flight then takes at most
-# ATTEMPTS x (connect + read) plus botocore's backoff between its requests (< 3 s); the job's own work rides along.
-OPERATION_BOUND_S = DEADLINE_S + ATTEMPTS * (CONNECT_S + READ_S) + 3
+# ATTEMPTS x (connect + read + 1 s waiting for "100 Continue" before an upload's body) plus botocore's backoff
+# between its requests (< 3 s); the job's own work rides along.
+OPERATION_BOUND_S = DEADLINE_S + ATTEMPTS * (CONNECT_S + READ_S + 1) + 3
 COMMAND_BOUND_S = OPERATION_BOUND_S + 10
 
 
