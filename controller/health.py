@@ -2,13 +2,17 @@
 
 In: the Controller (config, repository, catalog, agent clients). Out: a list of
 named checks (ok + detail): repository opens, backup volume free space, newest
-backup age, whether the schedule can meet the RPO, each agent reachable, each component's service answering. Gathering
-does I/O; `judge_*` functions are pure thresholds.
+backup age, whether the schedule can meet the RPO, each agent reachable, each component's service answering,
+and each offsite tier: reachable (one HeadObject with short timeouts), its replication queue (length,
+oldest age) and its last completed replication (`tier_rows`, for `ragctl health --json`). Gathering
+does I/O; `judge_*` functions and `verdict` are pure.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import shutil
+from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
@@ -16,13 +20,20 @@ import grpc
 from ragbackup import clock, errors
 from ragbackup.v1 import agent_pb2
 
+from ragbackup.config import TierConfig
 from ragbackup.controller.backup import component_spec
+from ragbackup.controller.lockkeep import tier_s3_settings
+from ragbackup.controller.replication_queue import TierQueue
 from ragbackup.controller.policy.schedule import rpo_exposure, rpo_findings, span_text, worst_gap
 from ragbackup.controller.state import Controller
 
 MIN_FREE_RATIO = 0.10
 MAX_BACKUP_AGE = _dt.timedelta(hours=25)
 AGENT_TIMEOUT = 15.0
+# A tier's probe: one request, no retry, at most this long to connect and to answer (the tier's own
+# timeouts when shorter), all tiers at once: `ragctl health` answers within about 15 s per outage.
+TIER_PROBE_CONNECT_S, TIER_PROBE_READ_S = 5.0, 10.0
+TIER_PREFIX = "tier "
 
 
 @dataclass(frozen=True)
@@ -86,8 +97,73 @@ def _agent_checks(ctl: Controller, agent: str) -> list[Check]:
     return out
 
 
-def assess(ctl: Controller) -> list[Check]:
+@dataclass(frozen=True)
+class TierProbe:
+    """One tier's answer to the probe: reachable or not, and what it said."""
+
+    reachable: bool
+    detail: str
+
+
+def probe_tier(tier: TierConfig) -> TierProbe:
+    """One HeadObject of the tier's `config` with short timeouts and no retry: reachable or not, and why."""
+    from ragbackup.storage.s3 import S3Storage
+
+    settings = dataclasses.replace(tier_s3_settings(tier), max_attempts=1,
+                                   connect_timeout=min(tier.connect_timeout, TIER_PROBE_CONNECT_S),
+                                   read_timeout=min(tier.read_timeout, TIER_PROBE_READ_S))
+    storage = S3Storage(settings)
+    try:
+        holds = storage.exists("config")
+    except errors.RagBackupError as exc:
+        return TierProbe(False, exc.message)
+    where = storage.describe()
+    return TierProbe(True, f"{where} reachable" + ("" if holds else ", no repository yet (replication creates it)"))
+
+
+def judge_tier(name: str, probe: TierProbe, queue: TierQueue, now: _dt.datetime) -> Check:
+    """A tier's check: ok when reachable; the detail adds its queue and its last completed replication."""
+    waiting = (f"{queue.depth} snapshot(s) waiting, oldest queued {span_text(_dt.timedelta(seconds=round(queue.oldest_age(now))))} ago"
+               if queue.depth else "nothing waiting")
+    last = f"last replicated {clock.iso(queue.last_done)}" if queue.last_done else "never replicated"
+    head = probe.detail if probe.reachable else f"UNREACHABLE: {probe.detail}"
+    return Check(f"{TIER_PREFIX}{name}", probe.reachable, f"{head}; {waiting}; {last}")
+
+
+def tier_row(name: str, probe: TierProbe, queue: TierQueue, now: _dt.datetime) -> dict:
+    """`ragctl health --json`'s per-tier data."""
+    return {"tier": name, "reachable": probe.reachable, "detail": probe.detail, "queue_depth": queue.depth,
+            "oldest_age_seconds": queue.oldest_age(now), "last_error": queue.last_error,
+            "last_done": clock.iso(queue.last_done) if queue.last_done else ""}
+
+
+def _tier_checks(ctl: Controller) -> tuple[list[Check], list[dict]]:
+    from ragbackup.controller.status import replication_queues
+
+    tiers = list(ctl.cfg.tiers.values())
+    if not tiers:
+        return [], []
+    with futures.ThreadPoolExecutor(len(tiers), thread_name_prefix="health-tier") as pool:
+        probes = list(pool.map(probe_tier, tiers))
+    queues = replication_queues(ctl.cfg)
+    now = clock.SYSTEM.now()
+    checks = [judge_tier(t.name, p, q, now) for t, p, q in zip(tiers, probes, queues)]
+    return checks, [tier_row(t.name, p, q, now) for t, p, q in zip(tiers, probes, queues)]
+
+
+def verdict(checks: list[Check]) -> str:
+    """"healthy"; "degraded" when only offsite tiers fail (local backups and restores still work); else "unhealthy"."""
+    failed = [c for c in checks if not c.ok]
+    if not failed:
+        return "healthy"
+    return "degraded" if all(c.name.startswith(TIER_PREFIX) for c in failed) else "unhealthy"
+
+
+def assess(ctl: Controller) -> tuple[list[Check], dict]:
+    """Every check, and the details `ragctl health --json` adds: the verdict and each tier's row."""
     checks = _repository_checks(ctl)
     for agent in ctl.cfg.agents:
         checks += _agent_checks(ctl, agent)
-    return checks
+    tier_checks, rows = _tier_checks(ctl)
+    checks += tier_checks
+    return checks, {"status": verdict(checks), "tiers": rows}

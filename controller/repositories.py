@@ -34,7 +34,8 @@ def make_storage(cfg: RepositoryConfig) -> Storage:
     return open_storage(S3Settings(endpoint_url=s3.endpoint_url, bucket=s3.bucket, prefix=s3.prefix,
                                    region=s3.region, access_key_id=s3.access_key_id,
                                    secret_access_key=s3.secret_access_key,
-                                   connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout))
+                                   connect_timeout=s3.connect_timeout, read_timeout=s3.read_timeout,
+                                   max_attempts=s3.max_attempts, deadline=s3.deadline))
 
 
 def make_tier_storage(tier: TierConfig) -> Storage:

@@ -205,9 +205,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
         yield from self.runner.stream(self._job("catalog-rebuild", context), catalog_job.run, _cancel_event(context))
 
     def Health(self, request, context):
-        checks = assess(self.ctl)
+        checks, details = assess(self.ctl)
         return controller_pb2.ControllerHealthReply(
-            healthy=all(c.ok for c in checks),
+            healthy=all(c.ok for c in checks), details_json=json.dumps(details),
             checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])
 
     def Export(self, request, context):

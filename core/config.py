@@ -7,6 +7,7 @@ what was expected. Secrets are `Secret`s. Commented examples: packaging/*.toml.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -114,6 +115,8 @@ class S3Config:
     secret_access_key: Secret | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
+    max_attempts: int = 2  # requests per call (botocore), each bounded by the timeouts
+    deadline: float = 60.0  # seconds after an operation's start past which no retry starts (docs/OPERATIONS.md)
 
 
 @dataclass(frozen=True)
@@ -322,13 +325,17 @@ def _tls(root: _Section, addresses: list[str]) -> TlsConfig:
 
 def _s3(sec: _Section) -> S3Config:
     sec.unknown_keys({"bucket", "endpoint_url", "prefix", "region", "access_key_id", "access_key_id_file",
-                      "secret_access_key", "secret_access_key_file", "connect_timeout", "read_timeout"})
+                      "secret_access_key", "secret_access_key_file", "connect_timeout", "read_timeout",
+                      "max_attempts", "deadline"})
+    d = S3Config(bucket="")
     return S3Config(
         bucket=sec.get("bucket", str), endpoint_url=sec.get("endpoint_url", str, None),
         prefix=sec.get("prefix", str, ""), region=sec.get("region", str, "us-east-1"),
         access_key_id=sec.secret("access_key_id"), secret_access_key=sec.secret("secret_access_key"),
-        connect_timeout=float(sec.get("connect_timeout", (int, float), 5.0)),
-        read_timeout=float(sec.get("read_timeout", (int, float), 60.0)))
+        connect_timeout=_positive(sec, "connect_timeout", d.connect_timeout, MAX_SECONDS),
+        read_timeout=_positive(sec, "read_timeout", d.read_timeout, MAX_SECONDS),
+        max_attempts=_count(sec, "max_attempts", d.max_attempts, 1, 10),
+        deadline=_positive(sec, "deadline", d.deadline, MAX_SECONDS))
 
 
 def _repository(root: _Section) -> RepositoryConfig:
@@ -413,10 +420,14 @@ def _metrics(root: _Section) -> MetricsConfig:
     return MetricsConfig(listen)
 
 
+MAX_SECONDS = 86400.0  # a timeout or deadline beyond a day is a typo (and inf would never fire)
+
+
 def _positive(sec: _Section, key: str, default: float, upper: float | None = None) -> float:
+    """A finite number > 0 (and < upper): negative, zero, nan and inf are refused naming the key."""
     value = float(sec.get(key, (int, float), default, "a number"))
-    if not value > 0 or (upper is not None and value >= upper):  # `not >`: nan is refused too
-        raise sec._fail(key, f"a number > 0{f' and < {upper}' if upper else ''}")
+    if not value > 0 or not math.isfinite(value) or (upper is not None and value >= upper):  # nan fails `>`
+        raise sec._fail(key, f"a finite number > 0{f' and < {upper:g}' if upper else ''}, got {value!r}")
     return value
 
 
@@ -551,8 +562,8 @@ def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
         access_key_id=key_id, secret_access_key=secret, feed=t.get("feed", str, d.feed),
         storage_class_packs=_storage_class(t, "storage_class_packs", d.storage_class_packs),
         storage_class_metadata=_storage_class(t, "storage_class_metadata", d.storage_class_metadata),
-        retention=retention, connect_timeout=_positive(t, "connect_timeout", d.connect_timeout),
-        read_timeout=_positive(t, "read_timeout", d.read_timeout),
+        retention=retention, connect_timeout=_positive(t, "connect_timeout", d.connect_timeout, MAX_SECONDS),
+        read_timeout=_positive(t, "read_timeout", d.read_timeout, MAX_SECONDS),
         max_attempts=_count(t, "max_attempts", d.max_attempts, 1, 10),
         max_concurrency=_count(t, "max_concurrency", d.max_concurrency, 1, 64),
         bandwidth_limit=_rate(t, "bandwidth_limit")))

@@ -270,8 +270,10 @@ def translate_rpc_error(err: grpc.RpcError, peer: str) -> RagBackupError:
             data = _details(value)
     code = err.code()
     details = err.details() or str(code)
-    if kind:
-        return error_class(kind)(details, data)
+    cls = error_class(kind) if kind else RagBackupError
+    if kind and (cls is not RagBackupError or kind == RagBackupError.__name__):
+        return cls(details, data)
+    # No kind, or one this process has not loaded (e.g. wire.MalformedMessage): the status tells the class.
     cls = _STATUS_FALLBACK.get(code, RagBackupError)
     if cls is Unavailable:
         return Unavailable(f"{peer}: {details}")

@@ -7,18 +7,25 @@ An OSError that no boundary translated becomes the typed error of the area its
 path lies in (the interceptor is told, e.g., the state_dir and a local repository),
 naming the path and the call; a full volume outside those areas (an agent's staging
 dir, a restore target) becomes NoSpace naming the path; unexpected exceptions are logged
-with a traceback and surface as UNKNOWN.
+with a traceback and surface as UNKNOWN. A request that does not decode (a protobuf DecodeError
+or wire.MalformedMessage in the method's deserializer) reaches the servicer as a marker that
+the wrapper turns into MalformedMessage: the peer gets INVALID_ARGUMENT naming the method, where
+gRPC itself would answer INTERNAL "Exception deserializing request!" and log a traceback.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ragbackup import errors
+from ragbackup.wire import MalformedMessage
 
 log = logging.getLogger("ragbackup.rpc")
 
@@ -58,10 +65,42 @@ def _typed(exc: Exception, name: str, areas: Mapping[str, str]) -> errors.RagBac
     return None
 
 
-def _unary(fn: Callable, name: str, areas: Mapping[str, str]) -> Callable:
+@dataclass(frozen=True)
+class _Undecodable:
+    """What a request deserializer gives for bytes that do not parse: the error to raise in its place."""
+
+    error: MalformedMessage
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None, name: str) -> Callable[[bytes], Any] | None:
+    """`deserializer`, returning _Undecodable instead of raising a DecodeError (gRPC would answer INTERNAL)."""
+    if deserializer is None:
+        return None
+
+    def deserialize(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except DecodeError as exc:
+            return _Undecodable(MalformedMessage(f"{name}: the request does not parse ({len(raw)} bytes): {exc}"))
+    return deserialize
+
+
+def _decoded(request: Any) -> Any:
+    """`request`, or its MalformedMessage raised when it did not decode."""
+    if isinstance(request, _Undecodable):
+        raise request.error
+    return request
+
+
+def _decoded_stream(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        yield _decoded(request)
+
+
+def _unary(fn: Callable, name: str, areas: Mapping[str, str], streamed: bool = False) -> Callable:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            return fn(request, context)
+            return fn(_decoded_stream(request) if streamed else _decoded(request), context)
         except Exception as exc:
             typed = _typed(exc, name, areas)
             if typed is None:
@@ -72,10 +111,10 @@ def _unary(fn: Callable, name: str, areas: Mapping[str, str]) -> Callable:
     return wrapper
 
 
-def _streaming(fn: Callable, name: str, areas: Mapping[str, str]) -> Callable:
+def _streaming(fn: Callable, name: str, areas: Mapping[str, str], streamed: bool = False) -> Callable:
     def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            yield from fn(request, context)
+            yield from fn(_decoded_stream(request) if streamed else _decoded(request), context)
         except Exception as exc:
             typed = _typed(exc, name, areas)
             if typed is None:
@@ -102,12 +141,14 @@ class ErrorInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         name = handler_call_details.method
+        handler = handler._replace(request_deserializer=_tolerant(handler.request_deserializer, name))
         if handler.unary_unary:
             return handler._replace(unary_unary=_unary(handler.unary_unary, name, self.os_areas))
         if handler.stream_unary:
-            return handler._replace(stream_unary=_unary(handler.stream_unary, name, self.os_areas))
+            return handler._replace(stream_unary=_unary(handler.stream_unary, name, self.os_areas, streamed=True))
         if handler.unary_stream:
             return handler._replace(unary_stream=_streaming(handler.unary_stream, name, self.os_areas))
         if handler.stream_stream:
-            return handler._replace(stream_stream=_streaming(handler.stream_stream, name, self.os_areas))
+            return handler._replace(stream_stream=_streaming(handler.stream_stream, name, self.os_areas,
+                                                             streamed=True))
         return handler

@@ -37,6 +37,9 @@ def open_storage(spec: LocalSettings | S3Settings) -> Storage:
 
     With RAG_BACKUP_STORAGE_FAULTS set (the reliability tests), the backend is wrapped in
     FaultyStorage (faults.py) below Retrying, so injected transient faults are retried.
+    An S3 call fails within `deadline + max_attempts * (connect_timeout + read_timeout + 1)` (the
+    second: botocore's wait for "100 Continue" before an upload's body) and botocore's backoff
+    between its requests (under 3 s for 2 attempts).
 
     Optional capabilities stay visible through the wrappers: the S3 stack is a
     BucketCreator (`isinstance(storage, BucketCreator)`), the local one is not.
@@ -45,5 +48,5 @@ def open_storage(spec: LocalSettings | S3Settings) -> Storage:
         return wrap_from_env(LocalStorage(spec.path))
     if isinstance(spec, S3Settings):
         from ragbackup.storage.s3 import S3Storage
-        return retrying(wrap_from_env(S3Storage(spec)))
+        return retrying(wrap_from_env(S3Storage(spec)), deadline=spec.deadline)
     raise TypeError(f"unsupported storage settings: {type(spec).__name__}")

@@ -2,6 +2,8 @@
 
 In: any Storage and a retry policy. Out: the same Storage contract, where each call
 is retried on StorageUnavailable (exponential backoff with jitter); other errors pass at once.
+With a `deadline`, no retry starts (and no backoff sleeps) past `deadline` seconds after the
+call began: a call fails within `deadline` plus one try of the inner storage.
 """
 from __future__ import annotations
 
@@ -20,19 +22,27 @@ class Retrying:
     """Retry `inner`'s calls that raise StorageUnavailable, up to `attempts` tries in all.
 
     The wait before retry n (1-based) is min(max_delay, base_delay * 2**(n-1)), scaled by
-    a random factor in [0.5, 1) so that many clients do not retry in lockstep.
+    a random factor in [0.5, 1) so that many clients do not retry in lockstep. A retry whose wait
+    would end past `deadline` seconds after the call's start is not made: the failure propagates.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the retry policy, every knob but `inner` defaulted (tests pass sleep and clock)
         self,
         inner: Storage,
         attempts: int = 4,
         base_delay: float = 0.2,
         max_delay: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        deadline: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
+        if deadline is not None and not deadline > 0:
+            raise ValueError(f"deadline must be > 0 seconds, got {deadline}")
+        self._deadline = deadline
+        self._clock = clock
         self.inner = inner
         self._attempts = attempts
         self._base_delay = base_delay
@@ -41,7 +51,7 @@ class Retrying:
         self._random = random.Random()
 
     def __repr__(self) -> str:
-        return f"Retrying({self.inner!r}, attempts={self._attempts})"
+        return f"Retrying({self.inner!r}, attempts={self._attempts}, deadline={self._deadline})"
 
     def describe(self) -> str:
         return self.inner.describe()
@@ -89,14 +99,19 @@ class Retrying:
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run `fn`, retrying on StorageUnavailable; the last failure propagates."""
+        began = self._clock()
         for attempt in range(1, self._attempts + 1):
             try:
                 return fn()
             except errors.StorageUnavailable:
-                if attempt == self._attempts:
+                delay = self._delay(attempt)
+                if attempt == self._attempts or self._past_deadline(began, delay):
                     raise
-            self._sleep(self._delay(attempt))
+            self._sleep(delay)
         raise AssertionError("unreachable")
+
+    def _past_deadline(self, began: float, delay: float) -> bool:
+        return self._deadline is not None and self._clock() + delay - began >= self._deadline
 
     def _delay(self, attempt: int) -> float:
         """Backoff before retry number `attempt`: exponential, capped, with jitter."""

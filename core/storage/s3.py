@@ -67,7 +67,9 @@ def _client_config(s: S3Settings) -> Config:
     return Config(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
-        retries={"mode": "standard", "max_attempts": s.max_attempts},
+        # total_max_attempts counts every request; botocore's own `max_attempts` key counts retries
+        # after the first (max_attempts = 1 sent two requests), which broke the documented bounds.
+        retries={"mode": "standard", "total_max_attempts": s.max_attempts},
         s3={"addressing_style": s.addressing_style},
         max_pool_connections=_POOL_CONNECTIONS,
         tcp_keepalive=True,
@@ -114,7 +116,9 @@ class S3Storage:
         self._s = settings
         self._prefix = _normalize_prefix(settings.prefix)
         self._client = _make_client(settings)
-        self._transfer = TransferConfig(multipart_threshold=settings.multipart_threshold)
+        # boto3 retries a broken download itself (5 times by default): as many as botocore, so the bound holds.
+        self._transfer = TransferConfig(multipart_threshold=settings.multipart_threshold,
+                                        num_download_attempts=settings.max_attempts)
         self._endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
 
     def __repr__(self) -> str:
@@ -343,7 +347,7 @@ class S3Storage:
         if isinstance(exc, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)):
             return errors.ConfigError(f"S3 bucket {self._s.bucket!r} at {self._endpoint}: no usable credentials ({exc})")
         if isinstance(exc, (BotoConnectionError, HTTPClientError, IncompleteReadError)):
-            return errors.StorageUnavailable(f"S3 endpoint {self._endpoint}: {op} failed: {exc}")
+            return errors.StorageUnavailable(f"S3 endpoint {self._endpoint}: {op} failed: {_text(exc)}")
         if isinstance(exc, (FlexibleChecksumError, ChecksumError)):
             return errors.IntegrityError(f"S3 {op} of {key!r} from bucket {self._s.bucket!r}: {exc}")
         return errors.RagBackupError(f"S3 {op} on bucket {self._s.bucket!r} at {self._endpoint} failed: {exc}")
@@ -361,6 +365,15 @@ class S3Storage:
             return errors.IntegrityError(f"S3 {op}: the range lies outside object {key!r} in {self.describe()}")
         message = err.response.get("Error", {}).get("Message", "")
         return errors.RagBackupError(f"S3 {op} on bucket {bucket!r} at {self._endpoint} failed: {code}: {message}")
+
+
+def _text(exc: BotoCoreError) -> str:
+    """botocore's own message: its connection errors are OSErrors, and one given a filename
+    (errors.locate_os_error around an upload) would print as "[Errno None] None: PATH"."""
+    try:
+        return exc.fmt.format(**exc.kwargs)
+    except (AttributeError, KeyError, IndexError, ValueError):
+        return str(exc)
 
 
 def _sha256_b64(data: bytes | memoryview) -> str:

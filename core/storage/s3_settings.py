@@ -5,6 +5,7 @@ ConfigError naming the first setting out of range.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -29,7 +30,8 @@ class S3Settings:
     addressing_style: str = "path"
     connect_timeout: float = 5
     read_timeout: float = 60
-    max_attempts: int = 5
+    max_attempts: int = 5  # requests per call (botocore's standard retry mode)
+    deadline: float = 60  # open_storage's Retrying: no retry of an operation starts later than this (seconds)
     multipart_threshold: int = 64 * MiB
     storage_class_for: Mapping[str, str] | None = field(default_factory=dict)
 
@@ -50,11 +52,16 @@ def _validate_settings(s: S3Settings) -> None:
         (s.addressing_style not in _ADDRESSING_STYLES, "addressing_style", " or ".join(_ADDRESSING_STYLES)),
         ((s.access_key_id is None) != (s.secret_access_key is None), "access_key_id/secret_access_key",
          "both set, or neither (standard AWS credential chain)"),
-        (s.connect_timeout <= 0, "connect_timeout", "a positive number of seconds"),
-        (s.read_timeout <= 0, "read_timeout", "a positive number of seconds"),
+        (not _finite_positive(s.connect_timeout), "connect_timeout", "a finite positive number of seconds"),
+        (not _finite_positive(s.read_timeout), "read_timeout", "a finite positive number of seconds"),
+        (not _finite_positive(s.deadline), "deadline", "a finite positive number of seconds"),
         (s.max_attempts < 1, "max_attempts", "at least 1"),
         (s.multipart_threshold < _MIN_PART, "multipart_threshold", f"at least {_MIN_PART} bytes"),
     ]
     for bad, name, expected in problems:
         if bad:
             raise errors.ConfigError(f"S3 setting `{name}` for bucket {s.bucket!r}: expected {expected}")
+
+
+def _finite_positive(value: float) -> bool:
+    return value > 0 and math.isfinite(value)  # nan fails both

@@ -1,8 +1,9 @@
 """Offsite tiers through the real daemons and two real SeaweedFS servers (the s3 tier's endpoint and DR's).
 
-In: LocalStacks (agent and controller as processes) with [tiers.*] tables, small trees backed up
-here. Out: each snapshot restores byte for byte from DR alone with the local repository and the
-controller's state deleted; an S3 outage (SIGSTOP, SIGKILL) never fails a backup, is reported within
+In: LocalStacks (agent and controller as processes) with [tiers.*] tables, small trees and a real
+redis-server backed up here. Out: each snapshot restores from DR alone and from S3 alone with the
+local repository and the controller's state deleted, files byte for byte and the Redis RDB loading
+into a fresh redis-server with exactly the dataset it was taken from; an S3 outage (SIGSTOP, SIGKILL) never fails a backup, is reported within
 a bound and ends with a catch-up nobody starts; a controller killed mid-replication resumes; a
 snapshot forgotten locally restores from S3, one forgotten on a tier is never copied back.
 """
@@ -15,9 +16,11 @@ import shutil
 import time
 from typing import Iterator
 
+import redis as redis_lib
 from ragbackup.localstack import LocalStack
 from reliability.conftest import mode
 
+from fixtures.redis_server import RedisServer
 from fixtures.s3tiers import replicate_now, tier_toml
 from fixtures.stack import assert_same_tree, backup, build_tree, change_tree, ragctl_output, tree_state
 
@@ -26,12 +29,15 @@ FAST = {"connect_timeout": 1, "read_timeout": 2, "max_attempts": 2}  # the outag
 
 
 @contextlib.contextmanager
-def _stack(workdir, components: dict[str, str], extra_toml: str) -> Iterator[LocalStack]:
+def _stack(workdir, components: dict[str, str], extra_toml: str, redis: RedisServer | None = None
+           ) -> Iterator[LocalStack]:
     st = LocalStack(str(workdir))
     st.repository_options = {"pack_size_mib": 4}
     st.extra_toml = extra_toml
     for name, path in components.items():
         st.add_paths_component(name, path)
+    if redis is not None:
+        st.add_component("redis", "redis", redis.data_dir, port=redis.port, timeout_s=30)
     try:
         st.start()
         st.ragctl("init")
@@ -85,23 +91,66 @@ def _restore(st: LocalStack, sid: str, target: str, *args: str) -> None:
 
 # --------------------------------------------------------------------------- restore from DR alone
 
-def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers, tmp_path):
+def _fill_redis(server: RedisServer, run: int) -> None:
+    """Strings, a hash, a list and a set in db 0 and db 3; each run changes some and adds others."""
+    c0, c3 = server.client(), server.client(db=3)
+    pipe = c0.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"doc:{i}", f"text {i} run {run if i % 10 == 0 else 0}")
+    pipe.execute()
+    c0.hset(f"session:{run}", mapping={"user": f"u{run}", "turns": str(run * 7)})
+    c0.rpush("queue:ingest", *[f"job-{run}-{n}" for n in range(50)])
+    c3.sadd("embeddings:cached", *[f"e{run}-{n}" for n in range(300)])
+    if run:
+        c0.delete(f"doc:{run}")
+
+
+def redis_dataset(port: int) -> dict[int, dict[str, object]]:
+    """Every key of every db with its value, read through the server (the dataset a restore must bring back)."""
+    out: dict[int, dict[str, object]] = {}
+    for db in range(16):
+        client = redis_lib.Redis(host="127.0.0.1", port=port, db=db, decode_responses=True, socket_timeout=10)
+        if not client.dbsize():
+            continue
+        values = {}
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key)
+            values[key] = {"string": client.get, "hash": client.hgetall, "set": client.smembers,
+                           "list": lambda k, c=client: c.lrange(k, 0, -1)}[kind](key)
+        out[db] = values
+    return out
+
+
+def _assert_rdb_loads(factory, rdb_dir: str, expected: dict, what: str) -> None:
+    fresh = factory(["--dir", rdb_dir])
+    try:
+        got = redis_dataset(fresh.port)
+        assert got == expected, f"{what}: the restored RDB loads {sum(map(len, got.values()))} keys in dbs " \
+                                f"{sorted(got)}, expected {sum(map(len, expected.values()))} in {sorted(expected)}"
+    finally:
+        fresh.stop()
+
+
+def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers, redis_server_factory, tmp_path):
     a, b = tier_servers
     data = str(tmp_path / "data")
     build_tree(data, n_files=N_FILES, big_files=1)
+    redis = redis_server_factory()
     work = tmp_path / "stack"
     dr = dict(FAST, feed="s3")
     toml = tier_toml(work, {"s3": {}, "dr": dr, "vault": {"feed": "s3"}}, {"s3": a, "dr": b, "vault": a})
-    with _stack(work, {"data": data}, toml) as st:
-        states = {}
+    with _stack(work, {"data": data}, toml, redis) as st:
+        states, datasets = {}, {}
         for i in range(3):
+            _fill_redis(redis, i)
             if i == 1:
                 change_tree(data, n_files=N_FILES, seed=11)
             elif i:
                 _add_file(data, f"run-{i}")
                 _drained(st)
                 b.pause()  # DR unreachable: the third snapshot reaches s3, not dr
-            states[backup(st, "--reason", f"run {i}")["id"]] = tree_state(data)
+            sid = backup(st, "--reason", f"run {i}")["id"]
+            states[sid], datasets[sid] = tree_state(data), redis_dataset(redis.port)
         try:
             _wait(lambda: _replication(st)["dr"]["last_error"] != "" and _replication(st)["s3"]["queue_depth"] == 0,
                   90, "s3 has the third snapshot, dr reports its outage", st)
@@ -123,10 +172,16 @@ def test_each_snapshot_restores_from_dr_alone_after_losing_the_site(tier_servers
         shutil.rmtree(st.state_dir)
         st.start_controller()
         assert sorted(_snapshot_ids(st, "--tier", "dr")) == sorted(states)  # the catalog rebuilt from DR
-        for n, (sid, expected) in enumerate(states.items()):
-            target = str(tmp_path / f"restored-{n}")
-            _restore(st, sid, target, "--from", "dr")
-            assert_same_tree(expected, os.path.join(target, "data"), f"restore of {sid} from dr")
+        redis.stop()  # the database host is lost too: every dataset comes back from a tier's RDB alone
+        assert len({json.dumps(d, sort_keys=True, default=sorted) for d in datasets.values()}) == 3
+        for tier in ("dr", "s3"):
+            for n, (sid, expected) in enumerate(states.items()):
+                target = str(tmp_path / f"restored-{tier}-{n}")
+                _restore(st, sid, target, "--from", tier)
+                assert_same_tree(expected, os.path.join(target, "data"), f"restore of {sid} from {tier}")
+                assert sorted(os.listdir(os.path.join(target, "redis"))) == ["dump.rdb"]
+                _assert_rdb_loads(redis_server_factory, os.path.join(target, "redis"), datasets[sid],
+                                  f"redis of {sid} from {tier}")
         drill = _json(st, "drill", "latest", "--from", "dr")
         assert drill["result"] == "SUCCESSFUL" and drill["snapshot"] == list(states)[-1], drill
         assert not os.path.exists(st.repo_dir), "a restore or drill from dr touched the local repository"
@@ -215,3 +270,56 @@ def test_forgotten_locally_restores_from_s3_and_a_tier_forget_is_never_copied_ba
         cp = st.ragctl("prune", "--tier", "all", check=False)
         assert cp.returncode == 0, ragctl_output(cp)
         _restore(st, first, str(tmp_path / "again"), "--from", "s3")
+
+
+# --------------------------------------------------------------------------- S3 stopped mid-upload
+
+def _local_objects(st: LocalStack, prefix: str) -> dict[str, int]:
+    root = os.path.join(st.repo_dir, prefix)
+    return {os.path.relpath(os.path.join(d, f), st.repo_dir): os.path.getsize(os.path.join(d, f))
+            for d, _, files in os.walk(root) for f in files}
+
+
+def test_s3_stopped_mid_upload_leaves_nothing_half_visible_and_the_queue_finishes_the_copy(tier_servers, tmp_path):
+    a, _ = tier_servers
+    data = str(tmp_path / "data")
+    build_tree(data, n_files=50, big_files=0)
+    work = tmp_path / "stack"
+    cut = {"connect_timeout": 1, "read_timeout": 1, "max_attempts": 1, "bandwidth_limit": "6MiB", "max_concurrency": 1}
+    toml = tier_toml(work, {"s3": cut}, {"s3": a})
+    bucket = toml.split('bucket = "', 1)[1].split('"', 1)[0]
+    with _stack(work, {"data": data}, toml) as st:
+        first = backup(st)["id"]
+        _drained(st)
+        for n in range(6):  # 24 MiB of new data: six 4 MiB packs, paced at 6 MiB/s
+            with open(os.path.join(data, f"new-{n}.bin"), "wb") as f:
+                f.write(os.urandom(4 * 1024 * 1024))
+        state = tree_state(data)
+        before = set(a.keys(bucket, "data/"))
+        sid = backup(st, "--reason", "to be cut")["id"]
+        deadline = time.monotonic() + 30
+        while not set(a.keys(bucket, "data/")) - before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        a.pause()  # SIGSTOP by PID while the other packs are on their way: their requests time out
+        try:
+            failed = _wait(lambda: _replication(st)["s3"]["last_error"] != "", 40, "the failure reported", st)
+            row = _replication(st)["s3"]
+            assert row["queue_depth"] == 1 and a.endpoint_url in row["last_error"], row
+        finally:
+            a.resume()
+        # Right after the server returns (the catch-up waits its backoff, 5 s): only whole packs, no new snapshot.
+        on_tier, local = a.keys(bucket), _local_objects(st, "data")
+        assert sid not in {k.rsplit("/", 1)[-1] for k in on_tier if k.startswith("snapshots/")}, sorted(on_tier)
+        assert first in {k.rsplit("/", 1)[-1] for k in on_tier if k.startswith("snapshots/")}
+        copied = {k: size for k, size in on_tier.items() if k.startswith("data/")}
+        assert set(copied) - before and set(local) - set(copied), "the cut came before or after every pack"
+        assert all(local.get(k) == size for k, size in copied.items()), "a pack on the tier is not whole"
+        assert _snapshot_ids(st, "--tier", "s3") == [first]  # the tier is a consistent repository without it
+        caught_up = _drained(st, timeout=60)  # nobody asks: the queue kept the work
+        print(f"\nS3 stopped mid-upload: replication failed {failed:.1f}s after SIGSTOP, caught up {caught_up:.1f}s "
+              f"after SIGCONT; {len(copied) - len(before)} of {len(local) - len(before)} new packs were up at the cut")
+        assert set(a.keys(bucket, "data/")) >= set(local)
+        assert sorted(_snapshot_ids(st, "--tier", "s3")) == sorted([first, sid])
+        target = str(tmp_path / "restored")
+        _restore(st, sid, target, "--from", "s3")
+        assert_same_tree(state, os.path.join(target, "data"), f"restore of {sid} from s3 after the cut")

@@ -195,7 +195,7 @@ def test_metrics_alerts_objectives_defaults_and_values(tmp_path):
 
 @pytest.mark.parametrize("extra,message", [
     ('[metrics]\nlisten = "9752"\n', "[metrics] listen: expected HOST:PORT"),
-    ('[alerts]\nmin_free_ratio = 1.5\n', "[alerts] min_free_ratio: expected a number > 0 and < 1"),
+    ('[alerts]\nmin_free_ratio = 1.5\n', "[alerts] min_free_ratio: expected a finite number > 0 and < 1"),
     ('[alerts]\nsize_deviation = "x"\n', "[alerts] size_deviation: expected a number"),
     ('[alerts]\nwebhook = "ftp://x"\n', "[alerts] webhook: expected an http:// or https:// URL"),
     ('[alerts]\nnoise = 1\n', "[alerts] unknown key(s): noise"),

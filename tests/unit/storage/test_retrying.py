@@ -172,3 +172,53 @@ def test_s3_silent_server_times_out_instead_of_hanging() -> None:
             list(store.list(""))
         elapsed = time.monotonic() - start
     assert elapsed < 15, f"took {elapsed:.1f}s"
+
+
+class FakeClock:
+    """Monotonic seconds that advance only by the waits Retrying sleeps and the calls' own cost."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_no_retry_starts_past_the_deadline() -> None:
+    clock = FakeClock()
+    store = FlakyStore(unavailable(100))
+    real_get = store.get
+
+    def slow_get(key: str) -> bytes:
+        clock.now += 3.0  # each try costs 3 s (a read timeout)
+        return real_get(key)
+
+    store.get = slow_get
+    wrapped = Retrying(store, attempts=50, base_delay=0.2, max_delay=1.0, sleep=clock.sleep, deadline=10.0,
+                       clock=clock)
+    with pytest.raises(errors.StorageUnavailable):
+        wrapped.get("k")
+    assert clock.now <= 10.0 + 3.0, f"the call ran {clock.now:.1f}s past a 10 s deadline by more than one try"
+    assert 2 <= store.calls < 50
+
+
+def test_a_deadline_never_cuts_a_success_short() -> None:
+    clock = FakeClock()
+    wrapped = Retrying(FlakyStore(unavailable(2)), attempts=4, sleep=clock.sleep, deadline=30.0, clock=clock)
+    assert wrapped.get("k") == b"value"
+    assert len(clock.sleeps) == 2
+
+
+def test_deadline_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Retrying(FlakyStore(), deadline=0)
+
+
+def test_open_storage_gives_s3_its_deadline() -> None:
+    store = open_storage(S3Settings(endpoint_url="http://127.0.0.1:1", bucket="b", deadline=7.5))
+    assert "deadline=7.5" in repr(store)
