@@ -106,6 +106,9 @@ _ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) 
     WHERE blobs.pack IN (SELECT id FROM packs WHERE index_file = '')"""
 
 
+CACHE_KIB = 32 * 1024  # SQLite page cache of the index, KiB
+
+
 class IndexCache:
     """SQLite table of every indexed blob; safe to share between threads (one lock)."""
 
@@ -114,6 +117,10 @@ class IndexCache:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        # Restores and no-change backups look up every chunk id, and ids are random keys: with
+        # SQLite's default 2 MiB page cache nearly every lookup re-read a B-tree page (4.5 against
+        # 3.1 us an id over 68,000 ids, warm). The cache grows only as pages are read.
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
