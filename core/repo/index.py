@@ -106,9 +106,6 @@ _ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) 
     WHERE blobs.pack IN (SELECT id FROM packs WHERE index_file = '')"""
 
 
-MMAP_BYTES = 1 << 30  # bytes of the index file SQLite reads through a mapping
-
-
 class IndexCache:
     """SQLite table of every indexed blob; safe to share between threads (one lock)."""
 
@@ -117,13 +114,6 @@ class IndexCache:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        # Restores and no-change backups look up every chunk id, and ids are random keys, so nearly
-        # every lookup lands on another B-tree page. Read through a mapping, not SQLite's 2 MiB page
-        # cache and a pread(2) a page: 333,000 lookups against an 84 MB index after the page cache
-        # was dropped took 1.4 CPU s and 3.0 s instead of 2.2-2.6 CPU s and 6.1-6.5 s (and a 32 MiB
-        # page cache no less). The mapped pages are the kernel's page cache (clean, reclaimable),
-        # though counted in the process's RSS.
-        self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
