@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Sequence
 import grpc
 
 from ragbackup import __version__, errors
+from ragbackup.memory import give_back
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
 from ragbackup.repo.chunking import ChunkerParams
@@ -160,6 +161,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             cache.discard()
             if parent is not None:
                 parent.close()
+            give_back()  # the capture's buffers (a whole RDB and its keys) back to the kernel
 
     def Restore(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")
@@ -179,6 +181,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                                             lambda: leftovers.swapping(marker, plan.staging, plan.final))
             finally:
                 leftovers.end(marker)
+                give_back()
         aside, mismatches = done.aside, done.mismatches
         log.info("restore %s done: %d files into %s%s%s", spec.name, counts.files, plan.final,
                  f", previous data kept at {aside}" if aside else "",

@@ -65,16 +65,43 @@ def _chunk_parts(cid: bytes, payload: bytes | memoryview, compressed: bool, raw_
     return parts, sum(len(p) for p in parts)
 
 
+_VARINTS = [varint(n) for n in range(1 << 14)]  # lengths and sizes of small chunks: no varint() call each
+_ID_HEAD = bytes((_CHUNK_ID, 32))  # chunk ids are 32 bytes (keyed BLAKE3)
+_PAYLOAD_TAG = bytes((_CHUNK_PAYLOAD,))
+_RAW_SIZE_TAG = bytes((_CHUNK_RAW_SIZE,))
+
+
+def _small_varint(n: int) -> bytes:
+    return _VARINTS[n] if n < 16384 else varint(n)
+
+
 def encode_chunk_batch(field: int, chunks: Iterable[WireChunk]) -> bytes:
-    """Wire bytes of a message whose only set field, number `field`, is a ChunkBatch of `chunks`."""
+    """Wire bytes of a message whose only set field, number `field`, is a ChunkBatch of `chunks`.
+
+    A chunk with a 32-byte id, a payload and a raw size (every chunk a restore sends) is
+    framed with three buffers: a restore of 1 KiB records sends hundreds of thousands.
+    """
     body: list = []
+    append = body.append
     size = 0
+    v = _small_varint
     for cid, payload, compressed, raw_size in chunks:
-        parts, n = _chunk_parts(cid, payload, compressed, raw_size)
-        head = _BATCH_CHUNK + varint(n)
-        body.append(head)
-        body += parts
-        size += len(head) + n
+        plen = len(payload)
+        if len(cid) != 32 or not plen or not raw_size:
+            parts, n = _chunk_parts(cid, payload, compressed, raw_size)
+            head = _BATCH_CHUNK + varint(n)
+            body.append(head)
+            body += parts
+            size += len(head) + n
+            continue
+        plen_v = v(plen)
+        tail = (_CHUNK_COMPRESSED + _RAW_SIZE_TAG if compressed else _RAW_SIZE_TAG) + v(raw_size)
+        n = 35 + len(plen_v) + plen + len(tail)
+        n_v = v(n)
+        append(_BATCH_CHUNK + n_v + _ID_HEAD + cid + _PAYLOAD_TAG + plen_v)
+        append(payload)
+        append(tail)
+        size += 1 + len(n_v) + n
     return b"".join([_tag(field, _LEN), varint(size), *body])
 
 

@@ -12,8 +12,10 @@ of the keys stores about the groups holding them and the permutation.
 """
 from __future__ import annotations
 
+import bisect
 import mmap
 import os
+import re
 import struct
 import sys
 import tempfile
@@ -163,8 +165,12 @@ def canonicalise(b, p: rdb.Parsed) -> Iterator[bytes]:
     yield from _pieces(b"".join(inner))
 
 
-def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[bytes, bytes]:
-    """Write the canonical stream to `spool`; return the permutation's and the element orders' bytes."""
+def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[array, bytes]:
+    """Write the canonical stream to `spool`; return the permutation (an array) and the element orders.
+
+    The tail after the record stream is gathered into one buffer and split without copies
+    beyond the permutation's array: it holds 4 bytes a record.
+    """
     left = desc.canonical
     held: list = []  # written in about OUT_BATCH bytes at a time: record groups are small
     size = 0
@@ -178,14 +184,20 @@ def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[bytes, bytes]:
         if size >= OUT_BATCH or left <= 0:
             spool.write(b"".join(held))
             held, size = [], 0
-    rest = b"".join(bytes(c) for c in chunks)
+    rest = bytearray()
+    for c in chunks:
+        rest += c
     if len(rest) < desc.permutation or desc.permutation != _PERM_WIDTH * desc.records:
         raise errors.IntegrityError(f"rdb-records: permutation of {len(rest)} bytes, expected {desc.permutation}")
-    return rest[:desc.permutation], rest[desc.permutation:]
+    perm = array("I")
+    with memoryview(rest) as view:
+        perm.frombytes(view[:desc.permutation])
+        inner = bytes(view[desc.permutation:])
+    return _le(perm), inner
 
 
 class _Discard(list):
-    """A list that keeps nothing: the keys a restore's re-parse does not need."""
+    """A list that keeps nothing: what a restore's re-parse does not need (keys, record ends)."""
 
     def append(self, item) -> None:
         pass
@@ -197,15 +209,50 @@ def _drop(canon) -> None:
         canon.madvise(mmap.MADV_DONTNEED)
 
 
-def _index(canon, n: int, inner_len: int) -> tuple[array, dict[int, int]]:
-    """Start offsets of the canonical stream's `n` records (and its end), and where each
-    reordered record's element order starts in the element orders (`inner_len` bytes).
+_REORDERED_TYPES = re.compile(b"[" + re.escape(bytes(sorted(REORDERED))) + b"]")
 
-    `canon` (a mapping) is parsed in order, a step at a time, letting go of its pages.
+
+@dataclass(frozen=True)
+class _Index:
+    """Where each record of the canonical stream starts (and the stream's end), each record's
+    type, and for the reordered records of two elements or more (`reordered`, ascending) where
+    their element order starts in the element orders (`at`, same positions)."""
+
+    starts: array
+    types: bytearray
+    reordered: array
+    at: array
+
+    def order_at(self, c: int) -> int:
+        """Where the element order of record `c` (of a REORDERED type) starts, or -1 when it
+        keeps its stored order (fewer than two elements)."""
+        k = bisect.bisect_left(self.reordered, c)
+        return self.at[k] if k < len(self.reordered) and self.reordered[k] == c else -1
+
+
+def _note_reordered(canon, found: rdb.Parsed, first: int, idx: _Index, pos: int) -> int:
+    """Record where the element orders of the reordered records from `first` on start; returns
+    the position after them."""
+    starts = found.starts
+    for m in _REORDERED_TYPES.finditer(found.types, first):
+        c = m.start()
+        k = rdb.head(canon, starts[c])[1]
+        if k >= 2:
+            idx.reordered.append(c)
+            idx.at.append(pos)
+            pos += array(_code(k)).itemsize * k
+    return pos
+
+
+def _index(canon, n: int, inner_len: int) -> _Index:
+    """The `_Index` of the canonical stream `canon` (a mapping) of `n` records, its element
+    orders `inner_len` bytes long.
+
+    `canon` is parsed in order, a step at a time, letting go of its pages; only the record
+    starts and types are kept (9 bytes a record), not their keys or ends.
     """
-    found = rdb.Parsed(version=0, size=len(canon), skeleton=b"", keys=_Discard())
-    starts, types = found.starts, found.types
-    at: dict[int, int] = {}
+    found = rdb.Parsed(version=0, size=len(canon), skeleton=b"", keys=_Discard(), ends=_Discard())
+    idx = _Index(found.starts, found.types, array("Q"), array("Q"))
     end = done = pos = 0
     size = len(canon)
     try:
@@ -213,22 +260,17 @@ def _index(canon, n: int, inner_len: int) -> tuple[array, dict[int, int]]:
             step = rdb.records(canon, end, min(size, end + PARSE_STEP), found)
             if step == end:
                 break
-            for c in range(done, len(starts)):
-                if types[c] in REORDERED:
-                    k = rdb.head(canon, starts[c])[1]
-                    if k >= 2:
-                        at[c] = pos
-                        pos += array(_code(k)).itemsize * k
-            done, end = len(starts), step
+            pos = _note_reordered(canon, found, done, idx, pos)
+            done, end = len(found.starts), step
             _drop(canon)
     except (rdb.Unknown, IndexError, struct.error) as e:
         raise errors.IntegrityError(f"rdb-records: the record stream does not parse: {e}") from None
-    if end != size or len(starts) != n:
-        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(starts)} records, expected {n}")
+    if end != size or len(found.starts) != n:
+        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(found.starts)} records, expected {n}")
     if pos != inner_len:
         raise errors.IntegrityError(f"rdb-records: element orders of {inner_len} bytes, expected {pos}")
-    starts.append(size)
-    return starts, at
+    found.starts.append(size)
+    return idx
 
 
 def _reorder(rec: bytes, inner: bytes, at: int) -> bytes:
@@ -250,8 +292,7 @@ class _Canonical:
     all of it into the process's RSS) and its index."""
 
     fd: int
-    starts: array
-    at: dict[int, int]
+    index: _Index
     inner: bytes
 
 
@@ -259,7 +300,8 @@ def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[b
     """The skeleton with each run's records in file order, in pieces of about OUT_BATCH bytes."""
     if perm and max(perm) >= desc.records:
         raise errors.IntegrityError("rdb-records: the permutation names a record that does not exist")
-    fd, starts, at, inner = canon.fd, canon.starts, canon.at, canon.inner
+    fd, idx, inner = canon.fd, canon.index, canon.inner
+    starts, types, order_at = idx.starts, idx.types, idx.order_at
     pread = os.pread
     sk = desc.skeleton
     out = bytearray()
@@ -269,9 +311,10 @@ def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[b
         pos = offset
         for c in perm[i:i + count]:
             s = starts[c]
-            rec = pread(fd, starts[c + 1] - s, s)
-            a = at.get(c)
-            out += rec if a is None else _reorder(rec, inner, a)
+            if types[c] in REORDERED and (a := order_at(c)) >= 0:
+                out += _reorder(pread(fd, starts[c + 1] - s, s), inner, a)
+            else:
+                out += pread(fd, starts[c + 1] - s, s)
             if len(out) >= OUT_BATCH:
                 yield out
                 out = bytearray()
@@ -294,19 +337,18 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
         raise errors.IntegrityError("rdb-records: the file has no chunks") from None
     with tempfile.TemporaryFile() as spool:
         try:
-            perm_bytes, inner = _split(it, desc, spool)
+            perm, inner = _split(it, desc, spool)
         except StopIteration:
             raise errors.IntegrityError("rdb-records: the file's chunks end inside the record stream") from None
         spool.flush()
-        perm = _le(array("I", perm_bytes))
         if desc.canonical:
             with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                starts, at = _index(m, desc.records, len(inner))
+                idx = _index(m, desc.records, len(inner))
         elif desc.records or inner:
             raise errors.IntegrityError("rdb-records: records without a record stream")
         else:
-            starts, at = array("Q", [0]), {}
-        yield from _checked(desc, _file_pieces(desc, _Canonical(spool.fileno(), starts, at, inner), perm))
+            idx = _Index(array("Q", [0]), bytearray(), array("Q"), array("Q"))
+        yield from _checked(desc, _file_pieces(desc, _Canonical(spool.fileno(), idx, inner), perm))
 
 
 def _checked(desc: Descriptor, pieces: Iterator[bytes | memoryview]) -> Iterator[bytes | memoryview]:

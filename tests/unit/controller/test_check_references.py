@@ -1,50 +1,72 @@
-"""A backup checks every chunk its tree names, cached chunk lists included: in sorted, de-duplicated batches.
+"""A backup checks every chunk its tree names, cached chunk lists included: in sorted, de-duplicated
+batches, while the capture streams, and again at the end for those not stored yet when checked.
 
-In: a tree file written as the controller writes it, and a writer that answers `missing`.
+In: the chunk ids of entries as a capture receives them, and a writer that answers `missing`.
 Out: the ids asked about (sorted, each once per batch, every one of them) and the error when some are absent.
 """
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
 from ragbackup import errors
-from ragbackup.controller import backup
-from ragbackup.repo.tree import Entry
+from ragbackup.controller import refcheck
 
 
 class _Writer:
     def __init__(self, absent: set[bytes] = frozenset()):
-        self.absent = absent
+        self.absent = set(absent)
         self.asked: list[list[bytes]] = []
+        self.threads: set[str] = set()
 
     def missing(self, ids: list[bytes]) -> list[int]:
         self.asked.append(list(ids))
+        self.threads.add(threading.current_thread().name)
         return [n for n, i in enumerate(ids) if i in self.absent]
 
 
-def _tree(tmp_path, files: list[list[bytes]]) -> str:
-    path = tmp_path / "tree"
-    with open(path, "wb") as f:
-        for n, chunks in enumerate(files):
-            f.writelines(Entry(f"f{n}".encode(), "file", size=len(chunks), chunks=chunks).json_pieces())
-    return str(path)
+def _check(writer: _Writer, files: list[list[bytes]]) -> None:
+    check = refcheck.RefCheck(writer)
+    try:
+        for chunks in files:
+            check.add(chunks)
+        check.finish()
+    finally:
+        check.close()
 
 
-def test_every_named_chunk_is_checked_sorted_and_once_per_batch(tmp_path, monkeypatch):
-    monkeypatch.setattr(backup, "CHECK_BATCH", 50)
+def test_every_named_chunk_is_checked_sorted_and_once_per_batch(monkeypatch):
+    monkeypatch.setattr(refcheck, "CHECK_BATCH", 50)
     ids = [os.urandom(32) for _ in range(130)]
-    files = [ids[:60], ids[60:], ids[:10]]  # the last file repeats chunks of the first
     writer = _Writer()
-    backup._check_references(writer, _tree(tmp_path, files))
+    _check(writer, [ids[:60], ids[60:], ids[:10]])  # the last file repeats chunks of the first
 
     assert all(b == sorted(b) and len(b) == len(set(b)) for b in writer.asked)
     assert {i for b in writer.asked for i in b} == set(ids)
     assert len(writer.asked) >= 2
+    assert any(name.startswith("refcheck") for name in writer.threads)  # batches off the stream's thread
 
 
-def test_a_missing_chunk_fails_the_backup(tmp_path):
+def test_a_missing_chunk_fails_the_backup():
     ids = [os.urandom(32) for _ in range(20)]
     with pytest.raises(errors.IntegrityError, match="1 chunks named by the agent's cache"):
-        backup._check_references(_Writer({ids[7]}), _tree(tmp_path, [ids]))
+        _check(_Writer({ids[7]}), [ids])
+
+
+def test_a_chunk_stored_after_its_batch_was_checked_passes(monkeypatch):
+    """A chunk of this capture still on its way when its batch is checked is asked about again at the end."""
+    monkeypatch.setattr(refcheck, "CHECK_BATCH", 10)
+    ids = [os.urandom(32) for _ in range(30)]
+    writer = _Writer({ids[3]})
+    check = refcheck.RefCheck(writer)
+    check.add(ids[:15])
+    check.add(ids[15:])
+    check._submit()
+    while check._jobs:
+        check._collect()
+    writer.absent.clear()  # the chunk arrives and is stored
+    check.finish()
+    check.close()
+    assert writer.asked[-1] == [ids[3]]

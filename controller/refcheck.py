@@ -1,0 +1,77 @@
+"""Checks that every chunk a capture's tree names is stored, while the capture still streams.
+
+In: the chunk ids of tree entries as they arrive, and the job's BlobWriter (its `missing`
+also records the answer "stored" for prune, inflight.py). Out: nothing, or IntegrityError
+from `finish` when some id is stored neither in the repository nor by this job. Runs next:
+the tree is chunked and stored (BlobWriter.add_tree).
+
+Ids are checked in sorted, de-duplicated batches on a thread of their own, so a no-change
+backup's 300,000 cached chunk ids are looked up while the agent is still walking, not after.
+An id not stored yet when its batch is checked (a chunk of this capture still on its way)
+is asked about again once the stream has ended.
+"""
+from __future__ import annotations
+
+import collections
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Iterable, Protocol
+
+from ragbackup import errors
+
+# Chunk ids checked at once, sorted: the index's B-tree is then walked in key order,
+# each leaf page read once per batch, not once per id (300,000 ids of a no-change
+# backup: 0.3 instead of 1.0-1.4 s). About 7 MB of ids at a time.
+CHECK_BATCH = 100_000
+AHEAD = 2  # batches checked or waiting at once
+
+
+class Missing(Protocol):
+    def missing(self, ids: list[bytes]) -> list[int]: ...
+
+
+class RefCheck:
+    """Collects the ids entries name (`add`); `finish` after the stream raises for any never stored."""
+
+    def __init__(self, writer: Missing):
+        self._writer = writer
+        self._batch: set[bytes] = set()
+        self._later: set[bytes] = set()  # absent when checked: asked again at the end
+        self._jobs: collections.deque[tuple[list[bytes], Future]] = collections.deque()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="refcheck")
+
+    def add(self, ids: Iterable[bytes]) -> None:
+        self._batch.update(ids)
+        if len(self._batch) >= CHECK_BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        if not self._batch:
+            return
+        while len(self._jobs) >= AHEAD:
+            self._collect()
+        ids = sorted(self._batch)
+        self._batch = set()
+        self._jobs.append((ids, self._pool.submit(self._writer.missing, ids)))
+
+    def _collect(self) -> None:
+        ids, job = self._jobs.popleft()
+        self._later.update(ids[i] for i in job.result())
+
+    def finish(self) -> None:
+        """Wait for every batch; then ask again about the ids that were absent. IntegrityError if any still is."""
+        self._submit()
+        while self._jobs:
+            self._collect()
+        self._pool.shutdown()
+        again = sorted(self._later)
+        missing = self._writer.missing(again) if again else []
+        if missing:
+            raise errors.IntegrityError(
+                f"{len(missing)} chunks named by the agent's cache are not in the repository; "
+                "run `ragctl backup --full` to re-read everything")
+
+    def close(self) -> None:
+        """Stop; batches not yet checked are dropped (after `finish`, or when the capture failed)."""
+        for _, job in self._jobs:
+            job.cancel()
+        self._pool.shutdown(wait=True)
