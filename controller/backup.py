@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import queue
@@ -174,14 +175,20 @@ CHECK_BATCH = 25_000
 
 
 def _check_references(writer: BlobWriter, tree_path: str) -> None:
-    """Every chunk a tree names must be stored (cached chunk lists included)."""
+    """Every chunk a tree names must be stored (cached chunk lists included), CHECK_BATCH ids at a time.
+
+    One entry may name millions of chunks (an RDB stored by record): its ids are taken
+    in parts, so a batch never holds more than CHECK_BATCH of them.
+    """
     with open(tree_path, "rb") as f:
         batch: set[bytes] = set()
         for e in decode_lines(iter(lambda: f.read(1 << 20), b"")):
-            batch.update(e.chunks)
-            if len(batch) >= CHECK_BATCH:
-                _require(writer, sorted(batch))
-                batch = set()
+            ids = iter(e.chunks)
+            while part := list(itertools.islice(ids, CHECK_BATCH - len(batch))):
+                batch.update(part)
+                if len(batch) >= CHECK_BATCH:
+                    _require(writer, sorted(batch))
+                    batch = set()
         _require(writer, sorted(batch))
 
 
