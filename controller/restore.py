@@ -6,6 +6,7 @@ checked (no absolute paths, no `..`) before it is sent.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from ragbackup.controller.state import Controller
 
 ENTRY_BATCH = 512
 CHUNK_BATCH_BYTES = 2 * 1024 * 1024
+# Chunk ids handed to read_payloads at once (a multiple of its READ_LOOKUP, so its reads
+# merge as before): one RDB entry names 816,000 chunks at 3,000,000 keys, 60 MB as a list.
+READ_IDS = 20_000
 CHUNKS_FIELD = agent_pb2.RestoreCommand.DESCRIPTOR.fields_by_name["chunks"].number
 _PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DIR,
              "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
@@ -73,14 +77,15 @@ class _Sender:
         yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e) for e in batch]))
         chunks: list[wire.WireChunk] = []
         size = 0
-        ids = [cid for e in batch if e.type == "file" for cid in e.chunks]
-        for payload, loc in self.repo.read_payloads(ids):
-            chunks.append((loc.id, payload, loc.compressed, loc.raw_length))
-            size += len(payload)
-            self.sent += loc.raw_length
-            if size >= CHUNK_BATCH_BYTES:
-                yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
-                chunks, size = [], 0
+        ids = (cid for e in batch if e.type == "file" for cid in e.chunks)
+        while part := list(itertools.islice(ids, READ_IDS)):
+            for payload, loc in self.repo.read_payloads(part):
+                chunks.append((loc.id, payload, loc.compressed, loc.raw_length))
+                size += len(payload)
+                self.sent += loc.raw_length
+                if size >= CHUNK_BATCH_BYTES:
+                    yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
+                    chunks, size = [], 0
         if chunks:
             yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
 

@@ -21,15 +21,21 @@ PARAMS = ChunkerParams(16 * 1024, 32 * 1024, 64 * 1024)
 
 
 def _capture(root, wanted_share: float, budget: ByteBudget | None = None):
-    """Run a capture whose controller wants about `wanted_share` of each offer; (asked, sent, pipeline)."""
+    """Run a capture whose controller wants about `wanted_share` of each offer; (asked, sent, pipeline).
+
+    As the real one, it never wants an id it answered before: it stored it, or already had it.
+    """
     offers: list[agent_pb2.ChunkOffer] = []
     rng = random.Random(1)
     asked: set[bytes] = set()
 
+    answered: set[bytes] = set()  # what it wanted it then stores; what it did not want it has
+
     def next_want():
         o = offers.pop(0)
-        idx = [i for i in range(len(o.ids)) if rng.random() < wanted_share]
+        idx = [i for i in range(len(o.ids)) if o.ids[i] not in answered and rng.random() < wanted_share]
         asked.update(o.ids[i] for i in idx)
+        answered.update(o.ids)
         return agent_pb2.ChunkWant(seq=o.seq, indexes=idx)
 
     settings = CaptureSettings(root=os.fsencode(root), exclude=(), id_key=KEY, chunker=PARAMS,

@@ -49,6 +49,16 @@ def test_every_named_chunk_is_checked_sorted_and_once_per_batch(monkeypatch):
     assert any(name.startswith("refcheck") for name in writer.threads)  # batches off the stream's thread
 
 
+def test_one_entry_of_many_chunks_is_checked_in_bounded_batches(monkeypatch):
+    monkeypatch.setattr(refcheck, "CHECK_BATCH", 50)
+    ids = [os.urandom(32) for _ in range(230)]  # one file (an RDB stored by record) naming them all
+    writer = _Writer()
+    _check(writer, [ids[:5], ids, ids[:3]])
+
+    assert max(len(b) for b in writer.asked) <= 50
+    assert {i for b in writer.asked for i in b} == set(ids)
+
+
 def test_a_missing_chunk_fails_the_backup():
     ids = [os.urandom(32) for _ in range(20)]
     with pytest.raises(errors.IntegrityError, match="1 chunks named by the agent's cache"):

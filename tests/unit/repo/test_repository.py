@@ -1,5 +1,6 @@
 """Repository core on a local directory: keys, packs, index, snapshots, tamper detection."""
 import os
+import time
 
 import pytest
 
@@ -72,6 +73,38 @@ def test_index_objects_are_written_while_the_job_runs_and_name_only_stored_packs
     retry = BlobWriter(again, str(tmp_path / "staging"))
     assert retry.missing(ids) == [8]
     retry.abort()
+
+
+def test_small_blobs_close_packs_by_count_and_index_objects_by_blob_count(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_mod, "PACK_BLOBS", 10)
+    monkeypatch.setattr(writer_mod, "INDEX_BLOBS", 20)
+    repo = _repo(tmp_path)  # 4 MiB packs: the size bound is never reached here
+    data = [b"small blob %d " % n * 20 for n in range(45)]
+    ids = _store(repo, tmp_path, data)
+    assert len(list(repo.index.packs())) == 5  # 10 + 10 + 10 + 10 + 5 blobs
+    # an index object per 20 stored blobs while the job ran, the rest at commit: 20, 20, 5
+    assert len(repo.index.known_index_files()) == 3
+    assert [repo.read_blob(i) for i in ids] == data
+
+
+def test_ids_named_by_a_written_index_object_leave_the_job_set_and_still_deduplicate(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_mod, "PACK_BLOBS", 10)
+    monkeypatch.setattr(writer_mod, "INDEX_BLOBS", 20)
+    repo = _repo(tmp_path)
+    w = BlobWriter(repo, str(tmp_path / "staging"))
+    comp = chunking.Compressor()
+    first = [w.add_plain(b"early %d " % n * 20, BLOB_DATA, comp) for n in range(40)]
+    deadline = time.monotonic() + 10
+    while len(w.index_names) < 2 and time.monotonic() < deadline:  # the upload thread indexes them meanwhile
+        time.sleep(0.01)
+    assert len(w.index_names) == 2
+    w.add_plain(b"one more", BLOB_DATA, comp)  # the job thread drops the indexed ids from its set
+    assert not set(first) & w._pending
+    assert w.missing(first) == [] and all(w.has(i) for i in first)
+    assert w.add_plain(b"early 3 " * 20, BLOB_DATA, comp) == first[3]
+    w.commit()
+    assert w.stats.blobs_new == 41  # nothing of the first 40 was written twice
+    w.close()
 
 
 def test_wrong_passphrase_is_wrongkey(tmp_path):
