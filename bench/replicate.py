@@ -124,6 +124,7 @@ def _stack(work: Path, src: Path, weed: Weed) -> tuple[LocalStack, str]:
     bucket = weed.bucket("ragbackup-tier")
     creds = work / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {weed.key}\naws_secret_access_key = {weed.secret}\n")
+    creds.chmod(0o600)  # the controller refuses a credentials file others may read
     st.extra_toml = (f'[tiers.s3]\nendpoint_url = "{weed.endpoint}"\nbucket = "{bucket}"\n'
                      f'credentials = "{creds}"\nmax_concurrency = {STREAMS}\n')
     for comp in dataset.COMPONENTS:
