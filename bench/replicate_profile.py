@@ -90,6 +90,7 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
     copier.copy_pack = threads.wrap(copier.copy_pack)
     if hasattr(copier, "read_pack"):  # the source reader's thread (read-ahead), where there is one
         copier.read_pack = threads.wrap(copier.read_pack)
+    copier.write_index = threads.wrap(copier.write_index)
     for _ in copy_snapshots(copier, [r.id for r in catalog.list()], lambda sid: None):
         pass
     main.stop()

@@ -13,7 +13,7 @@ import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from ragbackup import errors, faults
 from ragbackup.ahead import run_ahead
@@ -31,7 +31,7 @@ from ragbackup.controller.policy.replicate import (
 T = TypeVar("T")
 ID_BATCH = 5000  # blob ids looked up at once
 INDEX_PACKS = 64  # packs described by one index object on the tier, at most
-INDEX_GROUPS = 4  # index objects a snapshot's packs are split into, at least (packs permitting)
+INDEX_MIN = 4  # packs an index object waits for while uploads go on (IndexWriter)
 READ_AHEAD = 1  # packs queued by the source reader beyond the one it reads and the one waiting for a slot
 # Packs up to this size go up as one PUT: multipart would add a create and a complete request per pack
 # and split the server's work, while max_concurrency packs already keep that many streams busy.
@@ -121,71 +121,73 @@ class TierCopy:
 
     # --- what a snapshot needs ------------------------------------------------------------
 
-    def needed_packs(self, manifest: dict) -> set[str]:
-        """Source packs holding the blobs of `manifest` that the tier's index lacks."""
-        packs: set[str] = set()
+    def find_packs(self, manifest: dict, needed: set[str]) -> Iterator[str]:
+        """Source packs holding blobs of `manifest` the tier's index lacks, each once, as the trees are
+        read (ID_BATCH blob ids at a time); each is added to `needed` too."""
+        began = time.monotonic()
         for comp in manifest["components"].values():
             trees = [bytes.fromhex(t) for t in comp["tree"]]
-            packs |= self._packs_for(trees)
+            yield from self._new_packs(trees, needed)
             batch: list[bytes] = []
             for entry in self.src.read_tree(trees):
                 batch.extend(entry.chunks)
                 if len(batch) >= ID_BATCH:
-                    packs |= self._packs_for(batch)
+                    yield from self._new_packs(batch, needed)
                     batch = []
-            packs |= self._packs_for(batch)
-        return packs
+            yield from self._new_packs(batch, needed)
+        with self._lock:
+            self.totals.plan_seconds += time.monotonic() - began
 
-    def _packs_for(self, ids: list[bytes]) -> set[str]:
-        """Source packs of those of `ids` the tier's index lacks; names only (IndexCache.packs_of)."""
+    def _new_packs(self, ids: list[bytes], needed: set[str]) -> list[str]:
+        """Packs of those of `ids` the tier's index lacks that are not in `needed` yet (then added to it)."""
         if not ids:
-            return set()
-        missing = self.dst.index.missing(ids)
-        packs, lost = self.src.index.packs_of(missing)
+            return []
+        packs, lost = self.src.index.packs_of(self.dst.index.missing(ids))
         if lost:
             raise errors.IntegrityError(f"blob {next(iter(lost)).hex()} is referenced but not in the source's index")
-        return packs
+        new = sorted(packs - needed)
+        needed.update(new)
+        return new
 
     # --- packs ----------------------------------------------------------------------------
 
-    def copy_packs(self, packs: tuple[str, ...],
+    def copy_packs(self, packs: Iterable[str],
                    on_tier: Callable[[str], None] = lambda pid: None) -> Iterator[controller_pb2.JobEvent]:
-        """Copy and verify `packs`, tier.max_concurrency at once; the first failure cancels the rest.
-        `on_tier(pid)` as each pack is known to be on the tier.
+        """Copy and verify `packs` (found while they copy: find_packs), tier.max_concurrency at once;
+        the first failure cancels the rest. `on_tier(pid)` as each pack is known to be on the tier.
 
-        Streamed packs are read READ_AHEAD ahead of the uploads on a thread of their own, so the
-        source's disk is read while the uploads run; server-side copies read nothing here.
+        The packs are listed and streamed ones read on a thread of their own, READ_AHEAD ahead of the
+        uploads, so planning and the source's disk overlap the uploads; server-side copies read nothing here.
         """
-        total = sum(self.pack_sizes.get(p, 0) for p in packs)
-        done = sum(self.pack_sizes[p] for p in packs if self._on_tier(p))
-        todo = [p for p in packs if not self._on_tier(p)]
-        for pid in packs:
-            if self._on_tier(pid):
-                on_tier(pid)
+        progress = {"total": 0, "done": 0}
+        work = run_ahead(lambda: self._to_copy(packs, on_tier, progress), READ_AHEAD, f"repl-read-{self.tier.name}")
         workers = self.tier.max_concurrency
-        if self.server_side:
-            work = ((pid, None) for pid in todo)
-        else:
-            work = run_ahead(lambda: ((pid, self.read_pack(pid)) for pid in todo), READ_AHEAD,
-                             f"repl-read-{self.tier.name}")
         with futures.ThreadPoolExecutor(workers, thread_name_prefix=f"repl-{self.tier.name}") as ex:
             running: dict[futures.Future, str] = {}
             try:
                 for pid, data in work:
                     if len(running) >= workers:
                         finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                        done += self._settled(finished, running, on_tier)
-                        yield events.progress(f"packs to {self.tier.name}", done, total, "B")
+                        progress["done"] += self._settled(finished, running, on_tier)
+                        yield events.progress(f"packs to {self.tier.name}", progress["done"], progress["total"], "B")
                     running[ex.submit(self.copy_pack, pid, data)] = pid
                 for fut in futures.as_completed(list(running)):
-                    done += self._settled({fut}, running, on_tier)
-                    yield events.progress(f"packs to {self.tier.name}", done, total, "B")
+                    progress["done"] += self._settled({fut}, running, on_tier)
+                    yield events.progress(f"packs to {self.tier.name}", progress["done"], progress["total"], "B")
             finally:
                 for fut in running:
                     fut.cancel()
-                close = getattr(work, "close", None)
-                if close is not None:
-                    close()  # stops the read-ahead thread
+                work.close()  # stops the reading thread
+
+    def _to_copy(self, packs: Iterable[str], on_tier: Callable[[str], None], progress: dict) -> Iterator[tuple]:
+        """(pack id, its bytes, or None for a server-side copy) of those of `packs` the tier lacks."""
+        for pid in packs:
+            progress["total"] += self.pack_sizes[pid]
+            if self._on_tier(pid):
+                progress["done"] += self.pack_sizes[pid]
+                on_tier(pid)
+            else:
+                yield pid, (None if self.server_side else self.read_pack(pid))
 
     def _on_tier(self, pid: str) -> bool:
         """The tier holds pack `pid` whole already (a run killed after its packs)."""
@@ -264,54 +266,67 @@ class TierCopy:
         self.totals.objects += 1
 
 
-def index_groups(packs: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """`packs` cut into runs of at most INDEX_PACKS, into INDEX_GROUPS runs or more when there are enough."""
-    size = max(1, min(INDEX_PACKS, -(-len(packs) // INDEX_GROUPS)))
-    return [packs[i:i + size] for i in range(0, len(packs), size)]
-
-
 class IndexWriter:
-    """The tier's index objects for one snapshot's packs, each written once every pack it names is on the tier.
+    """The tier's index objects for one snapshot's packs, written on a thread of their own while later
+    packs upload; each names only packs already on the tier (the write order holds per object).
 
-    In: the copier and the INDEX step's packs (sorted, the order the uploads go in). Out: index objects
-    written on a thread of their own while later packs still upload (the write order holds per object:
-    an index object after its packs); `finish()` writes the rest and raises the first failure.
+    In: the copier; `on_tier(pid)` for each pack as it lands. Out: index objects of what arrived while
+    the previous one was written (at least INDEX_MIN packs, at most INDEX_PACKS), so little is left
+    when the uploads end; `finish()` writes the rest and raises the first failure.
     """
 
-    def __init__(self, copier: TierCopy, packs: tuple[str, ...]):
+    def __init__(self, copier: TierCopy):
         self.copier = copier
-        self.groups = index_groups(packs)
-        self.group_of = {pid: n for n, group in enumerate(self.groups) for pid in group}
-        self.waiting = [set(group) for group in self.groups]
-        self.started: set[int] = set()
-        self.written: list[futures.Future] = []
-        self.pool = futures.ThreadPoolExecutor(1, thread_name_prefix=f"repl-index-{copier.tier.name}")
-        self._lock = threading.Lock()
+        self.pending: list[str] = []
+        self.seen: set[str] = set()
+        self.ending = self.stopping = False
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name=f"repl-index-{copier.tier.name}", daemon=True)
+        self.thread.start()
 
     def on_tier(self, pid: str) -> None:
-        """Pack `pid` is on the tier: its group's object is written when it was the group's last pack."""
-        n = self.group_of.get(pid)
-        if n is None:
-            return
-        with self._lock:
-            self.waiting[n].discard(pid)
-            if self.waiting[n] or n in self.started:
+        """Pack `pid` is on the tier; raises the writer's failure, so the copy stops early."""
+        with self.cond:
+            if self.error is not None:
+                raise self.error
+            if pid not in self.seen:
+                self.seen.add(pid)
+                self.pending.append(pid)
+                self.cond.notify()
+
+    def _next(self) -> tuple[str, ...]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.stopping or self.ending or len(self.pending) >= INDEX_MIN)
+            if self.stopping:
+                return ()
+            batch, self.pending = self.pending[:INDEX_PACKS], self.pending[INDEX_PACKS:]
+            return tuple(batch)
+
+    def _run(self) -> None:
+        while batch := self._next():
+            try:
+                self.copier.write_index(batch)
+            except BaseException as exc:  # noqa: BLE001 - raised to the job by on_tier or finish
+                with self.cond:
+                    self.error = exc
                 return
-            self.started.add(n)
-        self.written.append(self.pool.submit(self.copier.write_index, self.groups[n]))
 
     def finish(self) -> None:
-        """Every group written (after the PACKS step: all its packs are on the tier); the first failure raised."""
-        for n in range(len(self.groups)):
-            if n not in self.started:
-                self.started.add(n)
-                self.written.append(self.pool.submit(self.copier.write_index, self.groups[n]))
-        for fut in self.written:
-            fut.result()
+        """Every pack reported so far indexed on the tier; the first failure raised."""
+        with self.cond:
+            self.ending = True
+            self.cond.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
     def close(self) -> None:
-        """Stop: writes not started are dropped, a running one is waited for."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        """Stop: what is not being written is dropped (a copy cut short), a running write is waited for."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()
 
 
 def metadata_keys(repo: Repository) -> set[str]:
@@ -325,16 +340,16 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
     for n, sid in enumerate(sids, start=1):
         if copier.cancel.is_set():
             raise errors.Cancelled(f"replication to {copier.tier.name} was cancelled")
-        began = time.monotonic()
         manifest = copier.src.load_snapshot(sid)
-        needed = copier.needed_packs(manifest)
-        copier.totals.plan_seconds += time.monotonic() - began
-        steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
-        index = IndexWriter(copier, next((s.keys for s in steps if s.phase == INDEX), ()))
-        for pid in needed & set(copier.tier_packs):  # copied by a run that died before its index step
-            index.on_tier(pid)
+        needed: set[str] = set()
+        index = IndexWriter(copier)
         try:
-            yield from _run_steps(copier, steps, index, tier_meta)
+            began = time.monotonic()
+            yield from copier.copy_packs(copier.find_packs(manifest, needed), index.on_tier)
+            copier.totals.pack_seconds += time.monotonic() - began
+            # Every needed pack is on the tier now: the plan's PACKS step is empty.
+            steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
+            _after_packs(copier, steps, index, tier_meta)
         finally:
             index.close()
         copier.totals.snapshots += 1
@@ -343,14 +358,12 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
                          f"{len(needed)} pack(s) needed)")
 
 
-def _run_steps(copier: TierCopy, steps: list[Step], index: IndexWriter, tier_meta: set[str]) -> Iterator[controller_pb2.JobEvent]:
-    """The steps of one snapshot in their order; index objects go up while the packs do (IndexWriter)."""
+def _after_packs(copier: TierCopy, steps: list[Step], index: IndexWriter, tier_meta: set[str]) -> None:
+    """The steps of one snapshot after its packs, in their order (the index objects: IndexWriter)."""
     for step in steps:
         if step.phase == PACKS:
-            began = time.monotonic()
-            yield from copier.copy_packs(step.keys, index.on_tier)
-            copier.totals.pack_seconds += time.monotonic() - began
-        elif step.phase == INDEX:
+            raise errors.IntegrityError(f"tier {copier.tier.name}: pack {step.keys[0]} is still missing after the copy")
+        if step.phase == INDEX:
             index.finish()
         elif step.phase == METADATA:
             for key in step.keys:
