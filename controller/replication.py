@@ -8,6 +8,7 @@ job (jobs/replicate.py) marks each snapshot done in the queue (replication_queue
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -32,6 +33,7 @@ T = TypeVar("T")
 ID_BATCH = 5000  # blob ids looked up at once
 INDEX_PACKS = 64  # packs described by one index object on the tier, at most
 INDEX_MIN = 4  # packs an index object waits for while uploads go on (IndexWriter)
+PLAN_AHEAD = 10000  # pack ids the planning thread may find ahead of the reader (names only)
 READ_AHEAD = 1  # packs queued by the source reader beyond the one it reads and the one waiting for a slot
 # Packs up to this size go up as one PUT: multipart would add a create and a complete request per pack
 # and split the server's work, while max_concurrency packs already keep that many streams busy.
@@ -123,20 +125,29 @@ class TierCopy:
 
     def find_packs(self, manifest: dict, needed: set[str]) -> Iterator[str]:
         """Source packs holding blobs of `manifest` the tier's index lacks, each once, as the trees are
-        read (ID_BATCH blob ids at a time); each is added to `needed` too."""
-        began = time.monotonic()
+        read (ID_BATCH blob ids at a time); each is added to `needed` too. Its own time (not the
+        consumer's) counts as planning."""
+        batches = self._pack_batches(manifest, needed)
+        while True:
+            began = time.monotonic()
+            new = next(batches, None)
+            with self._lock:
+                self.totals.plan_seconds += time.monotonic() - began
+            if new is None:
+                return
+            yield from new
+
+    def _pack_batches(self, manifest: dict, needed: set[str]) -> Iterator[list[str]]:
         for comp in manifest["components"].values():
             trees = [bytes.fromhex(t) for t in comp["tree"]]
-            yield from self._new_packs(trees, needed)
+            yield self._new_packs(trees, needed)
             batch: list[bytes] = []
             for entry in self.src.read_tree(trees):
                 batch.extend(entry.chunks)
                 if len(batch) >= ID_BATCH:
-                    yield from self._new_packs(batch, needed)
+                    yield self._new_packs(batch, needed)
                     batch = []
-            yield from self._new_packs(batch, needed)
-        with self._lock:
-            self.totals.plan_seconds += time.monotonic() - began
+            yield self._new_packs(batch, needed)
 
     def _new_packs(self, ids: list[bytes], needed: set[str]) -> list[str]:
         """Packs of those of `ids` the tier's index lacks that are not in `needed` yet (then added to it)."""
@@ -251,7 +262,7 @@ class TierCopy:
         """One index object on the tier describing `packs` (from the source's index), recorded in the tier's cache."""
         entries = [(pid, self.pack_sizes[pid], self.src.index.blobs_in_pack(pid)) for pid in packs]
         name, sealed = uuid.uuid4().hex, encode_index(self.dst.cipher, entries)
-        self.dst.storage.put(f"index/{name}", sealed)  # the tier's stack retries (Retrying)
+        retried(lambda: self.dst_s3.put_checked(f"index/{name}", sealed, self.throttle))
         self.dst.index.add_index_file(name, entries)
         with self._lock:
             self.totals.objects += 1
@@ -343,14 +354,18 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
         manifest = copier.src.load_snapshot(sid)
         needed: set[str] = set()
         index = IndexWriter(copier)
+        # Planning runs on a thread of its own: the packs found first upload while it reads on.
+        found = run_ahead(functools.partial(copier.find_packs, manifest, needed), PLAN_AHEAD,
+                          f"repl-plan-{copier.tier.name}")
         try:
             began = time.monotonic()
-            yield from copier.copy_packs(copier.find_packs(manifest, needed), index.on_tier)
+            yield from copier.copy_packs(found, index.on_tier)
             copier.totals.pack_seconds += time.monotonic() - began
             # Every needed pack is on the tier now: the plan's PACKS step is empty.
             steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
             _after_packs(copier, steps, index, tier_meta)
         finally:
+            found.close()  # after copy_packs stopped its reading thread, the only one iterating it
             index.close()
         copier.totals.snapshots += 1
         on_done(sid)
