@@ -20,7 +20,7 @@ from ragbackup import errors, faults
 from ragbackup.ahead import run_ahead
 from ragbackup.config import TierConfig
 from ragbackup.repo.index import encode_index
-from ragbackup.repo.packs import blob_aad, pack_key, parse_header, read_header
+from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, parse_header, read_header
 from ragbackup.repo.repository import Repository
 from ragbackup.v1 import controller_pb2
 
@@ -91,9 +91,10 @@ class Totals:
     pack_seconds: float = 0.0  # copying packs (all streams)
 
 
-def verify_pack(src: Repository, pack_id: str, data: bytes, ids: set[bytes]) -> None:
+def verify_pack(src: Repository, pack_id: str, data: bytes, ids: set[bytes]) -> list[BlobLocation]:
     """Authenticate every byte about to be sent: magic, trailer, the sealed header naming exactly the
-    index's blobs, and every sealed blob (AES-GCM under its id). IntegrityError names the pack."""
+    index's blobs `ids`, and every sealed blob (AES-GCM under its id). Returns the header's blob
+    locations (the pack's own description); IntegrityError names the pack."""
     header = parse_header(src.cipher, pack_id, data)
     if {b.id for b in header} != ids:
         raise errors.IntegrityError(f"pack {pack_id}: its header and the index name different blobs")
@@ -104,6 +105,7 @@ def verify_pack(src: Repository, pack_id: str, data: bytes, ids: set[bytes]) -> 
         except errors.IntegrityError:
             raise errors.IntegrityError(f"pack {pack_id}: blob {loc.id.hex()} failed authentication "
                                         "in the source; not replicated") from None
+    return header
 
 
 class TierCopy:
@@ -118,6 +120,7 @@ class TierCopy:
         self.throttle = Throttle(tier.bandwidth_limit).take if tier.bandwidth_limit else None
         self.pack_sizes = dict(src.index.packs())
         self.tier_packs = {o.key.rsplit("/", 1)[-1]: o.size for o in dst.storage.list("data/")}
+        self.headers: dict[str, list[BlobLocation]] = {}  # authenticated headers of packs copied, until indexed
         self.totals = Totals()
         self._lock = threading.Lock()  # totals, from the copy threads
 
@@ -239,7 +242,7 @@ class TierCopy:
             with self._lock:
                 self.totals.server_side += 1
         else:
-            verify_pack(self.src, pid, data, ids)
+            self.headers[pid] = verify_pack(self.src, pid, data, ids)  # for its index entry (IndexWriter)
             retried(lambda: self.dst_s3.put_checked(key, data, self.throttle, part_size=PACK_PART))
         with self._lock:
             self.totals.packs += 1
@@ -258,9 +261,12 @@ class TierCopy:
 
     # --- index, metadata, snapshot ---------------------------------------------------------
 
-    def write_index(self, packs: tuple[str, ...]) -> None:
-        """One index object on the tier describing `packs` (from the source's index), recorded in the tier's cache."""
-        entries = [(pid, self.pack_sizes[pid], self.src.index.blobs_in_pack(pid)) for pid in packs]
+    def write_index(self, packs: tuple[str, ...], headers: dict[str, list[BlobLocation]] | None = None) -> None:
+        """One index object on the tier describing `packs`, recorded in the tier's cache: from `headers` (the
+        authenticated headers of packs streamed through here, equal to the source index's entries by
+        verify_pack), else from the source's index."""
+        headers = headers or {}
+        entries = [(pid, self.pack_sizes[pid], headers.get(pid) or self.src.index.blobs_in_pack(pid)) for pid in packs]
         name, sealed = uuid.uuid4().hex, encode_index(self.dst.cipher, entries)
         retried(lambda: self.dst_s3.put_checked(f"index/{name}", sealed, self.throttle))
         self.dst.index.add_index_file(name, entries)
@@ -316,8 +322,9 @@ class IndexWriter:
 
     def _run(self) -> None:
         while batch := self._next():
+            headers = {pid: h for pid in batch if (h := self.copier.headers.pop(pid, None)) is not None}
             try:
-                self.copier.write_index(batch)
+                self.copier.write_index(batch, headers)
             except BaseException as exc:  # noqa: BLE001 - raised to the job by on_tier or finish
                 with self.cond:
                     self.error = exc

@@ -20,10 +20,11 @@ class Recorder:
     def __init__(self, fail: bool = False) -> None:
         self.tier = type("T", (), {"name": "s3"})()
         self.written: list[tuple[str, ...]] = []
+        self.headers: dict = {}  # the authenticated headers of streamed packs (none here)
         self.fail = fail
         self.lock = threading.Lock()
 
-    def write_index(self, group: tuple[str, ...]) -> None:
+    def write_index(self, group: tuple[str, ...], headers: dict) -> None:
         if self.fail:
             raise errors.StorageUnavailable("S3 endpoint gone")
         with self.lock:
