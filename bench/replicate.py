@@ -119,6 +119,21 @@ def put_throughput(weed: Weed) -> dict:
             "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
 
 
+def put_checked_throughput(weed: Weed) -> dict:
+    """As put_throughput, each PUT as replication sends a pack: a SHA-256 header the server checks, the
+    payload unsigned (S3Storage.put_checked): what the server's own checking costs beside a plain PUT."""
+    from ragbackup.storage.s3 import S3Settings, S3Storage
+
+    bucket = weed.bucket("put-checked-probe")
+    s3 = S3Storage(S3Settings(endpoint_url=weed.endpoint, bucket=bucket, access_key_id=weed.key,
+                              secret_access_key=weed.secret))
+    body = os.urandom(PUT_SIZE)
+    with cf.ThreadPoolExecutor(STREAMS) as ex:
+        took = _timed(lambda: list(ex.map(lambda i: s3.put_checked(f"data/o{i}", body, part_size=64 * MiB),
+                                           range(PUT_OBJECTS))))
+    return {"seconds": round(took, 2), "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
+
+
 def _stack(work: Path, src: Path, weed: Weed) -> tuple[LocalStack, str]:
     st = LocalStack(str(work / "stack"), agent_socket=True)
     bucket = weed.bucket("ragbackup-tier")
@@ -228,12 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     weed = Weed(work / "weed")
     try:
         report = {"scale": args.scale, "dataset_bytes": dataset.tree_stats(src)[0], "put": put_throughput(weed),
+                  "put_checked": put_checked_throughput(weed),
                   "ragbackup": ragbackup_run(work, src, weed), "runbook_upload": runbook_upload(work, src, weed),
                   "restic": restic_run(work, src, weed)}
     finally:
         weed.stop()
     r, put = report["ragbackup"], report["put"]
     report["replication_vs_put"] = round(r["replicate_mib_s"] / put["mib_s"], 2)
+    report["put_checked_vs_put"] = round(report["put_checked"]["mib_s"] / put["mib_s"], 2)
     report["restore_vs_restic"] = round(r["restore_seconds"] / report["restic"]["restore_seconds"], 2)
     print(json.dumps(report, indent=1))
     if args.out:
