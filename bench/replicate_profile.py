@@ -60,10 +60,14 @@ def backed_up_stack(work: Path, src: Path, weed: Weed) -> LocalStack:
     st = LocalStack(str(work / "stack"), agent_socket=True)
     for comp in dataset.COMPONENTS:
         st.add_paths_component(comp, str(src / comp))
-    st.start()
-    st.ragctl("init")
-    st.ragctl("backup")
-    st.stop_process("controller")
+    try:
+        st.start()
+        st.ragctl("init")
+        st.ragctl("backup")
+        st.stop_process("controller")
+    except BaseException:
+        st.stop()  # the daemons started so far
+        raise
     creds = work / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {weed.key}\naws_secret_access_key = {weed.secret}\n")
     creds.chmod(0o600)  # the controller refuses a credentials file others may read

@@ -89,6 +89,7 @@ class Totals:
     server_side: int = 0  # packs copied with CopyObject
     plan_seconds: float = 0.0  # reading the snapshots' trees to find what the tier lacks
     pack_seconds: float = 0.0  # copying packs (all streams)
+    index_wait_seconds: float = 0.0  # waiting, after the packs, for the index objects still being written
 
 
 def verify_pack(src: Repository, pack_id: str, data: bytes, ids: set[bytes]) -> list[BlobLocation]:
@@ -386,7 +387,9 @@ def _after_packs(copier: TierCopy, steps: list[Step], index: IndexWriter, tier_m
         if step.phase == PACKS:
             raise errors.IntegrityError(f"tier {copier.tier.name}: pack {step.keys[0]} is still missing after the copy")
         if step.phase == INDEX:
+            began = time.monotonic()
             index.finish()
+            copier.totals.index_wait_seconds += time.monotonic() - began
         elif step.phase == METADATA:
             for key in step.keys:
                 copier.copy_object(key)
