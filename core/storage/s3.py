@@ -63,21 +63,13 @@ _CONFIG_HINTS = {
 }
 
 
-def _client_config(s: S3Settings, sign_payload: bool = True) -> Config:
-    """Timeouts and retries on every call, so no request can hang.
-
-    `sign_payload=False` sends UNSIGNED-PAYLOAD in place of the body's SHA-256 in the signature
-    (botocore hashes every body it signs on plain HTTP); only for requests that carry a checksum
-    header of their own, which the signature covers and the server checks (put_checked).
-    """
-    s3: dict = {"addressing_style": s.addressing_style}
-    if not sign_payload:
-        s3["payload_signing_enabled"] = False
+def _client_config(s: S3Settings) -> Config:
+    """Timeouts and retries on every call, so no request can hang."""
     return Config(
         connect_timeout=s.connect_timeout,
         read_timeout=s.read_timeout,
         retries={"mode": "standard", "max_attempts": s.max_attempts},
-        s3=s3,
+        s3={"addressing_style": s.addressing_style},
         max_pool_connections=_POOL_CONNECTIONS,
         tcp_keepalive=True,
         # Flexible checksums (CRC32 on uploads, validation on downloads) stay on:
@@ -90,7 +82,15 @@ def _client_config(s: S3Settings, sign_payload: bool = True) -> Config:
 
 
 def _make_client(s: S3Settings, sign_payload: bool = True) -> Any:
-    """A botocore S3 client from its own session (sessions are not thread-safe, clients are)."""
+    """A botocore S3 client from its own session (sessions are not thread-safe, clients are).
+
+    `sign_payload=False` sends UNSIGNED-PAYLOAD in place of the body's SHA-256 in the signature
+    (botocore hashes every body it signs on plain HTTP); only for requests that carry a checksum
+    header of their own, which the signature covers and the server checks (put_checked).
+    """
+    config = _client_config(s)
+    if not sign_payload:
+        config = config.merge(Config(s3={"addressing_style": s.addressing_style, "payload_signing_enabled": False}))
     creds = {}
     if s.access_key_id is not None and s.secret_access_key is not None:
         creds = {
@@ -99,7 +99,7 @@ def _make_client(s: S3Settings, sign_payload: bool = True) -> Any:
         }
     session = boto3.session.Session()
     return session.client(
-        "s3", endpoint_url=s.endpoint_url, region_name=s.region, config=_client_config(s, sign_payload), **creds
+        "s3", endpoint_url=s.endpoint_url, region_name=s.region, config=config, **creds
     )
 
 
@@ -123,10 +123,10 @@ class S3Storage:
         self._s = settings
         self._prefix = _normalize_prefix(settings.prefix)
         self._client = _make_client(settings)
-        self._unsigned_client: Any = None  # put_checked's, made on first use
-        self._unsigned_lock = threading.Lock()
         self._transfer = TransferConfig(multipart_threshold=settings.multipart_threshold)
         self._endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
+        self._unsigned_client: Any = None  # put_checked's, made on first use
+        self._unsigned_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Storage({self.describe()!r})"
@@ -245,7 +245,7 @@ class S3Storage:
         `part_size`, each part checked, the upload aborted on any failure so no part is left behind.
 
         `throttle(n)` is called before n bytes are sent (a bandwidth limit). The body is hashed once:
-        the request carries the SHA-256 in a signed header and an unsigned payload (_client_config).
+        the request carries the SHA-256 in a signed header and an unsigned payload (_make_client).
         """
         view = memoryview(data)
         part_size = max(part_size, 5 * 1024 * 1024)  # S3's smallest part but the last
