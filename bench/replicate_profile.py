@@ -79,6 +79,7 @@ def backed_up_stack(work: Path, src: Path, weed: Weed) -> LocalStack:
 
 def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
     """Run the copy of every primary snapshot to tier `s3` in this process, profiled."""
+    from ragbackup.controller import replication
     from ragbackup.controller.replication import TierCopy, copy_snapshots
     from ragbackup.controller.state import Controller
 
@@ -94,7 +95,8 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
     copier.copy_pack = threads.wrap(copier.copy_pack)
     if hasattr(copier, "read_pack"):  # the source reader's thread (read-ahead), where there is one
         copier.read_pack = threads.wrap(copier.read_pack)
-    copier.write_index = threads.wrap(copier.write_index)
+    if hasattr(replication, "IndexWriter"):  # index objects written on a thread of their own
+        copier.write_index = threads.wrap(copier.write_index)
     for _ in copy_snapshots(copier, [r.id for r in catalog.list()], lambda sid: None):
         pass
     main.stop()
