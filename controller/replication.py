@@ -42,8 +42,9 @@ MIN_PART = 8 * 1024 * 1024  # smaller packs go up as one PUT
 def pack_part_size(size: int) -> int:
     """The multipart part size for a pack of `size` bytes: PACK_PARTS equal parts, none under MIN_PART.
 
-    Measured in-process against main's single-stream-per-part code (16 MiB parts, 4 at once): the
-    extra streams are what kept SeaweedFS busy while each upload thread waited on its own request.
+    Equal parts leave no short last part whose stream idles (16 MiB parts cut a 34 MB pack into
+    16 + 16 + 2). Against one PUT per pack, five scale-0.5 runs could not tell them apart
+    (docs/PERFORMANCE.md, offsite); the parts keep more streams open where the server has room.
     """
     return max(MIN_PART, -(-size // PACK_PARTS))
 ATTEMPTS = 2  # tries of a direct upload or copy on top of botocore's own (max_attempts), as Retrying would
