@@ -37,6 +37,7 @@ PLAN_AHEAD = 10000  # pack ids the planning thread may find ahead of the reader 
 READ_AHEAD = 1  # packs queued by the source reader beyond the one it reads and the one waiting for a slot
 PACK_PARTS = 4  # parts a pack is cut into, sent at once (S3Storage.PART_STREAMS): max_concurrency x 4 streams
 MIN_PART = 8 * 1024 * 1024  # smaller packs go up as one PUT
+ATTEMPTS = 2  # tries of a direct upload or copy on top of botocore's own (max_attempts), as Retrying would
 
 
 def pack_part_size(size: int) -> int:
@@ -47,7 +48,6 @@ def pack_part_size(size: int) -> int:
     (docs/PERFORMANCE.md, offsite); the parts keep more streams open where the server has room.
     """
     return max(MIN_PART, -(-size // PACK_PARTS))
-ATTEMPTS = 2  # tries of a direct upload or copy on top of botocore's own (max_attempts), as Retrying would
 
 
 class Throttle:

@@ -1,5 +1,5 @@
-"""Index objects of a replicated snapshot: each names only packs already on the tier, every pack
-reported is indexed once, and a failed write stops the copy.
+"""A replicated pack's part size; index objects of a replicated snapshot: each names only packs
+already on the tier, every pack reported is indexed once, and a failed write stops the copy.
 
 In: pack ids reported to an IndexWriter whose copier's write_index is a recording stand-in (the
 write order is what is tested, not S3). Out: the groups written.
@@ -11,7 +11,19 @@ import threading
 import pytest
 
 from ragbackup import errors
-from ragbackup.controller.replication import INDEX_MIN, INDEX_PACKS, IndexWriter
+from ragbackup.controller.replication import INDEX_MIN, INDEX_PACKS, MIN_PART, IndexWriter, pack_part_size
+
+MiB = 1024 * 1024
+
+
+@pytest.mark.parametrize("size,part", [
+    (34 * MiB, 8.5 * MiB),  # a default pack: 4 equal parts
+    (128 * MiB, 32 * MiB),
+    (20 * MiB, MIN_PART),  # 8 + 8 + 4
+    (6 * MiB, MIN_PART),  # one PUT (put_checked: at most part_size)
+])
+def test_pack_part_size(size, part):
+    assert pack_part_size(size) == part
 
 
 class Recorder:
