@@ -144,8 +144,12 @@ def _stack(work: Path, src: Path, weed: Weed) -> tuple[LocalStack, str]:
                      f'credentials = "{creds}"\nmax_concurrency = {STREAMS}\n')
     for comp in dataset.COMPONENTS:
         st.add_paths_component(comp, str(src / comp))
-    st.start()
-    st.ragctl("init")
+    try:
+        st.start()
+        st.ragctl("init")
+    except BaseException:
+        st.stop()  # the daemons started so far (a refused config leaves the agent running)
+        raise
     return st, bucket
 
 
