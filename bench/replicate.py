@@ -119,17 +119,37 @@ def put_throughput(weed: Weed) -> dict:
             "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
 
 
+def put_checked_throughput(weed: Weed) -> dict:
+    """As put_throughput, each PUT as replication sends a pack: a SHA-256 header the server checks, the
+    payload unsigned (S3Storage.put_checked): what the server's own checking costs beside a plain PUT."""
+    from ragbackup.storage.s3 import S3Settings, S3Storage
+
+    bucket = weed.bucket("put-checked-probe")
+    s3 = S3Storage(S3Settings(endpoint_url=weed.endpoint, bucket=bucket, access_key_id=weed.key,
+                              secret_access_key=weed.secret))
+    body = os.urandom(PUT_SIZE)
+    with cf.ThreadPoolExecutor(STREAMS) as ex:
+        took = _timed(lambda: list(ex.map(lambda i: s3.put_checked(f"data/o{i}", body, part_size=64 * MiB),
+                                           range(PUT_OBJECTS))))
+    return {"seconds": round(took, 2), "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
+
+
 def _stack(work: Path, src: Path, weed: Weed) -> tuple[LocalStack, str]:
     st = LocalStack(str(work / "stack"), agent_socket=True)
     bucket = weed.bucket("ragbackup-tier")
     creds = work / "s3.credentials"
     creds.write_text(f"[default]\naws_access_key_id = {weed.key}\naws_secret_access_key = {weed.secret}\n")
+    creds.chmod(0o600)  # the controller refuses a credentials file others may read
     st.extra_toml = (f'[tiers.s3]\nendpoint_url = "{weed.endpoint}"\nbucket = "{bucket}"\n'
                      f'credentials = "{creds}"\nmax_concurrency = {STREAMS}\n')
     for comp in dataset.COMPONENTS:
         st.add_paths_component(comp, str(src / comp))
-    st.start()
-    st.ragctl("init")
+    try:
+        st.start()
+        st.ragctl("init")
+    except BaseException:
+        st.stop()  # the daemons started so far (a refused config leaves the agent running)
+        raise
     return st, bucket
 
 
@@ -227,12 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     weed = Weed(work / "weed")
     try:
         report = {"scale": args.scale, "dataset_bytes": dataset.tree_stats(src)[0], "put": put_throughput(weed),
+                  "put_checked": put_checked_throughput(weed),
                   "ragbackup": ragbackup_run(work, src, weed), "runbook_upload": runbook_upload(work, src, weed),
                   "restic": restic_run(work, src, weed)}
     finally:
         weed.stop()
     r, put = report["ragbackup"], report["put"]
     report["replication_vs_put"] = round(r["replicate_mib_s"] / put["mib_s"], 2)
+    report["put_checked_vs_put"] = round(report["put_checked"]["mib_s"] / put["mib_s"], 2)
     report["restore_vs_restic"] = round(r["restore_seconds"] / report["restic"]["restore_seconds"], 2)
     print(json.dumps(report, indent=1))
     if args.out:

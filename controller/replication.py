@@ -8,14 +8,16 @@ job (jobs/replicate.py) marks each snapshot done in the queue (replication_queue
 """
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from ragbackup import errors, faults
+from ragbackup.ahead import run_ahead
 from ragbackup.config import TierConfig
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, parse_header, read_header
@@ -23,12 +25,29 @@ from ragbackup.repo.repository import Repository
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import events
-from ragbackup.controller.policy.replicate import INDEX, METADATA, PACKS, SNAPSHOT, metadata_missing, plan_snapshot
+from ragbackup.controller.policy.replicate import (
+    INDEX, METADATA, PACKS, SNAPSHOT, Step, metadata_missing, plan_snapshot,
+)
 
 T = TypeVar("T")
 ID_BATCH = 5000  # blob ids looked up at once
-INDEX_PACKS = 64  # packs described by one index object on the tier
+INDEX_PACKS = 64  # packs described by one index object on the tier, at most
+INDEX_MIN = 4  # packs an index object waits for while uploads go on (IndexWriter)
+PLAN_AHEAD = 10000  # pack ids the planning thread may find ahead of the reader (names only)
+READ_AHEAD = 1  # packs queued by the source reader beyond the one it reads and the one waiting for a slot
+PACK_PARTS = 4  # parts a pack is cut into, sent at once (S3Storage.PART_STREAMS): max_concurrency x 4 streams
+MIN_PART = 8 * 1024 * 1024  # smaller packs go up as one PUT
 ATTEMPTS = 2  # tries of a direct upload or copy on top of botocore's own (max_attempts), as Retrying would
+
+
+def pack_part_size(size: int) -> int:
+    """The multipart part size for a pack of `size` bytes: PACK_PARTS equal parts, none under MIN_PART.
+
+    Equal parts leave no short last part whose stream idles (16 MiB parts cut a 34 MB pack into
+    16 + 16 + 2). Against one PUT per pack, five scale-0.5 runs could not tell them apart
+    (docs/PERFORMANCE.md, offsite); the parts keep more streams open where the server has room.
+    """
+    return max(MIN_PART, -(-size // PACK_PARTS))
 
 
 class Throttle:
@@ -79,13 +98,15 @@ class Totals:
     server_side: int = 0  # packs copied with CopyObject
     plan_seconds: float = 0.0  # reading the snapshots' trees to find what the tier lacks
     pack_seconds: float = 0.0  # copying packs (all streams)
+    index_wait_seconds: float = 0.0  # waiting, after the packs, for the index objects still being written
 
 
-def verify_pack(src: Repository, pack_id: str, data: bytes, locs: list[BlobLocation]) -> None:
+def verify_pack(src: Repository, pack_id: str, data: bytes, ids: set[bytes]) -> list[BlobLocation]:
     """Authenticate every byte about to be sent: magic, trailer, the sealed header naming exactly the
-    index's blobs, and every sealed blob (AES-GCM under its id). IntegrityError names the pack."""
+    index's blobs `ids`, and every sealed blob (AES-GCM under its id). Returns the header's blob
+    locations (the pack's own description); IntegrityError names the pack."""
     header = parse_header(src.cipher, pack_id, data)
-    if {b.id for b in header} != {b.id for b in locs}:
+    if {b.id for b in header} != ids:
         raise errors.IntegrityError(f"pack {pack_id}: its header and the index name different blobs")
     view = memoryview(data)
     for loc in header:
@@ -94,6 +115,7 @@ def verify_pack(src: Repository, pack_id: str, data: bytes, locs: list[BlobLocat
         except errors.IntegrityError:
             raise errors.IntegrityError(f"pack {pack_id}: blob {loc.id.hex()} failed authentication "
                                         "in the source; not replicated") from None
+    return header
 
 
 class TierCopy:
@@ -108,100 +130,157 @@ class TierCopy:
         self.throttle = Throttle(tier.bandwidth_limit).take if tier.bandwidth_limit else None
         self.pack_sizes = dict(src.index.packs())
         self.tier_packs = {o.key.rsplit("/", 1)[-1]: o.size for o in dst.storage.list("data/")}
+        self.headers: dict[str, list[BlobLocation]] = {}  # authenticated headers of packs copied, until indexed
         self.totals = Totals()
         self._lock = threading.Lock()  # totals, from the copy threads
 
     # --- what a snapshot needs ------------------------------------------------------------
 
-    def needed_packs(self, manifest: dict) -> set[str]:
-        """Source packs holding the blobs of `manifest` that the tier's index lacks."""
-        packs: set[str] = set()
+    def find_packs(self, manifest: dict, needed: set[str]) -> Iterator[str]:
+        """Source packs holding blobs of `manifest` the tier's index lacks, each once, as the trees are
+        read (ID_BATCH blob ids at a time); each is added to `needed` too. Its own time (not the
+        consumer's) counts as planning."""
+        batches = self._pack_batches(manifest, needed)
+        while True:
+            began = time.monotonic()
+            new = next(batches, None)
+            with self._lock:
+                self.totals.plan_seconds += time.monotonic() - began
+            if new is None:
+                return
+            yield from new
+
+    def _pack_batches(self, manifest: dict, needed: set[str]) -> Iterator[list[str]]:
         for comp in manifest["components"].values():
             trees = [bytes.fromhex(t) for t in comp["tree"]]
-            packs |= self._packs_for(trees)
+            yield self._new_packs(trees, needed)
             batch: list[bytes] = []
             for entry in self.src.read_tree(trees):
                 batch.extend(entry.chunks)
                 if len(batch) >= ID_BATCH:
-                    packs |= self._packs_for(batch)
+                    yield self._new_packs(batch, needed)
                     batch = []
-            packs |= self._packs_for(batch)
-        return packs
+            yield self._new_packs(batch, needed)
 
-    def _packs_for(self, ids: list[bytes]) -> set[str]:
-        missing = self.dst.index.missing(ids) if ids else set()
-        if not missing:
-            return set()
-        found = self.src.index.lookup_many(list(missing))
-        lost = missing - set(found)
+    def _new_packs(self, ids: list[bytes], needed: set[str]) -> list[str]:
+        """Packs of those of `ids` the tier's index lacks that are not in `needed` yet (then added to it)."""
+        if not ids:
+            return []
+        packs, lost = self.src.index.packs_of(self.dst.index.missing(ids))
         if lost:
             raise errors.IntegrityError(f"blob {next(iter(lost)).hex()} is referenced but not in the source's index")
-        return {loc.pack for loc in found.values()}
+        new = sorted(packs - needed)
+        needed.update(new)
+        return new
 
     # --- packs ----------------------------------------------------------------------------
 
-    def copy_packs(self, packs: tuple[str, ...]) -> Iterator[controller_pb2.JobEvent]:
-        """Copy and verify `packs`, tier.max_concurrency at once; the first failure cancels the rest."""
-        total = sum(self.pack_sizes.get(p, 0) for p in packs)
-        done = 0
-        with futures.ThreadPoolExecutor(self.tier.max_concurrency, thread_name_prefix=f"repl-{self.tier.name}") as ex:
-            pending = {ex.submit(self.copy_pack, pid): pid for pid in packs}
-            try:
-                for fut in futures.as_completed(pending):
-                    done += fut.result()
-                    if self.cancel.is_set():
-                        raise errors.Cancelled(f"replication to {self.tier.name} was cancelled")
-                    yield events.progress(f"packs to {self.tier.name}", done, total, "B")
-            finally:
-                for fut in pending:
-                    fut.cancel()
+    def copy_packs(self, packs: Iterable[str],
+                   on_tier: Callable[[str], None] = lambda pid: None) -> Iterator[controller_pb2.JobEvent]:
+        """Copy and verify `packs` (found while they copy: find_packs), tier.max_concurrency at once;
+        the first failure cancels the rest. `on_tier(pid)` as each pack is known to be on the tier.
 
-    def copy_pack(self, pid: str) -> int:
-        """One pack onto the tier (skipped when the tier already holds it whole).
+        The packs are listed and streamed ones read on a thread of their own, READ_AHEAD ahead of the
+        uploads, so planning and the source's disk overlap the uploads; server-side copies read nothing here.
+        """
+        progress = {"total": 0, "done": 0}
+        work = run_ahead(lambda: self._to_copy(packs, on_tier, progress), READ_AHEAD, f"repl-read-{self.tier.name}")
+        workers = self.tier.max_concurrency
+        with futures.ThreadPoolExecutor(workers, thread_name_prefix=f"repl-{self.tier.name}") as ex:
+            running: dict[futures.Future, str] = {}
+            try:
+                for pid, data in work:
+                    if len(running) >= workers:
+                        finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                        progress["done"] += self._settled(finished, running, on_tier)
+                        yield events.progress(f"packs to {self.tier.name}", progress["done"], progress["total"], "B")
+                    running[ex.submit(self.copy_pack, pid, data)] = pid
+                for fut in futures.as_completed(list(running)):
+                    progress["done"] += self._settled({fut}, running, on_tier)
+                    yield events.progress(f"packs to {self.tier.name}", progress["done"], progress["total"], "B")
+            finally:
+                for fut in running:
+                    fut.cancel()
+                work.close()  # stops the reading thread
+
+    def _to_copy(self, packs: Iterable[str], on_tier: Callable[[str], None], progress: dict) -> Iterator[tuple]:
+        """(pack id, its bytes, or None for a server-side copy) of those of `packs` the tier lacks."""
+        for pid in packs:
+            progress["total"] += self.pack_sizes[pid]
+            if self._on_tier(pid):
+                progress["done"] += self.pack_sizes[pid]
+                on_tier(pid)
+            else:
+                yield pid, (None if self.server_side else self.read_pack(pid))
+
+    def _on_tier(self, pid: str) -> bool:
+        """The tier holds pack `pid` whole already (a run killed after its packs)."""
+        return self.tier_packs.get(pid) == self.pack_sizes[pid]
+
+    def _settled(self, finished: set[futures.Future], running: dict[futures.Future, str],
+                 on_tier: Callable[[str], None]) -> int:
+        """Bytes of the finished copies (taken out of `running`, each passed to `on_tier`); their first
+        failure raised; Cancelled once the job is."""
+        n = 0
+        for fut in finished:
+            n += fut.result()
+            on_tier(running.pop(fut))
+        if self.cancel.is_set():
+            raise errors.Cancelled(f"replication to {self.tier.name} was cancelled")
+        return n
+
+    def read_pack(self, pid: str) -> bytes:
+        """Pack `pid` from the source, whole; IntegrityError when its size is not the index's."""
+        data = self.src.storage.get(pack_key(pid))  # the stack retries (Retrying)
+        if len(data) != self.pack_sizes[pid]:
+            raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says "
+                                        f"{self.pack_sizes[pid]}")
+        return data
+
+    def copy_pack(self, pid: str, data: bytes | None = None) -> int:
+        """One pack onto the tier: `data` (read by read_pack) streamed, or copied server-side when None.
 
         Streamed: authenticated here, then sent with a SHA-256 the server checks (what it stored is
         what was authenticated). Server-side: the copy's size and authenticated header are checked
         on the tier (the bytes never passed through the controller).
         """
         key, size = pack_key(pid), self.pack_sizes[pid]
-        locs = self.src.index.blobs_in_pack(pid)
-        if self.tier_packs.get(pid) == size:
-            return size
-        if self.server_side:
+        ids = self.src.index.blob_ids_in_pack(pid)
+        if data is None:
             retried(lambda: self.dst_s3.copy_from(self.src_s3, key))
-            self.check_on_tier(pid, size, locs)
+            self.check_on_tier(pid, size, ids)
             with self._lock:
                 self.totals.server_side += 1
         else:
-            data = self.src.storage.get(key)  # the stack retries (Retrying)
-            if len(data) != size:
-                raise errors.IntegrityError(f"pack {pid}: {len(data)} bytes in the source, the index says {size}")
-            verify_pack(self.src, pid, data, locs)
-            retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
+            self.headers[pid] = verify_pack(self.src, pid, data, ids)  # for its index entry (IndexWriter)
+            retried(lambda: self.dst_s3.put_checked(key, data, self.throttle, part_size=pack_part_size(size)))
         with self._lock:
             self.totals.packs += 1
             self.totals.bytes += size
         self.tier_packs[pid] = size
         return size
 
-    def check_on_tier(self, pid: str, size: int, locs: list[BlobLocation]) -> None:
+    def check_on_tier(self, pid: str, size: int, ids: set[bytes]) -> None:
         """The tier's copy has the pack's size and its authenticated header names the index's blobs."""
         stored = retried(lambda: self.dst_s3.size(pack_key(pid)))
         if stored != size:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: {stored} bytes, expected {size}")
         header = retried(lambda: read_header(self.dst_s3, self.dst.cipher, pid, size))
-        if {b.id for b in header} != {b.id for b in locs}:
+        if {b.id for b in header} != ids:
             raise errors.IntegrityError(f"pack {pid} on tier {self.tier.name}: its header names other blobs")
 
     # --- index, metadata, snapshot ---------------------------------------------------------
 
-    def write_index(self, packs: tuple[str, ...]) -> None:
-        """Index objects on the tier describing `packs` (from the source's index), INDEX_PACKS per object."""
-        for i in range(0, len(packs), INDEX_PACKS):
-            entries = [(pid, self.pack_sizes[pid], self.src.index.blobs_in_pack(pid)) for pid in packs[i:i + INDEX_PACKS]]
-            name, sealed = uuid.uuid4().hex, encode_index(self.dst.cipher, entries)
-            self.dst.storage.put(f"index/{name}", sealed)  # the tier's stack retries (Retrying)
-            self.dst.index.add_index_file(name, entries)
+    def write_index(self, packs: tuple[str, ...], headers: dict[str, list[BlobLocation]] | None = None) -> None:
+        """One index object on the tier describing `packs`, recorded in the tier's cache: from `headers` (the
+        authenticated headers of packs streamed through here, equal to the source index's entries by
+        verify_pack), else from the source's index."""
+        headers = headers or {}
+        entries = [(pid, self.pack_sizes[pid], headers.get(pid) or self.src.index.blobs_in_pack(pid)) for pid in packs]
+        name, sealed = uuid.uuid4().hex, encode_index(self.dst.cipher, entries)
+        retried(lambda: self.dst_s3.put_checked(f"index/{name}", sealed, self.throttle))
+        self.dst.index.add_index_file(name, entries)
+        with self._lock:
             self.totals.objects += 1
 
     def copy_object(self, key: str) -> None:
@@ -212,6 +291,70 @@ class TierCopy:
             data = self.src.storage.get(key)
             retried(lambda: self.dst_s3.put_checked(key, data, self.throttle))
         self.totals.objects += 1
+
+
+class IndexWriter:
+    """The tier's index objects for one snapshot's packs, written on a thread of their own while later
+    packs upload; each names only packs already on the tier (the write order holds per object).
+
+    In: the copier; `on_tier(pid)` for each pack as it lands. Out: index objects of what arrived while
+    the previous one was written (at least INDEX_MIN packs, at most INDEX_PACKS), so little is left
+    when the uploads end; `finish()` writes the rest and raises the first failure.
+    """
+
+    def __init__(self, copier: TierCopy):
+        self.copier = copier
+        self.pending: list[str] = []
+        self.seen: set[str] = set()
+        self.ending = self.stopping = False
+        self.error: BaseException | None = None
+        self.cond = threading.Condition()
+        self.thread = threading.Thread(target=self._run, name=f"repl-index-{copier.tier.name}", daemon=True)
+        self.thread.start()
+
+    def on_tier(self, pid: str) -> None:
+        """Pack `pid` is on the tier; raises the writer's failure, so the copy stops early."""
+        with self.cond:
+            if self.error is not None:
+                raise self.error
+            if pid not in self.seen:
+                self.seen.add(pid)
+                self.pending.append(pid)
+                self.cond.notify()
+
+    def _next(self) -> tuple[str, ...]:
+        with self.cond:
+            self.cond.wait_for(lambda: self.stopping or self.ending or len(self.pending) >= INDEX_MIN)
+            if self.stopping:
+                return ()
+            batch, self.pending = self.pending[:INDEX_PACKS], self.pending[INDEX_PACKS:]
+            return tuple(batch)
+
+    def _run(self) -> None:
+        while batch := self._next():
+            headers = {pid: h for pid in batch if (h := self.copier.headers.pop(pid, None)) is not None}
+            try:
+                self.copier.write_index(batch, headers)
+            except BaseException as exc:  # noqa: BLE001 - raised to the job by on_tier or finish
+                with self.cond:
+                    self.error = exc
+                return
+
+    def finish(self) -> None:
+        """Every pack reported so far indexed on the tier; the first failure raised."""
+        with self.cond:
+            self.ending = True
+            self.cond.notify()
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop: what is not being written is dropped (a copy cut short), a running write is waited for."""
+        with self.cond:
+            self.stopping = True
+            self.cond.notify()
+        self.thread.join()
 
 
 def metadata_keys(repo: Repository) -> set[str]:
@@ -225,26 +368,41 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
     for n, sid in enumerate(sids, start=1):
         if copier.cancel.is_set():
             raise errors.Cancelled(f"replication to {copier.tier.name} was cancelled")
-        began = time.monotonic()
         manifest = copier.src.load_snapshot(sid)
-        needed = copier.needed_packs(manifest)
-        copier.totals.plan_seconds += time.monotonic() - began
-        steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
-        for step in steps:
-            if step.phase == PACKS:
-                began = time.monotonic()
-                yield from copier.copy_packs(step.keys)
-                copier.totals.pack_seconds += time.monotonic() - began
-            elif step.phase == INDEX:
-                copier.write_index(step.keys)
-            elif step.phase == METADATA:
-                for key in step.keys:
-                    copier.copy_object(key)
-                    tier_meta.add(key)
-            elif step.phase == SNAPSHOT:
-                faults.point("replicate.mid")  # packs and index are on the tier, the snapshot is not
-                copier.copy_object(f"snapshots/{sid}")
+        needed: set[str] = set()
+        index = IndexWriter(copier)
+        # Planning runs on a thread of its own: the packs found first upload while it reads on.
+        found = run_ahead(functools.partial(copier.find_packs, manifest, needed), PLAN_AHEAD,
+                          f"repl-plan-{copier.tier.name}")
+        try:
+            began = time.monotonic()
+            yield from copier.copy_packs(found, index.on_tier)
+            copier.totals.pack_seconds += time.monotonic() - began
+            # Every needed pack is on the tier now: the plan's PACKS step is empty.
+            steps = plan_snapshot(sid, needed, set(copier.tier_packs), metadata_missing(src_meta, tier_meta))
+            _after_packs(copier, steps, index, tier_meta)
+        finally:
+            found.close()  # after copy_packs stopped its reading thread, the only one iterating it
+            index.close()
         copier.totals.snapshots += 1
         on_done(sid)
         yield events.log(f"{copier.tier.name}: snapshot {sid} replicated ({n}/{len(sids)}, "
                          f"{len(needed)} pack(s) needed)")
+
+
+def _after_packs(copier: TierCopy, steps: list[Step], index: IndexWriter, tier_meta: set[str]) -> None:
+    """The steps of one snapshot after its packs, in their order (the index objects: IndexWriter)."""
+    for step in steps:
+        if step.phase == PACKS:
+            raise errors.IntegrityError(f"tier {copier.tier.name}: pack {step.keys[0]} is still missing after the copy")
+        if step.phase == INDEX:
+            began = time.monotonic()
+            index.finish()
+            copier.totals.index_wait_seconds += time.monotonic() - began
+        elif step.phase == METADATA:
+            for key in step.keys:
+                copier.copy_object(key)
+                tier_meta.add(key)
+        elif step.phase == SNAPSHOT:
+            faults.point("replicate.mid")  # packs and index are on the tier, the snapshot is not
+            copier.copy_object(step.keys[0])

@@ -118,9 +118,8 @@ class Repositories:
             if tier.repo is None:
                 try:
                     tier.repo = Repository.open(tier.storage, make_unlocker(tier.cfg), tier.cache_dir)
-                except errors.RepositoryNotFound:
-                    master = Repository.unlock_master(source.storage, make_unlocker(tier.cfg))
-                    tier.repo = Repository(tier.storage, master, source.id, source.params, tier.cache_dir)
+                except errors.RepositoryNotFound:  # its first copy: the source's key, no second scrypt
+                    tier.repo = Repository(tier.storage, source.master, source.id, source.params, tier.cache_dir)
                 tier.repo.sync_index()
             if tier.repo.id != source.id:
                 raise errors.RepositoryError(

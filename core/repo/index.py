@@ -223,6 +223,27 @@ class IndexCache:
                     found[r[0]] = BlobLocation(*r)
         return found
 
+    def packs_of(self, ids: Iterable[bytes]) -> tuple[set[str], set[bytes]]:
+        """(the packs holding any of `ids`, those of `ids` not indexed), one query per 500 ids.
+
+        Replication's plan needs only pack names, not locations: one text column per blob
+        instead of a BlobLocation each. (A `GROUP BY pack` here made SQLite walk the whole
+        blobs_pack index per batch: 3.1 s against 0.3 s for a scale-0.5 snapshot.)
+        """
+        packs: set[str] = set()
+        absent: set[bytes] = set()
+        unique = list(dict.fromkeys(ids))
+        with self._lock:
+            for i in range(0, len(unique), 500):
+                part = unique[i:i + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute("SELECT pack FROM blobs WHERE id IN (%s)" % marks, part).fetchall()
+                packs.update(r[0] for r in rows)
+                if len(rows) < len(part):
+                    found = {r[0] for r in self._db.execute("SELECT id FROM blobs WHERE id IN (%s)" % marks, part)}
+                    absent.update(b for b in part if b not in found)
+        return packs, absent
+
     def missing(self, ids: list[bytes]) -> set[bytes]:
         """The subset of `ids` a new backup must store: not indexed, or only in recovered packs.
 
@@ -257,6 +278,11 @@ class IndexCache:
             rows = self._db.execute("SELECT id,type,flags,offset,length,raw_length FROM blobs WHERE pack=?",
                                     (pack_id,)).fetchall()
         return [BlobLocation(r[0], r[1], r[2], r[3], r[4], r[5], pack_id) for r in rows]
+
+    def blob_ids_in_pack(self, pack_id: str) -> set[bytes]:
+        """The ids of the blobs indexed in `pack_id`, read from the blobs_pack index alone (no row lookups)."""
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM blobs WHERE pack=?", (pack_id,))}
 
     def totals(self) -> tuple[int, int, int]:
         """(blob count, sum of raw lengths, sum of pack sizes)."""

@@ -87,6 +87,7 @@ class Repository:
         self.storage = storage
         self.id = repo_id
         self.params = params
+        self.master = master  # a copy of this repository on another storage opens with it (Repositories.target)
         self.cipher = crypto.Cipher(master)
         self.id_key = master.id_key
         self.chunker = chunking.ChunkerParams(params.chunk_min, params.chunk_avg, params.chunk_max,

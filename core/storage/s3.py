@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from concurrent import futures
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
@@ -82,8 +83,16 @@ def _client_config(s: S3Settings) -> Config:
     )
 
 
-def _make_client(s: S3Settings) -> Any:
-    """A botocore S3 client from its own session (sessions are not thread-safe, clients are)."""
+def _make_client(s: S3Settings, sign_payload: bool = True) -> Any:
+    """A botocore S3 client from its own session (sessions are not thread-safe, clients are).
+
+    `sign_payload=False` sends UNSIGNED-PAYLOAD in place of the body's SHA-256 in the signature
+    (botocore hashes every body it signs on plain HTTP); only for requests that carry a checksum
+    header of their own, which the signature covers and the server checks (put_checked).
+    """
+    config = _client_config(s)
+    if not sign_payload:
+        config = config.merge(Config(s3={"addressing_style": s.addressing_style, "payload_signing_enabled": False}))
     creds = {}
     if s.access_key_id is not None and s.secret_access_key is not None:
         creds = {
@@ -92,7 +101,7 @@ def _make_client(s: S3Settings) -> Any:
         }
     session = boto3.session.Session()
     return session.client(
-        "s3", endpoint_url=s.endpoint_url, region_name=s.region, config=_client_config(s), **creds
+        "s3", endpoint_url=s.endpoint_url, region_name=s.region, config=config, **creds
     )
 
 
@@ -120,6 +129,8 @@ class S3Storage:
         self._transfer = TransferConfig(multipart_threshold=settings.multipart_threshold,
                                         num_download_attempts=settings.max_attempts)
         self._endpoint = settings.endpoint_url or f"AWS S3 ({settings.region})"
+        self._unsigned_client: Any = None  # put_checked's, made on first use
+        self._unsigned_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3Storage({self.describe()!r})"
@@ -237,25 +248,34 @@ class S3Storage:
         """Store `data` with a SHA-256 the server checks (BadDigest: nothing stored); multipart above
         `part_size`, each part checked, the upload aborted on any failure so no part is left behind.
 
-        `throttle(n)` is called before n bytes are sent (a bandwidth limit).
+        `throttle(n)` is called before n bytes are sent (a bandwidth limit). The body is hashed once:
+        the request carries the SHA-256 in a signed header and an unsigned payload (_make_client).
         """
         view = memoryview(data)
         part_size = max(part_size, 5 * 1024 * 1024)  # S3's smallest part but the last
         if len(view) <= part_size:
             if throttle:
                 throttle(len(view))
+            body = data if isinstance(data, bytes) else bytes(view)
             with self._boundary("put", key):
-                self._client.put_object(Bucket=self._s.bucket, Key=self._full(key), Body=bytes(view),
-                                        ChecksumSHA256=_sha256_b64(view), **self._extra_args(key))
+                self._unsigned().put_object(Bucket=self._s.bucket, Key=self._full(key), Body=body,
+                                            ChecksumSHA256=_sha256_b64(view), **self._extra_args(key))
             return
         self._put_multipart(key, view, throttle, part_size)
 
+    def _unsigned(self) -> Any:
+        """The client of put_checked: payloads unsigned, each request carrying its own SHA-256 header."""
+        with self._unsigned_lock:
+            if self._unsigned_client is None:
+                self._unsigned_client = _make_client(self._s, sign_payload=False)
+            return self._unsigned_client
+
     def _put_multipart(self, key: str, view: memoryview, throttle: Callable[[int], None] | None,
                        part_size: int) -> None:
-        full = self._full(key)
+        full, client = self._full(key), self._unsigned()
         with self._boundary("put", key):
-            upload = self._client.create_multipart_upload(Bucket=self._s.bucket, Key=full, ChecksumAlgorithm="SHA256",
-                                                          **self._extra_args(key))["UploadId"]
+            upload = client.create_multipart_upload(Bucket=self._s.bucket, Key=full, ChecksumAlgorithm="SHA256",
+                                                    **self._extra_args(key))["UploadId"]
         try:
             offsets = list(range(0, len(view), part_size))
             # The parts go up at once (PART_STREAMS): a pack's upload is not one stream's speed.
@@ -263,8 +283,8 @@ class S3Storage:
                 parts = list(pool.map(lambda n: self._put_part(key, full, upload, n, view[offsets[n - 1]:][:part_size],
                                                                throttle), range(1, len(offsets) + 1)))
             with self._boundary("put", key):
-                self._client.complete_multipart_upload(Bucket=self._s.bucket, Key=full, UploadId=upload,
-                                                       MultipartUpload={"Parts": parts})
+                client.complete_multipart_upload(Bucket=self._s.bucket, Key=full, UploadId=upload,
+                                                 MultipartUpload={"Parts": parts})
         except BaseException:
             self.abort_upload(full, upload)
             raise
@@ -275,8 +295,8 @@ class S3Storage:
             throttle(len(part))
         digest = _sha256_b64(part)
         with self._boundary("put", key):
-            reply = self._client.upload_part(Bucket=self._s.bucket, Key=full, UploadId=upload, PartNumber=number,
-                                             Body=bytes(part), ChecksumSHA256=digest)
+            reply = self._unsigned().upload_part(Bucket=self._s.bucket, Key=full, UploadId=upload, PartNumber=number,
+                                                 Body=bytes(part), ChecksumSHA256=digest)
         return {"PartNumber": number, "ChecksumSHA256": digest, "ETag": reply["ETag"]}
 
     def abort_upload(self, full: str, upload: str) -> None:

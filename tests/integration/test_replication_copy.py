@@ -94,3 +94,21 @@ def test_bandwidth_limit_paces_uploads(s3_server, s3_bucket):
     took = time.monotonic() - began
     assert took >= 2.0, f"12 MiB at 4 MiB/s went up in {took:.1f}s"  # the first part goes at once
     assert s3.get("data/ab/slow") == data
+
+
+def test_checked_uploads_send_an_unsigned_payload_the_server_still_checks(s3_server, s3_bucket):
+    s3 = S3Storage(s3_server.settings(s3_bucket))
+    sent: list[str] = []
+    s3._unsigned().meta.events.register(
+        "before-send.s3.*", lambda request, **_: sent.append(request.headers.get("x-amz-content-sha256", b"")))
+    data = os.urandom(MiB) * 12
+    s3.put_checked("data/ab/one", data[:MiB])  # one PUT
+    s3.put_checked("data/ab/parts", data, part_size=5 * MiB)  # create, three parts, complete
+    assert s3.get("data/ab/one") == data[:MiB] and s3.get("data/ab/parts") == data
+    puts = [h for h in sent if h == b"UNSIGNED-PAYLOAD"]
+    assert len(puts) >= 4, sent  # the body is hashed once, for the checksum header the signature covers
+    with pytest.raises(errors.RagBackupError, match="BadDigest|XAmzContentSHA256Mismatch|InvalidDigest"):
+        with s3._boundary("put", "data/ab/bad"):  # a body that is not what its checksum header says
+            s3._unsigned().put_object(Bucket=s3_bucket, Key="data/ab/bad", Body=data[:MiB],
+                                      ChecksumSHA256="A" * 43 + "=")
+    assert not s3.exists("data/ab/bad")

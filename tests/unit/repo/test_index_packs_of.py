@@ -1,0 +1,36 @@
+"""IndexCache.packs_of: the packs holding a set of blobs, and the blobs no index names, across batches.
+
+In: a temporary index cache with blobs in three packs, one of them known only from its header
+(recovered). Out: assertions on the pack names and the unindexed ids.
+"""
+from __future__ import annotations
+
+import os
+
+from ragbackup.repo.index import IndexCache
+from ragbackup.repo.packs import BlobLocation
+
+
+def _loc(i: bytes) -> BlobLocation:
+    return BlobLocation(i, 0, 0, 0, 10, 10)
+
+
+def test_packs_of_names_each_pack_once_and_reports_unindexed_ids(tmp_path):
+    idx = IndexCache(str(tmp_path / "index.sqlite"))
+    a = [os.urandom(32) for _ in range(900)]
+    b = [os.urandom(32) for _ in range(300)]
+    unknown = [os.urandom(32) for _ in range(7)]
+    idx.add_index_file("i1", [("pa", 100, [_loc(i) for i in a]), ("pb", 100, [_loc(i) for i in b])])
+
+    assert idx.packs_of(a) == ({"pa"}, set())
+    assert idx.packs_of(a[:600] + b[:1] + a[600:] + a[:50]) == ({"pa", "pb"}, set())  # repeats, across batches
+    assert idx.packs_of(b + unknown[:3] + a + unknown[3:]) == ({"pa", "pb"}, set(unknown))
+    assert idx.packs_of(unknown) == (set(), set(unknown))
+    assert idx.packs_of([]) == (set(), set())
+
+
+def test_packs_of_finds_a_recovered_pack(tmp_path):
+    idx = IndexCache(str(tmp_path / "index.sqlite"))
+    recovered = [os.urandom(32) for _ in range(5)]
+    idx.add_recovered_pack("pr", 100, [_loc(i) for i in recovered])
+    assert idx.packs_of(recovered) == ({"pr"}, set())
