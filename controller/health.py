@@ -106,7 +106,11 @@ class TierProbe:
 
 
 def probe_tier(tier: TierConfig) -> TierProbe:
-    """One HeadObject of the tier's `config` with short timeouts and no retry: reachable or not, and why."""
+    """One request with short timeouts and no retry: reachable or not, and why.
+
+    A copy tier is asked for its `config` (HeadObject); an archive tier keeps a repository per
+    set (`sets/<snapshot id>/config`, docs/ARCHIVE.md), so it is asked for its first set (one list).
+    """
     from ragbackup.storage.s3 import S3Storage
 
     settings = dataclasses.replace(tier_s3_settings(tier), max_attempts=1,
@@ -114,11 +118,16 @@ def probe_tier(tier: TierConfig) -> TierProbe:
                                    read_timeout=min(tier.read_timeout, TIER_PROBE_READ_S))
     storage = S3Storage(settings)
     try:
-        holds = storage.exists("config")
+        if tier.kind == "archive":
+            holds = next(iter(storage.list("sets/")), None) is not None
+        else:
+            holds = storage.exists("config")
     except errors.RagBackupError as exc:
         return TierProbe(False, exc.message)
     where = storage.describe()
-    return TierProbe(True, f"{where} reachable" + ("" if holds else ", no repository yet (replication creates it)"))
+    empty = ", no set yet (the archive job writes them)" if tier.kind == "archive" else \
+        ", no repository yet (replication creates it)"
+    return TierProbe(True, f"{where} reachable" + ("" if holds else empty))
 
 
 def judge_tier(name: str, probe: TierProbe, queue: TierQueue, now: _dt.datetime) -> Check:

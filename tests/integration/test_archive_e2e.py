@@ -5,6 +5,7 @@ issues RestoreObject, waits for it and restores the snapshot byte for byte."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -105,3 +106,20 @@ def test_what_does_not_apply_to_an_archive_tier_says_so(archive_stack, argv, mes
     st, _, _ = archive_stack
     cp = st.ragctl(*argv, check=False)
     assert cp.returncode == 2 and message in cp.stderr, cp.stderr
+
+
+def test_health_probes_an_archive_tier_for_its_sets(archive_stack):
+    st, _, _ = archive_stack
+
+    def tier_row() -> dict:
+        [row] = json.loads(st.ragctl("health", "--json", check=False).stdout)["tiers"]
+        return row
+
+    empty = tier_row()
+    assert empty["reachable"] and "no set yet" in empty["detail"], empty
+    backup(st)  # the replication after it writes the month's first set by itself
+    deadline = time.monotonic() + 60
+    while "no set yet" in (written := tier_row())["detail"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert written["reachable"] and "no set yet" not in written["detail"], written
+    assert "no repository yet" not in written["detail"], written
