@@ -228,19 +228,31 @@ def restic_run(work: Path, src: Path, weed: Weed) -> dict:
             "restore_seconds": round(restore_s, 2)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench.replicate", description=__doc__.split("\n\n")[0])
+def dataset_arguments(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options both replication benches share: --scale, --seed, --data-dir."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--scale", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data-dir", default="/var/tmp/ragbench-replicate")
+    return p
+
+
+def prepared_dataset(root: Path, seed: int, scale: float) -> Path:
+    """The benchmark dataset under `root`, generated once (a `.complete` marker says it is whole)."""
+    src = root / f"dataset-{seed}-{scale}"
+    if not (src / ".complete").exists():
+        shutil.rmtree(src, ignore_errors=True)
+        dataset.generate(src, seed, scale)
+        (src / ".complete").write_text("")
+    return src
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = dataset_arguments("bench.replicate", __doc__.split("\n\n")[0])
     p.add_argument("--out", default="", help="write the JSON report here too")
     args = p.parse_args(argv)
     root = Path(args.data_dir)
-    src = root / f"dataset-{args.seed}-{args.scale}"
-    if not (src / ".complete").exists():
-        shutil.rmtree(src, ignore_errors=True)
-        dataset.generate(src, args.seed, args.scale)
-        (src / ".complete").write_text("")
+    src = prepared_dataset(root, args.seed, args.scale)
     work = root / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

@@ -9,7 +9,6 @@ text (and HTML with --html) and the copier's own timings. Not a timed test.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -24,7 +23,7 @@ from ragbackup.config import load_controller_config
 from ragbackup.localstack import LocalStack
 
 from bench import dataset
-from bench.replicate import STREAMS, Weed, put_throughput
+from bench.replicate import STREAMS, Weed, dataset_arguments, prepared_dataset, put_throughput
 
 MiB = 1024 * 1024
 
@@ -109,18 +108,11 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench.replicate_profile", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scale", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--data-dir", default="/var/tmp/ragbench-replicate")
+    p = dataset_arguments("bench.replicate_profile", __doc__.split("\n\n")[0])
     p.add_argument("--html", default="", help="write the combined copy-thread profile here as HTML")
     args = p.parse_args(argv)
     root = Path(args.data_dir)
-    src = root / f"dataset-{args.seed}-{args.scale}"
-    if not (src / ".complete").exists():
-        shutil.rmtree(src, ignore_errors=True)
-        dataset.generate(src, args.seed, args.scale)
-        (src / ".complete").write_text("")
+    src = prepared_dataset(root, args.seed, args.scale)
     work = root / "profile-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
