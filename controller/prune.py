@@ -34,6 +34,14 @@ def _plan_text(p) -> str:
             f"reclaims {_human(p.reclaim)}")
 
 
+def _deferred_text(done: dict) -> str:
+    """'; N pack(s) left for the next prune: ...' when readers outlasted the wait, else ''."""
+    if not done.get("packs_deferred"):
+        return ""
+    return (f"; {done['packs_deferred']} pack(s) ({_human(done['bytes_deferred'])}) left for the next prune: "
+            f"{', '.join(done['deferred_for'])} still reading after {done['reader_wait_s']:g} s")
+
+
 def _threaded(work, reports: queue.Queue) -> threading.Thread:
     """Run `work` on a thread so its progress reports stream while it runs."""
     def target():
@@ -62,13 +70,15 @@ def _pump(work, reports: queue.Queue) -> Iterator[controller_pb2.JobEvent]:
         t.join()
 
 
-def run_prune(repo: Repository, staging: str, repack_pct: float, dry_run: bool) -> Iterator[controller_pb2.JobEvent]:
+def run_prune(repo: Repository, staging: str, repack_pct: float, dry_run: bool,
+              reader_wait: float) -> Iterator[controller_pb2.JobEvent]:
     reports: queue.Queue = queue.Queue()
 
     def report(stage: str, done: int, total: int) -> None:
         reports.put(("progress", (stage, done, total, "")))
 
-    with Pruner(repo, inflight.for_repository(repo.id), staging, repack_pct, report) as pruner:
+    with Pruner(repo, inflight.for_repository(repo.id), staging, repack_pct, report,
+                reader_wait=reader_wait) as pruner:
         plan = yield from _pump(pruner.plan, reports)
         yield events.log(_plan_text(plan))
         done = {} if dry_run else (yield from _pump(pruner.execute, reports))

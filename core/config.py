@@ -202,6 +202,7 @@ class RetentionConfig:
     rpo: str = ""
     timezone: str = "UTC"
     repack_pct: int = 50  # repack a pack when more than this % of it is garbage
+    reader_wait: float = 600.0  # seconds prune waits for restores etc. reading the packs it replaces
     forget_after_backup: bool = False
     prune_after_backup: bool = False
 
@@ -431,6 +432,14 @@ def _positive(sec: _Section, key: str, default: float, upper: float | None = Non
     return value
 
 
+def _seconds(sec: _Section, key: str, default: float) -> float:
+    """A finite number of seconds >= 0 and < MAX_SECONDS (0: do not wait); others refused naming the key."""
+    value = float(sec.get(key, (int, float), default, "a number of seconds"))
+    if not 0 <= value < MAX_SECONDS:  # nan fails the comparison
+        raise sec._fail(key, f"a number of seconds >= 0 and < {MAX_SECONDS:g}, got {value!r}")
+    return value
+
+
 def _alerts(root: _Section) -> AlertsConfig:
     sec = root.table("alerts")
     d = AlertsConfig()
@@ -473,8 +482,8 @@ _RETENTION_COUNTS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "k
 def _retention_table(path: str, r: _Section, default: RetentionConfig) -> RetentionConfig:
     """One retention table ([retention] or [tiers.NAME.retention]); `default` fills the keys it omits."""
     counts = _RETENTION_COUNTS
-    r.unknown_keys({"keep_within", "rpo", "timezone", "repack_pct", "forget_after_backup", "prune_after_backup",
-                    *counts})
+    r.unknown_keys({"keep_within", "rpo", "timezone", "repack_pct", "reader_wait", "forget_after_backup",
+                    "prune_after_backup", *counts})
     for key in ("keep_within", "rpo"):
         if not _DURATION_TEXT.match(r.get(key, str, "0s") or "0s"):
             raise ConfigError(f"{path}: [{r.name}] {key}: expected a duration such as \"30d\", \"12h\" "
@@ -495,6 +504,7 @@ def _retention_table(path: str, r: _Section, default: RetentionConfig) -> Retent
     return RetentionConfig(
         keep_within=r.get("keep_within", str, d.keep_within), rpo=r.get("rpo", str, d.rpo),
         timezone=r.get("timezone", str, d.timezone), repack_pct=r.get("repack_pct", int, d.repack_pct),
+        reader_wait=_seconds(r, "reader_wait", d.reader_wait),
         forget_after_backup=r.get("forget_after_backup", bool, d.forget_after_backup),
         prune_after_backup=r.get("prune_after_backup", bool, d.prune_after_backup),
         **{k: r.get(k, int, getattr(d, k)) for k in counts})

@@ -24,6 +24,6 @@ def run(ctx: JobContext, req: controller_pb2.PruneRequest) -> Iterator[controlle
     retention = ctx.cfg.tiers[ctx.record.repository].retention if ctx.record.repository in ctx.cfg.tiers \
         else ctx.cfg.retention
     pct = req.max_repack if req.HasField("max_repack") else retention.repack_pct
-    yield from run_prune(repo, staging, pct, req.dry_run)
+    yield from run_prune(repo, staging, pct, req.dry_run, retention.reader_wait)
     done = ctx.details.get("done") or {}
     ctx.count(bytes_added=done.get("bytes_written", 0))  # repacked bytes; what went is in the result

@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 from ragbackup import clock as clocks
 from ragbackup import errors
+from ragbackup.repo import inflight
 from ragbackup.repo.repository import Repository
 from ragbackup.v1 import controller_pb2
 
@@ -46,6 +47,8 @@ from ragbackup.controller.repositories import PRIMARY
 
 log = logging.getLogger("ragbackup.controller")
 
+# Jobs that read packs: prune waits for those that began before its index swap (repo/inflight.py Readers).
+READING_KINDS = frozenset({"restore", "verify", "export", "replicate", "drill", "archive"})
 KINDS = ("backup", "restore", "verify", "import", "export", "catalog-rebuild", "repair-index", "forget", "prune",
          "replicate", "drill", "lock-maintain", "archive", "lifecycle")
 T = TypeVar("T")
@@ -264,8 +267,10 @@ class Runner:
 
     @contextlib.contextmanager
     def _held(self, ctx: JobContext, job: Job) -> Iterator[None]:
-        """The job's declared locks (LockBusy names the holder when one is taken)."""
+        """The job's declared locks (LockBusy names the holder when one is taken); a reading job registered."""
         with contextlib.ExitStack() as stack:
+            if job.kind in READING_KINDS:
+                stack.enter_context(inflight.READERS.reading(ctx.owner()))
             for name in sorted(job.shared_locks):
                 stack.enter_context(ctx.lock(name, shared=True))
             if job.locks:

@@ -1,14 +1,19 @@
-"""What running jobs rely on that no snapshot names yet: their packs and the blobs they were told exist.
+"""What running jobs rely on that no snapshot names yet, and which jobs are reading packs.
 
 In: BlobWriters registering as they start, the packs they finish and the blob ids the
-index answered "stored" for. Out: the protection prune checks, under one guard lock,
-before it takes blobs out of the index (docs/FORMAT.md "Prune and concurrent backups").
+index answered "stored" for; reading jobs (restore, verify, export, replicate, drill,
+archive) registering for their whole run. Out: the protection prune checks, under one
+guard lock, before it takes blobs out of the index, and the readers it waits for before
+it deletes packs a reader may still have looked up (docs/FORMAT.md "Prune and
+concurrent backups").
 """
 from __future__ import annotations
 
+import contextlib
 import struct
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 BLOOM_BYTES = 8 * 1024 * 1024  # per running job: 1 bit in 5 set at 13 million ids (false keeps <1%)
@@ -40,6 +45,71 @@ class Bloom:
         return all(self._bits[p >> 3] & (1 << (p & 7)) for p in self._positions(blob_id))
 
 
+class Readers:
+    """The process's jobs that read packs, each numbered in the order it began.
+
+    A reader may hold blob locations looked up before prune swapped the index, so the
+    packs those locations name must outlive it. Prune takes `mark()` once the swap is
+    done; only readers that began before the mark can hold old locations, and
+    `wait_before(mark, ...)` waits for those to end. A reader that begins after the mark
+    sees the new index and never delays a prune.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next = 0
+        self._active: dict[int, str] = {}
+
+    @contextlib.contextmanager
+    def reading(self, name: str) -> Iterator[None]:
+        """Register job `name` as a reader while the block runs."""
+        with self._cond:
+            serial, self._next = self._next, self._next + 1
+            self._active[serial] = name
+        try:
+            yield
+        finally:
+            with self._cond:
+                del self._active[serial]
+                self._cond.notify_all()
+
+    def mark(self) -> int:
+        """The serial the next reader will get: readers numbered below it began before now."""
+        with self._cond:
+            return self._next
+
+    def before(self, mark: int) -> list[str]:
+        """The names of the readers still running that began before `mark`."""
+        with self._cond:
+            return self._began_before(mark)
+
+    def wait_before(self, mark: int, timeout: float, on_wait: Callable[[list[str]], None] | None = None) -> list[str]:
+        """Wait up to `timeout` seconds until no reader that began before `mark` runs.
+
+        Out: the names of those still running when the time is up ([] when none was or all ended).
+        `on_wait(names)` is called once, before waiting, when there is someone to wait for.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            waiting = self._began_before(mark)
+            if waiting and on_wait is not None:
+                on_wait(waiting)
+            while waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+                waiting = self._began_before(mark)
+            return waiting
+
+    def _began_before(self, mark: int) -> list[str]:
+        """(Call with the condition held.) Running readers numbered below `mark`, oldest first."""
+        return [name for serial, name in sorted(self._active.items()) if serial < mark]
+
+
+READERS = Readers()  # the one registry of reading jobs in this process (the controller reads every repository)
+
+
 @dataclass(eq=False)
 class JobRefs:
     """One running job's claims: packs it wrote and blobs it deduplicated against."""
@@ -59,7 +129,8 @@ class InFlight:
     (its snapshot may be newer than the prune's list of snapshots).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, readers: Readers = READERS) -> None:
+        self.readers = readers  # the reading jobs prune waits for before it deletes packs
         self.guard = threading.RLock()
         self._jobs: list[JobRefs] = []
         self._retired: list[JobRefs] = []
@@ -99,6 +170,7 @@ class InFlight:
     def seen(self, blob_id: bytes) -> bool:
         """True when some job may rely on `blob_id` being stored (call with `guard` held)."""
         return any(blob_id in j.seen for j in self.claims())
+
 
 
 _registries: dict[str, InFlight] = {}

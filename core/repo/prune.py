@@ -1,9 +1,11 @@
 """Prune: remove what no snapshot references, in an order that loses nothing a snapshot needs.
 
 In: an opened Repository (index cache synced), the in-flight registry of running
-jobs, a repack threshold. Out: a `PrunePlan` (packs to delete and repack, bytes to
-reclaim) and, unless dry-run, its execution: repacked packs, then index objects,
-then the swap in the index cache, then deletions (docs/FORMAT.md "Prune").
+jobs, a repack threshold, the reading jobs and how long to wait for them. Out: a
+`PrunePlan` (packs to delete and repack, bytes to reclaim) and, unless dry-run, its
+execution: repacked packs, then index objects, then the swap in the index cache, then
+deletions, once no job that began reading before the swap still runs (or, after the
+wait, none: the next prune deletes them; docs/FORMAT.md "Prune").
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ragbackup.repo.refs import RefSet, add_snapshot
 from ragbackup.repo.repository import Repository
 
 INDEX_PACKS = 64  # packs named by one index object prune writes
+READER_WAIT = 600.0  # seconds prune waits for reading jobs before it leaves their packs to the next prune
 READ_SPAN = 8 * 1024 * 1024  # bytes of back-to-back live blobs read with one request when repacking
 Report = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -117,10 +120,11 @@ class _Usage:
 class Pruner:
     """One prune run over `repo`: `plan()` first, then `execute()` unless dry-run."""
 
-    def __init__(self, repo: Repository, inflight: InFlight, staging: str, repack_pct: float = 50,
-                 report: Report = _quiet):
+    def __init__(self, repo: Repository, inflight: InFlight, staging: str,  # noqa: PLR0913 (the run's settings)
+                 repack_pct: float = 50, report: Report = _quiet, reader_wait: float = READER_WAIT):
         self.repo, self.inflight, self.staging = repo, inflight, staging
         self.repack_pct, self.report = repack_pct, report
+        self.readers, self.reader_wait = inflight.readers, reader_wait
         self.refs: RefSet | None = None
         self._usage: _Usage | None = None
         self.plan_: PrunePlan | None = None
@@ -177,19 +181,33 @@ class Pruner:
         dropped = set(p.delete) | set(p.repack)
         affected = self._rewrite_affected(p.index_files, dropped)
         final, rescued = self._swap(dropped, {loc.id for _, _, locs in moved for loc in locs}, affected, new_names)
+        swapped = self.readers.mark()  # readers that began before this may hold locations in the old packs
         self.repo.storage.delete_many([f"index/{n}" for n in affected])
         self.report("delete old index objects", len(affected), len(affected))
         garbage = sorted(final | self._unindexed_still_garbage())
-        half = (len(garbage) + 1) // 2  # in two steps: a crash point sits between them
+        still_reading = self.readers.wait_before(swapped, self.reader_wait, self._waiting) if garbage else []
+        deferred, garbage = (garbage, []) if still_reading else ([], garbage)
+        self._delete_packs(garbage)
+        sizes = {**p.delete, **p.repack, **p.unindexed}
+        self.result = {"packs_deleted": len(garbage), "packs_repacked": len(set(p.repack) & final),
+                       "packs_written": len(moved), "index_rewritten": len(affected), "packs_rescued": rescued,
+                       "bytes_deleted": sum(sizes.get(g, 0) for g in garbage),
+                       "bytes_written": sum(size for _, size, _ in moved),
+                       "packs_deferred": len(deferred), "bytes_deferred": sum(sizes.get(g, 0) for g in deferred),
+                       "deferred_for": still_reading, "reader_wait_s": self.reader_wait}
+        return self.result
+
+    def _waiting(self, readers: list[str]) -> None:
+        self.report(f"wait up to {self.reader_wait:g} s for {', '.join(readers)} (reading packs this prune replaces)",
+                    0, len(readers))
+
+    def _delete_packs(self, garbage: list[str]) -> None:
+        """Delete the packs no index names any more, in two steps (a crash point sits between them)."""
+        half = (len(garbage) + 1) // 2
         self.repo.storage.delete_many([pack_key(pid) for pid in garbage[:half]])
         faults.point("prune.mid_delete")
         self.repo.storage.delete_many([pack_key(pid) for pid in garbage[half:]])
         self.report("delete packs", len(garbage), len(garbage))
-        self.result = {"packs_deleted": len(garbage), "packs_repacked": len(set(p.repack) & final),
-                       "packs_written": len(moved), "index_rewritten": len(affected), "packs_rescued": rescued,
-                       "bytes_deleted": sum({**p.delete, **p.repack, **p.unindexed}.get(g, 0) for g in garbage),
-                       "bytes_written": sum(size for _, size, _ in moved)}
-        return self.result
 
     def _repack(self, packs: list[str]) -> list[tuple[str, int, list[BlobLocation]]]:
         """Copy the live blobs of `packs` (sealed bytes as they are) into new packs, stored but not indexed."""

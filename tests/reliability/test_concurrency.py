@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
-from fixtures.stack import TreeState, ragctl_output
+from fixtures.stack import TreeState, assert_same_tree, ragctl_output
 from ragbackup import errors
 
 from reliability.common import (backup_id, churn, fingerprint, restores_identical, seeded_tree, snapshots,
@@ -193,3 +193,70 @@ def test_many_clients_during_a_backup(stack, record_property):
     record_property("bound_s", 60)
     record_property("measured_s", round(max(measured), 1))
     record_property("detail", f"{clients} clients in parallel")
+
+
+@contextmanager
+def running_restore(st, rules: str, sid: str, target: str, delay_s: float) -> Iterator[subprocess.Popen]:
+    """`ragctl restore SID --target TARGET` started and known to be reading packs (each pack read held `delay_s`)."""
+    if os.path.exists(rules + ".hits"):
+        os.unlink(rules + ".hits")
+    storage_faults(st, rules, [{"ops": ["read"], "prefix": "data/", "fault": "slow", "delay_s": delay_s}])
+    proc = subprocess.Popen(st.ragctl_argv("restore", sid, "--components", "docs", "--target", target),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(rules + ".hits") and time.monotonic() < deadline:
+            assert proc.poll() is None, f"the restore ended early: {proc.communicate()}"
+            time.sleep(0.02)
+        assert os.path.exists(rules + ".hits"), "the restore never reached a pack read"
+        yield proc
+    finally:
+        storage_faults(st, rules, [])
+        if proc.poll() is None:
+            proc.wait(300)
+
+
+def _doomed_and_kept(st, docs: str, n: int) -> str:
+    """Two snapshots of `docs`, the first forgotten: its packs hold both garbage and blobs the second needs."""
+    churn(docs, 11, 100 * n)
+    doomed = backup_id(st, "--components", "docs")
+    churn(docs, 11, 100 * n + 1)
+    kept = backup_id(st, "--components", "docs")
+    st.ragctl("forget", doomed)
+    return kept
+
+
+@pytest.mark.parametrize("wait_s,outcome", [(1, "deferred"), (300, "waited")])
+def test_prune_during_a_restore(make_stack, tmp_path, record_property, wait_s, outcome):
+    """prune (repacking every pack with garbage) while a restore reads those packs: the restore succeeds byte-identical;
+    prune waits for it up to [retention] reader_wait, and what it could not delete goes at the next prune"""
+    docs = str(tmp_path / "docs")
+    seeded_tree(docs, 11)
+    st = make_stack({"docs": docs})
+    st.extra_toml = f"[retention]\nreader_wait = {wait_s}\n"
+    rules = str(tmp_path / "faults.json")
+    wrap_storage(st, rules)
+    kept: dict[str, TreeState] = {}
+    for n in range(TRIES):
+        sid = _doomed_and_kept(st, docs, n)
+        kept[sid] = fingerprint(docs)
+        target = str(tmp_path / f"r-{n}")
+        with running_restore(st, rules, sid, target, delay_s=0.4) as restore:
+            cp = st.ragctl("prune", "--max-repack", "0", "--json", check=False)
+            assert cp.returncode == 0, ragctl_output(cp)
+            done = json.loads(cp.stdout)["done"]
+            print(f"prune during the restore ({outcome}): {json.dumps(done)}")
+            out, err = restore.communicate(timeout=300)
+            assert restore.returncode == 0, f"the restore failed beside the prune: exit {restore.returncode}\n{err}"
+        assert_same_tree(kept[sid], os.path.join(target, "docs"), f"snapshot {sid} restored beside the prune")
+        assert done["packs_repacked"] >= 1, done
+        if outcome == "deferred":
+            assert done["packs_deferred"] >= 1 and "restore job" in " ".join(done["deferred_for"]), done
+            again = json.loads(st.ragctl("prune", "--json").stdout)["done"]
+            assert again["packs_deleted"] >= done["packs_deferred"] and again["packs_deferred"] == 0, again
+        else:
+            assert done["packs_deferred"] == 0 and done["packs_deleted"] >= 1, done
+        verify(st)
+    restores_identical(st, kept, "docs", str(tmp_path / "restores"))
+    verify(st, read_data=True)
+    record_property("tries", TRIES)

@@ -220,6 +220,8 @@ def test_retention_table_loads(tmp_path):
     assert (r.keep_within, r.keep_daily, r.timezone, r.rpo, r.prune_after_backup, r.repack_pct) == \
         ("30d", 7, "Europe/Berlin", "24h", True, 50)
     assert r.has_policy and not load_controller_config(_write(tmp_path, BASE)).retention.has_policy
+    assert r.reader_wait == 600 and load_controller_config(
+        _write(tmp_path, BASE + "[retention]\nreader_wait = 0\n")).retention.reader_wait == 0
 
 
 @pytest.mark.parametrize("table,message", [
@@ -229,6 +231,10 @@ def test_retention_table_loads(tmp_path):
     ('timezone = "Mars/Olympus"', "[retention] timezone: expected an IANA time zone"),
     ("repack_pct = 101", "[retention] repack_pct: expected 0..100"),
     ("keep_dayly = 3", "[retention] unknown key(s): keep_dayly"),
+    ("reader_wait = -1", "[retention] reader_wait: expected a number of seconds >= 0"),
+    ("reader_wait = nan", "[retention] reader_wait: expected a number of seconds >= 0"),
+    ("reader_wait = inf", "[retention] reader_wait: expected a number of seconds >= 0"),
+    ('reader_wait = "10m"', "[retention] reader_wait: expected a number of seconds"),
 ])
 def test_retention_errors_name_the_key(tmp_path, table, message):
     with pytest.raises(errors.ConfigError) as exc:

@@ -57,8 +57,9 @@ def _fresh(tmp_path, name="fresh") -> Repository:
     return r
 
 
-def _prune(repo, tmp_path, pct=50, dry_run=False):
-    with Pruner(repo, inflight.for_repository(repo.id), str(tmp_path / "prune-staging"), pct) as p:
+def _prune(repo, tmp_path, pct=50, dry_run=False, jobs: inflight.InFlight | None = None, reader_wait=0.0):
+    jobs = jobs or inflight.for_repository(repo.id)
+    with Pruner(repo, jobs, str(tmp_path / "prune-staging"), pct, reader_wait=reader_wait) as p:
         plan = p.plan()
         done = {} if dry_run else p.execute()
     return plan, done
@@ -115,6 +116,56 @@ def test_repack_keeps_live_blobs_of_mixed_packs(repo, tmp_path):
     assert _read_all(_fresh(tmp_path), kept) == keep
     again, _ = _prune(repo, tmp_path, pct=0)
     assert (again.delete, again.repack, again.unindexed) == ({}, {}, {})
+
+
+def test_a_reader_that_began_before_the_swap_keeps_the_old_packs_until_the_next_prune(repo, tmp_path):
+    keep, drop = _files(5, n=2, size=40_000), _files(6, n=2, size=40_000)
+    _snapshot(repo, tmp_path, "s1", {**keep, **drop})
+    kept = _snapshot(repo, tmp_path, "s2", keep)
+    repo.delete_snapshot("s1")
+    jobs = inflight.InFlight(inflight.Readers())
+    packs = sorted(o.key for o in repo.storage.list("data/"))
+    with jobs.readers.reading("restore job 7"):  # it may hold locations in the packs the prune replaces
+        plan, done = _prune(repo, tmp_path, pct=0, jobs=jobs, reader_wait=0.05)
+        assert done["packs_repacked"] >= 1 and done["packs_deleted"] == 0
+        assert done["packs_deferred"] == len(plan.repack) + len(plan.delete) >= 1
+        assert done["deferred_for"] == ["restore job 7"] and done["bytes_deferred"] > 0
+        assert set(packs) <= {o.key for o in repo.storage.list("data/")}, "a pack the reader may need was deleted"
+    assert _read_all(_fresh(tmp_path), kept) == keep
+    plan, done = _prune(repo, tmp_path, pct=0, jobs=jobs)  # the reader has ended: the left packs go now
+    assert done["packs_deferred"] == 0 and done["packs_deleted"] >= 1 and set(plan.unindexed) <= set(
+        p.rsplit("/", 1)[-1] for p in packs)
+    assert _read_all(_fresh(tmp_path, "fresh2"), kept) == keep
+
+
+def test_a_reader_that_began_after_the_swap_delays_nothing(repo, tmp_path):
+    _snapshot(repo, tmp_path, "s1", _files(6, n=2))
+    repo.delete_snapshot("s1")
+    readers = inflight.Readers()
+    mark = readers.mark()
+    with readers.reading("verify job 9"):
+        assert readers.wait_before(mark, 5.0) == [] and readers.before(mark) == []
+        assert readers.before(readers.mark()) == ["verify job 9"]
+
+
+def test_waiting_for_readers_returns_when_the_last_one_ends(repo, tmp_path):
+    import threading
+    readers, seen = inflight.Readers(), []
+    started, release = threading.Event(), threading.Event()
+
+    def reader():
+        with readers.reading("export job 3"):
+            started.set()
+            release.wait(10)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    started.wait(10)
+    mark = readers.mark()
+    threading.Timer(0.1, release.set).start()
+    assert readers.wait_before(mark, 30.0, seen.append) == []  # returned on the reader's end, not the timeout
+    assert seen == [["export job 3"]]
+    t.join(10)
 
 
 def test_interrupted_backup_garbage_is_collected(repo, tmp_path):
