@@ -32,13 +32,13 @@ pytestmark = pytest.mark.slow
 
 TRIES = size(fast=1, long=3)
 COMPONENT = "docs"
-# The S3 settings of these stacks, and what they bound: botocore tries each request
-# S3_ATTEMPTS times (standard mode: up to 2**n s backoff between), Retrying (4 attempts,
-# 0.2 s doubling) tries that again; each try waits at most connect + read timeout.
+# The S3 settings of these stacks, and what they bound (ragbackup.storage.open_storage): botocore
+# sends each request at most S3_ATTEMPTS times, each waiting at most connect + read timeout
+# (+1 s for the "100 Continue" of an upload, and under 3 s of backoff between two); Retrying
+# tries that again (4 attempts, 0.2 s doubling) but starts no retry past DEADLINE_S.
 CONNECT_S, READ_S = 1, 2
-S3_ATTEMPTS, RETRYING_ATTEMPTS = 5, 4
-BOTO_BACKOFF_S = sum(min(20, 2 ** n) for n in range(S3_ATTEMPTS - 1))
-S3_BOUND_S = RETRYING_ATTEMPTS * (S3_ATTEMPTS * (CONNECT_S + READ_S) + BOTO_BACKOFF_S) + 5 + 30  # + the job itself
+S3_ATTEMPTS, RETRYING_ATTEMPTS, DEADLINE_S = 2, 4, 20
+S3_BOUND_S = DEADLINE_S + S3_ATTEMPTS * (CONNECT_S + READ_S + 1) + 3 + 30  # + the job itself
 # A frozen agent is noticed by gRPC keepalive: a ping every keepalive_time, dead after
 # keepalive_timeout without an answer; measured: the second ping's timeout ends the call.
 KEEPALIVE_S = (2 * dict(tls.CHANNEL_OPTIONS)["grpc.keepalive_time_ms"]
@@ -100,7 +100,7 @@ def s3_stack(make_stack, weed, tmp_path):
     st = make_stack({COMPONENT: data}, s3={
         "endpoint_url": weed.endpoint, "bucket": bucket, "region": s3server.REGION,
         "access_key_id": weed.access_key, "secret_access_key": weed.secret_key,
-        "connect_timeout": CONNECT_S, "read_timeout": READ_S})
+        "connect_timeout": CONNECT_S, "read_timeout": READ_S, "max_attempts": S3_ATTEMPTS, "deadline": DEADLINE_S})
     rules = str(tmp_path / "faults.json")
     wrap_storage(st, rules)
     return st, data, rules
@@ -273,7 +273,7 @@ def test_s3_stopped_mid_upload(s3_stack, weed, record_property):
     verify(st, read_data=True)
     restores_identical(st, kept, COMPONENT, str(st.workdir) + "-restores")
     _record(record_property, TRIES, S3_BOUND_S, measured,
-            f"connect {CONNECT_S}s, read {READ_S}s, {S3_ATTEMPTS} botocore x {RETRYING_ATTEMPTS} Retrying attempts")
+            f"connect {CONNECT_S}s, read {READ_S}s, {S3_ATTEMPTS} botocore attempts, no retry after {DEADLINE_S}s")
 
 
 @long_only
