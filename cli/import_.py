@@ -25,6 +25,7 @@ from ragbackup.cli.output import emit_json, human_bytes
 CHUNK = 1024 * 1024
 SIZE_KEY = "rag-import-size"
 MAP_KEY = "rag-import-map"
+SYMLINKS_KEY = "rag-import-symlinks"
 DESCRIPTION = "\n\n".join(textwrap.fill(p, 78) for p in (
     "Read a rag-system-backup-*.tar.gz, written by `ragctl export` or by the old bash runbook, into the "
     "repository as a new snapshot of kind 'import', and print its id. FILE may also be the runbook's "
@@ -42,7 +43,8 @@ DESCRIPTION = "\n\n".join(textwrap.fill(p, 78) for p in (
     "component's root.",
     "Nothing is stored when any member is unsafe (exit 9, naming the member and its tarball): an absolute "
     "path, a '..' component, a device node or fifo, a hardlink to a path that is not an earlier member, a "
-    "symlink whose target is absolute or leaves the component, a path through a symlink. Tarballs that "
+    "symlink whose target is absolute or leaves the component (unless --allow-outside-symlinks), a path "
+    "through a symlink. Tarballs that "
     "unpack to more than 1 TiB are refused (exit 2). The controller keeps the upload in its staging "
     "directory while it imports, and refuses it up front when that volume cannot hold it.",
     "FILE may also be s3://BUCKET/KEY, a tarball the runbook's `aws s3 sync` uploaded: the controller "
@@ -64,6 +66,7 @@ examples:
   sid=$(ragctl import old.tar.gz --reason 'from the bash runbook') && ragctl restore "$sid" --target /srv/check
   ragctl import /backups/rag-system-backup-20261124_020000/ --map chromadb=chroma_b
   ragctl import s3://rag-backups/daily/rag-system-backup-20261124_020000.tar.gz
+  ragctl import --allow-outside-symlinks rag-system-backup-20261124_020000.tar.gz   # an export of your own
 """
 
 
@@ -76,6 +79,10 @@ def register(sub) -> None:
                    help="put a member (chromadb, chromadb.tar.gz, .env.backup) into COMPONENT; repeatable")
     p.add_argument("--tier", default="", help="for s3://BUCKET/KEY: the offsite tier whose endpoint and credentials "
                                               "reach the bucket (default: the tier whose bucket it is)")
+    p.add_argument("--allow-outside-symlinks", action="store_true",
+                   help="keep symlinks whose target is absolute or leaves their component (refused by default, exit "
+                        "9): for a tarball you trust, such as a `ragctl export` of a snapshot that holds them. The "
+                        "links are stored as links; a restore writes them without following them")
     p.add_argument("--json", action="store_true", help="print the snapshot summary as JSON")
     p.set_defaults(func=run)
 
@@ -98,13 +105,15 @@ def _mapping(items: list[tuple[str, str]]) -> str:
 
 def run(args, client: Client) -> int:
     mapping = _mapping(args.map)
+    fields = ((MAP_KEY, mapping),) + (((SYMLINKS_KEY, "outside"),) if args.allow_outside_symlinks else ())
     if args.file.startswith("s3://"):  # the controller downloads it with a tier's credentials
         reply, not_sent = client.call("ImportS3", controller_pb2.ImportS3Request(
-            url=args.file, tier=args.tier, reason=args.reason, map_json=mapping), timeout=None), []
+            url=args.file, tier=args.tier, reason=args.reason, map_json=mapping,
+            outside_symlinks=args.allow_outside_symlinks), timeout=None), []
     elif os.path.isdir(args.file):
-        reply, not_sent = _send_dir(args, client, mapping)
+        reply, not_sent = _send_dir(args, client, fields)
     else:
-        reply, not_sent = _send_file(args, client, mapping), []
+        reply, not_sent = _send_file(args, client, fields), []
     d = json.loads(reply.details_json or "{}")
     if not_sent:
         d.setdefault("source", {}).setdefault("skipped", [])[:0] = not_sent
@@ -117,9 +126,10 @@ def run(args, client: Client) -> int:
 
 
 def _call(client: Client, pieces: Iterator[bytes], name: str, reason: str,  # noqa: PLR0913 (the call's fields)
-          size: int, mapping: str):
-    """The Import call; a read error of our own (gRPC reports it as a cancel) is raised as itself."""
-    metadata = client.metadata + ((SIZE_KEY, str(size)), (MAP_KEY, mapping))
+          size: int, fields: tuple[tuple[str, str], ...]):
+    """The Import call, `fields` (the --map and symlink choices) sent as metadata; a read error of our own
+    (gRPC reports it as a cancel) is raised as itself."""
+    metadata = client.metadata + ((SIZE_KEY, str(size)),) + fields
     failed: list[Exception] = []
 
     def reading() -> Iterator[bytes]:
@@ -139,7 +149,7 @@ def _call(client: Client, pieces: Iterator[bytes], name: str, reason: str,  # no
         raise client.translate(err) from None
 
 
-def _send_file(args, client: Client, mapping: str):
+def _send_file(args, client: Client, fields: tuple[tuple[str, str], ...]):
     try:
         f = open(args.file, "rb")
     except FileNotFoundError:
@@ -149,16 +159,16 @@ def _send_file(args, client: Client, mapping: str):
     with f:
         size = os.fstat(f.fileno()).st_size
         pieces = iter(lambda: f.read(CHUNK), b"")
-        return _call(client, pieces, os.path.basename(args.file), args.reason, size, mapping)
+        return _call(client, pieces, os.path.basename(args.file), args.reason, size, fields)
 
 
-def _send_dir(args, client: Client, mapping: str):
+def _send_dir(args, client: Client, fields: tuple[tuple[str, str], ...]):
     try:
         up = import_dir.plan(args.file)
     except OSError as exc:
         raise errors.UsageError(f"cannot read the directory {args.file}: {exc.strerror}") from None
     not_sent = [{"member": name, "why": f"{why}: not sent"} for name, why in up.skipped]
-    return _call(client, import_dir.stream(args.file, up), up.filename, args.reason, up.size, mapping), not_sent
+    return _call(client, import_dir.stream(args.file, up), up.filename, args.reason, up.size, fields), not_sent
 
 
 def _summary(d: dict) -> None:

@@ -78,7 +78,7 @@ def tier_for(ctl: Controller, bucket: str, name: str) -> TierConfig:
 def import_request(ctl: Controller, req: controller_pb2.ImportS3Request, user) -> ImportRequest:
     _, key = parse_s3_url(req.url)
     return ImportRequest(filename=os.path.basename(key), reason=req.reason or f"import {req.url}", user=str(user),
-                         mapping=parse_mapping(req.map_json or "{}"))
+                         mapping=parse_mapping(req.map_json or "{}"), outside_symlinks=req.outside_symlinks)
 
 
 def _check_space(staging: str, need: int, url: str) -> None:

@@ -166,8 +166,10 @@ class TreeStats:
 class TreeWalk:
     """Tree entries of one inner tarball below its root, checked; iterate it once."""
 
-    def __init__(self, table: MemberTable, arc: int, root: bytes, where: str):
+    def __init__(self, table: MemberTable, arc: int, root: bytes, where: str, outside_symlinks: bool = False):
+        """`outside_symlinks`: accept symlinks whose target is absolute or leaves the root (--allow-outside-symlinks)."""
         self.table, self.arc, self.root, self.where = table, arc, root, where
+        self.outside_symlinks = outside_symlinks
         self.stats = TreeStats()
         self._stack: list[tuple[bytes, str]] = []  # ancestors of the current entry: (path, type)
 
@@ -204,7 +206,7 @@ class TreeWalk:
         e = Entry(path=path, type=m.type, mode=m.mode, uid=m.uid, gid=m.gid, mtime_ns=m.mtime)
         self._stack.append((path, m.type))
         if m.type == SYMLINK:
-            check_symlink(m.member, path.split(b"/"), m.target, self.where, self._is_symlink)
+            check_symlink(m.member, path.split(b"/"), m.target, self.where, self._is_symlink, self.outside_symlinks)
             e.target = m.target
         elif m.grp is not None:
             return self._linked(e, m)

@@ -47,6 +47,7 @@ HEADROOM = 64 * MiB  # left free on the staging volume
 SPACE_CHECK_EVERY = 64 * MiB
 SIZE_KEY = "rag-import-size"  # request metadata: the file size ragctl is about to send
 MAP_KEY = "rag-import-map"  # request metadata: JSON {member: component} from `ragctl import --map`
+SYMLINKS_KEY = "rag-import-symlinks"  # request metadata: "outside" from `ragctl import --allow-outside-symlinks`
 _FACT_FILES = {"redis": "dump.rdb", "chroma": "chroma.sqlite3"}  # copied aside to derive facts from
 
 
@@ -58,6 +59,7 @@ class ImportRequest:
     size_hint: int = 0
     limits: ImportLimits = field(default_factory=ImportLimits)
     mapping: dict[str, str] = field(default_factory=dict)  # member (stem, name or .env.backup) -> component
+    outside_symlinks: bool = False  # keep symlinks pointing outside their component (--allow-outside-symlinks)
 
 
 @dataclass
@@ -89,7 +91,8 @@ def upload_request(filename: str, reason: str, metadata: dict, user: str) -> Imp
         size = 0
     name = os.path.basename(filename.replace("\\", "/")) or "upload.tar.gz"
     return ImportRequest(filename=name, reason=reason, user=user, size_hint=size,
-                         mapping=parse_mapping(metadata.get(MAP_KEY) or "{}"))
+                         mapping=parse_mapping(metadata.get(MAP_KEY) or "{}"),
+                         outside_symlinks=metadata.get(SYMLINKS_KEY) == "outside")
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -166,7 +169,7 @@ def import_file(ctl: Controller, path: str, req: ImportRequest, cancel: threadin
         targets = _targets(ctl, s, req.mapping)
         env, report = _place_env(ctl, s, table, targets, req.mapping)
         for arc in s.archives:
-            for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s)):
+            for _ in TreeWalk(table, arc.index, arc.root, _where(arc, s), req.outside_symlinks):
                 pass  # refuses unsafe links and paths before anything is stored
         with reserved_id(ctl, started.at) as sid, locks.hold(ctl.state_dir, "repository", f"import {sid}",
                                                             shared=True):
@@ -338,7 +341,7 @@ def _component(job: _Job, writer: BlobWriter, arc: Archive) -> ComponentManifest
     """One component's tree blobs and manifest entry."""
     t = job.targets[arc.index]
     cfg = job.ctl.cfg.components.get(t.name) if t.configured else None
-    walk = TreeWalk(job.table, arc.index, arc.root, _where(arc, job.scan))
+    walk = TreeWalk(job.table, arc.index, arc.root, _where(arc, job.scan), job.req.outside_symlinks)
     fd, tree_path = tempfile.mkstemp(prefix=".tree-", dir=os.path.dirname(job.path))
     try:
         with os.fdopen(fd, "wb") as f:

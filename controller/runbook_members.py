@@ -132,18 +132,25 @@ def check_hardlink_target(member: str, target: bytes, where: str) -> list[bytes]
     return check_path(member, target, where)
 
 
-def check_symlink(member: str, link: list[bytes], target: bytes, where: str,
-                  is_symlink: Callable[[list[bytes]], bool]) -> None:
+OUTSIDE_HINT = " (`ragctl import --allow-outside-symlinks` keeps such links from a tarball you trust)"
+
+
+def check_symlink(member: str, link: list[bytes], target: bytes, where: str,  # noqa: PLR0913 (one link's facts)
+                  is_symlink: Callable[[list[bytes]], bool], outside_ok: bool = False) -> None:
     """Resolve a symlink's target lexically from its directory; refuse it if it leaves the root.
 
     `link` is the symlink's path below the component root. A `..` that steps out of another
     symlink is refused too: the kernel would resolve that symlink first, lexical rules cannot.
+    `outside_ok` (the operator's --allow-outside-symlinks) accepts any non-empty target: the
+    link is stored as a link, and a restore writes it without following it.
     """
     shown = os.fsdecode(target)
     if not target or b"\0" in target:
         raise refuse(member, where, "symlink with an empty target")
+    if outside_ok:
+        return
     if target.startswith(b"/"):
-        raise refuse(member, where, f"symlink to the absolute path {shown!r}")
+        raise refuse(member, where, f"symlink to the absolute path {shown!r}{OUTSIDE_HINT}")
     parts = link[:-1]
     for p in target.split(b"/"):
         if p in (b"", b"."):
@@ -152,7 +159,7 @@ def check_symlink(member: str, link: list[bytes], target: bytes, where: str,
             parts = parts + [p]
             continue
         if not parts:
-            raise refuse(member, where, f"symlink to {shown!r} leaves the component's directory")
+            raise refuse(member, where, f"symlink to {shown!r} leaves the component's directory{OUTSIDE_HINT}")
         if is_symlink(parts):
             raise refuse(member, where, f"symlink to {shown!r} steps out of the symlink "
                                         f"{os.fsdecode(b'/'.join(parts))!r} with '..'")

@@ -297,6 +297,44 @@ def test_hostile_tarball_is_refused_naming_the_member_and_stores_nothing(env, tm
     assert repository_files(env.stack) == before_files
 
 
+OUTSIDE_LINKS = [(_info("documents", tarfile.DIRTYPE), b""), _file("documents/ok.txt", b"fine\n"),
+                 (_info("documents/etc", tarfile.SYMTYPE, link="/etc"), b""),
+                 (_info("documents/up", tarfile.SYMTYPE, link="../shared/models"), b"")]
+
+
+def test_outside_symlinks_import_only_when_allowed_and_survive_a_round_trip(env, tmp_path):
+    """Symlinks to an absolute path or out of the component: refused (exit 9) with a hint; kept with
+    --allow-outside-symlinks, restored as links; an export of that snapshot imports back the same."""
+    path = tmp_path / f"{TOP}.tar.gz"
+    path.write_bytes(_tar_bytes([(_info(TOP, tarfile.DIRTYPE), b""),
+                                 _file(f"{TOP}/documents.tar.gz", _tar_bytes(OUTSIDE_LINKS))]))
+    before_ids = snapshot_ids(env.stack)
+    cp = env.stack.ragctl("import", str(path), check=False)
+    assert cp.returncode == errors.UnsafePath.exit_code, ragctl_output(cp)
+    assert "--allow-outside-symlinks" in cp.stderr and snapshot_ids(env.stack) == before_ids, ragctl_output(cp)
+    sid = import_(env.stack, path, "--allow-outside-symlinks")
+    target = tmp_path / "restored"
+    env.stack.ragctl("restore", sid, "--target", str(target), "--components", "documents")
+    assert os.readlink(target / "documents" / "etc") == "/etc"
+    assert os.readlink(target / "documents" / "up") == "../shared/models"
+    assert (target / "documents" / "ok.txt").read_bytes() == b"fine\n"
+    out = tmp_path / "again.tar.gz"
+    env.stack.ragctl("export", sid, "-o", str(out))
+    cp = env.stack.ragctl("import", str(out), check=False)
+    assert cp.returncode == errors.UnsafePath.exit_code, ragctl_output(cp)
+    again = import_(env.stack, out, "--allow-outside-symlinks")
+    assert json.loads(env.stack.ragctl("diff", sid, again, "--json").stdout) == []
+
+
+def test_allowing_outside_symlinks_still_refuses_a_path_through_one(env, tmp_path):
+    path = tmp_path / "evil.tar.gz"
+    named = hostile_tarball("inner", "symlink-to-etc", path)
+    cp = env.stack.ragctl("import", str(path), "--allow-outside-symlinks", check=False)
+    assert cp.returncode == errors.UnsafePath.exit_code and repr("documents/etc/cron.d/evil") in cp.stderr, \
+        ragctl_output(cp)
+    assert named == "documents/etc"
+
+
 def test_decompression_bomb_is_refused_before_reading_data(env, tmp_path):
     """A header claiming 2 TiB is refused as soon as it is read (the data is not even there)."""
     huge = _info("documents/huge.bin", size=2 << 40).tobuf(tarfile.PAX_FORMAT)

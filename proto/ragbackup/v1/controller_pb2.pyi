@@ -429,13 +429,15 @@ class LifecycleReply(_message.Message):
     def __init__(self, rules_json: _Optional[str] = ..., findings_json: _Optional[str] = ..., applied: _Optional[bool] = ..., current_json: _Optional[str] = ..., current_findings_json: _Optional[str] = ...) -> None: ...
 
 class ImportS3Request(_message.Message):
-    __slots__ = ("url", "tier", "reason", "map_json")
+    __slots__ = ("url", "tier", "reason", "map_json", "outside_symlinks")
     URL_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     MAP_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTSIDE_SYMLINKS_FIELD_NUMBER: _ClassVar[int]
     url: str
     tier: str
     reason: str
     map_json: str
-    def __init__(self, url: _Optional[str] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., map_json: _Optional[str] = ...) -> None: ...
+    outside_symlinks: bool
+    def __init__(self, url: _Optional[str] = ..., tier: _Optional[str] = ..., reason: _Optional[str] = ..., map_json: _Optional[str] = ..., outside_symlinks: _Optional[bool] = ...) -> None: ...
