@@ -195,6 +195,18 @@ def test_check_symlink(link, target, ok):
             check()
 
 
+@pytest.mark.parametrize("target", [b"/etc", b"../../x", b".."])
+def test_outside_symlinks_pass_when_allowed_and_the_refusal_names_the_option(target):
+    check_symlink("m", [b"l"], target, "t", lambda parts: False, outside_ok=True)
+    with pytest.raises(errors.UnsafePath, match="--allow-outside-symlinks"):
+        check_symlink("m", [b"l"], target, "t", lambda parts: False)
+
+
+def test_an_empty_target_is_refused_even_when_outside_links_are_allowed():
+    with pytest.raises(errors.UnsafePath, match="empty target"):
+        check_symlink("m", [b"l"], b"", "t", lambda parts: False, outside_ok=True)
+
+
 def test_dotdot_out_of_another_symlink_is_refused():
     with pytest.raises(errors.UnsafePath, match="steps out of the symlink 'a/s'"):
         check_symlink("m", [b"x"], b"a/s/../f", "t", lambda parts: parts == [b"a", b"s"])
