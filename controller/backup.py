@@ -180,6 +180,8 @@ class _Job:
     cancel: threading.Event = field(default_factory=threading.Event)
     received: dict[str, int] = field(default_factory=dict)
     calls: list = field(default_factory=list)
+    removals: int = 0  # the index's removal count when the job began (IndexCache.removals)
+    verified: list[bytes] = field(default_factory=list)  # big chunk lists this job found or made wholly stored
 
     def stop(self) -> None:
         """Cancel every running capture (their streams end at once)."""
@@ -212,6 +214,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
         if cap.wanted:
             raise errors.IntegrityError(f"agent {comp.agent} did not send {len(cap.wanted)} requested chunks")
         cap.refs.finish()
+        job.verified.extend(cap.refs.digests)
         tree_ids = writer.add_tree(tree_path)
     finally:
         if cap is not None:
@@ -301,13 +304,15 @@ def run_backup(ctl: BackupServices, req: controller_pb2.BackupRequest, user: str
         yield events.log(f"backup {sid}: {plan.kind}, components {', '.join(c.name for c in plan.components)}")
         with locks.hold(ctl.state_dir, "repository", f"backup {sid}", shared=True), \
                 locks.hold_all(ctl.state_dir, [f"component-{c.name}" for c in plan.components], f"backup {sid}"):
-            job = _Job(repo, BlobWriter(repo, ctl.pack_staging), plan, sid)
+            job = _Job(repo, BlobWriter(repo, ctl.pack_staging), plan, sid, removals=repo.index.removals())
             try:
                 comps = yield from _capture_all(ctl, job)
                 job.writer.commit()
             except BaseException:
                 job.writer.abort()
                 raise
+            # Only now are the lists' chunks in the index; stale if anything left it since the job began.
+            repo.index.mark_verified(job.verified, job.removals)
             faults.point("backup.after_index")
             try:
                 manifest = _manifest(ctl, job, comps, started)

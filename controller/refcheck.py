@@ -9,13 +9,22 @@ Ids are checked in sorted, de-duplicated batches on a thread of their own, so a 
 backup's 300,000 cached chunk ids are looked up while the agent is still walking, not after.
 An id not stored yet when its batch is checked (a chunk of this capture still on its way)
 is asked about again once the stream has ended.
+
+An entry naming BIG_LIST chunks or more (a large file; an RDB stored by record names
+hundreds of thousands) is first looked up whole, by the digest of its chunk list: a list
+found wholly stored by an earlier backup, with nothing taken out of the index since, is
+only claimed for prune (BlobWriter.stored_list), not looked up id by id. The digests of
+the lists checked here are in `digests`; the backup records them as verified once its
+index is committed (IndexCache.mark_verified).
 """
 from __future__ import annotations
 
 import collections
 import itertools
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, Protocol
+from typing import Protocol, Sequence
+
+import blake3
 
 from ragbackup import errors
 
@@ -26,10 +35,18 @@ from ragbackup import errors
 # backup of many small files.
 CHECK_BATCH = 25_000
 AHEAD = 2  # batches checked or waiting at once
+BIG_LIST = 256  # an entry naming this many chunks or more is first looked up whole, by digest
+
+
+def list_digest(ids: Sequence[bytes]) -> bytes:
+    """The digest of a chunk list (its ids in order), the key of IndexCache's verified lists."""
+    return blake3.blake3(b"".join(ids)).digest()
 
 
 class Missing(Protocol):
     def missing(self, ids: list[bytes]) -> list[int]: ...
+
+    def stored_list(self, digest: bytes, ids: Sequence[bytes]) -> bool: ...
 
 
 class RefCheck:
@@ -41,10 +58,18 @@ class RefCheck:
         self._later: set[bytes] = set()  # absent when checked: asked again at the end
         self._jobs: collections.deque[tuple[list[bytes], Future]] = collections.deque()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="refcheck")
+        self.digests: list[bytes] = []  # big lists checked id by id: verified once the backup's index is committed
+        self.whole = 0  # big lists found verified whole
 
-    def add(self, ids: Iterable[bytes]) -> None:
+    def add(self, ids: Sequence[bytes]) -> None:
         """Take one entry's chunk ids; an entry naming millions of them (an RDB stored by
         record) is taken in parts, so a batch never holds more than CHECK_BATCH ids."""
+        if len(ids) >= BIG_LIST:
+            digest = list_digest(ids)
+            if self._writer.stored_list(digest, ids):
+                self.whole += 1
+                return
+            self.digests.append(digest)
         it = iter(ids)
         while part := list(itertools.islice(it, CHECK_BATCH - len(self._batch))):
             self._batch.update(part)

@@ -93,7 +93,14 @@ CREATE TABLE IF NOT EXISTS index_files (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blobs_pack ON blobs(pack);
 CREATE TABLE IF NOT EXISTS damaged_index_files (name TEXT PRIMARY KEY, reason TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS packs_index_file ON packs(index_file);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INT) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS verified_lists (digest BLOB PRIMARY KEY, generation INT) WITHOUT ROWID;
 """
+# meta.removals counts the changes that took blobs out of this cache (prune's swap, a vanished
+# index object, a rebuild). A chunk list found wholly stored at removal count N is still
+# wholly stored while the count is N: verified_lists records such lists by digest.
+_BUMP = "INSERT INTO meta VALUES ('removals', 1) ON CONFLICT(key) DO UPDATE SET value = value + 1"
+_REMOVALS = "SELECT coalesce((SELECT value FROM meta WHERE key = 'removals'), 0)"
 # packs.index_file of a pack described by its own header because no readable index
 # object names it (it stays "" until an index object naming it is loaded).
 RECOVERED = ""
@@ -177,6 +184,7 @@ class IndexCache:
                 self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
             self._db.execute("DELETE FROM packs WHERE index_file=?", (name,))
             self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
+            self._db.execute(_BUMP)
 
     def replace_index_files(self, old: Iterable[str], new: list[tuple[str, list[tuple[str, int, list[BlobLocation]]]]],
                             dropped_packs: Iterable[str]) -> None:
@@ -185,6 +193,7 @@ class IndexCache:
         New rows replace old ones, so a blob moved to a repacked pack is found there at once.
         """
         with self._transaction():
+            self._db.execute(_BUMP)
             for pid in dropped_packs:
                 self._db.execute("DELETE FROM blobs WHERE pack=?", (pid,))
                 self._db.execute("DELETE FROM packs WHERE id=?", (pid,))
@@ -201,7 +210,30 @@ class IndexCache:
     def clear(self) -> None:
         with self._lock:
             self._db.executescript("DELETE FROM blobs; DELETE FROM packs; DELETE FROM index_files; "
-                                   "DELETE FROM damaged_index_files;")
+                                   "DELETE FROM damaged_index_files; DELETE FROM verified_lists;")
+            self._db.execute(_BUMP)
+
+    # --- chunk lists known to be wholly stored ------------------------------------------
+
+    def removals(self) -> int:
+        """How many times blobs were taken out of this cache; a list verified at this count still holds."""
+        with self._lock:
+            return self._db.execute(_REMOVALS).fetchone()[0]
+
+    def is_verified(self, digest: bytes) -> bool:
+        """True when the chunk list with this digest was wholly stored and nothing was removed since."""
+        with self._lock:
+            row = self._db.execute("SELECT generation = (%s) FROM verified_lists WHERE digest = ?" % _REMOVALS,
+                                   (digest,)).fetchone()
+        return bool(row and row[0])
+
+    def mark_verified(self, digests: Iterable[bytes], removals: int) -> None:
+        """Record chunk lists stored in full when the removal count was `removals` (stale ones are dropped)."""
+        with self._transaction():
+            self._db.execute("DELETE FROM verified_lists WHERE generation != (%s)" % _REMOVALS)
+            if self._db.execute(_REMOVALS).fetchone()[0] == removals:
+                self._db.executemany("INSERT OR REPLACE INTO verified_lists VALUES (?, ?)",
+                                     [(d, removals) for d in digests])
 
     def lookup(self, blob_id: bytes) -> BlobLocation | None:
         with self._lock:

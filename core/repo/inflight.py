@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from array import array
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +44,54 @@ class Bloom:
 
     def __contains__(self, blob_id: bytes) -> bool:
         return all(self._bits[p >> 3] & (1 << (p & 7)) for p in self._positions(blob_id))
+
+
+ID_LEN = 32  # blob ids: keyed BLAKE3
+EXACT_IDS = 500_000  # ids a job's claims keep as 8-byte prefixes (4 MB); the rest go to a Bloom filter
+_PREFIX = struct.Struct("=Q")  # an id's first 8 bytes as array("Q") holds them (native order)
+
+
+class SeenIds:
+    """The blob ids a job was told are stored, for prune to keep (JobRefs.seen).
+
+    The first EXACT_IDS are kept as their 8-byte prefixes in an array, appended in C (a no-change
+    backup claims 300,000 ids at scale 1: 0.03 s, against 0.3 s through the Bloom filter's
+    per-id loop); ids beyond go to a Bloom filter made then, so memory stays bounded. A false
+    positive (two ids sharing a prefix, or the filter's) only makes prune keep a blob. Prune's
+    lookups use a set of the prefixes, made at its first lookup and extended as ids arrive.
+    """
+
+    def __init__(self, exact: int = EXACT_IDS, bloom_bytes: int = BLOOM_BYTES):
+        self._prefixes = array("Q")
+        self._exact, self._bloom_bytes = exact, bloom_bytes
+        self._bloom: Bloom | None = None
+        self._lookup: set[int] | None = None
+        self._looked = 0  # prefixes already in _lookup
+
+    def add(self, blob_id: bytes) -> None:
+        self.add_many((blob_id,))
+
+    def add_many(self, blob_ids: Iterable[bytes]) -> None:
+        joined = b"".join(blob_ids)
+        if len(joined) % ID_LEN:
+            raise ValueError(f"blob ids are {ID_LEN} bytes; got {len(joined)} bytes in all")
+        room = max(0, self._exact - len(self._prefixes)) * ID_LEN
+        words = array("Q")
+        words.frombytes(joined[:room])
+        self._prefixes.extend(words[::ID_LEN // 8])
+        if len(joined) > room:
+            if self._bloom is None:
+                self._bloom = Bloom(self._bloom_bytes)
+            rest = memoryview(joined)[room:]
+            self._bloom.add_many(rest[i:i + ID_LEN] for i in range(0, len(rest), ID_LEN))
+
+    def __contains__(self, blob_id: bytes) -> bool:
+        if self._lookup is None:
+            self._lookup = set()
+        if self._looked < len(self._prefixes):
+            self._lookup.update(self._prefixes[self._looked:])
+            self._looked = len(self._prefixes)
+        return _PREFIX.unpack_from(blob_id)[0] in self._lookup or (self._bloom is not None and blob_id in self._bloom)
 
 
 class Readers:
@@ -116,7 +165,7 @@ class JobRefs:
 
     name: str
     packs: set[str] = field(default_factory=set)
-    seen: Bloom = field(default_factory=Bloom)
+    seen: SeenIds = field(default_factory=SeenIds)
 
 
 class InFlight:

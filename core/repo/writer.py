@@ -20,7 +20,7 @@ import struct
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from ragbackup import errors, faults
 from ragbackup.repo import chunking, inflight
@@ -90,6 +90,16 @@ class BlobWriter:
             absent = self.repo.index.missing(unseen)
             self.refs.seen.add_many(i for i in unseen if i not in absent)
         return [n for n, i in enumerate(ids) if i in absent]
+
+    def stored_list(self, digest: bytes, ids: Sequence[bytes]) -> bool:
+        """True, with every id of `ids` claimed for prune, when the chunk list whose digest is `digest`
+        was found wholly stored before and nothing left the index since (IndexCache.is_verified);
+        False: the caller checks the ids one by one (`missing`)."""
+        with self._inflight.guard:  # a prune's removal either came first (not verified) or waits for the claim
+            if not self.repo.index.is_verified(digest):
+                return False
+            self.refs.seen.add_many(ids)
+        return True
 
     def has(self, blob_id: bytes) -> bool:
         with self._lock:

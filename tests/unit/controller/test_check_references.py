@@ -16,10 +16,18 @@ from ragbackup.controller import refcheck
 
 
 class _Writer:
-    def __init__(self, absent: set[bytes] = frozenset()):
+    def __init__(self, absent: set[bytes] = frozenset(), verified: set[bytes] = frozenset()):
         self.absent = set(absent)
+        self.verified = set(verified)  # digests of chunk lists known wholly stored
         self.asked: list[list[bytes]] = []
+        self.claimed: list[bytes] = []
         self.threads: set[str] = set()
+
+    def stored_list(self, digest: bytes, ids) -> bool:
+        if digest not in self.verified:
+            return False
+        self.claimed.extend(ids)
+        return True
 
     def missing(self, ids: list[bytes]) -> list[int]:
         self.asked.append(list(ids))
@@ -80,3 +88,28 @@ def test_a_chunk_stored_after_its_batch_was_checked_passes(monkeypatch):
     check.finish()
     check.close()
     assert writer.asked[-1] == [ids[3]]
+
+
+def test_a_big_list_verified_before_is_claimed_not_looked_up():
+    big = [os.urandom(32) for _ in range(refcheck.BIG_LIST)]
+    small = [os.urandom(32) for _ in range(5)]
+    writer = _Writer(verified={refcheck.list_digest(big)})
+    check = refcheck.RefCheck(writer)
+    check.add(big)
+    check.add(small)
+    check.finish()
+    check.close()
+    assert {i for b in writer.asked for i in b} == set(small)  # the big list's ids were not asked about
+    assert writer.claimed == big and check.whole == 1 and check.digests == []
+
+
+def test_a_big_list_not_verified_is_checked_id_by_id_and_its_digest_kept():
+    big = [os.urandom(32) for _ in range(refcheck.BIG_LIST + 1)]
+    writer = _Writer()
+    check = refcheck.RefCheck(writer)
+    check.add(big)
+    check.add(big[:refcheck.BIG_LIST - 1])  # a smaller list is never looked up whole
+    check.finish()
+    check.close()
+    assert {i for b in writer.asked for i in b} == set(big)
+    assert check.digests == [refcheck.list_digest(big)] and check.whole == 0
