@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 
 from ragbackup import errors, faults
 from ragbackup.repo import chunking, inflight
+from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
 from ragbackup.repo.repository import Repository
@@ -144,12 +145,15 @@ class BlobWriter:
             self.stats.blobs_new += written
         return written
 
-    def add_plain(self, data: bytes, blob_type: int, compressor: chunking.Compressor) -> bytes:
-        """Hash, compress and add a plaintext blob (trees); returns its id."""
-        prep = chunking.prepare(self.repo.id_key, data, compressor)
-        if not self.has(prep.id):
-            self.add(prep.id, blob_type, prep.payload, prep.compressed, prep.raw_size)
-        return prep.id
+    def add_plain(self, data: bytes | memoryview, blob_type: int, compressor: chunking.Compressor) -> bytes:
+        """Hash a plaintext blob (trees), then compress and add it unless stored; returns its id.
+
+        A no-change backup's trees are the parent's: hashed, found stored, never compressed."""
+        bid = chunk_id(self.repo.id_key, data)
+        if not self.has(bid):
+            payload, compressed = compressor.compress(data)
+            self.add(bid, blob_type, payload, compressed, len(data))
+        return bid
 
     def add_tree(self, lines_path: str) -> list[bytes]:
         """Chunk a JSON-lines tree file into tree blobs; returns their ids in order."""
