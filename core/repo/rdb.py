@@ -364,7 +364,9 @@ def heads(b, end: int, base: int, out: Heads) -> int:
                 p = p + 1 + c if c < 0x40 else string(b, p)
             elif op == T_HASH or op == T_SET:
                 n, p = _length(b, p)
-                p = _strings(b, p, 2 * n if op == T_HASH else n)
+                for _ in range(2 * n if op == T_HASH else n):  # _strings, short strings inline
+                    c = b[p]
+                    p = p + 1 + c if c < 0x40 else string(b, p)
             else:
                 p = skip_value(b, p, op)
             if p > end:
@@ -377,3 +379,20 @@ def heads(b, end: int, base: int, out: Heads) -> int:
     except (IndexError, struct.error):
         return start
     return p
+
+
+def element_bounds(b, s: int) -> tuple[int, list[int]]:
+    """(end of the record's head, where each element starts and the last one ends: n + 1
+    positions) of a SET or HASH record starting at `s`; a hash's element is a field and
+    its value. `elements` without the sort keys: what a restore needs to reorder them."""
+    op, n, p = head(b, s)
+    out = [p]
+    add, string = out.append, _string
+    for _ in range(n):
+        c = b[p]
+        p = p + 1 + c if c < 0x40 else string(b, p)
+        if op == T_HASH:
+            c = b[p]
+            p = p + 1 + c if c < 0x40 else string(b, p)
+        add(p)
+    return out[0], out

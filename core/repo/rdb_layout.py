@@ -262,13 +262,13 @@ def _index(heads: rdb.Heads, inner_len: int) -> _Index:
 
 def _reorder(rec: bytes, inner: bytes, at: int) -> bytes:
     """A SET or HASH record with its sorted elements put back in file order."""
-    _, head, items = rdb.elements(rec, 0)
-    n = len(items)
+    head, bounds = rdb.element_bounds(rec, 0)
+    n = len(bounds) - 1
     inv = array(_code(n))
     inv.frombytes(inner[at:at + inv.itemsize * n])
     _le(inv)
     try:
-        return rec[:head] + b"".join([rec[items[k][0]:items[k][2]] for k in inv])
+        return rec[:head] + b"".join([rec[bounds[k]:bounds[k + 1]] for k in inv])
     except IndexError:
         raise errors.IntegrityError("rdb-records: an element order names an element that does not exist") from None
 
