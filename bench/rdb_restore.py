@@ -10,6 +10,7 @@ is checked byte-identical. No controller, no gRPC transport: those are not timed
 
     python -m bench.rdb_restore --work /var/tmp/rdbrestore --runs 3
     python -m bench.rdb_restore --work /var/tmp/rdbrestore --runs 1 --profile out.html
+    python -m bench.rdb_restore --work /var/tmp/rdbrestore --stages
 """
 from __future__ import annotations
 
@@ -163,6 +164,24 @@ def _same(a: Path, b: Path) -> bool:
     return subprocess.run(["cmp", "-s", str(a), str(b)]).returncode == 0
 
 
+def stages(messages: Path) -> dict:
+    """CPU seconds of each stage run alone, one thread, from messages held in memory: parsing
+    the received messages, decoding the chunks (decompress, id check), rebuilding the file."""
+    from ragbackup.agent.restore import decode_batch
+    _, raw = _messages(messages)
+    msgs = list(raw)
+    deserialize = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)
+    t = time.process_time()
+    batches = [deserialize(m).chunks.chunks for m in msgs]
+    t_parse, t = time.process_time() - t, time.process_time()
+    data = [d for b in batches for d in decode_batch(ID_KEY, b)]
+    t_decode, t = time.process_time() - t, time.process_time()
+    size = sum(len(piece) for piece in rdb_layout.rebuild(data))
+    t_rebuild = time.process_time() - t
+    return {"chunks": len(data), "bytes": size, "parse_messages_cpu_s": round(t_parse, 2),
+            "decode_cpu_s": round(t_decode, 2), "rebuild_cpu_s": round(t_rebuild, 2)}
+
+
 def summary(runs: list[dict]) -> dict:
     """Median and [min, max] of each measure over the runs."""
     out: dict = {"runs": len(runs), "identical": all(r["identical"] for r in runs)}
@@ -181,11 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="decode threads (the agent's default on 2 cores)")
     ap.add_argument("--profile", help="write a pyinstrument HTML profile of one run here")
+    ap.add_argument("--stages", action="store_true", help="time each stage alone, in this process")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     a.work.mkdir(parents=True, exist_ok=True)
     rdb_path = a.rdb or make_rdb(a.work, a.seed, a.scale)
     messages = prepare(rdb_path, a.work)
+    if a.stages:
+        print(json.dumps(stages(messages)))
+        return 0
     if a.child:
         child(messages, rdb_path, a.workers, a.profile)
         return 0
