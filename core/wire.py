@@ -18,7 +18,7 @@ out of it on access); the deserializer copies none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 from google.protobuf.message import DecodeError, Message
 
@@ -121,9 +121,13 @@ class MalformedMessage(errors.UsageError, DecodeError):
     """A message received over gRPC does not parse (damaged, truncated or not ours)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ViewChunk:
-    """A received Chunk whose payload is a view into the message's bytes (no copy)."""
+class ViewChunk(NamedTuple):
+    """A received Chunk whose payload is a view into the message's bytes (no copy).
+
+    A named tuple, not a frozen dataclass: one is built for every chunk received (a
+    restore of 1 KiB records receives hundreds of thousands), and a frozen dataclass's
+    constructor cost 3-4 times as much.
+    """
 
     id: bytes
     payload: memoryview
@@ -204,17 +208,61 @@ def _decode_chunk(buf: bytes, view: memoryview, pos: int, end: int) -> ViewChunk
     return ViewChunk(cid, payload, compressed, raw_size)
 
 
+_ID_TAG, _RAW_TAG, _COMPRESSED_TAG = _ID_HEAD[0], _RAW_SIZE_TAG[0], _CHUNK_COMPRESSED[0]
+
+
+def _framed_chunk(buf: bytes, view: memoryview, pos: int, end: int) -> ViewChunk | None:
+    """The Chunk in buf[pos:end] if it is framed as `encode_chunk_batch` frames a restore's
+    chunks (32-byte id, payload, compressed flag if set, raw size, in that order); else None.
+
+    Every field is read at the place that framing puts it, varints of up to two bytes
+    inline: no loop over tags, no call a field (a restore of 1 KiB records receives
+    hundreds of thousands of chunks; 2.6 us a chunk instead of 5.0, then less).
+    """
+    if end - pos < 38 or buf[pos] != _ID_TAG or buf[pos + 1] != 32 or buf[pos + 34] != _CHUNK_PAYLOAD:
+        return None
+    n, p = _short_varint(buf, pos + 35, end)
+    q = p + n
+    if q + 2 > end:
+        return None
+    compressed = buf[q] == _COMPRESSED_TAG and buf[q + 1] == 1
+    if compressed:
+        q += 2
+    if q >= end or buf[q] != _RAW_TAG:
+        return None
+    raw, q = _short_varint(buf, q + 1, end)
+    if q != end or not raw or raw > 0xFFFFFFFF:
+        return None
+    return ViewChunk(buf[pos + 2:pos + 34], view[p:p + n], compressed, raw)
+
+
+def _short_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """`_varint_at`, the one- and two-byte cases without its loop (sizes under 16 KiB)."""
+    if pos < end:
+        b0 = buf[pos]
+        if b0 < 0x80:
+            return b0, pos + 1
+        if pos + 1 < end and (b1 := buf[pos + 1]) < 0x80:
+            return (b0 & 0x7F) | (b1 << 7), pos + 2
+    return _varint_at(buf, pos, end)
+
+
 def decode_chunk_batch(buf: bytes, pos: int, end: int) -> list[ViewChunk]:
     """The Chunks of the ChunkBatch encoded in buf[pos:end]; MalformedMessage (a DecodeError) if malformed."""
     view = memoryview(buf)
     chunks: list[ViewChunk] = []
+    add = chunks.append
+    chunk_tag = _BATCH_CHUNK[0]
     while pos < end:
-        tag, pos = _varint_at(buf, pos, end)
-        if tag == _BATCH_CHUNK[0]:
-            start, pos = _len_field(buf, pos, end)
-            chunks.append(_decode_chunk(buf, view, start, pos))
-        else:
+        if buf[pos] != chunk_tag:
+            tag, pos = _varint_at(buf, pos, end)
             pos = _field_end(buf, tag & 7, pos, end)
+            continue
+        n, start = _short_varint(buf, pos + 1, end)
+        pos = start + n
+        if pos > end:
+            raise MalformedMessage("field runs past the end of a chunk batch")
+        add(_framed_chunk(buf, view, start, pos) or _decode_chunk(buf, view, start, pos))
     return chunks
 
 

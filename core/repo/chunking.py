@@ -99,6 +99,9 @@ class Compressor:
         return out, True
 
 
+_DICT_ID_FLAG = 0x03
+
+
 def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int,
                dicts: Dictionaries = NO_DICTIONARIES) -> bytes | bytearray:
     """Inverse of Compressor.compress; IntegrityError if the payload does not decode to raw_size bytes.
@@ -109,7 +112,11 @@ def decompress(payload: bytes | memoryview, compressed: bool, raw_size: int,
     if not compressed:
         return bytes(payload)
     stride, frame = shuffle.split(payload)
-    dctx = dicts.decompressor(frame_dict_id(frame))
+    # Byte 4 of a zstd frame (its header descriptor) says in bits 0-1 whether it names a
+    # dictionary: most frames do not, and reading that byte costs less than parsing the
+    # header (a restore decodes a few hundred thousand small frames).
+    names_dict = len(frame) < 5 or frame[4] & _DICT_ID_FLAG
+    dctx = dicts.decompressor(frame_dict_id(frame) if names_dict else 0)
     try:
         data = dctx.decompress(frame, max_output_size=raw_size)
     except zstandard.ZstdError as exc:

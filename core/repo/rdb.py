@@ -326,3 +326,73 @@ def parse(b) -> Parsed:
     skeleton.append(bytes(b[last:size]))
     out.skeleton = b"".join(skeleton)
     return out
+
+
+@dataclass
+class Heads:
+    """What a restore needs of a record stream: each record's start and type, and for each
+    SET or HASH record of two elements or more its index (`counted`) and element count."""
+
+    starts: array = field(default_factory=lambda: array("Q"))
+    types: bytearray = field(default_factory=bytearray)
+    counted: array = field(default_factory=lambda: array("Q"))
+    counts: array = field(default_factory=lambda: array("Q"))
+
+
+def heads(b, end: int, base: int, out: Heads) -> int:
+    """Append the whole key records of b[0:end] to `out`, their starts offset by `base`.
+
+    Out: the position after the last whole record: `end`, or the start of a record that
+    runs past `end` (its rest is elsewhere). Unknown for a byte that starts no record.
+    Unlike `records`, keeps no keys or ends: a million records, one pass, no slices.
+    """
+    add_start, add_type, string, one, prefixes = out.starts.append, out.types.append, _string, ONE_STRING, _PREFIX
+    p = start = 0
+    try:
+        while p < end:
+            start, op = p, b[p]
+            while op in prefixes:
+                p = _prefix(b, p + 1, op)
+                op = b[p]
+            if op >= OP_SLOT_INFO:
+                raise Unknown(f"opcode 0x{op:02x} where a key record should start, at offset {base + start}")
+            c = b[p + 1]
+            p = p + 2 + c if c < 0x40 else string(b, p + 1)
+            n = 0
+            if op in one:
+                c = b[p]
+                p = p + 1 + c if c < 0x40 else string(b, p)
+            elif op == T_HASH or op == T_SET:
+                n, p = _length(b, p)
+                for _ in range(2 * n if op == T_HASH else n):  # _strings, short strings inline
+                    c = b[p]
+                    p = p + 1 + c if c < 0x40 else string(b, p)
+            else:
+                p = skip_value(b, p, op)
+            if p > end:
+                return start
+            if n >= 2:
+                out.counted.append(len(out.types))
+                out.counts.append(n)
+            add_start(base + start)
+            add_type(op)
+    except (IndexError, struct.error):
+        return start
+    return p
+
+
+def element_bounds(b, s: int) -> tuple[int, list[int]]:
+    """(end of the record's head, where each element starts and the last one ends: n + 1
+    positions) of a SET or HASH record starting at `s`; a hash's element is a field and
+    its value. `elements` without the sort keys: what a restore needs to reorder them."""
+    op, n, p = head(b, s)
+    out = [p]
+    add, string = out.append, _string
+    for _ in range(n):
+        c = b[p]
+        p = p + 1 + c if c < 0x40 else string(b, p)
+        if op == T_HASH:
+            c = b[p]
+            p = p + 1 + c if c < 0x40 else string(b, p)
+        add(p)
+    return out[0], out

@@ -13,9 +13,7 @@ of the keys stores about the groups holding them and the permutation.
 from __future__ import annotations
 
 import bisect
-import mmap
 import os
-import re
 import struct
 import sys
 import tempfile
@@ -43,8 +41,6 @@ GROUP_MAX = 64 * 1024  # a group is closed at a record boundary once this long
 PERM_CHUNK = 64 * 1024  # bytes of the permutation per chunk
 _PERM_WIDTH = 4
 OUT_BATCH = 1024 * 1024  # bytes of the rebuilt file per piece handed to the writer
-# Bytes of the spooled canonical stream parsed between letting go of its mapped pages.
-PARSE_STEP = 4 * 1024 * 1024
 # Values Redis writes in hash-table order (a set or hash too large for a listpack): their
 # members, or field-value pairs, are stored sorted, and their own order (1, 2 or 4 bytes
 # an element, by count) follows the permutation.
@@ -165,14 +161,20 @@ def canonicalise(b, p: rdb.Parsed) -> Iterator[bytes]:
     yield from _pieces(b"".join(inner))
 
 
-def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[array, bytes]:
-    """Write the canonical stream to `spool`; return the permutation (an array) and the element orders.
+def _spool(chunks: Iterator, desc: Descriptor, spool) -> rdb.Heads:
+    """Write the canonical stream (the first `desc.canonical` bytes of `chunks`) to `spool`,
+    indexing its records as they pass.
 
-    The tail after the record stream is gathered into one buffer and split without copies
-    beyond the permutation's array: it holds 4 bytes a record.
+    Out: the records' starts (the stream's end appended), types and element counts. The
+    stream is parsed here, from the bytes in hand, in the pieces it is written in (about
+    OUT_BATCH bytes of record groups), not read back from the spool: one pass, no page
+    faults. A record cut by a piece's end (groups end at records; older writers too) is
+    parsed with the next piece.
     """
-    left = desc.canonical
-    held: list = []  # written in about OUT_BATCH bytes at a time: record groups are small
+    heads = rdb.Heads(starts=array(_width(desc.canonical)), counted=array(_width(desc.records)),
+                      counts=array(_width(desc.canonical)))
+    left, base, carry = desc.canonical, 0, b""
+    held: list = []
     size = 0
     while left > 0:
         c = next(chunks)
@@ -182,8 +184,40 @@ def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[array, bytes]:
         size += len(c)
         left -= len(c)
         if size >= OUT_BATCH or left <= 0:
-            spool.write(b"".join(held))
+            piece = b"".join(held)
+            spool.write(piece)
+            carry, base = _index_piece(carry + piece if carry else piece, base, heads)
             held, size = [], 0
+    if carry or len(heads.starts) != desc.records:
+        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(heads.starts)} whole records, "
+                                    f"expected {desc.records}")
+    heads.starts.append(desc.canonical)
+    return heads
+
+
+def _width(largest: int) -> str:
+    """The array type code for numbers up to `largest`: 4 bytes a number where that is enough."""
+    return "I" if largest < 1 << 32 else "Q"
+
+
+def _index_piece(piece: bytes, base: int, heads: rdb.Heads) -> tuple[bytes, int]:
+    """Index the whole records of `piece` (at offset `base` of the stream) into `heads`.
+
+    Out: the bytes of a record the piece ends inside, and the stream offset where they start.
+    """
+    try:
+        done = rdb.heads(piece, len(piece), base, heads)
+    except rdb.Unknown as e:
+        raise errors.IntegrityError(f"rdb-records: the record stream does not parse: {e}") from None
+    return piece[done:], base + done
+
+
+def _tail(chunks: Iterator, desc: Descriptor) -> tuple[array, bytes]:
+    """The permutation (an array) and the element orders: the chunks after the record stream.
+
+    They are gathered into one buffer and split without copies beyond the permutation's
+    array: it holds 4 bytes a record.
+    """
     rest = bytearray()
     for c in chunks:
         rest += c
@@ -194,22 +228,6 @@ def _split(chunks: Iterator, desc: Descriptor, spool) -> tuple[array, bytes]:
         perm.frombytes(view[:desc.permutation])
         inner = bytes(view[desc.permutation:])
     return _le(perm), inner
-
-
-class _Discard(list):
-    """A list that keeps nothing: what a restore's re-parse does not need (keys, record ends)."""
-
-    def append(self, item) -> None:
-        pass
-
-
-def _drop(canon) -> None:
-    """Let go of the mapped pages read so far (they stay in the page cache, not in our RSS)."""
-    if isinstance(canon, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        canon.madvise(mmap.MADV_DONTNEED)
-
-
-_REORDERED_TYPES = re.compile(b"[" + re.escape(bytes(sorted(REORDERED))) + b"]")
 
 
 @dataclass(frozen=True)
@@ -230,66 +248,37 @@ class _Index:
         return self.at[k] if k < len(self.reordered) and self.reordered[k] == c else -1
 
 
-def _note_reordered(canon, found: rdb.Parsed, first: int, idx: _Index, pos: int) -> int:
-    """Record where the element orders of the reordered records from `first` on start; returns
-    the position after them."""
-    starts = found.starts
-    for m in _REORDERED_TYPES.finditer(found.types, first):
-        c = m.start()
-        k = rdb.head(canon, starts[c])[1]
-        if k >= 2:
-            idx.reordered.append(c)
-            idx.at.append(pos)
-            pos += array(_code(k)).itemsize * k
-    return pos
-
-
-def _index(canon, n: int, inner_len: int) -> _Index:
-    """The `_Index` of the canonical stream `canon` (a mapping) of `n` records, its element
-    orders `inner_len` bytes long.
-
-    `canon` is parsed in order, a step at a time, letting go of its pages; only the record
-    starts and types are kept (9 bytes a record), not their keys or ends.
-    """
-    found = rdb.Parsed(version=0, size=len(canon), skeleton=b"", keys=_Discard(), ends=_Discard())
-    idx = _Index(found.starts, found.types, array("Q"), array("Q"))
-    end = done = pos = 0
-    size = len(canon)
-    try:
-        while end < size:
-            step = rdb.records(canon, end, min(size, end + PARSE_STEP), found)
-            if step == end:
-                break
-            pos = _note_reordered(canon, found, done, idx, pos)
-            done, end = len(found.starts), step
-            _drop(canon)
-    except (rdb.Unknown, IndexError, struct.error) as e:
-        raise errors.IntegrityError(f"rdb-records: the record stream does not parse: {e}") from None
-    if end != size or len(found.starts) != n:
-        raise errors.IntegrityError(f"rdb-records: the record stream holds {len(found.starts)} records, expected {n}")
+def _index(heads: rdb.Heads, inner_len: int) -> _Index:
+    """The `_Index` of an indexed record stream whose element orders are `inner_len` bytes long."""
+    at = array("Q")
+    pos = 0
+    for n in heads.counts:
+        at.append(pos)
+        pos += array(_code(n)).itemsize * n
     if pos != inner_len:
         raise errors.IntegrityError(f"rdb-records: element orders of {inner_len} bytes, expected {pos}")
-    found.starts.append(size)
-    return idx
+    return _Index(heads.starts, heads.types, heads.counted, at)
 
 
 def _reorder(rec: bytes, inner: bytes, at: int) -> bytes:
     """A SET or HASH record with its sorted elements put back in file order."""
-    _, head, items = rdb.elements(rec, 0)
-    n = len(items)
+    head, bounds = rdb.element_bounds(rec, 0)
+    n = len(bounds) - 1
     inv = array(_code(n))
     inv.frombytes(inner[at:at + inv.itemsize * n])
     _le(inv)
     try:
-        return rec[:head] + b"".join([rec[items[k][0]:items[k][2]] for k in inv])
+        return rec[:head] + b"".join([rec[bounds[k]:bounds[k + 1]] for k in inv])
     except IndexError:
         raise errors.IntegrityError("rdb-records: an element order names an element that does not exist") from None
 
 
 @dataclass(frozen=True)
 class _Canonical:
-    """The spooled canonical stream (read with pread: a mapping read out of order would map
-    all of it into the process's RSS) and its index."""
+    """The spooled canonical stream (read with pread: a mapping read out of order maps each
+    record's page and its neighbours into the process's RSS, 16 pages a fault whatever
+    madvise says, and letting go of them often cost more system time than pread), its
+    index and the element orders."""
 
     fd: int
     index: _Index
@@ -337,17 +326,13 @@ def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview
         raise errors.IntegrityError("rdb-records: the file has no chunks") from None
     with tempfile.TemporaryFile() as spool:
         try:
-            perm, inner = _split(it, desc, spool)
+            heads = _spool(it, desc, spool)
         except StopIteration:
             raise errors.IntegrityError("rdb-records: the file's chunks end inside the record stream") from None
+        perm, inner = _tail(it, desc)
+        idx = _index(heads, len(inner))
+        del heads
         spool.flush()
-        if desc.canonical:
-            with mmap.mmap(spool.fileno(), 0, access=mmap.ACCESS_READ) as m:
-                idx = _index(m, desc.records, len(inner))
-        elif desc.records or inner:
-            raise errors.IntegrityError("rdb-records: records without a record stream")
-        else:
-            idx = _Index(array("Q", [0]), bytearray(), array("Q"), array("Q"))
         yield from _checked(desc, _file_pieces(desc, _Canonical(spool.fileno(), idx, inner), perm))
 
 

@@ -88,3 +88,30 @@ def test_deserializer_refuses_a_truncated_batch(cut):
     framed = b"\x1a" + wire.varint(len(inner)) + inner
     with pytest.raises(DecodeError):
         wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)(framed)
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x28\x07", b"\x20\x09", b"\x18\x00"])
+def test_restore_framed_chunks_parse_as_protobuf_does_and_anything_more_the_general_way(tail):
+    """A chunk framed as the sender frames it (32-byte id, payload, flag, raw size) is read
+    at fixed places; one with a field more (unknown, repeated, a zero flag) is parsed in full."""
+    chunks = [(os.urandom(32), os.urandom(n), n % 2 == 0, n + 7) for n in (1, 127, 128, 1000, 16383, 16384)]
+    batch = wire.encode_chunk_batch(3, chunks)
+    _, pos = wire._varint_at(batch, 1, len(batch))
+    body = b"".join(b"\x0a" + wire.varint(len(c) + len(tail)) + c + tail for c in _split_chunks(batch[pos:]))
+    raw = b"\x1a" + wire.varint(len(body)) + body
+    got = wire.chunk_batch_deserializer(agent_pb2.RestoreCommand)(raw).chunks.chunks
+    ref = agent_pb2.RestoreCommand.FromString(raw).chunks.chunks
+    assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got] == \
+        [(c.id, c.payload, c.compressed, c.raw_size) for c in ref]
+    if not tail:
+        assert [(c.id, bytes(c.payload), c.compressed, c.raw_size) for c in got] == chunks
+
+
+def _split_chunks(batch: bytes) -> list[bytes]:
+    """The encoded Chunk messages of a ChunkBatch's body."""
+    out, pos = [], 0
+    while pos < len(batch):
+        n, start = wire._varint_at(batch, pos + 1, len(batch))
+        out.append(batch[start:start + n])
+        pos = start + n
+    return out

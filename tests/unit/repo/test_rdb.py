@@ -218,3 +218,21 @@ def test_older_encodings_parse_by_extent():
     p = rdb.parse(data)
     assert [data[s:e] for s, e in zip(p.starts, p.ends)] == recs
     assert b"".join(rdb_layout.rebuild(_stored(data))) == data
+
+
+def test_a_record_stream_cut_inside_records_still_rebuilds(populated, monkeypatch):
+    """Groups end at records, but the reader does not rely on it: the stream re-cut every
+    37 bytes, indexed in pieces of about 100 bytes, rebuilds the same file; cut short, it is refused."""
+    data = _save(populated)
+    chunks = _stored(data)
+    groups = _groups(chunks)
+    stream = b"".join(groups)
+    recut = [stream[i:i + 37] for i in range(0, len(stream), 37)]
+    rest = chunks[1 + len(groups):]
+    monkeypatch.setattr(rdb_layout, "OUT_BATCH", 100)
+    assert b"".join(rdb_layout.rebuild([chunks[0], *recut, *rest])) == data
+    short = rdb_layout.Descriptor.decode(chunks[0])
+    desc = rdb_layout.Descriptor(short.size, short.records, short.canonical - 1, short.permutation, short.digest,
+                                 short.runs, short.skeleton)
+    with pytest.raises(errors.IntegrityError):
+        b"".join(rdb_layout.rebuild([desc.encode(), stream[:-1], *rest]))
