@@ -11,6 +11,8 @@ the agent-wide byte budget (budget.py), MAX_INFLIGHT and OUTSTANDING_OFFERS offe
 from __future__ import annotations
 
 import collections
+import contextlib
+import itertools
 import os
 import stat
 import threading
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ragbackup import wire
-from ragbackup.repo import chunking, dictionary, rdb, rdb_layout
+from ragbackup.repo import chunking, dictionary, rdb, rdb_capture, rdb_layout
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.tree import ROOT, hole_bytes
 from ragbackup.v1 import agent_pb2, common_pb2
@@ -50,9 +52,11 @@ ENTRY_BATCH = 1000
 GROUP_FILES = 64
 GROUP_BYTES = 1 * chunking.MiB
 OUTSTANDING_OFFERS = 2
-# A Redis RDB up to this size is captured by record (rdb_layout.py), which holds it in memory
-# whole, with its keys and order (peak 456 MB of RSS for the benchmark's 280 MB); a larger one is
-# read as any file.
+# A Redis RDB up to this size is captured by record (rdb_capture.py); a larger one is read as
+# any file. The agent's memory no longer bounds it (70 MB of RSS for the benchmark's 280 MB RDB,
+# about the same at 840 MB): the file's one entry does, naming a chunk of about 1 KiB per group
+# (34 bytes each in its message: 34 MB at 1 GiB, under MAX_MESSAGE's 64 MiB), and the controller
+# holding that entry; and the spill, about the file's size, in the scratch dir.
 RDB_MAX_BYTES = 1024 * chunking.MiB
 CHUNKS_FIELD = agent_pb2.CaptureEvent.DESCRIPTOR.fields_by_name["chunks"].number
 
@@ -82,6 +86,9 @@ class CaptureSettings:
     # File layouts the controller records (CaptureStart.layouts): rdb_layout.LAYOUT there
     # lets Redis RDB files be captured by record.
     layouts: tuple[str, ...] = ()
+    # Where an RDB's records are spilled while sorted by key (the agent's staging dir);
+    # None: the system's temporary directory.
+    scratch: str | None = None
 
 
 @dataclass
@@ -345,28 +352,33 @@ class CapturePipeline:
         """Capture a Redis RDB file by record (rdb_layout.py); returns False, having sent nothing,
         for any other file and for an RDB the parser does not know (it is then read as any file).
 
-        The file is read whole into memory: records are stored in key order, not file order.
+        Records are stored in key order, not file order: rdb_capture.py sorts them through a
+        spill file in the scratch dir, in bounded memory, before the first chunk comes out.
         """
         try:
-            with open(path, "rb", buffering=0) as f:
-                if rdb.version_of(f.read(rdb.HEADER_LEN)) is None:
-                    return False
-                f.seek(0)
-                data = f.read()
+            f = open(path, "rb", buffering=0)
         except (FileNotFoundError, PermissionError):
             return False
-        try:
-            views = rdb_layout.canonicalise(data, rdb.parse(data))
-        except rdb.Unknown:
-            return False
-        for part, size in _split(views, JOB_BYTES):
-            yield from self._reserve(size)
-            self._submit(self._prepare, part, size)
-            if self._inflight > MAX_INFLIGHT:
-                yield from self._drain(MAX_INFLIGHT)
+        with f, contextlib.closing(rdb_capture.canonicalise_file(f.fileno(), self._scratch())) as chunks:
+            if rdb.version_of(f.read(rdb.HEADER_LEN)) is None:
+                return False
+            try:
+                first = next(chunks)
+            except (rdb.Unknown, OSError, ValueError):  # not known by record; no room to spill; the file shrank
+                return False
+            for part, size in _split(itertools.chain((first,), chunks), JOB_BYTES):
+                yield from self._reserve(size)
+                self._submit(self._prepare, part, size)
+                if self._inflight > MAX_INFLIGHT:
+                    yield from self._drain(MAX_INFLIGHT)
         entry.layout = rdb_layout.LAYOUT
-        entry.size = len(data)
+        entry.size = rdb_layout.Descriptor.decode(first).size
         return True
+
+    def _scratch(self) -> str | None:
+        if self.s.scratch is not None:
+            os.makedirs(self.s.scratch, mode=0o700, exist_ok=True)
+        return self.s.scratch
 
     def _train(self, path: bytes) -> Iterator[agent_pb2.CaptureEvent]:
         """Train the capture's dictionary from `path` if it is a SQLite database; send it first.
