@@ -33,7 +33,7 @@ from ragbackup.repo import rdb, rdb_layout
 # in are held until then, with their keys (about 60,000 records of the benchmark's mix).
 RUN_BYTES = 16 * 1024 * 1024
 PARSE_STEP = 4 * 1024 * 1024  # bytes of records parsed between looks at what to spill
-READ_BYTES = 128 * 1024  # bytes read from the spill at a time, per segment being merged
+READ_BYTES = 32 * 1024  # bytes read from the spill at a time, per segment being merged (52 at 3,000,000 keys)
 SPILL_RECORDS = 4096  # records encoded per write to the spill
 # A spilled record: file index, value type, key length, record length; the key and the record follow.
 _ENTRY = struct.Struct("<QBIQ")
