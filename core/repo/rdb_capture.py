@@ -152,7 +152,15 @@ def _merged(fd: int, runs: list[tuple[int, int]], segments: list[_Segment]) -> I
         first += count
 
 
-def _groups(entries: Iterator[Entry], inv: array, inner: list[bytes]) -> Iterator[bytes]:
+class _Orders(bytearray):
+    """The reordered values' element orders, joined as rdb_layout.sorted_record appends them
+    (one bytes object each held 33 bytes more: 24 MB at 3,000,000 keys of the benchmark's mix)."""
+
+    def append(self, order: bytes) -> None:  # type: ignore[override]
+        self += order
+
+
+def _groups(entries: Iterator[Entry], inv: array, inner: _Orders) -> Iterator[bytes]:
     """The canonical record stream in groups (rdb_layout.GROUP_TARGET); fills `inv`, the
     permutation (file index -> canonical index), and `inner`, the reordered values' element orders."""
     crc32, reordered, sort = zlib.crc32, rdb_layout.REORDERED, rdb_layout.sorted_record
@@ -171,9 +179,9 @@ def _groups(entries: Iterator[Entry], inv: array, inner: list[bytes]) -> Iterato
         yield b"".join(part)
 
 
-def _pieces(a: array) -> Iterator[bytes]:
-    """The permutation as little-endian u32, in rdb_layout.PERM_CHUNK pieces."""
-    if sys.byteorder != "little":
+def _pieces(a: array | bytearray) -> Iterator[bytes]:
+    """The permutation (as little-endian u32), or the element orders, in rdb_layout.PERM_CHUNK pieces."""
+    if isinstance(a, array) and sys.byteorder != "little":
         a.byteswap()
     with memoryview(a) as view, view.cast("B") as raw:
         for i in range(0, len(raw), rdb_layout.PERM_CHUNK):
@@ -206,8 +214,8 @@ def canonicalise_file(fd: int, scratch: str | None = None) -> Iterator[bytes]:
         desc, segments = _scan(m, spill)
         yield desc.encode()
         inv = array("I", bytes(4 * desc.records))
-        inner: list[bytes] = []
+        inner = _Orders()
         yield from _groups(_merged(spill.fileno(), desc.runs, segments), inv, inner)
         yield from _pieces(inv)
         del inv
-        yield from rdb_layout.pieces(b"".join(inner))
+        yield from _pieces(inner)
