@@ -148,6 +148,18 @@ def _held(item: Ready) -> int:
     return len(item[1])
 
 
+def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> agent_pb2.CaptureEvent:
+    """An entry batch of `entries`, each with its chunk ids (joined) put in: one copy of them."""
+    event = agent_pb2.CaptureEvent()
+    add = event.entries.entries.add
+    for e, ids in entries:
+        out = add()
+        out.CopyFrom(e)  # without its chunk ids, so far
+        if ids:
+            out.chunks.extend(_each_id(ids))
+    return event
+
+
 def _each_id(ids: bytes | bytearray) -> Iterator[bytes]:
     """The chunk ids joined in `ids`, one at a time."""
     with memoryview(ids) as view:
@@ -531,14 +543,8 @@ class CapturePipeline:
 
     def _flush_entries(self, force: bool = False) -> Iterator[agent_pb2.CaptureEvent]:
         if self._entries and (force or len(self._entries) >= ENTRY_BATCH):
-            event = agent_pb2.CaptureEvent()
-            add = event.entries.entries.add
-            for e, ids in self._entries:
-                out = add()
-                out.CopyFrom(e)  # without its chunk ids: built here, not copied twice
-                if ids:
-                    out.chunks.extend(_each_id(ids))
-            self._entries = []
+            event = _entry_event(self._entries)
+            self._entries = []  # the ids leave memory before gRPC serializes the event
             yield event
 
     def _flush_offer(self, force: bool = False) -> Iterator[agent_pb2.CaptureEvent]:
