@@ -154,7 +154,7 @@ def _merged(fd: int, runs: list[tuple[int, int]], segments: list[_Segment]) -> I
 
 class _Orders(bytearray):
     """The reordered values' element orders, joined as rdb_layout.sorted_record appends them
-    (one bytes object each held 33 bytes more: 24 MB at 3,000,000 keys of the benchmark's mix)."""
+    (one bytes object each held 33 bytes more: about 24 MB at 3,000,000 keys of the benchmark's mix)."""
 
     def append(self, order: bytes) -> None:  # type: ignore[override]
         self += order
