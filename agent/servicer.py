@@ -151,6 +151,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts, budget=self._budget, pool=self._pool,
                     dictionary=start.dictionary or None, layouts=tuple(start.layouts),
+                    scratch=self.cfg.staging_dir,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
                 yield from run_ahead(pipeline.run, SEND_AHEAD, f"capture-{spec.name}")
@@ -161,7 +162,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             cache.discard()
             if parent is not None:
                 parent.close()
-            give_back()  # the capture's buffers (a whole RDB and its keys) back to the kernel
+            give_back()  # the capture's buffers back to the kernel
 
     def Restore(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.RestoreResult:
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Restore")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import struct
 from array import array
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ragbackup import errors
 
@@ -292,8 +293,30 @@ def records(b, p: int, end: int, out: Parsed) -> int:
     return p
 
 
-def parse(b) -> Parsed:
-    """Split an RDB file's bytes into skeleton and records; Unknown where it cannot."""
+def _run(b, p: int, out: Parsed, step: int, after: Callable[[Parsed], None] | None) -> tuple[int, int]:
+    """Parse one run of records from `p`, `step` bytes at a time, calling `after` between steps.
+
+    Out: (position after the run, records in it).
+    """
+    size, count = len(b), 0
+    while True:
+        before = len(out.starts)
+        q = records(b, p, min(size, p + step), out)
+        count += len(out.starts) - before
+        if q == p or q >= size:
+            return q, count
+        if after is not None:
+            after(out)
+        p = q
+
+
+def parse(b, step: int = 0, after: Callable[[Parsed], None] | None = None) -> Parsed:
+    """Split an RDB file's bytes into skeleton and records; Unknown where it cannot.
+
+    With `after`: it is called every `step` bytes of records and at the end of each run,
+    and takes the records found so far out of the `Parsed` (`runs` still counts them);
+    `out.runs` then covers every record taken. A file is so parsed in bounded memory.
+    """
     version = version_of(bytes(b[:HEADER_LEN]))
     if version is None or version not in VERSIONS:
         raise Unknown(f"RDB version {version} is not one this parser knows ({VERSIONS.start}-{VERSIONS.stop - 1})")
@@ -314,9 +337,11 @@ def parse(b) -> Parsed:
                 raise Unknown(f"opcode 0x{op:02x} at offset {p} is not known")
             skeleton.append(bytes(b[last:p]))
             skel_len += p - last
-            before = len(out.starts)
-            p = last = records(b, p, size, out)
-            out.runs.append((skel_len, len(out.starts) - before))
+            p, count = _run(b, p, out, step or size, after)
+            last = p
+            out.runs.append((skel_len, count))
+            if after is not None:
+                after(out)
     except (IndexError, struct.error) as e:
         raise Unknown(f"truncated or damaged record near offset {p}") from e
     if p + 1 + CHECKSUM_LEN != size:

@@ -108,7 +108,7 @@ def _le(a: array) -> array:
     return a
 
 
-def _sorted_record(b, s: int, e: int, inner: list[bytes]) -> bytes:
+def sorted_record(b, s: int, e: int, inner: list[bytes]) -> bytes:
     """A SET or HASH record with its elements sorted; their file order is appended to `inner`."""
     _, head, items = rdb.elements(b, s)
     n = len(items)
@@ -134,7 +134,7 @@ def _groups(b, p: rdb.Parsed, order: array, inner: list[bytes]) -> Iterator[byte
     size = 0
     for i in order:
         s, e = starts[i], ends[i]
-        part.append(_sorted_record(b, s, e, inner) if types[i] in REORDERED else b[s:e])
+        part.append(sorted_record(b, s, e, inner) if types[i] in REORDERED else b[s:e])
         size += e - s
         if crc32(keys[i]) < (e - s) * scale or size >= GROUP_MAX:
             yield b"".join(part)
@@ -143,7 +143,8 @@ def _groups(b, p: rdb.Parsed, order: array, inner: list[bytes]) -> Iterator[byte
         yield b"".join(part)
 
 
-def _pieces(data: bytes) -> list[bytes]:
+def pieces(data: bytes) -> list[bytes]:
+    """`data` in PERM_CHUNK pieces (the permutation, the element orders)."""
     return [data[i:i + PERM_CHUNK] for i in range(0, len(data), PERM_CHUNK)]
 
 
@@ -157,8 +158,8 @@ def canonicalise(b, p: rdb.Parsed) -> Iterator[bytes]:
                      p.skeleton).encode()
     inner: list[bytes] = []
     yield from _groups(b, p, order, inner)
-    yield from _pieces(perm)
-    yield from _pieces(b"".join(inner))
+    yield from pieces(perm)
+    yield from pieces(b"".join(inner))
 
 
 def _spool(chunks: Iterator, desc: Descriptor, spool) -> rdb.Heads:

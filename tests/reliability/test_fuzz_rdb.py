@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from reliability.fuzzlib import _OPS, apply, expect_typed, fuzz, mutated
 
 from ragbackup import errors
-from ragbackup.repo import rdb, rdb_layout
+from ragbackup.repo import rdb, rdb_capture, rdb_layout
 
 
 def _fill(c, n: int) -> None:
@@ -31,6 +31,16 @@ def _fill(c, n: int) -> None:
         c.set(f"k:{i:04d}", f"value-{i}")
 
 
+def _captured(data: bytes) -> list[bytes]:
+    """rdb_capture's chunks of `data`, from a file in memory (memfd), in segments of a few records."""
+    fd = os.memfd_create("rdb")
+    try:
+        os.write(fd, data)
+        return [bytes(c) for c in rdb_capture.canonicalise_file(fd)]
+    finally:
+        os.close(fd)
+
+
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> list[bytes]:
     """RDB files written by a real redis-server: small keyspaces, one past the listpack limits."""
@@ -50,14 +60,19 @@ def seeds(tmp_path_factory) -> list[bytes]:
     return out
 
 
-def test_damaged_rdb_files_are_refused_typed_or_stored_and_rebuilt_exactly(record_property, seeds):
+def test_damaged_rdb_files_are_refused_typed_or_stored_and_rebuilt_exactly(record_property, seeds, monkeypatch):
     """A damaged or hostile dump.rdb is refused by the record parser (stored as plain chunks) or rebuilt byte-identical"""
+    monkeypatch.setattr(rdb_capture, "RUN_BYTES", 512)  # several sorted segments a database
+    monkeypatch.setattr(rdb_capture, "PARSE_STEP", 300)
+    monkeypatch.setattr(rdb_capture, "READ_BYTES", 100)
+
     def check(data: bytes):
         parsed = expect_typed(lambda: rdb.parse(data), rdb.Unknown)
         if parsed is None:
             return
         chunks = [bytes(c) for c in rdb_layout.canonicalise(data, parsed)]
         assert b"".join(rdb_layout.rebuild(chunks)) == data
+        assert _captured(data) == chunks  # the agent's bounded-memory capture stores the same
     record_property("tries", fuzz(check, mutated(st.sampled_from(seeds))))
     assert issubclass(rdb.Unknown, errors.RagBackupError)
 

@@ -6,6 +6,7 @@ import sqlite3
 
 from ragbackup.repo import chunking, rdb, rdb_layout
 from ragbackup.repo.chunking import ChunkerParams
+from ragbackup.repo.ids import chunk_id
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
@@ -55,6 +56,8 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, mon
     e = entries[b"dump.rdb"]
     assert e.layout == rdb_layout.LAYOUT and e.size == len(data)
     assert b"".join(rdb_layout.rebuild(stored[c] for c in e.chunks)) == data
+    # the bounded-memory capture stores exactly the chunks of the layout's in-memory canonicalise
+    assert list(e.chunks) == [chunk_id(KEY, c) for c in rdb_layout.canonicalise(data, rdb.parse(data))]
     m = entries[b"module.rdb"]  # not known record by record: plain chunks
     assert m.layout == "" and b"".join(stored[c] for c in m.chunks) == unknown
 

@@ -8,7 +8,7 @@ import pytest
 
 from ragbackup import errors
 from ragbackup.agent import restore
-from ragbackup.repo import rdb, rdb_layout
+from ragbackup.repo import rdb, rdb_capture, rdb_layout
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.tree import Entry, check_entry, decode_lines, encode_lines
 from ragbackup.v1 import common_pb2
@@ -79,6 +79,62 @@ def test_round_trip_is_byte_identical(populated):
     assert b"".join(rdb_layout.rebuild(chunks)) == data
     # an old reader concatenating the chunks gets a different length, and refuses the file
     assert sum(len(c) for c in chunks) != len(data)
+
+
+def _captured(data: bytes, tmp_path) -> list[bytes]:
+    """The chunks the agent's bounded-memory capture (rdb_capture.py) stores for `data`."""
+    path = tmp_path / "captured.rdb"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        return [bytes(c) for c in rdb_capture.canonicalise_file(f.fileno(), str(tmp_path))]
+
+
+def _more_dbs(server) -> None:
+    """Keys in three more databases, a third of them expiring, of every reordered type."""
+    for db in (1, 5, 15):
+        c = server.client(db=db)
+        for i in range(1500):
+            c.set(f"d{db}:{i}", f"v{i}" * (i % 7 + 1), px=10_000_000 + i if i % 3 == 0 else None)
+        c.sadd(f"d{db}:set", *[f"m{i}" for i in range(700)])
+        c.hset(f"d{db}:h", mapping={f"f{i}": str(i) for i in range(700)})
+        c.pexpire(f"d{db}:h", 10_000_000)
+
+
+# Whole-file defaults; one record a segment; small segments, with a parse step and spill reads
+# smaller than a record (a record larger than the read buffer is read whole).
+@pytest.mark.parametrize("run_bytes, step, read", [
+    (rdb_capture.RUN_BYTES, rdb_capture.PARSE_STEP, rdb_capture.READ_BYTES), (1, 1, 1), (4096, 700, 50)])
+def test_bounded_capture_stores_exactly_the_in_memory_chunks(populated, tmp_path, monkeypatch, run_bytes, step,
+                                                             read):
+    """The agent's capture through sorted spilled segments stores the same descriptor, groups,
+    permutation and element orders, byte for byte, as the layout's in-memory canonicalise."""
+    monkeypatch.setattr(rdb_capture, "RUN_BYTES", run_bytes)
+    monkeypatch.setattr(rdb_capture, "PARSE_STEP", step)
+    monkeypatch.setattr(rdb_capture, "READ_BYTES", read)
+    _more_dbs(populated)
+    data = _save(populated)
+    assert len(rdb.parse(data).runs) == 5  # databases 0, 1, 3, 5 and 15
+    got = _captured(data, tmp_path)
+    assert got == _stored(data)
+    assert b"".join(rdb_layout.rebuild(got)) == data
+
+
+def test_bounded_capture_of_an_empty_and_a_one_key_rdb(redis_server_factory, tmp_path):
+    server = redis_server_factory()
+    empty = _save(server)
+    assert _captured(empty, tmp_path) == _stored(empty)
+    server.client(db=2).set("only", "one", px=10_000_000)
+    one = _save(server)
+    assert _captured(one, tmp_path) == _stored(one)
+    assert b"".join(rdb_layout.rebuild(_captured(one, tmp_path))) == one
+
+
+def test_bounded_capture_refuses_unknown_files_before_any_chunk(populated, tmp_path):
+    data = _save(populated)
+    with pytest.raises(rdb.Unknown):
+        _captured(data[:9] + bytes([rdb.OP_MODULE_AUX]) + data[9:], tmp_path)
+    with pytest.raises(rdb.Unknown):
+        _captured(data[:-30], tmp_path)
 
 
 def _records(data: bytes) -> dict[bytes, bytes]:
