@@ -96,6 +96,8 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
         copier.read_pack = threads.wrap(copier.read_pack)
     if hasattr(replication, "IndexWriter"):  # index objects written on a thread of their own
         copier.write_index = threads.wrap(copier.write_index)
+    if hasattr(copier, "copy_index"):  # the source's index objects copied as they are
+        copier.copy_index = threads.wrap(copier.copy_index)
     for _ in copy_snapshots(copier, [r.id for r in catalog.list()], lambda sid: None):
         pass
     main.stop()
@@ -104,6 +106,7 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
     ctl.close()
     return main, threads, {"seconds": round(secs, 2), "opening": round(opened - began, 2),
                            "planning": round(t.plan_seconds, 2), "packs_seconds": round(t.pack_seconds, 2),
+                           "index_copied": getattr(t, "index_copied", 0), "objects": t.objects,
                            "packs": t.packs, "bytes": t.bytes, "mib_s": round(t.bytes / MiB / secs, 1)}
 
 

@@ -53,6 +53,25 @@ def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[B
                                    for b in p["blobs"]]
 
 
+def index_packs(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int]]:
+    """(pack id, size) of every pack the sealed index object `index/<name>` names, in its order.
+
+    What replication needs to copy an index object as it is: which packs it names, not
+    where their blobs lie (no BlobLocation per blob). IntegrityError as read_index.
+    """
+    try:
+        doc = json.loads(zstandard.ZstdDecompressor().decompressobj().decompress(cipher.open(data, INDEX_AAD)))
+        packs = [(p["id"], p["size"]) for p in doc["packs"]]
+    except errors.IntegrityError:
+        raise errors.IntegrityError(f"index object index/{name} failed authentication "
+                                    "(damaged or truncated)") from None
+    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError, RecursionError) as exc:
+        raise errors.IntegrityError(f"index object index/{name} is damaged: {type(exc).__name__}") from None
+    if not all(isinstance(pid, str) and _count(size) for pid, size in packs):
+        raise errors.IntegrityError(f"index object index/{name} is damaged: a pack entry is not (id, size)")
+    return packs
+
+
 def _count(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 63
 
@@ -104,12 +123,20 @@ _ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) 
     pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
     length=excluded.length, raw_length=excluded.raw_length
     WHERE blobs.pack IN (SELECT id FROM packs WHERE index_file = '')"""
+# The same, for the rows of packs copied from another cache attached as `src` (add_packs_from);
+# the WHERE before ON CONFLICT is SQLite's rule for an upsert from a SELECT.
+_COPY_INDEXED_BLOBS = """INSERT INTO main.blobs SELECT id, pack, type, flags, offset, length, raw_length
+    FROM src.blobs WHERE pack IN (%s) ORDER BY id ON CONFLICT(id) DO UPDATE SET
+    pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
+    length=excluded.length, raw_length=excluded.raw_length
+    WHERE main.blobs.pack IN (SELECT id FROM main.packs WHERE index_file = '')"""
 
 
 class IndexCache:
     """SQLite table of every indexed blob; safe to share between threads (one lock)."""
 
     def __init__(self, path: str):
+        self.path = path
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -133,6 +160,40 @@ class IndexCache:
                 self._db.executemany(_ADD_INDEXED_BLOB,
                     [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
             self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+
+    def add_packs_from(self, other: "IndexCache", name: str, packs: list[str]) -> None:
+        """Record index object `name` naming `packs`, their rows copied from the cache `other` in SQL.
+
+        In: packs `other` indexes (their rows are what `name` holds: replication copies an index
+        object whole, or writes one from `other`'s rows). No row passes through Python: the
+        per-blob add_index_file took 4.0 of 13.4 thread-seconds of a scale-0.5 copy.
+        IntegrityError (nothing recorded) when `other` lacks one of `packs`.
+        """
+        if os.path.realpath(other.path) == os.path.realpath(self.path):
+            raise errors.RepositoryError(f"index cache {self.path}: a copy's cache must not be its source's")
+        marks = ",".join("?" * len(packs))
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS src", (other.path,))
+            try:
+                self._copy_rows(name, packs, marks)
+            finally:
+                self._db.execute("DETACH DATABASE src")
+
+    def _copy_rows(self, name: str, packs: list[str], marks: str) -> None:
+        """add_packs_from's one transaction (the lock held, `src` attached)."""
+        self._db.execute("BEGIN")
+        try:
+            n = self._db.execute("INSERT OR REPLACE INTO main.packs SELECT id, size, ? FROM src.packs "
+                                 "WHERE id IN (%s)" % marks, (name, *packs)).rowcount
+            if n != len(set(packs)):
+                raise errors.IntegrityError(f"index object {name}: {len(set(packs)) - n} of its packs are "
+                                            "not in the source's index")
+            self._db.execute(_COPY_INDEXED_BLOBS % marks, packs)
+            self._db.execute("INSERT OR IGNORE INTO main.index_files VALUES (?)", (name,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -233,15 +294,15 @@ class IndexCache:
         packs: set[str] = set()
         absent: set[bytes] = set()
         unique = list(dict.fromkeys(ids))
-        with self._lock:
-            for i in range(0, len(unique), 500):
-                part = unique[i:i + 500]
-                marks = ",".join("?" * len(part))
+        for i in range(0, len(unique), 500):
+            part = unique[i:i + 500]
+            marks = ",".join("?" * len(part))
+            with self._lock:  # per query: replication's copy threads read pack_rows meanwhile
                 rows = self._db.execute("SELECT pack FROM blobs WHERE id IN (%s)" % marks, part).fetchall()
-                packs.update(r[0] for r in rows)
                 if len(rows) < len(part):
                     found = {r[0] for r in self._db.execute("SELECT id FROM blobs WHERE id IN (%s)" % marks, part)}
                     absent.update(b for b in part if b not in found)
+            packs.update(r[0] for r in rows)
         return packs, absent
 
     def missing(self, ids: list[bytes]) -> set[bytes]:
@@ -278,6 +339,13 @@ class IndexCache:
             rows = self._db.execute("SELECT id,type,flags,offset,length,raw_length FROM blobs WHERE pack=?",
                                     (pack_id,)).fetchall()
         return [BlobLocation(r[0], r[1], r[2], r[3], r[4], r[5], pack_id) for r in rows]
+
+    def pack_rows(self, pack_id: str) -> list[tuple]:
+        """The indexed blobs of `pack_id` as rows (id, type, flags, offset, length, raw_length), the
+        order of packs.header_records; no BlobLocation per blob."""
+        with self._lock:
+            return self._db.execute("SELECT id,type,flags,offset,length,raw_length FROM blobs WHERE pack=?",
+                                    (pack_id,)).fetchall()
 
     def blob_ids_in_pack(self, pack_id: str) -> set[bytes]:
         """The ids of the blobs indexed in `pack_id`, read from the blobs_pack index alone (no row lookups)."""
