@@ -47,6 +47,19 @@ class ThreadProfiles:
                     self.sessions.append(session)
         return profiled
 
+    def wrap_generator(self, fn):
+        """As wrap, for a generator function: the profiler runs while the generator is iterated."""
+        def profiled(*args, **kwargs):
+            prof = Profiler(interval=0.005)
+            prof.start()
+            try:
+                yield from fn(*args, **kwargs)
+            finally:
+                session = prof.stop()
+                with self._lock:
+                    self.sessions.append(session)
+        return profiled
+
     def combined(self) -> Session | None:
         out = None
         for s in self.sessions:
@@ -98,6 +111,8 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
         copier.write_index = threads.wrap(copier.write_index)
     if hasattr(copier, "copy_index"):  # the source's index objects copied as they are
         copier.copy_index = threads.wrap(copier.copy_index)
+    if hasattr(copier, "_pack_batches"):  # the planning thread: trees read and blob ids looked up
+        copier._pack_batches = threads.wrap_generator(copier._pack_batches)
     for _ in copy_snapshots(copier, [r.id for r in catalog.list()], lambda sid: None):
         pass
     main.stop()

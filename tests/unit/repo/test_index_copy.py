@@ -7,13 +7,15 @@ object names; IntegrityError for a pack the source lacks or a damaged object.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
+import zstandard
 
 from ragbackup import errors
 from ragbackup.repo.crypto import Cipher, MasterKey
-from ragbackup.repo.index import IndexCache, encode_index, index_packs
+from ragbackup.repo.index import INDEX_AAD, IndexCache, encode_index, index_packs
 from ragbackup.repo.packs import BlobLocation
 
 
@@ -34,8 +36,9 @@ def caches(tmp_path):
 def test_rows_packs_and_the_object_name_are_copied(caches):
     src, dst, packs = caches
     dst.add_packs_from(src, "i1", ["pa", "pb"])
-    assert sorted(dst.pack_rows("pa")) == sorted(src.pack_rows("pa"))
-    assert len(dst.pack_rows("pa")) == 700 and dst.pack_rows("pc") == []
+    assert dst.blobs_in_pack("pa") and sorted(dst.blobs_in_pack("pa"), key=lambda b: b.id) == sorted(
+        src.blobs_in_pack("pa"), key=lambda b: b.id)
+    assert len(dst.blobs_in_pack("pa")) == 700 and dst.blobs_in_pack("pc") == []
     assert dst.pack_index_files() == {"pa": "i1", "pb": "i1"} and dst.known_index_files() == {"i1"}
     assert dict(dst.packs()) == {"pa": 700 + 1000, "pb": 1003}
     assert dst.lookup(packs["pb"][1].id) == packs["pb"][1]
@@ -61,7 +64,11 @@ def test_a_pack_the_source_lacks_records_nothing(caches):
 
 def test_index_packs_names_the_packs_and_sizes_of_a_sealed_object():
     cipher = Cipher(MasterKey.generate())
-    sealed = encode_index(cipher, [("pa", 10, _locs("pa", 3)), ("pb", 20, [])])
-    assert index_packs(cipher, "n", sealed) == [("pa", 10), ("pb", 20)]
+    pa, pb = os.urandom(32).hex(), os.urandom(32).hex()
+    sealed = encode_index(cipher, [(pa, 10, _locs(pa, 3)), (pb, 20, [])])
+    assert index_packs(cipher, "n", sealed) == [(pa, 10), (pb, 20)]
+    other = cipher.seal(zstandard.compress(json.dumps({"version": 1, "packs": [
+        {"id": pa, "size": 10, "blobs": []}]}).encode()), INDEX_AAD)  # another form (spaces): not read by pattern
+    assert index_packs(cipher, "n", bytes(other)) is None
     with pytest.raises(errors.IntegrityError, match="index/n failed authentication"):
         index_packs(cipher, "n", sealed[:-1])
