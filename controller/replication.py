@@ -25,6 +25,7 @@ from ragbackup.repo.repository import Repository
 from ragbackup.v1 import controller_pb2
 
 from ragbackup.controller import events
+from ragbackup.controller.replication_find import PackFinder
 from ragbackup.controller.policy.replicate import (
     INDEX, METADATA, PACKS, SNAPSHOT, Step, metadata_missing, plan_snapshot,
 )
@@ -194,11 +195,11 @@ class TierCopy:
 
     # --- what a snapshot needs ------------------------------------------------------------
 
-    def find_packs(self, manifest: dict, needed: set[str]) -> Iterator[str]:
+    def find_packs(self, manifest: dict, needed: set[str], finder: PackFinder) -> Iterator[str]:
         """Source packs holding blobs of `manifest` the tier's index lacks, each once, as the trees are
-        read (ID_BATCH blob ids at a time); each is added to `needed` too. Its own time (not the
-        consumer's) counts as planning."""
-        batches = self._pack_batches(manifest, needed)
+        read (ID_BATCH blob ids at a time, `finder` says which packs hold them); each is added to
+        `needed` too. Its own time (not the consumer's) counts as planning."""
+        batches = self._pack_batches(manifest, needed, finder)
         while True:
             began = time.monotonic()
             new = next(batches, None)
@@ -208,26 +209,24 @@ class TierCopy:
                 return
             yield from new
 
-    def _pack_batches(self, manifest: dict, needed: set[str]) -> Iterator[list[str]]:
+    def _pack_batches(self, manifest: dict, needed: set[str], finder: PackFinder) -> Iterator[list[str]]:
         for comp in manifest["components"].values():
             trees = [bytes.fromhex(t) for t in comp["tree"]]
-            yield self._new_packs(trees, needed)
+            yield self._new_packs(trees, needed, finder)
             batch: list[bytes] = []
             for entry in self.src.read_tree(trees):
                 batch.extend(entry.chunks)
                 if len(batch) >= ID_BATCH:
-                    yield self._new_packs(batch, needed)
+                    yield self._new_packs(batch, needed, finder)
                     batch = []
-            yield self._new_packs(batch, needed)
+            yield self._new_packs(batch, needed, finder)
 
-    def _new_packs(self, ids: list[bytes], needed: set[str]) -> list[str]:
+    @staticmethod
+    def _new_packs(ids: list[bytes], needed: set[str], finder: PackFinder) -> list[str]:
         """Packs of those of `ids` the tier's index lacks that are not in `needed` yet (then added to it)."""
         if not ids:
             return []
-        packs, lost = self.src.index.packs_of(self.dst.index.missing(ids))
-        if lost:
-            raise errors.IntegrityError(f"blob {next(iter(lost)).hex()} is referenced but not in the source's index")
-        new = sorted(packs - needed)
+        new = sorted(finder.packs_needed(ids) - needed)
         needed.update(new)
         return new
 
@@ -332,6 +331,10 @@ class TierCopy:
     def index_plan(self) -> IndexPlan:
         """The plan of the tier's index objects for the next snapshot: the source's objects, the tier's indexed packs."""
         return IndexPlan(index_objects(self.src.index.pack_index_files()), set(self.dst.index.pack_index_files()))
+
+    def pack_finder(self, tier_packs: set[str]) -> PackFinder:
+        """A finder of the packs the next snapshot needs, `tier_packs` those the tier's index names."""
+        return PackFinder(self.src.index, self.dst.index, tier_packs)
 
     def copy_index(self, name: str, packs: tuple[str, ...]) -> bool:
         """The source's index object `name` onto the tier as it is (sealed, same name), recorded in the
@@ -455,9 +458,11 @@ def copy_snapshots(copier: TierCopy, sids: list[str], on_done: Callable[[str], N
             raise errors.Cancelled(f"replication to {copier.tier.name} was cancelled")
         manifest = copier.src.load_snapshot(sid)
         needed: set[str] = set()
-        index = IndexWriter(copier, copier.index_plan())
+        plan = copier.index_plan()
+        finder = copier.pack_finder(set(plan.indexed))
+        index = IndexWriter(copier, plan)
         # Planning runs on a thread of its own: the packs found first upload while it reads on.
-        found = run_ahead(functools.partial(copier.find_packs, manifest, needed), PLAN_AHEAD,
+        found = run_ahead(functools.partial(copier.find_packs, manifest, needed, finder), PLAN_AHEAD,
                           f"repl-plan-{copier.tier.name}")
         try:
             began = time.monotonic()
