@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from ragbackup import errors
-from ragbackup.controller.replication_find import LOADED_PACKS, PROBES, PackFinder
+from ragbackup.controller import replication_find
+from ragbackup.controller.replication_find import MIN_RESOLVED, PackFinder
 from ragbackup.repo.packs import BlobLocation
 
 
@@ -66,13 +67,32 @@ def test_only_packs_holding_blobs_the_tier_lacks(tier_packs, held, expect):
     assert finder.packs_needed(PACKS["a"] + PACKS["b"]) == expect
 
 
-def test_scattered_ids_fall_back_to_lookups_and_a_lost_id_fails():
-    packs = {f"p{k}": ids(f"p{k}", 3) for k in range(PROBES + LOADED_PACKS + 3)}
+def test_scattered_ids_fall_back_to_lookups_and_a_lost_id_fails(monkeypatch):
+    monkeypatch.setattr(replication_find, "LOADED_IDS", 120)
+    packs = {f"p{k}": ids(f"p{k}", 50) for k in range(20)}
     src = Source(packs)
     finder = PackFinder(src, Tier(), set())
-    scattered = [v[0] for v in packs.values()]
+    scattered = [v[k] for k in range(MIN_RESOLVED - 1) for v in packs.values()]  # fewer than MIN_RESOLVED a pack
     assert finder.packs_needed(scattered) == set(packs)
-    assert src.loads == PROBES and src.bulk == len(packs) - PROBES
+    assert src.loads == 1 and src.bulk == len(scattered) - (MIN_RESOLVED - 1)  # one pack loaded, then lookups
     with pytest.raises(errors.IntegrityError, match="not in the source's index"):
         finder.packs_needed([b"nowhere"] + PACKS["a"][:1])
-    assert len(finder.loaded) <= LOADED_PACKS
+
+
+def test_a_needed_pack_is_asked_of_the_tier_once_and_loaded_ids_stay_bounded(monkeypatch):
+    monkeypatch.setattr(replication_find, "LOADED_IDS", 120)
+    asked = []
+
+    class Counting(Tier):
+        def missing(self, ids):
+            asked.extend(ids)
+            return super().missing(ids)
+
+    packs = {f"p{k}": ids(f"p{k}", 50) for k in range(6)}
+    finder = PackFinder(Source(packs), Counting(), set())
+    stream = [i for v in packs.values() for i in v]
+    needed = set()
+    for k in range(0, len(stream), 70):
+        needed |= finder.packs_needed(stream[k:k + 70])
+        assert finder.held <= 120 or len(finder.loaded) == 1
+    assert needed == set(packs) and len(asked) == len(packs)
