@@ -4,12 +4,13 @@ In: --scale (the benchmark dataset, bench/dataset.py), --data-dir, a `weed` bina
 backs the dataset up with no tier configured, its controller is stopped, then the replication of
 that snapshot runs in this process against a fresh `weed server`, under pyinstrument (the planning
 on this thread, each pack copy on its copy thread; the sessions are combined). Out: the profile as
-text (and HTML with --html) and the copier's own timings. Not a timed test.
+text (and HTML with --html) and the copier's own timings, with the CPU seconds of the copy. Not a timed test.
     .venv/bin/python -m bench.replicate_profile --scale 0.5 --data-dir /var/tmp/ragbench-replicate
 """
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import threading
@@ -67,6 +68,13 @@ class ThreadProfiles:
         return out
 
 
+def _cpu_seconds() -> float:
+    """User and system CPU of this process, every thread (the copy's, and the profilers' own sampling):
+    on a shared machine the work done, where wall time is also the other jobs' load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def backed_up_stack(work: Path, src: Path, weed: Weed) -> LocalStack:
     """A LocalStack holding one backup of `src`, its controller stopped; the config names tier `s3`."""
     st = LocalStack(str(work / "stack"), agent_socket=True)
@@ -97,7 +105,7 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
 
     ctl = Controller(load_controller_config(st.controller_config))
     main = Profiler(interval=0.005)
-    began = time.monotonic()
+    began, cpu = time.monotonic(), _cpu_seconds()
     main.start()
     src, catalog = ctl.synced("primary")
     dst = ctl.repositories.target("s3", src)
@@ -117,9 +125,9 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
         pass
     main.stop()
     t = copier.totals
-    secs = time.monotonic() - began
+    secs, cpu = time.monotonic() - began, _cpu_seconds() - cpu
     ctl.close()
-    return main, threads, {"seconds": round(secs, 2), "opening": round(opened - began, 2),
+    return main, threads, {"seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "opening": round(opened - began, 2),
                            "planning": round(t.plan_seconds, 2), "packs_seconds": round(t.pack_seconds, 2),
                            "index_copied": getattr(t, "index_copied", 0), "objects": t.objects,
                            "packs": t.packs, "bytes": t.bytes, "mib_s": round(t.bytes / MiB / secs, 1)}
