@@ -4,12 +4,13 @@ In: --scale (the benchmark dataset, bench/dataset.py), --data-dir, a `weed` bina
 backs the dataset up with no tier configured, its controller is stopped, then the replication of
 that snapshot runs in this process against a fresh `weed server`, under pyinstrument (the planning
 on this thread, each pack copy on its copy thread; the sessions are combined). Out: the profile as
-text (and HTML with --html) and the copier's own timings. Not a timed test.
+text (and HTML with --html) and the copier's own timings, with the CPU seconds of the copy. Not a timed test.
     .venv/bin/python -m bench.replicate_profile --scale 0.5 --data-dir /var/tmp/ragbench-replicate
 """
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sys
 import threading
@@ -47,11 +48,31 @@ class ThreadProfiles:
                     self.sessions.append(session)
         return profiled
 
+    def wrap_generator(self, fn):
+        """As wrap, for a generator function: the profiler runs while the generator is iterated."""
+        def profiled(*args, **kwargs):
+            prof = Profiler(interval=0.005)
+            prof.start()
+            try:
+                yield from fn(*args, **kwargs)
+            finally:
+                session = prof.stop()
+                with self._lock:
+                    self.sessions.append(session)
+        return profiled
+
     def combined(self) -> Session | None:
         out = None
         for s in self.sessions:
             out = s if out is None else Session.combine(out, s)
         return out
+
+
+def _cpu_seconds() -> float:
+    """User and system CPU of this process, every thread (the copy's, and the profilers' own sampling):
+    on a shared machine the work done, where wall time is also the other jobs' load."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def backed_up_stack(work: Path, src: Path, weed: Weed) -> LocalStack:
@@ -84,7 +105,7 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
 
     ctl = Controller(load_controller_config(st.controller_config))
     main = Profiler(interval=0.005)
-    began = time.monotonic()
+    began, cpu = time.monotonic(), _cpu_seconds()
     main.start()
     src, catalog = ctl.synced("primary")
     dst = ctl.repositories.target("s3", src)
@@ -96,14 +117,19 @@ def profile_copy(st: LocalStack) -> tuple[Profiler, ThreadProfiles, dict]:
         copier.read_pack = threads.wrap(copier.read_pack)
     if hasattr(replication, "IndexWriter"):  # index objects written on a thread of their own
         copier.write_index = threads.wrap(copier.write_index)
+    if hasattr(copier, "copy_index"):  # the source's index objects copied as they are
+        copier.copy_index = threads.wrap(copier.copy_index)
+    if hasattr(copier, "_pack_batches"):  # the planning thread: trees read and blob ids looked up
+        copier._pack_batches = threads.wrap_generator(copier._pack_batches)
     for _ in copy_snapshots(copier, [r.id for r in catalog.list()], lambda sid: None):
         pass
     main.stop()
     t = copier.totals
-    secs = time.monotonic() - began
+    secs, cpu = time.monotonic() - began, _cpu_seconds() - cpu
     ctl.close()
-    return main, threads, {"seconds": round(secs, 2), "opening": round(opened - began, 2),
+    return main, threads, {"seconds": round(secs, 2), "cpu_seconds": round(cpu, 2), "opening": round(opened - began, 2),
                            "planning": round(t.plan_seconds, 2), "packs_seconds": round(t.pack_seconds, 2),
+                           "index_copied": getattr(t, "index_copied", 0), "objects": t.objects,
                            "packs": t.packs, "bytes": t.bytes, "mib_s": round(t.bytes / MiB / secs, 1)}
 
 

@@ -113,7 +113,8 @@ def replicate_tier(ctx: JobContext, name: str):
     t = copier.totals
     if t.snapshots:
         log.info("replicated %d snapshot(s) to tier %s: %d pack(s), %d bytes in %.2fs (%.2fs planning, "
-                 "%.2fs copying packs, %.2fs finishing the index, %.2fs opening)", t.snapshots, name, t.packs, t.bytes,
-                 time.monotonic() - began, t.plan_seconds, t.pack_seconds, t.index_wait_seconds, opened - began)
+                 "%.2fs copying packs, %.2fs finishing the index, %.2fs opening; %d index object(s) copied as they "
+                 "are)", t.snapshots, name, t.packs, t.bytes, time.monotonic() - began, t.plan_seconds, t.pack_seconds,
+                 t.index_wait_seconds, opened - began, t.index_copied)
     return {"snapshots": t.snapshots, "packs": t.packs, "bytes": t.bytes, "objects": t.objects,
             "server_side_packs": t.server_side, "feed": tier.feed, "plan_seconds": round(t.plan_seconds, 3)}

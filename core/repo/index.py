@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sqlite3
 import contextlib
 import threading
@@ -51,6 +52,32 @@ def decode_index(cipher: Cipher, data: bytes) -> Iterator[tuple[str, int, list[B
         _check_pack(p)
         yield p["id"], p["size"], [BlobLocation(bytes.fromhex(b[0]), b[1], b[2], b[3], b[4], b[5], p["id"])
                                    for b in p["blobs"]]
+
+
+_DOC_START = b'{"version":1,"packs":['
+_PACK_ENTRY = re.compile(rb'\{"id":"([0-9a-f]{64})","size":([0-9]{1,19}),"blobs":\[')
+
+
+def index_packs(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int]] | None:
+    """(pack id, size) of every pack the sealed index object `index/<name>` names, in its order; None
+    when its document is not in encode_index's exact form (then nothing is known of it).
+
+    What replication needs to copy an index object as it is: which packs it names, not where their
+    blobs lie. The pack entries are found by their pattern in the authenticated text, and every
+    `"id"` key of it must be one of them (blob rows are arrays): json.loads of the whole document
+    took 1.4 s of a scale-0.5 copy's 140,000 rows. IntegrityError as read_index.
+    """
+    try:
+        plain = zstandard.ZstdDecompressor().decompressobj().decompress(cipher.open(data, INDEX_AAD))
+    except errors.IntegrityError:
+        raise errors.IntegrityError(f"index object index/{name} failed authentication "
+                                    "(damaged or truncated)") from None
+    except zstandard.ZstdError as exc:
+        raise errors.IntegrityError(f"index object index/{name} is damaged: {type(exc).__name__}") from None
+    packs = [(m[1].decode(), int(m[2])) for m in _PACK_ENTRY.finditer(plain)]
+    if not plain.startswith(_DOC_START) or plain.count(b'"id"') != len(packs):
+        return None
+    return packs
 
 
 def _count(v) -> bool:
@@ -111,12 +138,20 @@ _ADD_INDEXED_BLOB = """INSERT INTO blobs VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) 
     pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
     length=excluded.length, raw_length=excluded.raw_length
     WHERE blobs.pack IN (SELECT id FROM packs WHERE index_file = '')"""
+# The same, for the rows of packs copied from another cache attached as `src` (add_packs_from);
+# the WHERE before ON CONFLICT is SQLite's rule for an upsert from a SELECT.
+_COPY_INDEXED_BLOBS = """INSERT INTO main.blobs SELECT id, pack, type, flags, offset, length, raw_length
+    FROM src.blobs WHERE pack IN (%s) ORDER BY id ON CONFLICT(id) DO UPDATE SET
+    pack=excluded.pack, type=excluded.type, flags=excluded.flags, offset=excluded.offset,
+    length=excluded.length, raw_length=excluded.raw_length
+    WHERE main.blobs.pack IN (SELECT id FROM main.packs WHERE index_file = '')"""
 
 
 class IndexCache:
     """SQLite table of every indexed blob; safe to share between threads (one lock)."""
 
     def __init__(self, path: str):
+        self.path = path
         os.makedirs(os.path.dirname(path), exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -140,6 +175,40 @@ class IndexCache:
                 self._db.executemany(_ADD_INDEXED_BLOB,
                     [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
             self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
+
+    def add_packs_from(self, other: "IndexCache", name: str, packs: list[str]) -> None:
+        """Record index object `name` naming `packs`, their rows copied from the cache `other` in SQL.
+
+        In: packs `other` indexes (their rows are what `name` holds: replication copies an index
+        object whole, or writes one from `other`'s rows). No row passes through Python: the
+        per-blob add_index_file took 4.0 of 13.4 thread-seconds of a scale-0.5 copy.
+        IntegrityError (nothing recorded) when `other` lacks one of `packs`.
+        """
+        if os.path.realpath(other.path) == os.path.realpath(self.path):
+            raise errors.RepositoryError(f"index cache {self.path}: a copy's cache must not be its source's")
+        marks = ",".join("?" * len(packs))
+        with self._lock:
+            self._db.execute("ATTACH DATABASE ? AS src", (other.path,))
+            try:
+                self._copy_rows(name, packs, marks)
+            finally:
+                self._db.execute("DETACH DATABASE src")
+
+    def _copy_rows(self, name: str, packs: list[str], marks: str) -> None:
+        """add_packs_from's one transaction (the lock held, `src` attached)."""
+        self._db.execute("BEGIN")
+        try:
+            n = self._db.execute("INSERT OR REPLACE INTO main.packs SELECT id, size, ? FROM src.packs "
+                                 "WHERE id IN (%s)" % marks, (name, *packs)).rowcount
+            if n != len(set(packs)):
+                raise errors.IntegrityError(f"index object {name}: {len(set(packs)) - n} of its packs are "
+                                            "not in the source's index")
+            self._db.execute(_COPY_INDEXED_BLOBS % marks, packs)
+            self._db.execute("INSERT OR IGNORE INTO main.index_files VALUES (?)", (name,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -265,15 +334,15 @@ class IndexCache:
         packs: set[str] = set()
         absent: set[bytes] = set()
         unique = list(dict.fromkeys(ids))
-        with self._lock:
-            for i in range(0, len(unique), 500):
-                part = unique[i:i + 500]
-                marks = ",".join("?" * len(part))
+        for i in range(0, len(unique), 500):
+            part = unique[i:i + 500]
+            marks = ",".join("?" * len(part))
+            with self._lock:  # per query: replication's copy threads read blob_ids_in_pack meanwhile
                 rows = self._db.execute("SELECT pack FROM blobs WHERE id IN (%s)" % marks, part).fetchall()
-                packs.update(r[0] for r in rows)
                 if len(rows) < len(part):
                     found = {r[0] for r in self._db.execute("SELECT id FROM blobs WHERE id IN (%s)" % marks, part)}
                     absent.update(b for b in part if b not in found)
+            packs.update(r[0] for r in rows)
         return packs, absent
 
     def missing(self, ids: list[bytes]) -> set[bytes]:
