@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import operator
 import os
 import re
 import sqlite3
 import contextlib
 import threading
+import urllib.parse
 from typing import Iterable, Iterator
 
 import zstandard
@@ -97,7 +99,10 @@ def _check_pack(p) -> None:
             raise ValueError("a blob row is not [id, type, flags, offset, length, raw_length]")
 
 
-def read_index(cipher: Cipher, name: str, data: bytes) -> list[tuple[str, int, list[BlobLocation]]]:
+IndexEntries = list[tuple[str, int, list[BlobLocation]]]  # (pack id, pack size, its blobs) per pack of an index object
+
+
+def read_index(cipher: Cipher, name: str, data: bytes) -> IndexEntries:
     """Every entry of the sealed index object `index/<name>`, checked whole before any is used.
 
     IntegrityError naming the object when it fails authentication, is truncated, or
@@ -123,6 +128,7 @@ CREATE INDEX IF NOT EXISTS packs_index_file ON packs(index_file);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INT) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS verified_lists (digest BLOB PRIMARY KEY, generation INT) WITHOUT ROWID;
 """
+_ROW_ID = operator.itemgetter(0)  # a blobs row's id, the key rows are sorted by before they go in
 # meta.removals counts the changes that took blobs out of this cache (prune's swap, a vanished
 # index object, a rebuild). A chunk list found wholly stored at removal count N is still
 # wholly stored while the count is N: verified_lists records such lists by digest.
@@ -163,17 +169,56 @@ class IndexCache:
         with self._lock:
             self._db.close()
 
+    @contextlib.contextmanager
+    def reader(self) -> Iterator["IndexCache"]:
+        """A second, read-only connection to this cache for a thread of its own, closed when the block ends.
+
+        Its queries wait neither on this connection's lock nor on its writes (WAL), so a thread that
+        only looks ahead (a restore finding its pack order) does not hold back the readers the job
+        waits on. OSError-free: SQLite opens the file lazily; RepositoryError when it cannot.
+        """
+        other = IndexCache.__new__(IndexCache)
+        other.path, other._lock = self.path, threading.Lock()
+        try:
+            other._db = sqlite3.connect(f"file:{urllib.parse.quote(self.path)}?mode=ro", uri=True,
+                                        check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise errors.RepositoryError(f"index cache {self.path}: cannot open for reading: {exc}") from None
+        try:
+            yield other
+        finally:
+            other.close()
+
+    def pack_of_each(self, ids: list[bytes]) -> dict[bytes, str]:
+        """The pack of each of `ids` that is indexed (absent ids left out), 500 per query: a location's
+        pack name only, as a restore's read-ahead needs."""
+        found: dict[bytes, str] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                found.update(self._db.execute("SELECT id, pack FROM blobs WHERE id IN (%s)"
+                                              % ",".join("?" * len(part)), part))
+        return found
+
     def known_index_files(self) -> set[str]:
         with self._lock:
             return {r[0] for r in self._db.execute("SELECT name FROM index_files")}
 
     def add_index_file(self, name: str, packs: Iterable[tuple[str, int, list[BlobLocation]]]) -> None:
-        """Record one index object's content atomically."""
+        """Record one index object's content atomically.
+
+        The blob rows go in sorted by id, so SQLite fills its primary key's pages in order rather
+        than at random: 0.96 s instead of 2.5 s for a scale-0.5 repository's 167,000 rows rebuilt
+        into a fresh cache (a restore from a tier with a new state). The sort is stable: of two rows
+        for one id, the first in the document is inserted first, as before.
+        """
         with self._transaction():
+            rows = []
             for pid, size, blobs in packs:
                 self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
-                self._db.executemany(_ADD_INDEXED_BLOB,
-                    [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                rows.extend((b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs)
+            rows.sort(key=_ROW_ID)
+            self._db.executemany(_ADD_INDEXED_BLOB, rows)
             self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
 
     def add_packs_from(self, other: "IndexCache", name: str, packs: list[str]) -> None:
@@ -269,11 +314,12 @@ class IndexCache:
             for name in old:
                 self._db.execute("DELETE FROM index_files WHERE name=?", (name,))
             for name, packs in new:
+                rows = []
                 for pid, size, blobs in packs:
                     self._db.execute("INSERT OR REPLACE INTO packs VALUES (?,?,?)", (pid, size, name))
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?)",
-                        [(b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs])
+                    rows.extend((b.id, pid, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs)
+                rows.sort(key=_ROW_ID)  # as add_index_file; of two rows for one id the later still wins
+                self._db.executemany("INSERT OR REPLACE INTO blobs VALUES (?,?,?,?,?,?,?)", rows)
                 self._db.execute("INSERT OR IGNORE INTO index_files VALUES (?)", (name,))
 
     def clear(self) -> None:

@@ -6,12 +6,15 @@ and trees for restore and verify, and loads/saves snapshot manifests.
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import logging
 import os
 import re
 import threading
 import uuid
+from concurrent import futures
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Iterable, Iterator
 
@@ -20,7 +23,7 @@ import zstandard
 from ragbackup import errors
 from ragbackup.repo import chunking, crypto
 from ragbackup.repo.dictionary import Dictionaries, dict_id
-from ragbackup.repo.index import IndexCache, read_index
+from ragbackup.repo.index import IndexCache, IndexEntries, read_index
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.manifest import parse_document as manifest_doc
 from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_runs
@@ -33,6 +36,7 @@ CONFIG_KEY = "config"
 DICT_PREFIX = "dicts/"
 READ_SPAN = 1024 * 1024  # bytes of back-to-back blobs read_payloads fetches at once
 READ_LOOKUP = 2000  # ids read_payloads locates at once
+INDEX_FETCH = 4  # index objects sync_index fetches and opens at once
 
 log = logging.getLogger("ragbackup.repo")
 
@@ -175,20 +179,49 @@ class Repository:
         for name in known - stored:
             self.index.forget_index_file(name)
         loaded = 0
-        for name in sorted(stored - known):
-            try:
-                entries = read_index(self.cipher, name, self.storage.get(f"index/{name}"))
-            except errors.NotFound:
+        for name, entries in self._opened_indexes(sorted(stored - known)):
+            if entries is None:
                 continue  # deleted since the listing (a repair finishing)
-            except errors.IntegrityError as exc:
-                log.warning("%s: skipped; its packs are described from their own headers", exc.message)
-                self.index.mark_damaged(name, exc.message)
+            if isinstance(entries, errors.IntegrityError):
+                log.warning("%s: skipped; its packs are described from their own headers", entries.message)
+                self.index.mark_damaged(name, entries.message)
                 continue
             self.index.add_index_file(name, entries)
             loaded += 1
         if self.index.damaged_index_files():
             self.recover_packs()
         return loaded
+
+    def _opened_indexes(self, names: list[str]) -> Iterator[tuple[str, IndexEntries | errors.IntegrityError | None]]:
+        """(name, its entries) of each index object `names` lists, in that order; the entries are the
+        IntegrityError when the object fails to open, None when it vanished since the listing.
+
+        INDEX_FETCH objects are fetched and opened at once on threads of their own while the caller
+        records the previous ones: a new state's cache rebuilt from a tier waits on the network, the
+        decryption and SQLite together rather than one after the other. Other storage errors are
+        raised at the object they concern.
+        """
+        def one(name: str) -> IndexEntries | errors.IntegrityError | None:
+            try:
+                return read_index(self.cipher, name, self.storage.get(f"index/{name}"))
+            except errors.NotFound:
+                return None
+            except errors.IntegrityError as exc:
+                return exc
+
+        todo = iter(names)
+        with futures.ThreadPoolExecutor(INDEX_FETCH, thread_name_prefix="index-fetch") as pool:
+            window = collections.deque((n, pool.submit(one, n)) for n in itertools.islice(todo, INDEX_FETCH))
+            try:
+                while window:
+                    name, opened = window.popleft()
+                    following = next(todo, None)
+                    if following is not None:
+                        window.append((following, pool.submit(one, following)))
+                    yield name, opened.result()
+            finally:
+                for _, pending in window:
+                    pending.cancel()
 
     def recover_packs(self) -> list[str]:
         """Describe every stored pack no loaded index object names from its own header; returns their ids.

@@ -60,15 +60,27 @@ class PackCache:
             raise short_read(self.describe(), key, offset, length, len(data))
         return data
 
-    def read_ahead(self, keys: list[str]) -> None:
+    def read_ahead(self, keys: list[str], more: bool = False) -> None:
         """The packs about to be read, in order: from now on each read also starts downloading the
-        READ_AHEAD packs after it (a failed download is only logged: the read itself retries it)."""
+        READ_AHEAD packs after it (a failed download is only logged: the read itself retries it).
+
+        `more`: `keys` continue the order given so far (a restore finds its order while it reads;
+        keys already in it keep their place) instead of starting a new one. Those of `keys` that
+        land among the first READ_AHEAD places start downloading at once.
+        """
         with self._lock:
-            self._keys, self._order = list(keys), {k: i for i, k in enumerate(keys)}
+            if not more:
+                self._keys, self._order = [], {}
+            first = len(self._keys)
+            for key in keys:
+                if key not in self._order:
+                    self._order[key] = len(self._keys)
+                    self._keys.append(key)
             if self._pool is None:
                 self._pool = futures.ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="pack-read-ahead")
-        for key in keys[:READ_AHEAD]:
-            self._pool.submit(self._prefetch, key)
+            pool, now = self._pool, self._keys[first:READ_AHEAD]
+        for key in now:
+            pool.submit(self._prefetch, key)
 
     def _ahead(self, key: str) -> None:
         with self._lock:

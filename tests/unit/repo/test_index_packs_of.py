@@ -34,3 +34,22 @@ def test_packs_of_finds_a_recovered_pack(tmp_path):
     recovered = [os.urandom(32) for _ in range(5)]
     idx.add_recovered_pack("pr", 100, [_loc(i) for i in recovered])
     assert idx.packs_of(recovered) == ({"pr"}, set())
+
+
+def test_a_reader_sees_what_was_committed_and_cannot_write(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    idx = IndexCache(str(tmp_path / "a dir with spaces" / "index.sqlite"))
+    a = [os.urandom(32) for _ in range(700)]
+    idx.add_index_file("i1", [("pa", 100, [_loc(i) for i in a[:650]]), ("pb", 100, [_loc(i) for i in a[650:]])])
+    with idx.reader() as r:
+        unknown = os.urandom(32)
+        found = r.pack_of_each(a + [unknown])
+        assert found == {**{i: "pa" for i in a[:650]}, **{i: "pb" for i in a[650:]}}
+        idx.add_index_file("i2", [("pc", 100, [_loc(unknown)])])  # the writer is not held back by the reader
+        assert r.pack_of_each([unknown]) == {unknown: "pc"}
+        with pytest.raises(sqlite3.OperationalError):
+            r._db.execute("DELETE FROM blobs")
+    assert idx.pack_of_each([unknown, a[0]]) == {unknown: "pc", a[0]: "pa"}

@@ -303,3 +303,41 @@ def test_read_payloads_names_a_missing_or_damaged_blob(tmp_path):
         f.write(bytes([b[0] ^ 1]))
     with pytest.raises(errors.IntegrityError, match=f"blob {ids[1].hex()} failed authentication"):
         list(repo.read_payloads(ids))
+
+
+class _VanishingStorage(LocalStorage):
+    """A directory where one key is listed but gone when fetched (deleted between listing and reading)."""
+
+    def __init__(self, root, gone):
+        super().__init__(root)
+        self.gone = gone
+
+    def get(self, key):
+        if key == self.gone:
+            raise errors.NotFound(f"{key} vanished")
+        return super().get(key)
+
+
+def test_index_objects_fetched_several_at_once_load_in_order_and_keep_their_outcomes(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_mod, "INDEX_PACKS", 1)
+    monkeypatch.setattr(repository, "INDEX_FETCH", 2)
+    repo = _repo(tmp_path, RepoParams(pack_size=64 * 1024))
+    data = [os.urandom(40_000) for _ in range(14)]  # 2 blobs a pack, one pack per index object
+    w = BlobWriter(repo, str(tmp_path / "staging"))
+    ids = [w.add_plain(b, BLOB_DATA, chunking.Compressor()) for b in data]
+    names = sorted(w.commit())
+    repo.close()
+    assert len(names) == 7
+    damaged, vanished = names[2], names[5]
+    with open(tmp_path / "repo" / "index" / damaged, "r+b") as f:
+        f.truncate(40)
+    again = Repository.open(_VanishingStorage(str(tmp_path / "repo"), f"index/{vanished}"), PASS,
+                            str(tmp_path / "cache2"))
+    added = []
+    real = again.index.add_index_file
+    monkeypatch.setattr(again.index, "add_index_file", lambda name, packs: (added.append(name), real(name, packs)))
+    assert again.sync_index() == 5
+    assert added == [n for n in names if n not in (damaged, vanished)]
+    assert list(again.index.damaged_index_files()) == [damaged]
+    # the damaged object's packs, and the vanished one's, are described from their own headers
+    assert [again.read_blob(i) for i in ids] == data

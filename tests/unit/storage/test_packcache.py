@@ -71,3 +71,22 @@ def test_read_ahead_fetches_the_next_packs_in_read_order(stores):
     assert sorted(inner.downloads) == ["data/00/pack0", "data/02/pack2"]  # pack1 is not read: never fetched
     cache.get_range("data/00/pack0", 0, 1)
     assert len(inner.downloads) == 2
+
+
+def test_an_order_found_while_reading_extends_the_read_ahead(stores, monkeypatch):
+    inner, cache = stores
+    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
+    cache.read_ahead(["data/00/pack0"])
+    cache.get_range("data/00/pack0", 0, 1)  # pack1 is not known yet: nothing ahead of pack0
+    cache._pool.shutdown(wait=True)
+    assert inner.downloads == ["data/00/pack0"]
+    cache._pool = None
+    cache.read_ahead(["data/00/pack0", "data/02/pack2"], more=True)  # pack0 keeps its place
+    assert cache._keys == ["data/00/pack0", "data/02/pack2"]
+    cache.get_range("data/00/pack0", 1, 1)  # the next read of pack0 starts pack2
+    cache._pool.shutdown(wait=True)
+    assert inner.downloads == ["data/00/pack0", "data/02/pack2"]
+    cache._pool = None
+    cache.read_ahead(["data/01/pack1"])  # a new order: pack1 is its first, fetched at once
+    cache._pool.shutdown(wait=True)
+    assert cache._keys == ["data/01/pack1"] and inner.downloads[-1] == "data/01/pack1"
