@@ -43,6 +43,15 @@ def stack(make_stack, tmp_path):
     return st, {"docs": docs, "notes": notes}, rules
 
 
+def _await_first_fault(proc: subprocess.Popen, rules: str, job: str, point: str) -> None:
+    """Wait (60 s at most) until the storage fault rules in `rules` were first hit by `proc`'s `job`."""
+    deadline = time.monotonic() + 60
+    while not os.path.exists(rules + ".hits") and time.monotonic() < deadline:
+        assert proc.poll() is None, f"the {job} ended early: {proc.communicate()}"
+        time.sleep(0.02)
+    assert os.path.exists(rules + ".hits"), f"the {job} never reached {point}"
+
+
 @contextmanager
 def running_backup(st, rules: str, *args: str) -> Iterator[subprocess.Popen]:
     """`ragctl backup ARGS` started and known to be running (its first pack write is held SLOW_S)."""
@@ -52,11 +61,7 @@ def running_backup(st, rules: str, *args: str) -> Iterator[subprocess.Popen]:
     proc = subprocess.Popen(st.ragctl_argv("backup", "--json", *args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(rules + ".hits") and time.monotonic() < deadline:
-            assert proc.poll() is None, f"the backup ended early: {proc.communicate()}"
-            time.sleep(0.02)
-        assert os.path.exists(rules + ".hits"), "the backup never reached its first pack write"
+        _await_first_fault(proc, rules, "backup", "its first pack write")
         yield proc
     finally:
         if proc.poll() is None:
@@ -204,11 +209,7 @@ def running_restore(st, rules: str, sid: str, target: str, delay_s: float) -> It
     proc = subprocess.Popen(st.ragctl_argv("restore", sid, "--components", "docs", "--target", target),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not os.path.exists(rules + ".hits") and time.monotonic() < deadline:
-            assert proc.poll() is None, f"the restore ended early: {proc.communicate()}"
-            time.sleep(0.02)
-        assert os.path.exists(rules + ".hits"), "the restore never reached a pack read"
+        _await_first_fault(proc, rules, "restore", "a pack read")
         yield proc
     finally:
         storage_faults(st, rules, [])

@@ -10,7 +10,7 @@ from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.prune import PackUse, Pruner, classify
 from ragbackup.repo.refs import RefSet
-from ragbackup.repo.repository import RepoParams, Repository
+from ragbackup.repo.repository import Repository
 from ragbackup.repo.tree import Entry, encode_lines
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.storage import LocalStorage
@@ -19,11 +19,8 @@ PASS = Unlocker("passphrase", b"correct horse")
 
 
 @pytest.fixture
-def repo(tmp_path):
-    r = Repository.init(LocalStorage(str(tmp_path / "repo")), PASS, str(tmp_path / "cache"),
-                        RepoParams(pack_size=256 * 1024))
-    yield r
-    r.close()
+def repo(make_repo):
+    return make_repo(256 * 1024)
 
 
 def _snapshot(repo, tmp_path, sid: str, files: dict[str, bytes], writer: BlobWriter | None = None) -> dict:

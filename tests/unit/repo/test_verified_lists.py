@@ -16,20 +16,15 @@ from ragbackup.controller import refcheck
 from ragbackup.repo import chunking, inflight
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.packs import BLOB_DATA
-from ragbackup.repo.repository import RepoParams, Repository
 from ragbackup.repo.writer import BlobWriter
-from ragbackup.storage import LocalStorage
 
 PASS = Unlocker("passphrase", b"correct horse")
 N = refcheck.BIG_LIST + 4
 
 
 @pytest.fixture
-def repo(tmp_path):
-    r = Repository.init(LocalStorage(str(tmp_path / "repo")), PASS, str(tmp_path / "cache"),
-                        RepoParams(pack_size=64 * 1024))
-    yield r
-    r.close()
+def repo(make_repo):
+    return make_repo(64 * 1024)
 
 
 def _store(repo, tmp_path) -> list[bytes]:
