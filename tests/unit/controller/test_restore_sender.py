@@ -38,3 +38,39 @@ def test_chunk_ids_go_to_read_payloads_in_bounded_parts_in_order(monkeypatch):
 
     assert max(len(a) for a in repo.asked) <= 40
     assert [i for a in repo.asked for i in a] == small + big
+
+
+class _Index:
+    def __init__(self, packs: dict[bytes, str]):
+        self.packs = packs
+        self.asked: list[int] = []
+
+    def pack_of_each(self, ids):
+        self.asked.append(len(ids))
+        return {i: self.packs[i] for i in ids if i in self.packs}
+
+
+def test_the_pack_order_comes_in_parts_in_first_read_order_each_pack_once(monkeypatch):
+    from ragbackup.repo.manifest import ComponentManifest, Manifest
+    from ragbackup.repo.packs import pack_key
+
+    monkeypatch.setattr(restore, "PACK_ORDER_IDS", 4)
+    ids = [os.urandom(32) for _ in range(10)]
+    where = ["pb", "pb", "pa", "pc", "pa", "pb", "pd", "pd", "pa", "pe"]
+    tree_a, tree_b = os.urandom(32), os.urandom(32)
+    index = _Index({**dict(zip(ids, where)), tree_a: "pt", tree_b: "pb"})
+    trees = {tree_a: [Entry(b"x", "file", size=1, chunks=ids[:6]), Entry(b"d", "dir")],
+             tree_b: [Entry(b"y", "file", size=1, chunks=ids[6:] + [os.urandom(32)])]}  # one chunk unindexed
+
+    class _TreeRepo:
+        def read_tree(self, tree):
+            return iter([e for t in tree for e in trees[t]])
+
+    manifest = Manifest("s", "2026-12-03T00:00:00Z", "full",
+                        {"a": ComponentManifest("paths", tree=(tree_a.hex(),)),
+                         "b": ComponentManifest("paths", tree=(tree_b.hex(),))})
+    parts = list(restore.pack_orders(_TreeRepo(), index, manifest, ["b", "a"]))
+    # b first (its tree's pack, then its chunks' packs), then a's packs not already named
+    assert parts == [[pack_key("pb")], [pack_key("pd"), pack_key("pa"), pack_key("pe")], [], [pack_key("pt")],
+                     [pack_key("pc")], []]
+    assert max(index.asked) <= 4
