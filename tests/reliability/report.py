@@ -2,7 +2,8 @@
 
 In: `python -m tests.reliability.report [--long] [--output PATH] [-- PYTEST ARGS]` from the
 repository root; --long sets RAG_BACKUP_RELIABILITY=long (the full counts); --merge adds the
-cases of an earlier run's JUnit XML (saved with --keep-junitxml) that this run did not repeat. Out: pytest's
+cases of an earlier run's JUnit XML (saved with --keep-junitxml) that this run did not repeat, --merge-doc
+those of a RELIABILITY.md this script wrote (the earlier run's record when its XML is gone). Out: pytest's
 JUnit XML (each case's `tries`, `bound_s`, `measured_s`, `detail` properties), turned into
 the table: a summary per group (cases, tries, failures), then per file every case (the first
 line of its docstring), how many times it was tried, its result, bound and measured time, and
@@ -14,6 +15,7 @@ import argparse
 import ast
 import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -163,6 +165,40 @@ def render(cases: list[Case], mode: str, commit: str, when: str, note: str = "")
     return "\n".join(out) + "\n"
 
 
+_ROW_CMD = re.compile(r"`RAG_BACKUP_RELIABILITY=long \.venv/bin/pytest (?P<file>[^:`]+)::(?P<name>[^`]+)`")
+_RUN_LINE = re.compile(r"^Run: (?P<when>[^,]+), commit `[^`]*`, mode `(?P<mode>[a-z]+)`")
+
+
+def _cells(row: str) -> list[str]:
+    """The cells of a table row as render wrote it (`\\|` inside a cell is a literal bar)."""
+    parts = re.split(r"(?<!\\)\|", row.strip())[1:-1]
+    return [p.strip().replace("\\|", "|") for p in parts]
+
+
+def read_document(path: str) -> tuple[list[Case], str, str]:
+    """(the cases, the run's mode, its date) of a RELIABILITY.md that render wrote: what --merge-doc keeps
+    of an earlier run when its JUnit XML is gone. A row whose command cell is not render's is skipped."""
+    cases, mode, when = [], "", ""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if (m := _RUN_LINE.match(line)) and not mode:
+                mode, when = m["mode"], m["when"]
+            cells = _cells(line) if line.startswith("| ") else []
+            cmd = _ROW_CMD.fullmatch(cells[5]) if len(cells) == 6 else None
+            if cmd is None:
+                continue
+            text, tries, result, bound, detail, _ = cells
+            props = {"tries": tries}
+            if bound:
+                b, _, measured = bound.partition(" / ")
+                props.update({k: v.removesuffix(" s") for k, v in (("bound_s", b), ("measured_s", measured))
+                              if v and v.removesuffix(" s") != "-"})
+            if detail:
+                props["detail"] = detail
+            cases.append(Case(cmd["file"], cmd["name"], text, result, props))
+    return cases, mode, when
+
+
 def _run_of(xml_path: str) -> str:
     """When an earlier run's JUnit XML was written (its testsuite's timestamp)."""
     suite = ET.parse(xml_path).getroot().find("testsuite")
@@ -192,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--junitxml", help="render this JUnit XML instead of running the suite")
     ap.add_argument("--merge", action="append", default=[], metavar="XML",
                     help="JUnit XML of an earlier run: its cases are kept unless this run has them too")
+    ap.add_argument("--merge-doc", metavar="MD", help="a RELIABILITY.md this script wrote (of the same mode): "
+                    "its cases are kept unless this run has them too (when the earlier run's XML is gone)")
     ap.add_argument("--keep-junitxml", metavar="PATH", help="save this run's JUnit XML (for a later --merge)")
     ap.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = ap.parse_args(argv)
@@ -202,10 +240,18 @@ def main(argv: list[str] | None = None) -> int:
             rc = run_suite(args.long, xml_path, args.pytest_args)
         if args.keep_junitxml:
             shutil.copyfile(xml_path, args.keep_junitxml)
-        cases = merge([read_cases(p) for p in args.merge] + [read_cases(xml_path)])
+        earlier, runs = [read_cases(p) for p in args.merge], [_run_of(p) for p in args.merge]
+        if args.merge_doc:
+            doc_cases, doc_mode, doc_when = read_document(args.merge_doc)
+            if doc_mode != ("long" if args.long else "fast"):
+                print(f"--merge-doc {args.merge_doc}: its run was of mode {doc_mode or 'unknown'}, not this run's",
+                      file=sys.stderr)
+                return 2
+            earlier, runs = [doc_cases] + earlier, [f"{doc_when} and the runs it names"] + runs
+        cases = merge(earlier + [read_cases(xml_path)])
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: TID251
     note = (f" Cases this run did not repeat come from an earlier run of the same mode "
-            f"({', '.join(_run_of(p) for p in args.merge)}).") if args.merge else ""
+            f"({', '.join(runs)}).") if runs else ""
     text = render(cases, "long" if args.long else "fast", commit, when, note)
     with open(args.output, "w", encoding="utf-8") as f:
         f.write(text)

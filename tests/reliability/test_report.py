@@ -29,3 +29,21 @@ def test_report_renders_cases_groups_and_commands(tmp_path):
     assert ("`RAG_BACKUP_RELIABILITY=long .venv/bin/pytest "
             "tests/reliability/test_crash_matrix.py::test_kill_after_packs_before_index`") in text
     assert "commit `abc1234`, mode `long`" in text
+
+
+def test_a_rendered_document_reads_back_to_the_same_cases(tmp_path):
+    """--merge-doc: a RELIABILITY.md this script wrote reads back to its cases, so rendering them again changes no row"""
+    path = tmp_path / "r.xml"
+    path.write_text(XML.replace('value="7 kept"', 'value="7 kept | none lost"'))
+    cases = report.read_cases(str(path))
+    doc = tmp_path / "RELIABILITY.md"
+    doc.write_text(report.render(cases, "long", "abc1234", "2026-01-01 00:00 UTC"))
+    back, mode, when = report.read_document(str(doc))
+    assert (mode, when) == ("long", "2026-01-01 00:00 UTC")
+    def seen(cs):
+        return [(c.file, c.name, c.result, c.tries, c.failed, {k: v for k, v in c.props.items() if k != "tries"})
+                for c in cs]
+
+    assert seen(back) == seen(cases)
+    assert back[0].props["detail"] == "7 kept | none lost"
+    assert report.render(back, "long", "abc1234", "2026-01-01 00:00 UTC") == doc.read_text()
