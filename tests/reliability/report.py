@@ -166,7 +166,8 @@ def render(cases: list[Case], mode: str, commit: str, when: str, note: str = "")
 
 
 _ROW_CMD = re.compile(r"`RAG_BACKUP_RELIABILITY=long \.venv/bin/pytest (?P<file>[^:`]+)::(?P<name>[^`]+)`")
-_RUN_LINE = re.compile(r"^Run: (?P<when>[^,]+), commit `[^`]*`, mode `(?P<mode>[a-z]+)`")
+_RUN_LINE = re.compile(r"^Run: (?P<when>[^,]+), commit `[^`]*`, mode `(?P<mode>[a-z]+)`"
+                       r"(?:.* come from an earlier run of the same mode \((?P<earlier>[^)]*)\)\.)?")
 
 
 def _cells(row: str) -> list[str]:
@@ -175,14 +176,15 @@ def _cells(row: str) -> list[str]:
     return [p.strip().replace("\\|", "|") for p in parts]
 
 
-def read_document(path: str) -> tuple[list[Case], str, str]:
-    """(the cases, the run's mode, its date) of a RELIABILITY.md that render wrote: what --merge-doc keeps
-    of an earlier run when its JUnit XML is gone. A row whose command cell is not render's is skipped."""
-    cases, mode, when = [], "", ""
+def read_document(path: str) -> tuple[list[Case], str, list[str]]:
+    """(the cases, the run's mode, the dates of the runs they come from: its own, then those it merged)
+    of a RELIABILITY.md that render wrote: what --merge-doc keeps of an earlier run when its JUnit XML
+    is gone. A row whose command cell is not render's is skipped."""
+    cases, mode, when = [], "", []
     with open(path, encoding="utf-8") as f:
         for line in f:
             if (m := _RUN_LINE.match(line)) and not mode:
-                mode, when = m["mode"], m["when"]
+                mode, when = m["mode"], [m["when"]] + [r for r in (m["earlier"] or "").split(", ") if r]
             cells = _cells(line) if line.startswith("| ") else []
             cmd = _ROW_CMD.fullmatch(cells[5]) if len(cells) == 6 else None
             if cmd is None:
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--merge-doc {args.merge_doc}: its run was of mode {doc_mode or 'unknown'}, not this run's",
                       file=sys.stderr)
                 return 2
-            earlier, runs = [doc_cases] + earlier, [f"{doc_when} and the runs it names"] + runs
+            earlier, runs = [doc_cases] + earlier, list(dict.fromkeys(doc_when + runs))
         cases = merge(earlier + [read_cases(xml_path)])
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: TID251
     note = (f" Cases this run did not repeat come from an earlier run of the same mode "

@@ -37,13 +37,14 @@ def test_a_rendered_document_reads_back_to_the_same_cases(tmp_path):
     path.write_text(XML.replace('value="7 kept"', 'value="7 kept | none lost"'))
     cases = report.read_cases(str(path))
     doc = tmp_path / "RELIABILITY.md"
-    doc.write_text(report.render(cases, "long", "abc1234", "2026-01-01 00:00 UTC"))
+    note = " Cases this run did not repeat come from an earlier run of the same mode (2025-12-31 23:00 UTC)."
+    doc.write_text(report.render(cases, "long", "abc1234", "2026-01-01 00:00 UTC", note))
     back, mode, when = report.read_document(str(doc))
-    assert (mode, when) == ("long", "2026-01-01 00:00 UTC")
+    assert (mode, when) == ("long", ["2026-01-01 00:00 UTC", "2025-12-31 23:00 UTC"])
     def seen(cs):
         return [(c.file, c.name, c.result, c.tries, c.failed, {k: v for k, v in c.props.items() if k != "tries"})
                 for c in cs]
 
     assert seen(back) == seen(cases)
     assert back[0].props["detail"] == "7 kept | none lost"
-    assert report.render(back, "long", "abc1234", "2026-01-01 00:00 UTC") == doc.read_text()
+    assert report.render(back, "long", "abc1234", "2026-01-01 00:00 UTC", note) == doc.read_text()
