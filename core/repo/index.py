@@ -175,7 +175,7 @@ class IndexCache:
 
         Its queries wait neither on this connection's lock nor on its writes (WAL), so a thread that
         only looks ahead (a restore finding its pack order) does not hold back the readers the job
-        waits on. OSError-free: SQLite opens the file lazily; RepositoryError when it cannot.
+        waits on. RepositoryError when SQLite cannot open it.
         """
         other = IndexCache.__new__(IndexCache)
         other.path, other._lock = self.path, threading.Lock()
