@@ -3,7 +3,8 @@
 In: the controller's runner and state, and every finished job (a successful backup queues its
 snapshot for each tier and wakes the loop). Out: replicate jobs (trigger `timer`) run one at
 a time in a thread of the daemon; after a failure (an endpoint down) the next try waits
-policy.replicate.retry_delay (5 s doubling to 5 min), so an outage ends with no manual step.
+policy.replicate.retry_delay (5 s doubling to 5 min), so an outage ends with no manual step,
+or sooner: a health probe that finds a tier answering again while work waits calls `tier_back`.
 """
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ class Replicator:
         if rec.kind in ("backup", "import") and rec.result == SUCCESS and rec.snapshot:
             for tier in self.ctl.cfg.tiers:
                 self.ctl.replication.enqueue(tier, [rec.snapshot], self.runner.clock.now())
+            self._wake.set()
+
+    def tier_back(self, tier: str) -> None:
+        """A probe found `tier` answering with snapshots queued: after failures, retry now instead of
+        at the end of the backoff (a run with no failure behind it is not disturbed)."""
+        if self.failures and self._thread is not None:
+            log.info("tier %s answers again: replication retries now", tier)
             self._wake.set()
 
     def waiting(self) -> int:

@@ -36,15 +36,18 @@ log = logging.getLogger("ragbackup.controller")
 
 
 def create_server(cfg: ControllerConfig, ctl: Controller, runner: Runner,
-                  pool: futures.ThreadPoolExecutor | None = None) -> tuple[grpc.Server, int]:
+                  pool: futures.ThreadPoolExecutor | None = None,
+                  replicator: Replicator | None = None) -> tuple[grpc.Server, int]:
     """Build (not start) the server on the unix socket and [controller] listen; returns (server, tcp port).
-    `pool` serves the calls (the watchdog probes through it); a new one of 16 threads by default."""
+    `pool` serves the calls (the watchdog probes through it); a new one of 16 threads by default.
+    `replicator`, when given, hears from `ragctl health` of a tier answering again with work queued."""
     areas = {cfg.state_dir: "state_dir"}
     if cfg.repository.type == "local":
         areas[cfg.repository.path] = "repository"
     server = grpc.server(pool or futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"),
                          interceptors=[ErrorInterceptor(areas)], options=tls.CHANNEL_OPTIONS)
-    controller_pb2_grpc.add_ControllerServicer_to_server(ControllerServicer(ctl, runner), server)
+    controller_pb2_grpc.add_ControllerServicer_to_server(
+        ControllerServicer(ctl, runner, tier_back=replicator.tier_back if replicator else None), server)
     private = peercred.private_path(cfg.socket)
     if unixsock.problem(f"unix:{private}"):
         raise errors.ConfigError(f"{cfg.source}: [controller] socket {cfg.socket}: {unixsock.problem('unix:' + private)}")
@@ -143,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         ctl = Controller(cfg)
         check_locked_tiers(cfg)  # a locked tier on a bucket without object lock: StateError, exit 3
         runner = open_runner(ctl)
-        server, port = create_server(cfg, ctl, runner, pool)
+        replicator = Replicator(runner)  # after every backup, and catching up after outages and restarts
+        server, port = create_server(cfg, ctl, runner, pool, replicator)
     except errors.RagBackupError as exc:
         log.error("%s", exc.message)
         return exc.exit_code
@@ -167,7 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     status = Status(notifier, runner, cfg.socket)
     runner.on_start(status.started)
     runner.on_finish(status.finished)
-    replicator = Replicator(runner)  # after every backup, and catching up after outages and restarts
     runner.on_finish(replicator.after_job)
     replicator.start(stop)
     LockKeeper(runner).start(stop)  # extends object-lock retention of locked tiers (docs/OFFSITE.md)

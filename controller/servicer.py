@@ -10,6 +10,7 @@ import itertools
 import json
 import logging
 import threading
+from typing import Callable
 
 from ragbackup import errors
 from ragbackup.v1 import controller_pb2, controller_pb2_grpc
@@ -102,8 +103,12 @@ def job_info(rec: JobRecord, running: JobContext | None = None) -> controller_pb
 
 
 class ControllerServicer(controller_pb2_grpc.ControllerServicer):
-    def __init__(self, ctl: Controller, runner: Runner):
+    """The controller's RPCs. `tier_back(name)`, when given, hears of each tier a health probe finds
+    answering while snapshots wait for it (the replicator then retries without waiting out its backoff)."""
+
+    def __init__(self, ctl: Controller, runner: Runner, tier_back: Callable[[str], None] | None = None):
         self.ctl = ctl
+        self.tier_back = tier_back
         self.runner = runner
         self.audit = runner.audit
         self.deploys = scheduled.DeployCoalescer()
@@ -206,6 +211,9 @@ class ControllerServicer(controller_pb2_grpc.ControllerServicer):
 
     def Health(self, request, context):
         checks, details = assess(self.ctl)
+        for row in details["tiers"]:
+            if self.tier_back and row["reachable"] and row["queue_depth"]:
+                self.tier_back(row["tier"])
         return controller_pb2.ControllerHealthReply(
             healthy=all(c.ok for c in checks), details_json=json.dumps(details),
             checks=[controller_pb2.HealthCheck(name=c.name, ok=c.ok, detail=c.detail) for c in checks])

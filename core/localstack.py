@@ -8,8 +8,11 @@ Out: a running LocalStack (separate daemon processes talking real gRPC) that
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import socket
+import tempfile
 import subprocess
 import sys
 import time
@@ -22,6 +25,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+SOCKET_PATH_MAX = 100  # below sockaddr_un's 107 bytes, with room for the controller's private ".grpc/s"
+
+
+def run_dir(workdir: str) -> str:
+    """Where the sockets go: `workdir/run`, or when that would make a socket path too long for AF_UNIX
+    (a deep temporary directory), a short directory in the system's temp dir named after workdir's hash,
+    so every LocalStack on the same workdir finds the same sockets."""
+    near = os.path.join(workdir, "run")
+    if len(os.path.join(near, "controller.sock")) <= SOCKET_PATH_MAX:
+        return near
+    digest = hashlib.blake2b(workdir.encode(), digest_size=6).hexdigest()
+    return os.path.join(tempfile.gettempdir(), f"rb-run-{digest}")
 
 
 def _toml_str(v: str) -> str:
@@ -50,11 +67,12 @@ class LocalStack:
         self.env = dict(env or {})  # added to the daemons' environment (e.g. DOCKER_HOST for the agent)
         self.s3 = s3
         self.insecure = insecure
-        self.agent_socket = os.path.join(self.workdir, "run", "agent.sock") if agent_socket else ""
+        self.run_dir = run_dir(self.workdir)
+        self.agent_socket = os.path.join(self.run_dir, "agent.sock") if agent_socket else ""
         self.pki_dir = os.path.join(self.workdir, "pki")
         self.repo_dir = os.path.join(self.workdir, "repository")
         self.state_dir = os.path.join(self.workdir, "controller-state")
-        self.socket = os.path.join(self.workdir, "run", "controller.sock")
+        self.socket = os.path.join(self.run_dir, "controller.sock")
         self.agent_port = free_port()
         self.components: list[ComponentDecl] = []
         self.controller_extra = ""  # more TOML for controller.toml (e.g. an [import] table)
@@ -88,7 +106,7 @@ class LocalStack:
                 f"key = {_toml_str(os.path.join(self.pki_dir, name + '-key.pem'))}\n")
 
     def write_configs(self) -> None:
-        os.makedirs(os.path.join(self.workdir, "run"), exist_ok=True)
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
         pki.create_ca(self.pki_dir)
         for name in ("agent", "controller"):
             if not os.path.exists(os.path.join(self.pki_dir, f"{name}.pem")):
@@ -213,8 +231,11 @@ class LocalStack:
             p.wait(10)
 
     def stop(self) -> None:
+        """End the daemons by PID; a short socket directory outside workdir (run_dir) is removed with them."""
         for name in list(self.procs):
             self.stop_process(name)
+        if os.path.dirname(self.run_dir) != self.workdir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def __enter__(self) -> "LocalStack":
         return self.start()

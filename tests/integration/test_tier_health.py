@@ -86,9 +86,15 @@ def test_health_reports_a_tier_down_as_degraded_and_up_again(tmp_path, own_weed)
             assert row["queue_depth"] >= 1 and row["oldest_age_seconds"] >= 0, row
             assert "DEGRADED: an offsite tier is unreachable" in human and own_weed.endpoint_url in human
             assert took < 60
+            _wait(lambda: "replication failed (2 in a row" in (work / "controller.log").read_text(), 60,
+                  "a second failed try (the backoff is 10 s or more from here)")
         finally:
             own_weed.start()
+        began = time.monotonic()
         _wait(lambda: _health(st)[1]["tiers"][0]["queue_depth"] == 0, 180, "the catch-up after the tier returned")
+        caught_up = time.monotonic() - began
+        print(f"\ntier back: queue empty {caught_up:.1f}s after the tier started")
+        assert "tier s3 answers again: replication retries now" in (work / "controller.log").read_text()
         code, rep, _ = _health(st)
         assert code == 0 and rep["status"] == "healthy" and rep["tiers"][0]["reachable"], rep
         snaps = json.loads(st.ragctl("snapshots", "--tier", "s3", "--json").stdout)
