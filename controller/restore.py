@@ -10,7 +10,6 @@ import itertools
 import json
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Generator, Iterable, Iterator
 
@@ -193,13 +192,16 @@ def restore_components(ctl: Controller, repo: Repository, manifest: Manifest, pl
     total = sum(sizes.get(n, 0) for n in plan.components)
     results: dict[str, dict] = {}
     done_bytes = 0
+    finished = threading.Event()  # set by each call's end, so the next component starts at once
     for wave in waves(repo, manifest, plan):
         queue, running = list(wave), []
         try:
             while queue or running:
                 while queue and len(running) < PARALLEL_COMPONENTS:
                     running.append(_start_component(ctl, repo, manifest, targets[queue.pop(0)], plan))
-                time.sleep(0.2)
+                    running[-1].future.add_done_callback(lambda _f: finished.set())
+                finished.wait(0.2)
+                finished.clear()
                 yield events.progress("restore", done_bytes + sum(r.sender.sent for r in running), total, "B")
                 for r in [r for r in running if r.future.done()]:
                     running.remove(r)
