@@ -151,6 +151,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts, budget=self._budget, pool=self._pool,
                     dictionary=start.dictionary or None, layouts=tuple(start.layouts),
+                    joined_ids=start.joined_chunk_ids,
                     scratch=self.cfg.staging_dir,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)

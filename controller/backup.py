@@ -15,7 +15,7 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Protocol
+from typing import Generator, Iterator, Protocol, Sequence
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -28,7 +28,7 @@ from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
-from ragbackup.repo.tree import RDB_RECORDS, Entry, check_entry
+from ragbackup.repo.tree import ID_SIZE, RDB_RECORDS, ChunkIds, Entry, check_entry
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
@@ -63,11 +63,24 @@ class BackupServices(Protocol):
 
 
 def to_tree_entry(pe: common_pb2.Entry) -> Entry:
+    """The tree's entry for an agent's; UnsafePath for an unknown type, IntegrityError for a broken id list."""
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=pe.chunks, target=pe.target, holes=list(pe.holes),
-                 layout=pe.layout)
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=_chunk_list(pe), target=pe.target,
+                 holes=list(pe.holes), layout=pe.layout)
+
+
+def _chunk_list(pe: common_pb2.Entry) -> Sequence[bytes]:
+    """An entry's chunk ids, from whichever field carries them (Entry.chunk_ids joined, or Entry.chunks)."""
+    if not pe.chunk_ids:
+        return pe.chunks
+    if pe.chunks:
+        raise errors.IntegrityError(f"entry {pe.path!r} names its chunks in both chunks and chunk_ids")
+    if len(pe.chunk_ids) % ID_SIZE:
+        raise errors.IntegrityError(f"entry {pe.path!r}: chunk_ids of {len(pe.chunk_ids)} bytes "
+                                    f"is not a whole number of {ID_SIZE}-byte ids")
+    return ChunkIds(pe.chunk_ids)
 
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:
@@ -201,7 +214,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
         chunker=agent_pb2.ChunkerParams(min_size=ch.min_size, avg_size=ch.avg_size, max_size=ch.max_size,
                                         seed=ch.seed),
         compression_level=repo.params.compression_level, full=plan.full,
-        dictionary=repo.current_dictionary() or b"", layouts=[RDB_RECORDS])
+        dictionary=repo.current_dictionary() or b"", layouts=[RDB_RECORDS], joined_chunk_ids=True)
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     cap: _Capture | None = None

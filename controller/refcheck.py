@@ -27,6 +27,7 @@ from typing import Protocol, Sequence
 import blake3
 
 from ragbackup import errors
+from ragbackup.repo.tree import joined_ids
 
 # Chunk ids checked at once, sorted: the index's B-tree is then walked in key order,
 # each leaf page read once per batch, not once per id (300,000 ids of a no-change
@@ -40,7 +41,7 @@ BIG_LIST = 256  # an entry naming this many chunks or more is first looked up wh
 
 def list_digest(ids: Sequence[bytes]) -> bytes:
     """The digest of a chunk list (its ids in order), the key of IndexCache's verified lists."""
-    return blake3.blake3(b"".join(ids)).digest()
+    return blake3.blake3(joined_ids(ids)).digest()
 
 
 class Missing(Protocol):

@@ -86,6 +86,8 @@ class CaptureSettings:
     # File layouts the controller records (CaptureStart.layouts): rdb_layout.LAYOUT there
     # lets Redis RDB files be captured by record.
     layouts: tuple[str, ...] = ()
+    # Entries carry their chunk ids joined in one field (CaptureStart.joined_chunk_ids).
+    joined_ids: bool = False
     # Where an RDB's records are spilled while sorted by key (the agent's staging dir);
     # None: the system's temporary directory.
     scratch: str | None = None
@@ -148,14 +150,20 @@ def _held(item: Ready) -> int:
     return len(item[1])
 
 
-def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> agent_pb2.CaptureEvent:
-    """An entry batch of `entries`, each with its chunk ids (joined) put in: one copy of them."""
+def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
+                 joined: bool = False) -> agent_pb2.CaptureEvent:
+    """An entry batch of `entries`, each with its chunk ids (joined) put in: one copy of them,
+    as one field (Entry.chunk_ids) when `joined` (the controller asked for it), else one field an id."""
     event = agent_pb2.CaptureEvent()
     add = event.entries.entries.add
     for e, ids in entries:
         out = add()
         out.CopyFrom(e)  # without its chunk ids, so far
-        if ids:
+        if not ids:
+            continue
+        if joined:
+            out.chunk_ids = bytes(ids)
+        else:
             out.chunks.extend(_each_id(ids))
     return event
 
@@ -544,7 +552,7 @@ class CapturePipeline:
 
     def _flush_entries(self, force: bool = False) -> Iterator[agent_pb2.CaptureEvent]:
         if self._entries and (force or len(self._entries) >= ENTRY_BATCH):
-            event = _entry_event(self._entries)
+            event = _entry_event(self._entries, self.s.joined_ids)
             self._entries = []  # the ids leave memory before gRPC serializes the event
             yield event
 

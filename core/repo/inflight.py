@@ -72,7 +72,10 @@ class SeenIds:
         self.add_many((blob_id,))
 
     def add_many(self, blob_ids: Iterable[bytes]) -> None:
-        joined = b"".join(blob_ids)
+        self.add_joined(b"".join(blob_ids))
+
+    def add_joined(self, joined: bytes) -> None:
+        """add_many of the ids joined in `joined` (ID_LEN bytes each); ValueError for a partial id."""
         if len(joined) % ID_LEN:
             raise ValueError(f"blob ids are {ID_LEN} bytes; got {len(joined)} bytes in all")
         room = max(0, self._exact - len(self._prefixes)) * ID_LEN

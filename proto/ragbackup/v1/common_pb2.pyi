@@ -32,7 +32,7 @@ CONSISTENCY_PAUSE: Consistency
 CONSISTENCY_STOP: Consistency
 
 class Entry(_message.Message):
-    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes", "layout")
+    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes", "layout", "chunk_ids")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class Entry(_message.Message):
     TARGET_FIELD_NUMBER: _ClassVar[int]
     HOLES_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
     path: bytes
     type: EntryType
     mode: int
@@ -55,7 +56,8 @@ class Entry(_message.Message):
     target: bytes
     holes: _containers.RepeatedScalarFieldContainer[int]
     layout: str
-    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ..., holes: _Optional[_Iterable[int]] = ..., layout: _Optional[str] = ...) -> None: ...
+    chunk_ids: bytes
+    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ..., holes: _Optional[_Iterable[int]] = ..., layout: _Optional[str] = ..., chunk_ids: _Optional[bytes] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries",)

@@ -40,3 +40,34 @@ def test_only_one_dictionary_and_only_when_none_was_given(tmp_path):
     with pytest.raises(errors.IntegrityError, match="not to train"):
         _Capture(repo, None, None, may_train=False).handle(event)
     repo.close()
+
+
+def test_chunk_ids_arrive_joined_or_one_field_each_and_make_the_same_tree_line():
+    import os
+
+    from ragbackup.agent.capture.pipeline import _entry_event
+    from ragbackup.controller.backup import to_tree_entry
+    from ragbackup.controller.refcheck import list_digest
+    from ragbackup.repo.tree import PIECE_IDS
+    from ragbackup.v1 import common_pb2
+
+    ids = b"".join(os.urandom(32) for _ in range(PIECE_IDS + 3))
+    base = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=9, mode=0o600)
+    joined, each = (_entry_event([(base, bytearray(ids))], joined=j).entries.entries[0] for j in (True, False))
+    assert joined.chunk_ids == ids and not joined.chunks
+    assert not each.chunk_ids and b"".join(each.chunks) == ids
+    a, b = to_tree_entry(joined), to_tree_entry(each)
+    assert b"".join(a.json_pieces()) == b"".join(b.json_pieces()) == (b.to_json() + "\n").encode()
+    assert list_digest(a.chunks) == list_digest(b.chunks) and list(a.chunks) == list(b.chunks)
+
+
+def test_a_joined_id_list_that_is_cut_or_doubled_is_refused():
+    from ragbackup.controller.backup import to_tree_entry
+    from ragbackup.v1 import common_pb2
+
+    cut = common_pb2.Entry(path=b"f", type=common_pb2.ENTRY_TYPE_FILE, chunk_ids=b"x" * 33)
+    with pytest.raises(errors.IntegrityError, match="not a whole number of 32-byte ids"):
+        to_tree_entry(cut)
+    both = common_pb2.Entry(path=b"f", type=common_pb2.ENTRY_TYPE_FILE, chunk_ids=b"x" * 32, chunks=[b"y" * 32])
+    with pytest.raises(errors.IntegrityError, match="both chunks and chunk_ids"):
+        to_tree_entry(both)

@@ -100,3 +100,8 @@ def test_seen_ids_keep_every_id_exactly_then_in_a_bloom_filter():
     assert sum(i in seen for i in others) < 20  # the filter's false positives: few
     with pytest.raises(ValueError, match="32 bytes"):
         seen.add_many([b"short"])
+    more = [os.urandom(32) for _ in range(5)]
+    seen.add_joined(b"".join(more))  # the same, from the ids joined (a ChunkIds' buffer)
+    assert all(i in seen for i in more)
+    with pytest.raises(ValueError, match="32 bytes"):
+        seen.add_joined(b"x" * 40)
