@@ -26,7 +26,7 @@ from ragbackup.localstack import LocalStack
 
 from reliability.common import (backup_id, churn, fingerprint, restores_identical, seeded_tree, snapshots,
                                 storage_faults, verify, wrap_storage)
-from reliability.conftest import mode, size
+from reliability.conftest import size
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,6 @@ S3_BOUND_S = DEADLINE_S + S3_ATTEMPTS * (CONNECT_S + READ_S + 1) + 3 + 30  # + t
 KEEPALIVE_S = (2 * dict(tls.CHANNEL_OPTIONS)["grpc.keepalive_time_ms"]
                + dict(tls.CHANNEL_OPTIONS)["grpc.keepalive_timeout_ms"]) / 1000
 # Each SIGSTOP case waits out timeouts for a minute or more: the long run only, not CI.
-long_only = pytest.mark.skipif(mode() != "long", reason="about a minute per try: RAG_BACKUP_RELIABILITY=long")
 
 
 # --------------------------------------------------------------------------- a private S3 server
@@ -239,7 +238,6 @@ def test_s3_short_read_during_restore_is_an_integrity_error(s3_stack, tmp_path, 
 
 # --------------------------------------------------------------------------- S3 stopped (SIGSTOP)
 
-@long_only
 def test_s3_stopped_mid_upload(s3_stack, weed, record_property):
     """S3 stopped (SIGSTOP) in the middle of a backup's uploads: the backup ends within its bound (exit 7); after SIGCONT the next backup succeeds"""
     st, data, rules = s3_stack
@@ -276,7 +274,6 @@ def test_s3_stopped_mid_upload(s3_stack, weed, record_property):
             f"connect {CONNECT_S}s, read {READ_S}s, {S3_ATTEMPTS} botocore attempts, no retry after {DEADLINE_S}s")
 
 
-@long_only
 def test_s3_stopped_mid_restore(s3_stack, weed, tmp_path, record_property):
     """S3 stopped (SIGSTOP) in the middle of a restore's downloads: the restore ends within its bound (exit 7), nothing half-restored; after SIGCONT the next restore succeeds"""
     st, data, rules = s3_stack
@@ -313,7 +310,6 @@ def test_s3_stopped_mid_restore(s3_stack, weed, tmp_path, record_property):
 
 # --------------------------------------------------------------------------- agent frozen, disk slow
 
-@long_only
 def test_agent_frozen_mid_capture(make_stack, tmp_path, record_property):
     """the agent frozen (SIGSTOP) in the middle of a capture: the backup ends within its bound (exit 7); after SIGCONT the next backup succeeds"""
     data = tmp_path / "data"
