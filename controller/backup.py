@@ -28,7 +28,7 @@ from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
-from ragbackup.repo.tree import ID_SIZE, RDB_RECORDS, ChunkIds, Entry, check_entry
+from ragbackup.repo.tree import RDB_RECORDS, ChunkIds, Entry, check_entry
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
@@ -77,10 +77,10 @@ def _chunk_list(pe: common_pb2.Entry) -> Sequence[bytes]:
         return pe.chunks
     if pe.chunks:
         raise errors.IntegrityError(f"entry {pe.path!r} names its chunks in both chunks and chunk_ids")
-    if len(pe.chunk_ids) % ID_SIZE:
-        raise errors.IntegrityError(f"entry {pe.path!r}: chunk_ids of {len(pe.chunk_ids)} bytes "
-                                    f"is not a whole number of {ID_SIZE}-byte ids")
-    return ChunkIds(pe.chunk_ids)
+    try:
+        return ChunkIds(pe.chunk_ids)
+    except ValueError as exc:  # a partial id
+        raise errors.IntegrityError(f"entry {pe.path!r}: {exc}") from None
 
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ragbackup import pki
+from ragbackup import pki, unixsock
 
 
 def free_port() -> int:
@@ -27,15 +27,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-SOCKET_PATH_MAX = 100  # below sockaddr_un's 107 bytes, with room for the controller's private ".grpc/s"
-
-
 def run_dir(workdir: str) -> str:
     """Where the sockets go: `workdir/run`, or when that would make a socket path too long for AF_UNIX
     (a deep temporary directory), a short directory in the system's temp dir named after workdir's hash,
     so every LocalStack on the same workdir finds the same sockets."""
     near = os.path.join(workdir, "run")
-    if len(os.path.join(near, "controller.sock")) <= SOCKET_PATH_MAX:
+    if len(os.path.join(near, "controller.sock")) <= unixsock.MAX_PATH:
         return near
     digest = hashlib.blake2b(workdir.encode(), digest_size=6).hexdigest()
     return os.path.join(tempfile.gettempdir(), f"rb-run-{digest}")

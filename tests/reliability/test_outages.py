@@ -43,7 +43,7 @@ S3_BOUND_S = DEADLINE_S + S3_ATTEMPTS * (CONNECT_S + READ_S + 1) + 3 + 30  # + t
 # keepalive_timeout without an answer; measured: the second ping's timeout ends the call.
 KEEPALIVE_S = (2 * dict(tls.CHANNEL_OPTIONS)["grpc.keepalive_time_ms"]
                + dict(tls.CHANNEL_OPTIONS)["grpc.keepalive_timeout_ms"]) / 1000
-# Each SIGSTOP case waits out timeouts for a minute or more: the long run only, not CI.
+# Each SIGSTOP case waits out timeouts for a minute or more: one try in CI, three in the long run.
 
 
 # --------------------------------------------------------------------------- a private S3 server

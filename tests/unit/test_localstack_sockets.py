@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 
-from ragbackup.localstack import SOCKET_PATH_MAX, LocalStack, run_dir
+from ragbackup.localstack import LocalStack, run_dir
+from ragbackup.unixsock import MAX_PATH
 
 
 def test_a_short_workdir_keeps_its_sockets_inside() -> None:
@@ -16,13 +17,13 @@ def test_a_short_workdir_keeps_its_sockets_inside() -> None:
 def test_a_deep_workdir_gets_one_short_directory_per_workdir() -> None:
     deep = "/tmp/pytest-of-root/pytest-19/popen-gw0/test_a_tiny_files_case_runs_th0/data/work-8183/repo"
     other = deep.replace("8183", "8184")
-    assert len(os.path.join(deep, "run", "controller.sock")) > SOCKET_PATH_MAX
+    assert len(os.path.join(deep, "run", "controller.sock")) > MAX_PATH
     assert run_dir(deep) == run_dir(deep) != run_dir(other)
-    assert len(os.path.join(run_dir(deep), ".grpc", "s")) <= SOCKET_PATH_MAX
+    assert len(os.path.join(run_dir(deep), ".grpc", "s")) <= MAX_PATH
 
 
 def test_a_deep_stack_removes_its_short_directory_when_stopped(tmp_path) -> None:
-    deep = tmp_path / ("d" * 90)
+    deep = tmp_path / ("d" * 100)
     st = LocalStack(str(deep))
     assert not st.socket.startswith(str(deep))
     os.makedirs(st.run_dir)

@@ -1,13 +1,18 @@
 """The controller's checks on what an agent sends during a capture."""
+import os
+
 import pytest
 
 from ragbackup import errors
-from ragbackup.controller.backup import _Capture, _check_dictionary
+from ragbackup.agent.capture.pipeline import _entry_event
+from ragbackup.controller.backup import _Capture, _check_dictionary, to_tree_entry
+from ragbackup.controller.refcheck import list_digest
 from ragbackup.repo import chunking, dictionary
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import Repository
 from ragbackup.storage import LocalStorage
-from ragbackup.v1 import agent_pb2
+from ragbackup.repo.tree import PIECE_IDS
+from ragbackup.v1 import agent_pb2, common_pb2
 
 from fixtures.sqlite_db import make_db
 
@@ -43,14 +48,6 @@ def test_only_one_dictionary_and_only_when_none_was_given(tmp_path):
 
 
 def test_chunk_ids_arrive_joined_or_one_field_each_and_make_the_same_tree_line():
-    import os
-
-    from ragbackup.agent.capture.pipeline import _entry_event
-    from ragbackup.controller.backup import to_tree_entry
-    from ragbackup.controller.refcheck import list_digest
-    from ragbackup.repo.tree import PIECE_IDS
-    from ragbackup.v1 import common_pb2
-
     ids = b"".join(os.urandom(32) for _ in range(PIECE_IDS + 3))
     base = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=9, mode=0o600)
     joined, each = (_entry_event([(base, bytearray(ids))], joined=j).entries.entries[0] for j in (True, False))
@@ -62,11 +59,8 @@ def test_chunk_ids_arrive_joined_or_one_field_each_and_make_the_same_tree_line()
 
 
 def test_a_joined_id_list_that_is_cut_or_doubled_is_refused():
-    from ragbackup.controller.backup import to_tree_entry
-    from ragbackup.v1 import common_pb2
-
     cut = common_pb2.Entry(path=b"f", type=common_pb2.ENTRY_TYPE_FILE, chunk_ids=b"x" * 33)
-    with pytest.raises(errors.IntegrityError, match="not a whole number of 32-byte ids"):
+    with pytest.raises(errors.IntegrityError, match="33 bytes is not a whole number of ids"):
         to_tree_entry(cut)
     both = common_pb2.Entry(path=b"f", type=common_pb2.ENTRY_TYPE_FILE, chunk_ids=b"x" * 32, chunks=[b"y" * 32])
     with pytest.raises(errors.IntegrityError, match="both chunks and chunk_ids"):
