@@ -10,6 +10,7 @@ started here is stopped by PID or name in `stop()`.
 from __future__ import annotations
 
 import io
+import hashlib
 import os
 import shutil
 import signal
@@ -73,6 +74,12 @@ def skeleton_tar() -> bytes:
     return buf.getvalue()
 
 
+def containerd_namespace(exec_root: str) -> str:
+    """The engine's containerd namespace, unique to its exec root: letters and digits joined by "-"
+    (containerd refuses "_" next to "-", which a temporary directory's name may hold)."""
+    return "rag-backup-demo-" + hashlib.blake2b(exec_root.encode(), digest_size=5).hexdigest()
+
+
 @dataclass(frozen=True)
 class Service:
     """One database container: its name (for `service = "docker:NAME"`), port and host data dir."""
@@ -110,7 +117,7 @@ class DemoEngine:
             raise errors.ConfigError("dockerd is not installed: run `bash scripts/setup.sh --demo` "
                                      "(it installs the docker.io package)")
         self.exec_root = tempfile.mkdtemp(prefix="rag-backup-demo-", dir="/run")
-        namespace = "rag-backup-demo-" + os.path.basename(self.exec_root).rsplit("-", 1)[-1]
+        namespace = containerd_namespace(self.exec_root)
         argv = [dockerd, "--bridge=none", "--iptables=false", "--ip-masq=false",
                 f"--data-root={self.state_dir}", f"--exec-root={self.exec_root}",
                 f"--pidfile={self.exec_root}/dockerd.pid", f"--containerd-namespace={namespace}",
