@@ -1,8 +1,8 @@
 """The agent's per-component file cache: what each file looked like at a capture.
 
-In: (path, size, mtime_ns, inode, ctime_ns, chunk ids, layout) recorded during a capture.
-Out: the chunk list (and layout, e.g. an RDB stored by record) of an unchanged file for
-the next capture, which then skips reading it. One SQLite file per capture, published
+In: (path, size, mtime_ns, inode, ctime_ns, chunk ids, layout, holes) recorded during a capture.
+Out: the chunk list (and layout, e.g. an RDB stored by record, and holes of a sparse file)
+of an unchanged file for the next capture, which then skips reading it. One SQLite file per capture, published
 only when the capture completes.
 """
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import sys
+from array import array
+from collections.abc import Sequence
 from typing import NamedTuple
 
 KEEP = 3
@@ -24,11 +27,12 @@ def _component_dir(cache_dir: str, component: str) -> str:
 
 class Cached(NamedTuple):
     """An unchanged file's stored form: its chunk ids (joined, 32 bytes each: a list of bytes
-    objects costs 73 bytes an id, 60 MB for an RDB of 3,000,000 keys) and the layout they hold
-    ("" for the bytes)."""
+    objects costs 73 bytes an id, 60 MB for an RDB of 3,000,000 keys), the layout they hold
+    ("" for the bytes) and a sparse file's holes (flat offset, length pairs; () for none)."""
 
     ids: bytes
     layout: str
+    holes: tuple[int, ...] = ()
 
     @property
     def chunks(self) -> list[bytes]:
@@ -41,9 +45,10 @@ class CacheReader:
     def __init__(self, path: str):
         self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(files)")}
-        # caches written before layouts were recorded hold only plain files
+        # caches written before layouts (or holes) were recorded hold only plain (dense) files
         layout = "layout" if "layout" in columns else "''"
-        self._query = f"SELECT size, mtime_ns, ino, ctime_ns, chunks, {layout} FROM files WHERE path=?"
+        holes = "holes" if "holes" in columns else "NULL"
+        self._query = f"SELECT size, mtime_ns, ino, ctime_ns, chunks, {layout}, {holes} FROM files WHERE path=?"
 
     @classmethod
     def open(cls, cache_dir: str, component: str, capture_id: str) -> "CacheReader | None":
@@ -53,15 +58,43 @@ class CacheReader:
         return cls(path) if os.path.exists(path) else None
 
     def lookup(self, path: bytes, st: os.stat_result) -> Cached | None:
-        """Chunk ids and layout if the file is unchanged (size, mtime_ns, inode, ctime_ns all equal)."""
+        """Chunk ids, layout and holes if the file is unchanged (size, mtime_ns, inode, ctime_ns
+        all equal: punching or filling a hole changes mtime and ctime too)."""
         row = self._db.execute(self._query, (path,)).fetchone()
         if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
             return None
-        blob = row[4]
-        return Cached(bytes(blob), row[5] or "")
+        holes = _unpack_holes(row[6])
+        if holes is None:
+            return None  # not whole pairs: read the file again rather than trust the row
+        return Cached(bytes(row[4]), row[5] or "", holes)
 
     def close(self) -> None:
         self._db.close()
+
+
+def _pack_holes(holes: Sequence[int]) -> bytes | None:
+    """Flat (offset, length) pairs as little-endian 8-byte integers; None for a dense file."""
+    if not holes:
+        return None
+    if len(holes) % 2:
+        raise ValueError("holes are (offset, length) pairs")
+    packed = array("Q", holes)  # 8 bytes on every platform CPython supports
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack_holes(blob: bytes | None) -> tuple[int, ...] | None:
+    """Inverse of _pack_holes: () for NULL, None for a blob that is not whole pairs."""
+    if not blob:
+        return ()
+    if len(blob) % 16:
+        return None
+    packed = array("Q")
+    packed.frombytes(blob)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return tuple(packed)
 
 
 class CacheWriter:
@@ -80,13 +113,15 @@ class CacheWriter:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, "
-                         "ctime_ns INT, chunks BLOB, layout TEXT NOT NULL DEFAULT '') WITHOUT ROWID")
+                         "ctime_ns INT, chunks BLOB, layout TEXT NOT NULL DEFAULT '', holes BLOB) WITHOUT ROWID")
         self._db.execute("BEGIN")
 
-    def record(self, path: bytes, st: os.stat_result, ids: bytes | bytearray, layout: str = "") -> None:
-        """Note a file's chunk ids (joined, 32 bytes each) and their layout."""
-        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
-                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, ids, layout))
+    def record(self, path: bytes, st: os.stat_result, ids: bytes | bytearray, layout: str = "",  # noqa: PLR0913
+               holes: Sequence[int] = ()) -> None:
+        """Note a file's chunk ids (joined, 32 bytes each), their layout and its holes (flat pairs)."""
+        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, ids, layout,
+                          _pack_holes(holes)))
 
     def publish(self, keep: tuple[str, ...] = ()) -> None:
         """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""

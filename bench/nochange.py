@@ -1,12 +1,13 @@
 """Time no-change backups through the real daemons: one full backup, then N more of unchanged data.
 
 In: a dataset directory (bench.dataset's layout: documents, chroma, redis, config, processing),
-a work directory, the number of no-change backups. Out: one line per backup on stdout with its
+a work directory, the number of no-change backups, whether to drop the page cache before each. Out: one line per backup on stdout with its
 wall time and the CPU seconds the agent and the controller spent on it (from /proc). The
 reproduction of docs/PERFORMANCE.md "The no-change backup" (the benchmark's phase b, without
 the other tools and phases, so a change can be measured in a minute).
 
     python -m bench.nochange /var/tmp/rb-bench/dataset-v1-seed42-scale1 /var/tmp/rb-nochange --runs 4
+    python -m bench.nochange ... --cold       # page cache dropped before each (root), as bench.run does
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+from bench.measure import drop_caches
 from ragbackup.localstack import local_stack
 
 COMPONENTS = ("documents", "chroma", "redis", "config", "processing")
@@ -33,6 +35,8 @@ def main() -> int:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("workdir", type=Path, help="emptied first; holds the stack and its repository")
     ap.add_argument("--runs", type=int, default=4, help="no-change backups after the full one")
+    ap.add_argument("--cold", action="store_true",
+                    help="drop the page cache before each no-change backup (needs root), as bench.run does")
     args = ap.parse_args()
     shutil.rmtree(args.workdir, ignore_errors=True)
     args.workdir.mkdir(parents=True)
@@ -47,6 +51,8 @@ def main() -> int:
         st.ragctl("backup")
         print(f"full backup {time.monotonic() - t:.1f} s", flush=True)
         for _ in range(args.runs):
+            if args.cold and not drop_caches():
+                ap.error("--cold: cannot drop the page cache (needs root)")
             pids = st.pids()
             before = {name: cpu_s(pid) for name, pid in pids.items()}
             t = time.monotonic()

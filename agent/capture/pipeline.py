@@ -352,20 +352,21 @@ class CapturePipeline:
         self.stats.bytes_total += st.st_size
         entry = _base_entry(rel, st, "file")
         path = os.path.join(self.s.root, rel)
-        if st.st_size > self.s.chunker.min_size and st.st_blocks * 512 < st.st_size:
-            holes = find_holes(path, st.st_size)
-            if holes:  # sparse: read only its data, never from the cache (it keeps no holes)
-                entry.holes.extend(holes)
-                yield from self._read_large(path, holes)
-                self._slots.append(_Slot(entry=entry, stat=st))
-                return
         cached = self.s.parent.lookup(rel, st) if self.s.parent else None
         if cached is not None and (not cached.layout or cached.layout in self.s.layouts):
             self.stats.files_reused += 1
             entry.size = st.st_size
             entry.layout = cached.layout
+            entry.holes.extend(cached.holes)
             self._slots.append(_Slot(entry=entry, stat=st, cached=True, ids=cached.ids))
             return
+        if st.st_size > self.s.chunker.min_size and st.st_blocks * 512 < st.st_size:
+            holes = find_holes(path, st.st_size)
+            if holes:  # sparse: read only its data (the cache keeps its holes for the next capture)
+                entry.holes.extend(holes)
+                yield from self._read_large(path, holes)
+                self._slots.append(_Slot(entry=entry, stat=st))
+                return
         if st.st_size <= self.s.chunker.min_size:
             yield from self._reserve(st.st_size)
             self._gather(path, st.st_size)
@@ -528,8 +529,8 @@ class CapturePipeline:
             if not e.layout:  # a layout's chunks hold other bytes than the file's; capture set its size
                 e.size = self._ids_bytes + hole_bytes(e.holes)
         self._ids, self._ids_bytes = bytearray(), 0
-        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None and not e.holes:
-            self.s.cache.record(e.path, slot.stat, ids, e.layout)
+        if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None:
+            self.s.cache.record(e.path, slot.stat, ids, e.layout, e.holes)
         self._entries.append((e, ids))
 
     def _drain(self, limit: int) -> Iterator[agent_pb2.CaptureEvent]:

@@ -4,39 +4,12 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from ragbackup.repo import chunking, rdb, rdb_layout
-from ragbackup.repo.chunking import ChunkerParams
+from ragbackup.repo import rdb, rdb_layout
 from ragbackup.repo.ids import chunk_id
-from ragbackup.v1 import agent_pb2, common_pb2
 
-from ragbackup.agent.cache import CacheReader, CacheWriter
+from ragbackup.agent.cache import CacheReader
 from ragbackup.agent.capture import pipeline
-from ragbackup.agent.capture.pipeline import CapturePipeline, CaptureSettings
-from fixtures.capture_events import capture_events
-
-KEY = b"k" * 32
-PARAMS = ChunkerParams(16 * 1024, 32 * 1024, 64 * 1024)
-
-
-def _capture(root: str, layouts: tuple[str, ...], parent: CacheReader | None = None,
-             cache: CacheWriter | None = None) -> tuple[dict[bytes, common_pb2.Entry], dict[bytes, bytes]]:
-    offers: list[agent_pb2.ChunkOffer] = []
-
-    def next_want():
-        o = offers.pop(0)
-        return agent_pb2.ChunkWant(seq=o.seq, indexes=range(len(o.ids)))
-    settings = CaptureSettings(root=os.fsencode(root), exclude=(), id_key=KEY, chunker=PARAMS,
-                               compression_level=3, workers=2, parent=parent, cache=cache, layouts=layouts)
-    entries, stored = {}, {}
-    for kind, ev in capture_events(CapturePipeline(settings, next_want)):
-        if kind == "offer":
-            offers.append(ev.offer)
-        elif kind == "entries":
-            entries.update((e.path, e) for e in ev.entries.entries)
-        elif kind == "chunks":
-            for c in ev.chunks.chunks:
-                stored[c.id] = bytes(chunking.decompress(c.payload, c.compressed, c.raw_size))
-    return entries, stored
+from fixtures.capture_events import KEY, cached_capture, capture_all
 
 
 def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, monkeypatch):
@@ -52,7 +25,7 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, mon
     unknown = data[:rdb.HEADER_LEN] + bytes([rdb.OP_MODULE_AUX]) + data[rdb.HEADER_LEN:]
     (root / "module.rdb").write_bytes(unknown)
 
-    entries, stored = _capture(str(root), (rdb_layout.LAYOUT,))
+    entries, stored = capture_all(str(root), (rdb_layout.LAYOUT,))
     e = entries[b"dump.rdb"]
     assert e.layout == rdb_layout.LAYOUT and e.size == len(data)
     assert b"".join(rdb_layout.rebuild(stored[c] for c in e.chunks)) == data
@@ -61,12 +34,12 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, mon
     m = entries[b"module.rdb"]  # not known record by record: plain chunks
     assert m.layout == "" and b"".join(stored[c] for c in m.chunks) == unknown
 
-    entries, stored = _capture(str(root), ())  # a controller that records no layouts
+    entries, stored = capture_all(str(root), ())  # a controller that records no layouts
     e = entries[b"dump.rdb"]
     assert e.layout == "" and b"".join(stored[c] for c in e.chunks) == data
 
     monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)  # too large to hold in memory
-    entries, stored = _capture(str(root), (rdb_layout.LAYOUT,))
+    entries, stored = capture_all(str(root), (rdb_layout.LAYOUT,))
     assert entries[b"dump.rdb"].layout == ""
 
 
@@ -83,20 +56,12 @@ def _rdb_root(redis_server, tmp_path) -> tuple[str, bytes]:
     return str(root), data
 
 
-def _cached_capture(root: str, cache_dir: str, capture_id: str, layouts: tuple[str, ...], parent: str | None):
-    reader = CacheReader.open(cache_dir, "c", parent) if parent else None
-    writer = CacheWriter(cache_dir, "c", capture_id)
-    got = _capture(root, layouts, reader, writer)
-    writer.publish()
-    return got
-
-
 def test_an_unchanged_rdb_is_reused_from_the_cache_with_its_layout(redis_server, tmp_path):
     """A no-change backup neither reads nor re-sorts an RDB stored by record: its cache row keeps the layout."""
     root, data = _rdb_root(redis_server, tmp_path)
     cache_dir = str(tmp_path / "cache")
-    first, stored = _cached_capture(root, cache_dir, "one", (rdb_layout.LAYOUT,), None)
-    second, sent = _cached_capture(root, cache_dir, "two", (rdb_layout.LAYOUT,), "one")
+    first, stored = cached_capture(root, cache_dir, "one", (rdb_layout.LAYOUT,), None)
+    second, sent = cached_capture(root, cache_dir, "two", (rdb_layout.LAYOUT,), "one")
 
     e1, e2 = first[b"dump.rdb"], second[b"dump.rdb"]
     assert e2.layout == rdb_layout.LAYOUT and e2.size == len(data)
@@ -104,7 +69,7 @@ def test_an_unchanged_rdb_is_reused_from_the_cache_with_its_layout(redis_server,
     assert b"".join(rdb_layout.rebuild(stored[c] for c in e2.chunks)) == data
 
     # a controller that no longer records the layout gets the file's bytes, not the cached records
-    third, _ = _cached_capture(root, cache_dir, "three", (), "two")
+    third, _ = cached_capture(root, cache_dir, "three", (), "two")
     e3 = third[b"dump.rdb"]
     assert e3.layout == "" and e3.size == len(data) and list(e3.chunks) != list(e1.chunks)
 
