@@ -1,9 +1,9 @@
 """The agent's per-component file cache: what each file looked like at a capture.
 
 In: (path, size, mtime_ns, inode, ctime_ns, chunk ids, layout, holes) recorded during a capture.
-Out: the chunk list (and layout, e.g. an RDB stored by record, and holes of a sparse file)
-of an unchanged file for the next capture, which then skips reading it. One SQLite file per capture, published
-only when the capture completes.
+Out: the chunk list (and layout, e.g. an RDB stored by record, and the holes of a sparse
+file) of an unchanged file for the next capture, which then skips reading it. One SQLite
+file per capture, published only when the capture completes.
 """
 from __future__ import annotations
 

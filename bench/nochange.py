@@ -1,8 +1,9 @@
 """Time no-change backups through the real daemons: one full backup, then N more of unchanged data.
 
 In: a dataset directory (bench.dataset's layout: documents, chroma, redis, config, processing),
-a work directory, the number of no-change backups, whether to drop the page cache before each. Out: one line per backup on stdout with its
-wall time and the CPU seconds the agent and the controller spent on it (from /proc). The
+a work directory, the number of no-change backups, whether to drop the page cache before each.
+Out: one line per backup on stdout with its wall time and the CPU seconds the agent and the
+controller spent on it (from /proc). The
 reproduction of docs/PERFORMANCE.md "The no-change backup" (the benchmark's phase b, without
 the other tools and phases, so a change can be measured in a minute).
 
