@@ -90,15 +90,15 @@ def _components(report: Report) -> Iterator[Metric]:
 
 
 def _sizes(report: Report) -> Iterator[Metric]:
-    size = GaugeMetricFamily("rag_backup_last_size_bytes", "Bytes read by the newest successful job of a kind.",
-                             labels=["kind"])
+    size = GaugeMetricFamily("rag_backup_last_size_bytes", "Bytes of data the newest successful job of a kind "
+                             "holds (its snapshot's files, every component).", labels=["kind"])
     base = GaugeMetricFamily("rag_backup_size_baseline_bytes",
-                             f"Median bytes read by the {policy.BASELINE_RUNS} successes before the newest.",
-                             labels=["kind"])
+                             f"Median size of the {policy.BASELINE_RUNS} successes before the newest that covered "
+                             "the same components.", labels=["kind"])
     for kind in ("backup",):
-        done = policy.successes(report.state.jobs, kind)
-        if done:
-            size.add_metric([kind], done[-1].bytes_read)
+        sized = [j for j in policy.successes(report.state.jobs, kind) if j.bytes_total > 0]
+        if sized:
+            size.add_metric([kind], sized[-1].bytes_total)
         pair = policy.size_baseline(report.state.jobs, kind)
         if pair is not None:
             base.add_metric([kind], pair[1])

@@ -77,7 +77,7 @@ def job_view(rec: JobRecord) -> policy.JobView | None:
     if rec.result == RUNNING or not rec.finished:
         return None
     return policy.JobView(rec.kind, rec.result, clocks.parse_iso(rec.started), clocks.parse_iso(rec.finished),
-                          tuple(rec.components), rec.bytes_read, rec.snapshot)
+                          tuple(rec.components), rec.bytes_read, rec.snapshot, rec.bytes_total)
 
 
 def gather(cfg: ControllerConfig, records: JobRecords, now: _dt.datetime) -> Report:

@@ -21,7 +21,8 @@ def run(ctx: JobContext, req: controller_pb2.BackupRequest) -> Iterator[controll
 
 def record_snapshot(ctx: JobContext, manifest: Manifest) -> None:
     """Fill the job record from the snapshot a job wrote (backup and import)."""
-    ctx.note(snapshot=manifest.id, components=sorted(manifest.components))
+    ctx.note(snapshot=manifest.id, components=sorted(manifest.components),
+             bytes_total=manifest.totals()["bytes_total"])
     s = manifest.stats
     ctx.count(bytes_read=s.bytes_read, bytes_sent=s.bytes_sent, bytes_added=s.bytes_stored,
               files=manifest.totals()["files"])

@@ -26,11 +26,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     components TEXT NOT NULL, snapshot TEXT NOT NULL, started TEXT NOT NULL, finished TEXT NOT NULL,
     result TEXT NOT NULL, error_class TEXT NOT NULL, error_message TEXT NOT NULL, bytes_read INTEGER NOT NULL,
     bytes_sent INTEGER NOT NULL, bytes_added INTEGER NOT NULL, files INTEGER NOT NULL, summary TEXT NOT NULL,
-    repository TEXT NOT NULL);
+    repository TEXT NOT NULL, bytes_total INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_kind ON jobs (kind, id);
 """
 _COLUMNS = ("kind", "trigger", "caller", "components", "snapshot", "started", "finished", "result", "error_class",
-            "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary", "repository")
+            "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary", "repository",
+            "bytes_total")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class JobRecord:
     files: int = 0
     summary: str = ""
     repository: str = "primary"
+    # The data the job's snapshot holds (its files' sizes, every component): what a backup's
+    # size is compared by. bytes_read is only what was read, near 0 when little changed.
+    bytes_total: int = 0
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -81,6 +85,9 @@ class JobRecords:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "bytes_total" not in columns:  # a catalog written before sizes were recorded: 0, "unknown"
+            self._db.execute("ALTER TABLE jobs ADD COLUMN bytes_total INTEGER NOT NULL DEFAULT 0")
         self._lock = threading.Lock()
 
     def close(self) -> None:

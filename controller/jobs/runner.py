@@ -166,13 +166,16 @@ class JobContext:
         self.record = dataclasses.replace(r, bytes_read=r.bytes_read + bytes_read, bytes_sent=r.bytes_sent + bytes_sent,
                                           bytes_added=r.bytes_added + bytes_added, files=r.files + files)
 
-    def note(self, snapshot: str | None = None, components: list[str] | tuple[str, ...] | None = None) -> None:
-        """Name the snapshot the job made or used, and the components it covered."""
+    def note(self, snapshot: str | None = None, components: list[str] | tuple[str, ...] | None = None,
+             bytes_total: int | None = None) -> None:
+        """Name the snapshot the job made or used, the components it covered and the bytes of data it holds."""
         changes: dict[str, Any] = {}
         if snapshot is not None:
             changes["snapshot"] = snapshot
         if components is not None:
             changes["components"] = tuple(components)
+        if bytes_total is not None:
+            changes["bytes_total"] = bytes_total
         self.record = dataclasses.replace(self.record, **changes)
 
     def observe(self, ev: object) -> None:

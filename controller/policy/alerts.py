@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 SUCCESS, FAILURE, INTERRUPTED = "success", "failure", "interrupted"
-BASELINE_RUNS = 7  # the size baseline is the median of this many earlier successes of the same kind
+BASELINE_RUNS = 7  # the size baseline is the median of this many earlier successes of the same kind and scope
 CRITICAL, WARNING = "critical", "warning"
 # jobs an operator runs and watches: their failures are answered on the terminal, not paged
 INTERACTIVE_KINDS = ("restore", "export", "import", "catalog-rebuild")
@@ -43,6 +43,7 @@ class JobView:
     components: tuple[str, ...] = ()
     bytes_read: int = 0
     snapshot: str = ""  # the snapshot a backup wrote, or a drill restored
+    bytes_total: int = 0  # the data a backup's snapshot holds; 0: not recorded (jobs before it was)
 
     @property
     def duration(self) -> float:
@@ -91,12 +92,21 @@ def newest_good_backup(jobs: tuple[JobView, ...], component: str) -> JobView | N
 
 
 def size_baseline(jobs: tuple[JobView, ...], kind: str = "backup") -> tuple[int, float] | None:
-    """(newest success's size, median of the BASELINE_RUNS successes before it); None without both."""
-    done = successes(jobs, kind)
-    if len(done) < 2:
+    """(newest success's size, median of the BASELINE_RUNS successes before it that covered the same
+    components); None without both.
+
+    A backup's size is the data its snapshot holds (bytes_total), not what it read: a backup
+    after a full one reads only what changed, often nothing, and that is no deviation. A backup
+    of fewer components is compared only with backups of those same components.
+    """
+    done = [j for j in successes(jobs, kind) if j.bytes_total > 0]
+    if not done:
         return None
-    earlier = [j.bytes_read for j in done[-1 - BASELINE_RUNS:-1]]
-    return done[-1].bytes_read, float(statistics.median(earlier))
+    newest = done[-1]
+    earlier = [j.bytes_total for j in done[:-1] if j.components == newest.components][-BASELINE_RUNS:]
+    if not earlier:
+        return None
+    return newest.bytes_total, float(statistics.median(earlier))
 
 
 def last_drill(jobs: tuple[JobView, ...]) -> JobView | None:
@@ -159,7 +169,7 @@ def _size_deviation(state: AlertState, t: AlertsConfig) -> list[Alert]:
     if deviation <= t.size_deviation:
         return []
     return [Alert("RagBackupSizeDeviation", WARNING,
-                  f"the last backup read {size} bytes, {deviation:.0%} off the baseline of {base:.0f} bytes "
+                  f"the last backup holds {size} bytes, {deviation:.0%} off the baseline of {base:.0f} bytes "
                   f"(limit {t.size_deviation:.0%})")]
 
 

@@ -166,10 +166,13 @@ def test_alerts_fire_end_to_end(tmp_path):
             st.start()
             st.ragctl("init")
             st.ragctl("backup", "--json")
+            st.ragctl("backup", "--json")  # unchanged: reads nothing, holds the same data: no size deviation
             wait_until(lambda: _query(prom_port, 'rag_backup_jobs_total{kind="backup",result="failure"}'), 60,
                        "Prometheus scraping the controller")
-            assert _status(st)[0] == 0
+            assert _status(st)[0] == 0, _status(st)[1]["alerts"]
             before = _scrape(metrics_port)
+            assert float(before['rag_backup_last_size_bytes{kind="backup"}']) == 64 * 1024
+            assert float(before['rag_backup_size_baseline_bytes{kind="backup"}']) == 64 * 1024
             st.restart_controller()  # the values come back from the job records
             wait_until(lambda: _scrape(metrics_port), 30, "the restarted controller's /metrics")
             after = _scrape(metrics_port)

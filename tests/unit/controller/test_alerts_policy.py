@@ -13,9 +13,11 @@ NOW = _dt.datetime(2026, 12, 1, 12, 0, tzinfo=_dt.timezone.utc)
 H = 3600.0
 
 
-def job(kind="backup", result="success", hours_ago=1.0, minutes=5.0, comps=("docs",), size=1000):
+def job(kind="backup", result="success", hours_ago=1.0, minutes=5.0, comps=("docs",), size=1000, read=None):
+    """A finished job; a backup's `size` is the data its snapshot holds, `read` what it read (default: all)."""
     end = NOW - _dt.timedelta(hours=hours_ago)
-    return JobView(kind, result, end - _dt.timedelta(minutes=minutes), end, tuple(comps), size)
+    return JobView(kind, result, end - _dt.timedelta(minutes=minutes), end, tuple(comps),
+                   size if read is None else read, bytes_total=size)
 
 
 def state(*jobs, total=100, free=50, comps=("docs",), rpo=4 * H, rto=H, **kw):
@@ -39,6 +41,17 @@ CASES = [
      ["RagBackupSizeDeviation"]),
     ("size +15%", state(*[job(hours_ago=10 - i) for i in range(7)], job(hours_ago=1, size=1150)), []),
     ("size -30%", state(job(hours_ago=3), job(hours_ago=2), job(hours_ago=1, size=700)), ["RagBackupSizeDeviation"]),
+    ("an unchanged backup after a full one reads nothing: same size, quiet",
+     state(job(hours_ago=2), job(hours_ago=1, read=0)), []),
+    ("one component's backup is compared with that component's backups only",
+     state(job(hours_ago=4, comps=("docs", "redis"), size=5000), job(hours_ago=3, comps=("docs",)),
+           job(hours_ago=2, comps=("docs", "redis"), size=5000), job(hours_ago=1, comps=("docs",), size=1100)), []),
+    ("one component shrinks by half: fires",
+     state(job(hours_ago=4, comps=("docs", "redis"), size=5000), job(hours_ago=3, comps=("docs",)),
+           job(hours_ago=2, comps=("docs", "redis"), size=5000), job(hours_ago=1, comps=("docs",), size=500)),
+     ["RagBackupSizeDeviation"]),
+    ("sizes not recorded (older records): quiet", state(job(hours_ago=2, size=0), job(hours_ago=1, size=0, read=9)),
+     []),
     ("no backup at all", state(), ["RagBackupTooOld"]),
     ("backup 26 h old", state(job(hours_ago=26)), ["RagBackupTooOld", "RagBackupRPOBreach"]),
     ("backup 5 h old: RPO only", state(job(hours_ago=5)), ["RagBackupRPOBreach"]),

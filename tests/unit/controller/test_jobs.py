@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import socket
+import sqlite3
 from types import SimpleNamespace
 
 import pytest
@@ -153,3 +154,37 @@ def test_declared_locks_are_held_while_the_body_runs(runner):
     list(runner.stream(Job("backup", shared_locks=("repository",)), _body))
     assert [(r.kind, r.result, r.error_class) for r in runner.records.list()] == [
         ("prune", "success", ""), ("backup", "failure", "LockBusy"), ("backup", "success", "")]
+
+
+def test_a_catalog_from_before_sizes_gains_the_column_and_keeps_its_rows(tmp_path):
+    """A jobs table written before backups recorded their size opens; its rows read as size 0 (unknown)."""
+    path = str(tmp_path / "catalog.sqlite")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, trigger TEXT NOT NULL, "
+               "caller TEXT NOT NULL, components TEXT NOT NULL, snapshot TEXT NOT NULL, started TEXT NOT NULL, "
+               "finished TEXT NOT NULL, result TEXT NOT NULL, error_class TEXT NOT NULL, error_message TEXT NOT NULL, "
+               "bytes_read INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, bytes_added INTEGER NOT NULL, "
+               "files INTEGER NOT NULL, summary TEXT NOT NULL, repository TEXT NOT NULL)")
+    db.execute("INSERT INTO jobs (kind, trigger, caller, components, snapshot, started, finished, result, error_class, "
+               "error_message, bytes_read, bytes_sent, bytes_added, files, summary, repository) VALUES "
+               "('backup', 'timer', 'root', '[\"docs\"]', 's1', 't0', 't1', 'success', '', '', 7, 7, 7, 1, '', "
+               "'primary')")
+    db.commit()
+    db.close()
+    records = JobRecords(path)
+    old = records.list()[-1]
+    assert (old.kind, old.bytes_read, old.bytes_total) == ("backup", 7, 0)
+    rec = records.start(JobRecord(0, "backup", "manual", "root", ("docs",), "", "t2"))
+    records.finish(JobRecord(**{**rec.as_dict(), "components": ("docs",), "result": "success", "bytes_total": 123}))
+    assert records.get(rec.id).bytes_total == 123
+    records.close()
+
+
+def test_a_backup_records_the_size_its_snapshot_holds(runner):
+    def body(ctx):
+        ctx.note(snapshot="s", components=["docs"], bytes_total=5000)
+        ctx.count(bytes_read=0)
+        yield ctx.result("done", {})
+    list(runner.stream(Job("backup"), body))
+    rec = runner.records.list()[-1]
+    assert (rec.bytes_read, rec.bytes_total) == (0, 5000)
