@@ -237,6 +237,13 @@ def decode_batch(id_key: bytes, chunks: Sequence[common_pb2.Chunk],
     return [decode(id_key, c, dicts) for c in chunks]
 
 
+# Decoded bytes a component's restore holds ahead of its writer (at least one received batch).
+# 2 MiB against 8: the agent's peak in a scale-1 restore 131-160 MB (median 134) against
+# 154-165 (median 158), restore times the same within the machine's spread (20.4-22.8 s
+# against 20.0-24.1 s, four runs each, interleaved); docs/PERFORMANCE.md.
+DECODE_AHEAD = 2 * 1024 * 1024
+
+
 class ChunkDecoder:
     """Decodes the stream's chunk batches ahead of the writer in a thread pool; hands chunks out in order.
 
@@ -247,7 +254,7 @@ class ChunkDecoder:
     """
 
     def __init__(self, pull: Callable[[], Sequence[common_pb2.Chunk] | None], id_key: bytes, workers: int,
-                 max_bytes: int = 8 * 1024 * 1024, dicts: Dictionaries = NO_DICTIONARIES,
+                 max_bytes: int = DECODE_AHEAD, dicts: Dictionaries = NO_DICTIONARIES,
                  pool: ThreadPoolExecutor | None = None):
         self._pull = pull
         self._id_key = id_key
