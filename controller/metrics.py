@@ -109,11 +109,11 @@ def _repository(report: Report, stored: dict[str, int]) -> Iterator[Metric]:
     size = GaugeMetricFamily("rag_backup_repository_size_bytes", "Bytes the repository stores.",
                              labels=["repository"])
     ratio = GaugeMetricFamily("rag_backup_repository_dedup_ratio",
-                              "Bytes read by all successful backups and imports over bytes stored.",
+                              "Bytes of data all successful backups and imports hold over bytes stored.",
                               labels=["repository"])
     for name, nbytes in stored.items():
         size.add_metric([name], nbytes)
-        logical = sum(r.bytes_read for r in report.records
+        logical = sum(r.bytes_total or r.bytes_read for r in report.records  # read: records before sizes were
                       if r.repository == name and r.kind in ("backup", "import") and r.result == SUCCESS)
         ratio.add_metric([name], logical / nbytes if nbytes else 0.0)
     yield from (size, ratio)

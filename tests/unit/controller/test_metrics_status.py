@@ -51,11 +51,12 @@ agent = "a"
     return load_controller_config(str(p))
 
 
-def _add(records, kind, result, start, minutes, comps=("docs", "cache"), read=1000, added=100):
+def _add(records, kind, result, start, minutes, comps=("docs", "cache"), read=1000, added=100,  # noqa: PLR0913
+         total=0):
     rec = records.start(JobRecord(0, kind, "manual", "op", tuple(comps), "", clocks.iso(start)))
     end = start + _dt.timedelta(minutes=minutes)
     records.finish(JobRecord(rec.id, kind, "manual", "op", tuple(comps), "s1", clocks.iso(start), clocks.iso(end),
-                             result, bytes_read=read, bytes_sent=read, bytes_added=added))
+                             result, bytes_read=read, bytes_sent=read, bytes_added=added, bytes_total=total))
 
 
 def _scrape(watch) -> dict:
@@ -116,6 +117,18 @@ def test_values_come_from_records_and_survive_a_restart(setup, tmp_path):
     assert m[("rag_backup_bytes_read_total", (("kind", "backup"),))] == 2000
     assert m[("rag_backup_repository_dedup_ratio", (("repository", "primary"),))] == 2.0  # 1000 read / 500 stored
     assert m[("rag_backup_alert_firing", (("alert", "RagBackupJobFailed"),))] == 1
+
+
+def test_sizes_and_dedup_ratio_count_the_data_each_backup_holds(setup):
+    """An unchanged backup reads nothing but holds all its data: the size gauges and the ratio count that."""
+    cfg, records, clock, audit, _ = setup
+    _add(records, "backup", "success", T0 - _dt.timedelta(hours=3), 20, read=3000, total=3000)
+    _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1, read=0, total=3000)
+    m = _scrape(Watch(cfg, records, audit, clock))
+    assert m[("rag_backup_last_size_bytes", (("kind", "backup"),))] == 3000
+    assert m[("rag_backup_size_baseline_bytes", (("kind", "backup"),))] == 3000
+    assert m[("rag_backup_repository_dedup_ratio", (("repository", "primary"),))] == 12.0  # 6000 held / 500 stored
+    assert m[("rag_backup_alert_firing", (("alert", "RagBackupSizeDeviation"),))] == 0
 
 
 def test_no_label_holds_ids_paths_or_errors(setup):
