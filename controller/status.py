@@ -163,8 +163,8 @@ def history(report: Report) -> dict:
     """The status page's chart data: backups (time, size, duration, ok) and drills (time, duration, ok)."""
     def rows(kind: str) -> list[dict]:
         views = [j for j in report.state.jobs if j.kind == kind][-HISTORY:]
-        return [{"time": _ts(j.finished), "bytes_read": j.bytes_read, "duration_seconds": j.duration,
-                 "ok": j.result == "success"} for j in views]
+        return [{"time": _ts(j.finished), "bytes_read": j.bytes_read, "bytes_total": j.bytes_total,
+                 "duration_seconds": j.duration, "ok": j.result == "success"} for j in views]
     return {"backups": rows("backup"), "drills": rows("drill")}
 
 

@@ -81,7 +81,7 @@ def _chart(title: str, points: list[tuple[float, bool]], unit: str) -> str:
 def _charts(st: dict) -> str:
     b, d = st["history"]["backups"], st["history"]["drills"]
     return ('<h2>History</h2><div class=charts id=charts>'
-            + _chart("Backup size (bytes read)", [(r["bytes_read"], r["ok"]) for r in b], "B")
+            + _chart("Backup size (data held)", [(r["bytes_total"] or r["bytes_read"], r["ok"]) for r in b], "B")
             + _chart("Backup duration", [(r["duration_seconds"], r["ok"]) for r in b], "s")
             + _chart("Backup success (red: failed)", [(1.0, r["ok"]) for r in b], "")
             + _chart("Drill duration (red: failed)", [(r["duration_seconds"], r["ok"]) for r in d], "s")

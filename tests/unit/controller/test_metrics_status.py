@@ -185,6 +185,7 @@ def test_status_page_shows_components_alerts_and_no_drill(setup):
     assert st["drill"]["result"] == "no drill yet" and not st["safe"]
     html = status_page.render(st)
     assert "RagBackupJobFailed" in html and ">docs<" in html and ">cache<" in html and "no drill yet" in html
+    assert "Backup size (data held)" in html and st["history"]["backups"][0]["bytes_total"] == 0
     assert "<svg" in html and "http" not in html.replace('http-equiv', '')  # no external assets
 
 
