@@ -15,7 +15,7 @@ from ragbackup.cli.output import emit_json, human_bytes, table
 
 FIELDS = ("id", "kind", "trigger", "caller", "components", "snapshot", "started", "finished", "result",
           "error_class", "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary",
-          "repository")
+          "repository", "bytes_total")
 
 
 def register(sub) -> None:

@@ -245,7 +245,7 @@ class RepairIndexRequest(_message.Message):
     def __init__(self, dry_run: _Optional[bool] = ...) -> None: ...
 
 class JobInfo(_message.Message):
-    __slots__ = ("id", "kind", "trigger", "caller", "components", "snapshot", "started", "finished", "result", "error_class", "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary", "repository", "progress")
+    __slots__ = ("id", "kind", "trigger", "caller", "components", "snapshot", "started", "finished", "result", "error_class", "error_message", "bytes_read", "bytes_sent", "bytes_added", "files", "summary", "repository", "progress", "bytes_total")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
@@ -264,6 +264,7 @@ class JobInfo(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     REPOSITORY_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_TOTAL_FIELD_NUMBER: _ClassVar[int]
     id: int
     kind: str
     trigger: str
@@ -282,7 +283,8 @@ class JobInfo(_message.Message):
     summary: str
     repository: str
     progress: Progress
-    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., trigger: _Optional[str] = ..., caller: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., snapshot: _Optional[str] = ..., started: _Optional[str] = ..., finished: _Optional[str] = ..., result: _Optional[str] = ..., error_class: _Optional[str] = ..., error_message: _Optional[str] = ..., bytes_read: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_added: _Optional[int] = ..., files: _Optional[int] = ..., summary: _Optional[str] = ..., repository: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ...) -> None: ...
+    bytes_total: int
+    def __init__(self, id: _Optional[int] = ..., kind: _Optional[str] = ..., trigger: _Optional[str] = ..., caller: _Optional[str] = ..., components: _Optional[_Iterable[str]] = ..., snapshot: _Optional[str] = ..., started: _Optional[str] = ..., finished: _Optional[str] = ..., result: _Optional[str] = ..., error_class: _Optional[str] = ..., error_message: _Optional[str] = ..., bytes_read: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_added: _Optional[int] = ..., files: _Optional[int] = ..., summary: _Optional[str] = ..., repository: _Optional[str] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., bytes_total: _Optional[int] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
     __slots__ = ("kind", "limit")
