@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 
 import pytest
 from fixtures.s3tiers import tier_toml
@@ -38,6 +39,16 @@ def _stored_snapshots(st) -> list[str]:
     return sorted(os.listdir(os.path.join(st.repo_dir, "snapshots")))
 
 
+def _armed_tries(st, data: str, point: str, passes: int) -> Iterator[tuple[int, int]]:
+    """(seed, N) per try: a fresh tree for the seed, the controller restarted with `point` armed for
+    its Nth pass, N = 1 + seed % passes (the try's first N - 1 passes complete)."""
+    for seed in range(1, TRIES + 1):
+        _fresh(data, seed)
+        n = 1 + seed % passes
+        arm(st, "controller", point, n)
+        yield seed, n
+
+
 def _killed(st, proc: str, point: str, cp) -> None:
     """The job's daemon died at `point`, ragctl said the daemon went away (exit 7); start it again, disarmed."""
     assert died_at(st, proc, point), f"{proc} did not die at {point}: {ragctl_output(cp)}\n{st.log_tail(proc)}"
@@ -50,10 +61,7 @@ def _backup_point(make_stack, tmp_path, record_property, point: str) -> None:
     seeded_tree(data, 0)
     st = make_stack({COMPONENT: data})
     kept: dict[str, TreeState] = {}
-    for seed in range(1, TRIES + 1):
-        _fresh(data, seed)
-        n = 1 + seed % 3  # the Nth backup of the armed controller dies
-        arm(st, "controller", point, n)
+    for seed, n in _armed_tries(st, data, point, 3):  # the Nth backup of the armed controller dies
         for step in range(n - 1):
             churn(data, seed, step)
             kept[backup_id(st, "--components", COMPONENT)] = fingerprint(data)
@@ -99,10 +107,7 @@ def test_kill_mid_prune_delete(make_stack, tmp_path, record_property):
     seeded_tree(data, 0)
     st = make_stack({COMPONENT: data})
     kept: dict[str, TreeState] = {}
-    for seed in range(1, TRIES + 1):
-        _fresh(data, seed)
-        n = 1 + seed % 2  # the Nth prune of the armed controller dies
-        arm(st, "controller", "prune.mid_delete", n)
+    for seed, n in _armed_tries(st, data, "prune.mid_delete", 2):  # the Nth prune of the armed controller dies
         for step in range(n - 1):
             _garbage_cycle(st, data, seed, step, kept)
             st.ragctl("prune")
@@ -260,10 +265,7 @@ def test_kill_mid_replication(make_stack, own_weed, tmp_path, record_property):
     st = make_stack({COMPONENT: data}, extra_toml=tier_toml(tmp_path / "tiers", {"s3": {"bucket": TIER_BUCKET}},
                                                             {"s3": own_weed}))
     kept: dict[str, TreeState] = {}
-    for seed in range(1, TRIES + 1):
-        _fresh(data, seed)
-        n = 1 + seed % 2  # the Nth snapshot the armed controller replicates dies
-        arm(st, "controller", "replicate.mid", n)
+    for seed, n in _armed_tries(st, data, "replicate.mid", 2):  # the Nth snapshot replicated dies
         for step in range(n - 1):
             churn(data, seed, step)
             sid = backup_id(st, "--components", COMPONENT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from ragbackup.agent import restore
 from ragbackup.agent.cache import CacheReader, CacheWriter
 from ragbackup.agent.capture.walk import find_holes
 from fixtures.capture_events import cached_capture
@@ -25,16 +26,9 @@ def _sparse(path, size: int = 8 * MiB) -> list[int]:
 
 
 def _rebuilt(entry, stored: dict[bytes, bytes]) -> bytes:
-    """The file's bytes from its data chunks and holes."""
-    data = b"".join(stored[c] for c in entry.chunks)
-    out, pos, used = bytearray(), 0, 0
-    holes = list(entry.holes)
-    for off, length in zip(holes[::2], holes[1::2]):
-        out += data[used:used + off - pos] + bytes(length)
-        used += off - pos
-        pos = off + length
-    out += data[used:]
-    return bytes(out)
+    """The file's bytes from its data chunks and holes, as the restore lays them out (restore.pieces)."""
+    parts = restore.pieces(iter(stored[c] for c in entry.chunks), list(entry.holes))
+    return b"".join(bytes(p) for p in parts)  # an int is a hole of that length: bytes(n) is n zeros
 
 
 def test_an_unchanged_sparse_file_is_reused_with_its_holes(tmp_path):
