@@ -21,7 +21,7 @@ from ragbackup import direct, errors
 from ragbackup.repo import chunking, rdb_layout
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
-from ragbackup.repo.tree import ROOT, check_holes, check_layout, check_relative_path
+from ragbackup.repo.tree import ROOT, check_holes, check_layout, check_relative_path, received_chunk_ids
 from ragbackup.v1 import common_pb2
 
 from ragbackup.agent.workpool import JobGroup
@@ -435,7 +435,8 @@ class TreeWriter:
     @staticmethod
     def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> Iterator[bytes | memoryview]:
         """The file's data in order (its chunks, or an RDB rebuilt from them); errors name the file."""
-        stored = (next_data(expected) for expected in e.chunks)
+        ids = received_chunk_ids(e)  # its IntegrityError names the entry already
+        stored = (next_data(expected) for expected in ids)
         try:
             yield from rdb_layout.rebuild(stored) if e.layout == rdb_layout.LAYOUT else stored
         except errors.IntegrityError as exc:

@@ -19,7 +19,7 @@ from typing import Callable, Iterator, Sequence
 
 import grpc
 
-from ragbackup import __version__, errors
+from ragbackup import __version__, errors, wire
 from ragbackup.memory import give_back
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
@@ -258,7 +258,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
     def Health(self, request: agent_pb2.HealthRequest, context) -> agent_pb2.HealthReply:
         return agent_pb2.HealthReply(version=__version__, hostname=socket.gethostname(),
                                      uptime_s=time.monotonic() - self.started,
-                                     checks=[checks.check(spec) for spec in request.components])
+                                     checks=[checks.check(spec) for spec in request.components],
+                                     features=wire.AGENT_FEATURES)
 
     def Drill(self, request_iterator, context: grpc.ServicerContext) -> agent_pb2.DrillResult:
         start: agent_pb2.RestoreStart = _first(request_iterator, "start", "Drill")

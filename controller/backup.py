@@ -15,7 +15,7 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Protocol, Sequence
+from typing import Generator, Iterator, Protocol
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -28,7 +28,7 @@ from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
-from ragbackup.repo.tree import RDB_RECORDS, ChunkIds, Entry, check_entry
+from ragbackup.repo.tree import RDB_RECORDS, Entry, check_entry, received_chunk_ids
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
@@ -67,20 +67,8 @@ def to_tree_entry(pe: common_pb2.Entry) -> Entry:
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
     return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=_chunk_list(pe), target=pe.target,
+                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=received_chunk_ids(pe), target=pe.target,
                  holes=list(pe.holes), layout=pe.layout)
-
-
-def _chunk_list(pe: common_pb2.Entry) -> Sequence[bytes]:
-    """An entry's chunk ids, from whichever field carries them (Entry.chunk_ids joined, or Entry.chunks)."""
-    if not pe.chunk_ids:
-        return pe.chunks
-    if pe.chunks:
-        raise errors.IntegrityError(f"entry {pe.path!r} names its chunks in both chunks and chunk_ids")
-    try:
-        return ChunkIds(pe.chunk_ids)
-    except ValueError as exc:  # a partial id
-        raise errors.IntegrityError(f"entry {pe.path!r}: {exc}") from None
 
 
 def component_spec(ctl: BackupServices, name: str) -> common_pb2.ComponentSpec:

@@ -21,7 +21,7 @@ from ragbackup.repo.index import IndexCache
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.packs import pack_key
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import Entry, check_entry
+from ragbackup.repo.tree import ChunkIds, Entry, check_entry
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import archive_tier, events, locks
@@ -42,17 +42,41 @@ _PB_TYPES = {"file": common_pb2.ENTRY_TYPE_FILE, "dir": common_pb2.ENTRY_TYPE_DI
              "symlink": common_pb2.ENTRY_TYPE_SYMLINK, "hardlink": common_pb2.ENTRY_TYPE_HARDLINK}
 
 
-def to_proto(e: Entry) -> common_pb2.Entry:
-    return common_pb2.Entry(path=e.path, type=_PB_TYPES[e.type], mode=e.mode, uid=e.uid, gid=e.gid,
-                            mtime_ns=e.mtime_ns, size=e.size, chunks=e.chunks, target=e.target, holes=e.holes,
-                            layout=e.layout)
+def to_proto(e: Entry, joined: bool = False) -> common_pb2.Entry:
+    """The wire entry of a tree entry; with `joined`, its chunk ids in one field (Entry.chunk_ids)."""
+    out = common_pb2.Entry(path=e.path, type=_PB_TYPES[e.type], mode=e.mode, uid=e.uid, gid=e.gid,
+                           mtime_ns=e.mtime_ns, size=e.size, target=e.target, holes=e.holes, layout=e.layout)
+    if not e.chunks:
+        return out
+    if joined:
+        out.chunk_ids = e.chunks.buffer if isinstance(e.chunks, ChunkIds) else b"".join(e.chunks)
+    else:
+        out.chunks.extend(e.chunks)
+    return out
+
+
+def reads_joined_ids(ctl: Controller, agent: str) -> bool:
+    """True when `agent` reads Entry.chunk_ids in a restore stream (HealthReply.features).
+
+    Asked at each restore or drill, so an agent replaced by an older version is sent one
+    field an id. AgentUnavailable when no connection comes up (as the call itself would
+    raise); an agent whose Health fails is sent the older form, and the call reports the rest.
+    """
+    try:
+        reply = ctl.agents.stub(agent).Health(agent_pb2.HealthRequest(), timeout=CHECK_TIMEOUT)
+    except grpc.RpcError:
+        return False
+    return wire.RESTORE_CHUNK_IDS in reply.features
 
 
 class _Sender:
-    """Builds the Restore request stream; remembers the first error it hit."""
+    """Builds the Restore request stream; remembers the first error it hit.
 
-    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes]):
-        self.repo, self.start, self.tree = repo, start, tree
+    In: the repository, the call's RestoreStart, the component's tree ids and whether the
+    agent reads joined chunk ids. Out: the request messages, in order."""
+
+    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes], joined: bool = False):
+        self.repo, self.start, self.tree, self.joined = repo, start, tree, joined
         self.error: BaseException | None = None
         self.sent = 0
 
@@ -78,7 +102,7 @@ class _Sender:
     def _send(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand | bytes]:
         if not batch:
             return
-        yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e) for e in batch]))
+        yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e, self.joined) for e in batch]))
         chunks: list[wire.WireChunk] = []
         size = 0
         ids = (cid for e in batch if e.type == "file" for cid in e.chunks)
@@ -125,7 +149,7 @@ def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, comp
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
     start = _restore_start(ctl, repo, manifest, comp, plan)
-    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids())
+    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids(), reads_joined_ids(ctl, comp.agent))
     return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
 
 

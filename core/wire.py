@@ -34,6 +34,11 @@ _BATCH_CHUNK = bytes([(1 << 3) | _LEN])
 
 WireChunk = tuple[bytes, "bytes | memoryview", bool, int]  # (id, payload, compressed, raw_size)
 
+# An agent naming this in HealthReply.features reads Entry.chunk_ids (the ids joined) in a
+# Restore or Drill stream; a controller sends `chunks`, one field an id, to any other.
+RESTORE_CHUNK_IDS = "restore-chunk-ids"
+AGENT_FEATURES = (RESTORE_CHUNK_IDS,)
+
 
 def varint(n: int) -> bytes:
     """Protobuf base-128 varint of a non-negative integer."""

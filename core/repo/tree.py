@@ -190,6 +190,24 @@ class ChunkIds(Sequence[bytes]):
         return f"ChunkIds({len(self)} ids)"
 
 
+def received_chunk_ids(entry) -> Sequence[bytes]:
+    """A received protobuf Entry's chunk ids, from whichever field carries them.
+
+    In: an Entry with `chunks` (one field an id) or `chunk_ids` (the ids joined, 32 bytes
+    each). Out: the ids in order, a ChunkIds over the joined buffer when that field is set.
+    IntegrityError when both fields are set or the joined buffer holds a partial id.
+    """
+    joined = entry.chunk_ids
+    if not joined:
+        return entry.chunks
+    if entry.chunks:
+        raise errors.IntegrityError(f"entry {entry.path!r} names its chunks in both chunks and chunk_ids")
+    try:
+        return ChunkIds(joined)
+    except ValueError as exc:
+        raise errors.IntegrityError(f"entry {entry.path!r}: {exc}") from None
+
+
 _CHUNKS_KEY = b',"c":["'
 _HEX_ITEM = 2 * ID_SIZE + 3  # '"' + 64 hex digits + '",'
 

@@ -15,7 +15,7 @@ import sys
 
 import grpc
 import pytest
-from ragbackup import errors, pki
+from ragbackup import errors, pki, wire
 from ragbackup.repo import tree
 from ragbackup.repo.crypto import Unlocker, chunk_id
 from ragbackup.repo.repository import Repository
@@ -280,6 +280,7 @@ def test_client_certificate_from_the_configured_ca_is_accepted(stack, tester_cer
     with agent_channel(stack, tester_certs, "tester") as ch:
         reply = health(ch)
     assert reply.version and reply.uptime_s > 0
+    assert wire.RESTORE_CHUNK_IDS in reply.features  # a controller sends this agent chunk ids joined
 
 
 # --------------------------------------------------------------------------- 10. agent on a unix socket

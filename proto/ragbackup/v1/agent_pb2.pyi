@@ -210,16 +210,18 @@ class CheckResult(_message.Message):
     def __init__(self, name: _Optional[str] = ..., ok: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class HealthReply(_message.Message):
-    __slots__ = ("version", "hostname", "uptime_s", "checks")
+    __slots__ = ("version", "hostname", "uptime_s", "checks", "features")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     CHECKS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     version: str
     hostname: str
     uptime_s: float
     checks: _containers.RepeatedCompositeFieldContainer[CheckResult]
-    def __init__(self, version: _Optional[str] = ..., hostname: _Optional[str] = ..., uptime_s: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., hostname: _Optional[str] = ..., uptime_s: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[CheckResult, _Mapping]]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DrillResult(_message.Message):
     __slots__ = ("files", "bytes_written", "checks", "seconds")
