@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 from ragbackup import direct, errors
 from ragbackup.repo.crypto import Cipher
@@ -27,9 +26,13 @@ BLOB_TREE = 1
 FLAG_ZSTD = 1
 
 
-@dataclass(frozen=True, slots=True)
-class BlobLocation:
-    """Where one blob lives: pack id, byte range of its sealed form, and how to decode it."""
+class BlobLocation(NamedTuple):
+    """Where one blob lives: pack id, byte range of its sealed form, and how to decode it.
+
+    A named tuple, not a frozen dataclass: a restore makes one per chunk (hundreds of
+    thousands for an RDB stored by record), and a frozen dataclass's __init__ sets each
+    field through object.__setattr__, about four times the cost of building a tuple.
+    """
 
     id: bytes
     type: int
