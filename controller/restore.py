@@ -21,7 +21,7 @@ from ragbackup.repo.index import IndexCache
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.packs import pack_key
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import ChunkIds, Entry, check_entry
+from ragbackup.repo.tree import Entry, check_entry, joined_ids
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import archive_tier, events, locks
@@ -49,7 +49,7 @@ def to_proto(e: Entry, joined: bool = False) -> common_pb2.Entry:
     if not e.chunks:
         return out
     if joined:
-        out.chunk_ids = e.chunks.buffer if isinstance(e.chunks, ChunkIds) else b"".join(e.chunks)
+        out.chunk_ids = joined_ids(e.chunks)
     else:
         out.chunks.extend(e.chunks)
     return out

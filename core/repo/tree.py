@@ -97,10 +97,16 @@ class Entry:
         IntegrityError when the line is not such an entry (damaged, or written by no version).
         """
         raw = line.encode() if isinstance(line, str) else line
+        split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
+        return cls._from_doc(raw, None) if split is None else cls._from_doc(*split)
+
+    @classmethod
+    def _from_doc(cls, raw: bytes, chunks: ChunkIds | None) -> "Entry":
+        """The entry of line `raw`; `chunks`: its chunk list, already taken out of the line, or None."""
         try:
-            split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
-            d = _line_doc(split[0] if split is not None else raw)
-            chunks = split[1] if split is not None else [_chunk_id(c) for c in d.get("c", [])]
+            d = _line_doc(raw)
+            if chunks is None:
+                chunks = [_chunk_id(c) for c in d.get("c", [])]
             return cls(path=_path(d["p"]), type=d["t"], mode=d["m"], uid=d["u"], gid=d["g"],
                        mtime_ns=d["mt"], size=d.get("s", 0), chunks=chunks, target=_path(d.get("l", "")),
                        holes=d.get("h", ()), layout=d.get("ly", ""))
@@ -254,24 +260,148 @@ def encode_lines(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 
 def decode_lines(data: Iterable[bytes]) -> Iterator[Entry]:
-    """Entries from a stream of byte pieces that split lines anywhere."""
-    held: list[bytes] = []  # pieces of a line longer than a piece, joined once it ends
+    """Entries from a stream of byte pieces that split lines anywhere.
+
+    A line of COMPACT_LINE bytes or more whose chunk list has begun is not held as text:
+    its ids are parsed as the pieces arrive (_LongLine), so an RDB entry of 816,000 chunks
+    (a 55 MB line) costs its 26 MB of ids, not the line twice over.
+    """
+    pending = _Pending()
     for piece in data:
         *lines, rest = bytes(piece).split(b"\n")
-        if lines and held:
-            # one join, the pieces dropped at once: a 55 MB line (an RDB entry of 816,000
-            # chunks) peaked at three copies (164 MB) with `join(held) + lines[0]`, now two
-            held.append(lines[0])
-            lines[0] = b"".join(held)
-            held = []
+        if lines and pending:
+            yield pending.end(lines.pop(0))
         for line in lines:
             if line:
                 yield Entry.from_json(line)
         if rest:
-            held.append(rest)
-    tail = b"".join(held)
-    if tail.strip():
-        yield Entry.from_json(tail)
+            pending.add(rest)
+    if pending.long is not None or pending.text().strip():
+        yield pending.end(b"")
+
+
+class _Pending:
+    """The line being received across pieces: its text held, or, once it is long and its chunk
+    list has begun, a _LongLine parsing the ids as they come."""
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self) -> None:
+        self.held: list[bytes] = []
+        self.size = 0
+        self.listed = False  # the held text holds the chunk list's start
+        self.long: _LongLine | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.held) or self.long is not None
+
+    def text(self) -> bytes:
+        return b"".join(self.held)
+
+    def add(self, rest: bytes) -> None:
+        """More of the line (not its end)."""
+        if self.long is not None:
+            self.long.feed(rest)
+        else:
+            tail = self.held[-1][1 - len(_CHUNKS_KEY):] if self.held else b""
+            self.listed = self.listed or _CHUNKS_KEY in tail + rest
+            self.held.append(rest)
+            self.size += len(rest)
+            if self.listed and self.size >= COMPACT_LINE:
+                self.long = _LongLine(self.text())
+                self.held, self.size = [], 0
+        if self.long is not None and self.long.broken is not None:  # not to_json's form: parsed whole
+            self.held, self.size, self.long = [self.long.broken], len(self.long.broken), None
+
+    def end(self, last: bytes) -> Entry:
+        """The line's entry, given its last bytes (before its newline); then ready for the next line."""
+        long, held = self.long, self.held
+        self._reset()
+        if long is not None:
+            return long.finish(last)
+        held.append(last)
+        return Entry.from_json(b"".join(held))
+
+
+class _LongLine:
+    """A tree line's chunk list parsed while the line arrives; the text around it kept as is.
+
+    In: the line's first bytes, holding `,"c":["`, then further pieces (`feed`), then its
+    last piece (`finish`). Out: the entry, its ids in one ChunkIds. When the list is not in
+    to_json's exact form, `broken` holds the text seen so far (ids hexed back) for the
+    caller to parse whole.
+    """
+
+    def __init__(self, start: bytes):
+        at = start.find(_CHUNKS_KEY)
+        self._head = start[:at]
+        self._ids = bytearray()
+        self._pending = start[at + len(_CHUNKS_KEY) - 1:]  # from the first id's opening quote
+        self._after: list[bytes] | None = None  # the line after the list's "]", once it ended
+        self.broken: bytes | None = None
+        self._take()
+
+    def feed(self, text: bytes) -> None:
+        """Take the line's next bytes (not its end); once `broken` is set the caller holds the rest."""
+        if self._after is not None:
+            self._after.append(text)
+        else:
+            self._pending += text
+            self._take()
+
+    def finish(self, last: bytes) -> Entry:
+        """The entry, given the line's last bytes (before its newline)."""
+        self.feed(last)
+        if self.broken is not None:
+            return Entry.from_json(self.broken)
+        if self._after is None:
+            raise errors.IntegrityError("damaged tree line: its chunk list does not end")
+        ids = ChunkIds(bytes(self._ids))
+        self._ids = bytearray()
+        return Entry._from_doc(self._head + b"".join(self._after), ids)
+
+    def _take(self) -> None:
+        """Parse the whole ids in the pending text: `"` 64 hex digits `"`, each followed by `,` or `]`."""
+        text = self._pending
+        end = text.find(b"]")
+        if end >= 0:
+            n, extra = divmod(end + 1, _HEX_ITEM)
+            whole = text[:end] + b","
+        else:
+            n, extra = len(text) // _HEX_ITEM, 0
+            whole = text[:n * _HEX_ITEM]
+        if extra or not self._parse(whole, n):
+            self._break()
+            return
+        if end >= 0:
+            self._after = [text[end + 1:]]
+            self._pending = b""
+        else:
+            self._pending = text[n * _HEX_ITEM:]
+
+    def _parse(self, items: bytes, n: int) -> bool:
+        """Append the n ids of `items` (each `"hex",`); False when any is not of that form."""
+        if not n:
+            return True
+        if (items[0::_HEX_ITEM] != b'"' * n or items[_HEX_ITEM - 2::_HEX_ITEM] != b'"' * n
+                or items[_HEX_ITEM - 1::_HEX_ITEM] != b"," * n):
+            return False
+        try:
+            self._ids += binascii.unhexlify(items.translate(None, b'",'))
+        except (binascii.Error, ValueError):
+            return False
+        return True
+
+    def _break(self) -> None:
+        """Give up parsing as we go: the text seen so far, ids written back as they were read."""
+        done = b""
+        if self._ids:
+            hexed = binascii.hexlify(bytes(self._ids), b",", ID_SIZE).replace(b",", b'","')
+            done = b'"' + hexed + b'",'
+        self.broken = self._head + _CHUNKS_KEY[:-1] + done + self._pending
+        self._ids = bytearray()
+        self._pending = b""
 
 
 def check_relative_path(path: bytes) -> list[bytes]:
