@@ -92,13 +92,14 @@ class Entry:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> "Entry":
-        """Inverse of to_json; a long chunk list (see _split_chunks) becomes one ChunkIds buffer.
+        """Inverse of to_json; a long chunk list (see _LongLine) becomes one ChunkIds buffer.
 
         IntegrityError when the line is not such an entry (damaged, or written by no version).
         """
         raw = line.encode() if isinstance(line, str) else line
-        split = _split_chunks(raw) if len(raw) >= COMPACT_LINE else None
-        return cls._from_doc(raw, None) if split is None else cls._from_doc(*split)
+        if len(raw) >= COMPACT_LINE and _CHUNKS_KEY in raw:
+            return _LongLine(raw).finish(b"")
+        return cls._from_doc(raw, None)
 
     @classmethod
     def _from_doc(cls, raw: bytes, chunks: ChunkIds | None) -> "Entry":
@@ -218,38 +219,6 @@ _CHUNKS_KEY = b',"c":["'
 _HEX_ITEM = 2 * ID_SIZE + 3  # '"' + 64 hex digits + '",'
 
 
-def _split_chunks(line: bytes) -> tuple[bytes, ChunkIds] | None:
-    """(the line without its "c" member, the ids) when every id is 32 bytes; else None.
-
-    In to_json's output the first `,"c":["` is the chunk list's start: with
-    ensure_ascii, a quote inside a string is always escaped, so this sequence
-    occurs nowhere else, and hex ids contain no `]`. Anything unexpected returns
-    None and the caller parses the line as plain JSON.
-    """
-    start = line.find(_CHUNKS_KEY)
-    if start < 0:
-        return None
-    first = start + len(_CHUNKS_KEY) - 1  # the first id's opening quote
-    end = line.find(b"]", first)
-    if end < 0:
-        return None
-    items = memoryview(line)[first:end]
-    n, extra = divmod(len(items) + 1, _HEX_ITEM)
-    if extra or not n:
-        return None
-    if (items[0::_HEX_ITEM] != b'"' * n or items[_HEX_ITEM - 2::_HEX_ITEM] != b'"' * n
-            or items[_HEX_ITEM - 1::_HEX_ITEM] != b"," * (n - 1)):
-        return None
-    buf = bytearray(n * ID_SIZE)
-    try:
-        for k in range(n):  # one id at a time: no copy of the whole list as text
-            at = k * _HEX_ITEM + 1
-            buf[k * ID_SIZE:(k + 1) * ID_SIZE] = binascii.unhexlify(items[at:at + 2 * ID_SIZE])
-    except (binascii.Error, ValueError):
-        return None
-    return line[:start] + line[end + 1:], ChunkIds(bytes(buf))
-
-
 def _dumps(d: dict) -> str:
     return json.dumps(d, ensure_ascii=True, separators=(",", ":"))
 
@@ -325,12 +294,14 @@ class _Pending:
 
 
 class _LongLine:
-    """A tree line's chunk list parsed while the line arrives; the text around it kept as is.
+    """A tree line's chunk list parsed while the line arrives (or whole); the text around it kept as is.
 
     In: the line's first bytes, holding `,"c":["`, then further pieces (`feed`), then its
-    last piece (`finish`). Out: the entry, its ids in one ChunkIds. When the list is not in
-    to_json's exact form, `broken` holds the text seen so far (ids hexed back) for the
-    caller to parse whole.
+    last piece (`finish`). Out: the entry, its ids in one ChunkIds. In to_json's output the
+    first `,"c":["` is the chunk list's start: with ensure_ascii a quote inside a string is
+    always escaped, so the sequence occurs nowhere else, and hex ids contain no `]`. When the
+    list is not in to_json's exact form, `broken` holds the text seen so far (ids hexed back)
+    for the caller to parse whole, as JSON.
     """
 
     def __init__(self, start: bytes):
@@ -354,7 +325,7 @@ class _LongLine:
         """The entry, given the line's last bytes (before its newline)."""
         self.feed(last)
         if self.broken is not None:
-            return Entry.from_json(self.broken)
+            return Entry._from_doc(self.broken, None)
         if self._after is None:
             raise errors.IntegrityError("damaged tree line: its chunk list does not end")
         ids = ChunkIds(bytes(self._ids))
