@@ -77,6 +77,7 @@ class _Sender:
 
     def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes], joined: bool = False):
         self.repo, self.start, self.tree, self.joined = repo, start, tree, joined
+        self.locator = repo.locator()  # pack headers held across the stream's batches
         self.error: BaseException | None = None
         self.sent = 0
 
@@ -107,7 +108,7 @@ class _Sender:
         size = 0
         ids = (cid for e in batch if e.type == "file" for cid in e.chunks)
         while part := list(itertools.islice(ids, READ_IDS)):
-            for payload, loc in self.repo.read_payloads(part):
+            for payload, loc in self.repo.read_payloads(part, self.locator):
                 chunks.append((loc.id, payload, loc.compressed, loc.raw_length))
                 size += len(payload)
                 self.sent += loc.raw_length

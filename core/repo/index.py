@@ -415,6 +415,12 @@ class IndexCache:
                 found.update(r[0] for r in self._db.execute(query % marks, part))
         return set(ids) - found
 
+    def pack_size(self, pack_id: str) -> int | None:
+        """The stored size of `pack_id`, None when no index object or recovered header names it."""
+        with self._lock:
+            row = self._db.execute("SELECT size FROM packs WHERE id=?", (pack_id,)).fetchone()
+        return None if row is None else row[0]
+
     def packs(self) -> Iterator[tuple[str, int]]:
         with self._lock:
             rows = self._db.execute("SELECT id, size FROM packs").fetchall()

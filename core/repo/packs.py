@@ -20,6 +20,7 @@ HEADER_AAD = b"rag-backup pack header v1"
 # id(32) type(1) flags(1) offset(8) length(4) raw_length(4)
 _RECORD = struct.Struct("<32sBBQII")
 _TRAILER = struct.Struct("<I8s")  # header length, magic
+RECORD_SIZE = _RECORD.size
 
 BLOB_DATA = 0
 BLOB_TREE = 1
@@ -179,18 +180,19 @@ def header_records(cipher: Cipher, pack_id: str, data: bytes | memoryview) -> li
     return rows
 
 
-def _header_records(cipher: Cipher, pack_id: str, sealed: bytes | memoryview) -> list[BlobLocation]:
-    return [BlobLocation(*r, pack=pack_id) for r in _header_rows(cipher, pack_id, sealed)]
-
-
 def _header_rows(cipher: Cipher, pack_id: str, sealed: bytes | memoryview) -> list[tuple]:
+    return list(_RECORD.iter_unpack(_open_records(cipher, pack_id, sealed)))
+
+
+def _open_records(cipher: Cipher, pack_id: str, sealed: bytes | memoryview) -> bytes:
+    """The plaintext of a sealed header: IntegrityError when it fails authentication or is not whole records."""
     try:
-        header = cipher.open(sealed, HEADER_AAD)
+        records = cipher.open(sealed, HEADER_AAD)
     except errors.IntegrityError:
         raise errors.IntegrityError(f"pack {pack_id}: header failed authentication") from None
-    if len(header) % _RECORD.size:
-        raise errors.IntegrityError(f"pack {pack_id}: header length {len(header)} is not whole records")
-    return list(_RECORD.iter_unpack(header))
+    if len(records) % _RECORD.size:
+        raise errors.IntegrityError(f"pack {pack_id}: header length {len(records)} is not whole records")
+    return records
 
 
 def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLocation]:
@@ -199,6 +201,33 @@ def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLo
     Packs describe their own blobs, so an index can be rebuilt from them. IntegrityError
     when the pack is too short, its trailer is wrong, or its header fails authentication.
     """
+    header = read_header_bytes(storage, cipher, pack_id, size)
+    locs = [BlobLocation(*r, pack=pack_id) for r in _RECORD.iter_unpack(header.records)]
+    if any(loc.offset < len(MAGIC) or loc.offset + loc.length > header.data_end for loc in locs):
+        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
+    return locs
+
+
+class PackHeader(NamedTuple):
+    """A pack's authenticated header as stored: `records` (RECORD_SIZE bytes a blob, in the pack's
+    order) and `data_end`, where its blobs end (no blob may reach past it)."""
+
+    records: bytes
+    data_end: int
+
+
+def header_record(header: PackHeader, pack_id: str, i: int) -> BlobLocation:
+    """The location of the header's `i`-th blob; IntegrityError when it lies outside the pack's blobs."""
+    loc = BlobLocation(*_RECORD.unpack_from(header.records, i * _RECORD.size), pack=pack_id)
+    if loc.offset < len(MAGIC) or loc.offset + loc.length > header.data_end:
+        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
+    return loc
+
+
+def read_header_bytes(storage, cipher: Cipher, pack_id: str, size: int) -> PackHeader:
+    """The opened header of a stored pack of `size` bytes (two range requests: trailer, header),
+    its records not yet parsed. IntegrityError when the pack is too short, its trailer is wrong,
+    its header fails authentication or is not whole records."""
     if size < len(MAGIC) + _TRAILER.size:
         raise errors.IntegrityError(f"pack {pack_id}: {size} bytes is too short for a pack")
     trailer = storage.get_range(pack_key(pack_id), size - _TRAILER.size, _TRAILER.size)
@@ -208,10 +237,7 @@ def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLo
     if magic != MAGIC or hlen > size - len(MAGIC) - _TRAILER.size:
         raise errors.IntegrityError(f"pack {pack_id}: bad trailer")
     sealed = storage.get_range(pack_key(pack_id), size - _TRAILER.size - hlen, hlen)
-    locs = _header_records(cipher, pack_id, sealed)
-    if any(loc.offset < len(MAGIC) or loc.offset + loc.length > size - _TRAILER.size - hlen for loc in locs):
-        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
-    return locs
+    return PackHeader(_open_records(cipher, pack_id, sealed), size - _TRAILER.size - hlen)
 
 
 def read_runs(locs: Iterable[BlobLocation], max_span: int) -> Iterator[list[BlobLocation]]:

@@ -26,7 +26,8 @@ from ragbackup.repo.dictionary import Dictionaries, dict_id
 from ragbackup.repo.index import IndexCache, IndexEntries, read_index
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.manifest import parse_document as manifest_doc
-from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_runs
+from ragbackup.repo.locate import Locator
+from ragbackup.repo.packs import BlobLocation, blob_aad, pack_key, read_header, read_header_bytes, read_runs
 from ragbackup.repo.tree import Entry, decode_lines
 from ragbackup.storage.base import Storage
 
@@ -263,27 +264,23 @@ class Repository:
         loc = self.locate(blob_id)
         return self._open_blob(self.storage.get_range(pack_key(loc.pack), loc.offset, loc.length), loc), loc
 
-    def read_payloads(self, blob_ids: list[bytes]) -> Iterator[tuple[bytes, BlobLocation]]:
+    def read_payloads(self, blob_ids: list[bytes], locator: Locator | None = None) -> Iterator[tuple[bytes, BlobLocation]]:
         """Decrypted payloads of `blob_ids`, in order, with their locations.
 
-        One index query per 500 ids, and blobs lying back to back in a pack are read
-        with one range request (up to READ_SPAN bytes): restores and checks read
-        chunks in the order backups wrote them, so most reads merge. Locations are
-        looked up READ_LOOKUP ids at a time, so a file of a hundred thousand chunks
-        costs no more memory than a small one.
+        Locations are found READ_LOOKUP ids at a time by `locator` (one per reader; a new one
+        when None): the index, then the headers of packs a lookup found many ids in, so a run
+        of small chunks costs one header read, not an index query each. Blobs lying back to
+        back in a pack are read with one range request (up to READ_SPAN bytes): restores and
+        checks read chunks in the order backups wrote them, so most reads merge. A file of a
+        hundred thousand chunks costs no more memory than a small one.
         """
+        where = locator or self.locator()
         for i in range(0, len(blob_ids), READ_LOOKUP):
-            yield from self._read_located(self._locate(blob_ids[i:i + READ_LOOKUP]))
+            yield from self._read_located(where.locate(blob_ids[i:i + READ_LOOKUP]))
 
-    def _locate(self, blob_ids: list[bytes]) -> list[BlobLocation]:
-        found = self.index.lookup_many(list(dict.fromkeys(blob_ids)))
-        locs = []
-        for blob_id in blob_ids:
-            loc = found.get(blob_id)
-            if loc is None:
-                raise errors.IntegrityError(f"blob {blob_id.hex()} is referenced but not in the index")
-            locs.append(loc)
-        return locs
+    def locator(self) -> Locator:
+        """A Locator over this repository's index and pack headers, for one reader."""
+        return Locator(self.index, lambda pack, size: read_header_bytes(self.storage, self.cipher, pack, size))
 
     def _read_located(self, locs: list[BlobLocation]) -> Iterator[tuple[bytes, BlobLocation]]:
         for run in read_runs(locs, READ_SPAN):
@@ -292,7 +289,19 @@ class Repository:
             data = memoryview(self.storage.get_range(pack_key(first.pack), first.offset, span))
             for loc in run:
                 sealed = data[loc.offset - first.offset:loc.offset - first.offset + loc.length]
-                yield self._open_blob(sealed, loc), loc
+                try:
+                    opened = self._open_blob(sealed, loc), loc
+                except errors.IntegrityError:
+                    opened = self._read_indexed_copy(loc)
+                yield opened
+
+    def _read_indexed_copy(self, failed: BlobLocation) -> tuple[bytes, BlobLocation]:
+        """The blob at the index's location when it is not `failed` (a header placed the blob in a
+        pack whose copy is damaged; a repair stored it again elsewhere); else the failure, raised."""
+        loc = self.index.lookup(failed.id)
+        if loc is None or loc == failed:
+            raise errors.IntegrityError(f"pack {failed.pack}: blob {failed.id.hex()} failed authentication")
+        return self._open_blob(self.storage.get_range(pack_key(loc.pack), loc.offset, loc.length), loc), loc
 
     def _open_blob(self, sealed: bytes | memoryview, loc: BlobLocation) -> bytes:
         try:

@@ -30,7 +30,10 @@ class _Repo:
     def read_tree(self, tree):
         return iter(self.entries)
 
-    def read_payloads(self, ids):
+    def locator(self):
+        return None
+
+    def read_payloads(self, ids, locator=None):
         for i in ids:
             yield CHUNKS[i], BlobLocation(i, 0, 0, 0, len(CHUNKS[i]), len(CHUNKS[i]), "p")
 

@@ -18,12 +18,17 @@ class _Repo:
     def __init__(self, entries: list[Entry]):
         self.entries = entries
         self.asked: list[list[bytes]] = []
+        self.locators: list[object] = []
 
     def read_tree(self, tree):
         return iter(self.entries)
 
-    def read_payloads(self, ids):
+    def locator(self):
+        return object()
+
+    def read_payloads(self, ids, locator):
         self.asked.append(list(ids))
+        self.locators.append(locator)
         for i in ids:
             yield b"x", BlobLocation(i, 0, 0, 0, 1, 1, "p")
 
@@ -38,6 +43,7 @@ def test_chunk_ids_go_to_read_payloads_in_bounded_parts_in_order(monkeypatch):
 
     assert max(len(a) for a in repo.asked) <= 40
     assert [i for a in repo.asked for i in a] == small + big
+    assert len(repo.locators) == 4 and len(set(map(id, repo.locators))) == 1  # headers held across parts
 
 
 class _Index:
