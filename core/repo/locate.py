@@ -80,8 +80,17 @@ class Locator:
         for pack, held in self._held.items():
             i = held.slots.get(blob_id)
             if i is not None:
-                return header_record(held.header, pack, i)
+                try:
+                    return header_record(held.header, pack, i)
+                except errors.IntegrityError as exc:  # authenticated, yet a blob outside the pack
+                    self._let_go(pack, exc)
+                    return None
         return None
+
+    def _let_go(self, pack: str, exc: errors.IntegrityError) -> None:
+        log.warning("%s: its blobs are located through the index", exc.message)
+        self._unreadable.add(pack)
+        self._held.pop(pack, None)
 
     def _hold(self, pack: str) -> None:
         size = self._index.pack_size(pack)
@@ -90,8 +99,7 @@ class Locator:
         try:
             header = self._read_header(pack, size)
         except errors.IntegrityError as exc:
-            log.warning("%s: its blobs are located through the index", exc.message)
-            self._unreadable.add(pack)
+            self._let_go(pack, exc)
             return
         recs = header.records
         slots = {recs[i:i + ID_SIZE]: n for n, i in enumerate(range(0, len(recs), RECORD_SIZE))}

@@ -4,8 +4,8 @@ import os
 
 from ragbackup.repo import chunking
 from ragbackup.repo.crypto import Unlocker
-from ragbackup.repo.locate import headers_worth_reading
-from ragbackup.repo.packs import BLOB_DATA, pack_key, read_header
+from ragbackup.repo.locate import Locator, headers_worth_reading
+from ragbackup.repo.packs import _RECORD, BLOB_DATA, BlobLocation, PackHeader, pack_key, read_header
 from ragbackup.repo.repository import RepoParams, Repository
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.storage import LocalStorage
@@ -91,3 +91,32 @@ def test_a_pack_whose_header_fails_authentication_is_left_to_the_index(tmp_path,
         assert _payloads(repo, ids, locator) == blobs
     assert locator.from_headers == 0
     assert f"pack {pack}: header failed authentication" in caplog.text
+
+
+class _Index:
+    """The index's answers for pack "p" (a stand-in for IndexCache: lookup_many and pack_size)."""
+
+    def __init__(self, locs):
+        self.locs = {loc.id: loc for loc in locs}
+        self.asked = 0
+
+    def lookup_many(self, ids):
+        self.asked += len(ids)
+        return {i: self.locs[i] for i in ids if i in self.locs}
+
+    def pack_size(self, pack):
+        return 1 << 20
+
+
+def test_a_header_placing_a_blob_outside_its_pack_is_let_go(caplog):
+    ids = [os.urandom(32) for _ in range(8)]
+    locs = [BlobLocation(i, 0, 0, 8 + 100 * n, 100, 100, "p") for n, i in enumerate(ids)]
+    records = b"".join(_RECORD.pack(*loc[:6]) for loc in locs[:-1])
+    records += _RECORD.pack(ids[-1], 0, 0, 1 << 30, 100, 100)  # past the blobs' end
+    index = _Index(locs)
+    locator = Locator(index, lambda pack, size: PackHeader(records, 8 + 100 * len(ids)), min_ids=4)
+    assert locator.locate(ids[:4]) == locs[:4]  # from the index; "p" is held now
+    with caplog.at_level(logging.WARNING, logger="ragbackup.repo"):
+        assert locator.locate(ids[4:]) == locs[4:]
+    assert locator.from_headers == 3 and index.asked == 5  # the last id went back to the index
+    assert "pack p: header places a blob outside the pack" in caplog.text
