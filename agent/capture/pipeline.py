@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import itertools
+import logging
 import os
 import stat
 import threading
@@ -31,6 +32,8 @@ from ragbackup.agent.capture.budget import ByteBudget
 from ragbackup.agent.capture.walk import data_regions, find_holes, walk_ahead
 from ragbackup.agent.capture.wantrate import WantRate
 from ragbackup.agent.workpool import JobGroup
+
+log = logging.getLogger("ragbackup.agent")
 
 MAX_INFLIGHT = 4 * chunking.MiB  # raw bytes handed to workers and not yet taken into an offer
 # File bytes held from read until sent or found unwanted, for all of an agent's
@@ -374,11 +377,27 @@ class CapturePipeline:
             if self._may_train and st.st_size >= dictionary.MIN_TRAIN_FILE:
                 yield from self._train(path)
             if not self._by_record(st) or not (yield from self._read_rdb(path, entry)):
+                self._note_large_rdb(path, st)
                 yield from self._read_large(path)
         self._slots.append(_Slot(entry=entry, stat=st))
 
     def _by_record(self, st: os.stat_result) -> bool:
         return rdb_layout.LAYOUT in self.s.layouts and st.st_size <= RDB_MAX_BYTES
+
+    def _note_large_rdb(self, path: bytes, st: os.stat_result) -> None:
+        """Warn when `path` is a Redis RDB read as any file only because it is over RDB_MAX_BYTES:
+        its records are not deduplicated, so each backup after a restart of Redis stores it again."""
+        if rdb_layout.LAYOUT not in self.s.layouts or st.st_size <= RDB_MAX_BYTES:
+            return
+        try:
+            with open(path, "rb", buffering=0) as f:
+                head = f.read(rdb.HEADER_LEN)
+        except OSError:
+            return
+        if rdb.version_of(head) is not None:
+            log.warning("%s: a Redis RDB of %d bytes, over the %d stored by record; stored as any file "
+                        "(a restart of Redis rewrites it in a new key order, and the next backup stores most "
+                        "of it again)", os.fsdecode(path), st.st_size, RDB_MAX_BYTES)
 
     def _read_rdb(self, path: bytes, entry: common_pb2.Entry) -> Iterator[agent_pb2.CaptureEvent]:
         """Capture a Redis RDB file by record (rdb_layout.py); returns False, having sent nothing,

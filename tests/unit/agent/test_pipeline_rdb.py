@@ -1,6 +1,7 @@
 """The capture pipeline stores a Redis RDB by record only when the controller records that layout."""
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 
@@ -12,7 +13,7 @@ from ragbackup.agent.capture import pipeline
 from fixtures.capture_events import KEY, cached_capture, capture_all
 
 
-def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, monkeypatch):
+def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, monkeypatch, caplog):
     c = redis_server.client()
     for i in range(3000):
         c.set(f"key:{i}", f"value {i} " * 10)
@@ -38,9 +39,12 @@ def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, mon
     e = entries[b"dump.rdb"]
     assert e.layout == "" and b"".join(stored[c] for c in e.chunks) == data
 
-    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)  # too large to hold in memory
-    entries, stored = capture_all(str(root), (rdb_layout.LAYOUT,))
+    assert "stored by record" not in caplog.text
+    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)  # over the size stored by record
+    with caplog.at_level(logging.WARNING, logger="ragbackup.agent"):
+        entries, stored = capture_all(str(root), (rdb_layout.LAYOUT,))
     assert entries[b"dump.rdb"].layout == ""
+    assert f"dump.rdb: a Redis RDB of {len(data)} bytes, over the {len(data) - 1} stored by record" in caplog.text
 
 
 def _rdb_root(redis_server, tmp_path) -> tuple[str, bytes]:
