@@ -27,8 +27,6 @@ from ragbackup.controller.replication_queue import TierQueue
 from ragbackup.controller.policy.schedule import rpo_exposure, rpo_findings, span_text, worst_gap
 from ragbackup.controller.state import Controller
 
-MIN_FREE_RATIO = 0.10
-MAX_BACKUP_AGE = _dt.timedelta(hours=25)
 AGENT_TIMEOUT = 15.0
 # A tier's probe: one request, no retry, at most this long to connect and to answer (the tier's own
 # timeouts when shorter), all tiers at once: `ragctl health` answers within about 15 s per outage.
@@ -43,18 +41,19 @@ class Check:
     detail: str
 
 
-def judge_free_space(free: int, total: int) -> Check:
+def judge_free_space(free: int, total: int, min_ratio: float) -> Check:
+    """Pure: the backup volume's check, ok while at least `min_ratio` of it is free ([alerts] min_free_ratio)."""
     ratio = free / total if total else 0.0
-    return Check("backup volume", ratio >= MIN_FREE_RATIO,
+    return Check("backup volume", ratio >= min_ratio,
                  f"{ratio:.1%} free ({free // (1024 * 1024)} MiB of {total // (1024 * 1024)} MiB)")
 
 
-def judge_backup_age(newest: _dt.datetime | None, now: _dt.datetime) -> Check:
+def judge_backup_age(newest: _dt.datetime | None, now: _dt.datetime, max_hours: float) -> Check:
+    """Pure: the newest backup's check, ok while it is at most `max_hours` old ([alerts] max_backup_age_hours)."""
     if newest is None:
         return Check("newest backup", False, "no backup exists")
-    age = now - newest
-    hours = age.total_seconds() / 3600
-    return Check("newest backup", age <= MAX_BACKUP_AGE, f"{hours:.1f} h old (limit {MAX_BACKUP_AGE.total_seconds() / 3600:.0f} h)")
+    hours = (now - newest).total_seconds() / 3600
+    return Check("newest backup", hours <= max_hours, f"{hours:.1f} h old (limit {max_hours:g} h)")
 
 
 def judge_schedule(cfg, history: list, now: _dt.datetime) -> Check:
@@ -75,10 +74,10 @@ def _repository_checks(ctl: Controller) -> list[Check]:
     out = [Check("repository", True, f"{repo.storage.describe()} opens ({len(ctl.catalog.ids())} snapshots)")]
     if ctl.cfg.repository.type == "local":
         du = shutil.disk_usage(ctl.cfg.repository.path)
-        out.append(judge_free_space(du.free, du.total))
+        out.append(judge_free_space(du.free, du.total, ctl.cfg.alerts.min_free_ratio))
     hist = [h for h in ctl.history() if h.kind != "import"]  # an import is not a fresh backup
     now = clock.SYSTEM.now()
-    out.append(judge_backup_age(max((h.time for h in hist), default=None), now))
+    out.append(judge_backup_age(max((h.time for h in hist), default=None), now, ctl.cfg.alerts.max_backup_age_hours))
     out.append(judge_schedule(ctl.cfg, hist, now))
     return out
 

@@ -154,7 +154,8 @@ def test_watch_audits_and_posts_each_change_once(setup, tmp_path):
     hook = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     try:
-        cfg = _config(tmp_path, f'[alerts]\nwebhook = "http://127.0.0.1:{hook.server_address[1]}/hook"\n')
+        cfg = _config(tmp_path, f'[alerts]\nwebhook = "http://127.0.0.1:{hook.server_address[1]}/hook"\n'
+                               "min_free_ratio = 0.001\n")  # the host's own disk is not what this test watches
         _, records, clock, audit, sock = setup
         _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1)
         watch = Watch(cfg, records, audit, clock)
