@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from ragbackup import errors
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 docker = lazy_import("docker")
 
 DOCKER_TIMEOUT_S = 30.0
+# How long pause and unpause wait for dockerd to report the state they asked for: the call can
+# return while an inspect still shows the container's former state for a moment.
+SETTLE_S = 10.0
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 COMPOSE_SERVICE_LABEL = "com.docker.compose.service"
@@ -99,6 +103,16 @@ def container_state(container: Container) -> str:
     return _STATE_MAP.get(container.status, STOPPED)
 
 
+def settle(container: Container, reached: Callable[[str], bool], timeout_s: float = SETTLE_S) -> str:
+    """The container's state once `reached(state)` holds, or its last state after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    state = container_state(container)
+    while not reached(state) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = container_state(container)
+    return state
+
+
 def aggregate_state(states: list[str]) -> str:
     """One state for several replicas: paused if any is paused, running only if all run, else stopped."""
     if not states:
@@ -155,6 +169,7 @@ class DockerService:
             with docker_errors(f"start {self.describe()}"):
                 if state == PAUSED:
                     ct.unpause()
+                    settle(ct, lambda s: s != PAUSED)
                 elif state == STOPPED:
                     ct.start()
 
@@ -168,6 +183,7 @@ class DockerService:
                 raise errors.UsageError(f"cannot pause {self.describe()}: container {ct.name} is {state}")
             with docker_errors(f"pause {self.describe()}"):
                 ct.pause()
+                settle(ct, lambda s: s == PAUSED)
 
     def unpause(self) -> None:
         """Unfreeze paused containers; running or stopped ones are left as they are."""
@@ -175,3 +191,4 @@ class DockerService:
             if container_state(ct) == PAUSED:
                 with docker_errors(f"unpause {self.describe()}"):
                     ct.unpause()
+                    settle(ct, lambda s: s != PAUSED)
