@@ -19,10 +19,10 @@ from typing import Callable, Collection, Iterable, NamedTuple
 from ragbackup import errors
 from ragbackup.repo.index import IndexCache
 from ragbackup.repo.packs import RECORD_SIZE, BlobLocation, PackHeader, header_record
+from ragbackup.repo.tree import ID_SIZE
 
 HEADER_MIN = 256  # ids of one lookup a pack must hold before its header is read
 HEADERS_KEPT = 2  # headers held at once (a pack holds at most 10,000 blobs: about 1.5 MB each)
-ID_SIZE = 32
 
 log = logging.getLogger("ragbackup.repo")
 

@@ -202,10 +202,7 @@ def read_header(storage, cipher: Cipher, pack_id: str, size: int) -> list[BlobLo
     when the pack is too short, its trailer is wrong, or its header fails authentication.
     """
     header = read_header_bytes(storage, cipher, pack_id, size)
-    locs = [BlobLocation(*r, pack=pack_id) for r in _RECORD.iter_unpack(header.records)]
-    if any(loc.offset < len(MAGIC) or loc.offset + loc.length > header.data_end for loc in locs):
-        raise errors.IntegrityError(f"pack {pack_id}: header places a blob outside the pack")
-    return locs
+    return [header_record(header, pack_id, i) for i in range(len(header.records) // _RECORD.size)]
 
 
 class PackHeader(NamedTuple):
