@@ -61,10 +61,10 @@ def _write_tree(start: agent_pb2.RestoreStart, stream, root: str, setup: DrillSe
     decoder = ChunkDecoder(stream.try_batch, start.id_key, setup.workers, dicts=Dictionaries(start.dictionaries),
                            pool=setup.pool)
     try:
-        for entry in stream.entries():
+        for entry, ids in stream.entries():
             if not setup.alive():
                 raise errors.Cancelled("the controller ended the drill")
-            writer.write(entry, decoder)
+            writer.write(entry, decoder, ids)
         return writer.finish()
     except BaseException:
         writer.close()

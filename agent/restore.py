@@ -371,8 +371,10 @@ class TreeWriter:
 
     # --- entries --------------------------------------------------------------------
 
-    def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> None:
-        """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`."""
+    def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
+              ids: Sequence[bytes] | None = None) -> None:
+        """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`, for
+        the ids `ids` (an entry's parts joined, entry_parts.py) or, when None, those `e` carries."""
         if e.path == ROOT and e.type == common_pb2.ENTRY_TYPE_DIR:
             self._root_meta = Meta.of(e)  # applied by finish, after everything below it
             return
@@ -382,7 +384,7 @@ class TreeWriter:
         if e.type == common_pb2.ENTRY_TYPE_DIR:
             self._mkdir(pfd, name, e)
         elif e.type == common_pb2.ENTRY_TYPE_FILE:
-            self._write_file(pfd, name, e, next_data)
+            self._write_file(pfd, name, e, next_data, ids)
         elif e.type == common_pb2.ENTRY_TYPE_SYMLINK:
             self._symlink(pfd, name, e)
         elif e.type == common_pb2.ENTRY_TYPE_HARDLINK:
@@ -401,8 +403,8 @@ class TreeWriter:
         self.counts.dirs += 1
         self._dirs.append((bytes(e.path), Meta.of(e)))
 
-    def _write_file(self, pfd: int, name: bytes, e: common_pb2.Entry,
-                    next_data: Callable[[bytes], bytes]) -> None:
+    def _write_file(self, pfd: int, name: bytes, e: common_pb2.Entry,  # noqa: PLR0913 (write()'s own)
+                    next_data: Callable[[bytes], bytes], ids: Sequence[bytes] | None) -> None:
         try:
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
@@ -415,7 +417,7 @@ class TreeWriter:
             if reserved:
                 _preallocate(fd, e.size)
             skipped: list[tuple[int, int]] = []
-            chunks = _noting_holes(pieces(self._chunks(e, next_data), e.holes), skipped)
+            chunks = _noting_holes(pieces(self._chunks(e, next_data, ids), e.holes), skipped)
             if e.size >= DIRECT_FROM and self._direct_on(fd):
                 written = self._write_direct(fd, chunks)
             else:
@@ -433,9 +435,11 @@ class TreeWriter:
         self.counts.files += 1
 
     @staticmethod
-    def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes]) -> Iterator[bytes | memoryview]:
+    def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
+                ids: Sequence[bytes] | None) -> Iterator[bytes | memoryview]:
         """The file's data in order (its chunks, or an RDB rebuilt from them); errors name the file."""
-        ids = received_chunk_ids(e)  # its IntegrityError names the entry already
+        if ids is None:
+            ids = received_chunk_ids(e)  # its IntegrityError names the entry already
         stored = (next_data(expected) for expected in ids)
         try:
             yield from rdb_layout.rebuild(stored) if e.layout == rdb_layout.LAYOUT else stored

@@ -23,6 +23,7 @@ from ragbackup import __version__, errors, wire
 from ragbackup.memory import give_back
 from ragbackup.ahead import run_ahead
 from ragbackup.config import AgentConfig
+from ragbackup.entry_parts import EntryJoiner
 from ragbackup.repo.chunking import ChunkerParams
 from ragbackup.repo.dictionary import Dictionaries
 from ragbackup.repo.tree import check_component_name
@@ -57,6 +58,7 @@ class RestoreStream:
 
     def __init__(self, it: Iterator[agent_pb2.RestoreCommand]):
         self._it = it
+        self._joiner = EntryJoiner()  # an entry of many chunk ids comes in parts (wire.ENTRY_PARTS)
         self._entries: collections.deque = collections.deque()
         self._chunks: collections.deque = collections.deque()
         self.finished = False
@@ -65,16 +67,18 @@ class RestoreStream:
         cmd = next(self._it, None)
         kind = cmd.WhichOneof("kind") if cmd is not None else None
         if kind == "entries":
-            self._entries.extend(cmd.entries.entries)
+            self._entries.extend(self._joiner.feed(cmd.entries.entries))
         elif kind == "chunks":
             if cmd.chunks.chunks:
                 self._chunks.append(cmd.chunks.chunks)
         elif kind == "finish":
+            self._joiner.end()
             self.finished = True
         else:
             raise errors.Cancelled("restore stream ended before its finish message")
 
-    def entries(self) -> Iterator[common_pb2.Entry]:
+    def entries(self) -> Iterator[tuple[common_pb2.Entry, Sequence[bytes]]]:
+        """(entry, its chunk ids) in order, a split entry's parts joined."""
         while True:
             while not self._entries and not self.finished:
                 self._pull()
@@ -151,7 +155,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
                     compression_level=start.compression_level or 3, workers=self.workers,
                     parent=parent, cache=cache, facts_json=facts, budget=self._budget, pool=self._pool,
                     dictionary=start.dictionary or None, layouts=tuple(start.layouts),
-                    joined_ids=start.joined_chunk_ids,
+                    joined_ids=start.joined_chunk_ids, entry_parts=start.entry_parts,
                     scratch=self.cfg.staging_dir,
                     cancelled=lambda: not context.is_active())
                 pipeline = CapturePipeline(settings, next_want)
@@ -219,8 +223,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         writer = TreeWriter(plan.staging, id_key, like=plan.final if plan.in_place else None)
         decoder = ChunkDecoder(stream.try_batch, id_key, self.workers, dicts=dicts, pool=self._pool)
         try:
-            for entry in stream.entries():
-                writer.write(entry, decoder)
+            for entry, ids in stream.entries():
+                writer.write(entry, decoder, ids)
             return writer.finish()
         except BaseException:
             writer.close()

@@ -15,7 +15,7 @@ import tempfile
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generator, Iterator, Protocol
+from typing import Generator, Iterator, Protocol, Sequence
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -23,6 +23,7 @@ from google.protobuf.json_format import MessageToDict
 from ragbackup import clock as clocks
 from ragbackup import errors, faults
 from ragbackup.config import ControllerConfig
+from ragbackup.entry_parts import EntryJoiner
 from ragbackup.repo.dictionary import Dictionaries, frame_dict_id
 from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
@@ -62,12 +63,13 @@ class BackupServices(Protocol):
     def history(self) -> list[History]: ...
 
 
-def to_tree_entry(pe: common_pb2.Entry) -> Entry:
-    """The tree's entry for an agent's; UnsafePath for an unknown type, IntegrityError for a broken id list."""
+def to_tree_entry(pe: common_pb2.Entry, chunks: Sequence[bytes] | None = None) -> Entry:
+    """The tree's entry for an agent's, with `chunks` (its parts' ids joined) or the ids it carries;
+    UnsafePath for an unknown type, IntegrityError for a broken id list."""
     if pe.type not in _TYPES:
         raise errors.UnsafePath(f"refused entry {pe.path!r} of unknown type {pe.type}")
-    return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid,
-                 mtime_ns=pe.mtime_ns, size=pe.size, chunks=received_chunk_ids(pe), target=pe.target,
+    return Entry(path=pe.path, type=_TYPES[pe.type], mode=pe.mode, uid=pe.uid, gid=pe.gid, mtime_ns=pe.mtime_ns,
+                 size=pe.size, chunks=received_chunk_ids(pe) if chunks is None else chunks, target=pe.target,
                  holes=list(pe.holes), layout=pe.layout)
 
 
@@ -105,6 +107,7 @@ class _Capture:
         self.done: agent_pb2.CaptureDone | None = None
         self.received = 0
         self.refs = RefCheck(writer)  # every chunk an entry names, checked while the stream runs
+        self.joiner = EntryJoiner()  # an entry of many chunk ids comes in parts (CaptureStart.entry_parts)
 
     def requests(self, start: agent_pb2.CaptureStart) -> Iterator[agent_pb2.CaptureCommand]:
         yield agent_pb2.CaptureCommand(start=start)
@@ -125,6 +128,7 @@ class _Capture:
         elif kind == "dictionary":
             self._dictionary(ev.dictionary)
         elif kind == "done":
+            self.joiner.end()
             self.done = ev.done
 
     def _offer(self, offer) -> None:
@@ -148,8 +152,8 @@ class _Capture:
         self.writer.add_many(batch)
 
     def _entries(self, entries) -> None:
-        for pe in entries.entries:
-            e = to_tree_entry(pe)
+        for pe, ids in self.joiner.feed(entries.entries):
+            e = to_tree_entry(pe, ids)
             check_entry(e)
             if e.chunks:
                 self.refs.add(e.chunks)
@@ -202,7 +206,8 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
         chunker=agent_pb2.ChunkerParams(min_size=ch.min_size, avg_size=ch.avg_size, max_size=ch.max_size,
                                         seed=ch.seed),
         compression_level=repo.params.compression_level, full=plan.full,
-        dictionary=repo.current_dictionary() or b"", layouts=[RDB_RECORDS], joined_chunk_ids=True)
+        dictionary=repo.current_dictionary() or b"", layouts=[RDB_RECORDS], joined_chunk_ids=True,
+        entry_parts=True)
     os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
     fd, tree_path = tempfile.mkstemp(prefix=f".tree-{cp.name}-", dir=ctl.staging_dir)
     cap: _Capture | None = None

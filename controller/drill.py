@@ -25,7 +25,7 @@ from ragbackup.controller import events
 from ragbackup.controller.component_spec import component_spec
 from ragbackup.controller.policy.drill import Check
 from ragbackup.controller.policy.plan import resolve_snapshot
-from ragbackup.controller.restore import _Sender, choose_agent, reads_joined_ids
+from ragbackup.controller.restore import _Sender, choose_agent, entry_form
 from ragbackup.controller.state import Controller
 
 POLL_S = 0.2
@@ -70,7 +70,7 @@ class _Driller:
         spec = component_spec(name, m.kind, cfg.path if cfg else m.path, (), cfg.settings if cfg else None)
         start = agent_pb2.RestoreStart(component=spec, id_key=self.repo.id_key, snapshot_id=self.manifest.id,
                                        facts_json=json.dumps(m.facts), dictionaries=self.repo.dictionaries().all())
-        sender = _Sender(self.repo, start, m.tree_ids(), reads_joined_ids(self.ctl, agent))
+        sender = _Sender(self.repo, start, m.tree_ids(), entry_form(self.ctl, agent))
         return sender, self.ctl.agents.stub(agent).Drill.future(iter(sender), timeout=timeout_s)
 
     def start(self, name: str, agent: str, timeout_s: float) -> _Call:

@@ -10,12 +10,13 @@ import itertools
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generator, Iterable, Iterator
 
 import grpc
 
 from ragbackup import errors, mismatch, wire
+from ragbackup import entry_parts
 from ragbackup.component_options import PathsOptions
 from ragbackup.repo.index import IndexCache
 from ragbackup.repo.manifest import Manifest
@@ -55,28 +56,38 @@ def to_proto(e: Entry, joined: bool = False) -> common_pb2.Entry:
     return out
 
 
-def reads_joined_ids(ctl: Controller, agent: str) -> bool:
-    """True when `agent` reads Entry.chunk_ids in a restore stream (HealthReply.features).
+@dataclass(frozen=True)
+class EntryForm:
+    """How an agent reads a restore stream's entries (its HealthReply.features)."""
 
-    Asked at each restore or drill, so an agent replaced by an older version is sent one
-    field an id. AgentUnavailable when no connection comes up (as the call itself would
-    raise); an agent whose Health fails is sent the older form, and the call reports the rest.
+    joined: bool = False  # Entry.chunk_ids, the ids joined (wire.RESTORE_CHUNK_IDS)
+    parts: bool = False  # an entry of many ids split over several entries (wire.ENTRY_PARTS, entry_parts.py)
+
+
+def entry_form(ctl: Controller, agent: str) -> EntryForm:
+    """The entry form `agent` reads in a restore stream (HealthReply.features).
+
+    Asked at each restore or drill, so an agent replaced by an older version is sent the form
+    it reads. AgentUnavailable when no connection comes up (as the call itself would raise);
+    an agent whose Health fails is sent the oldest form, and the call reports the rest.
     """
     try:
         reply = ctl.agents.stub(agent).Health(agent_pb2.HealthRequest(), timeout=CHECK_TIMEOUT)
     except grpc.RpcError:
-        return False
-    return wire.RESTORE_CHUNK_IDS in reply.features
+        return EntryForm()
+    joined = wire.RESTORE_CHUNK_IDS in reply.features
+    return EntryForm(joined=joined, parts=joined and wire.ENTRY_PARTS in reply.features)
 
 
 class _Sender:
     """Builds the Restore request stream; remembers the first error it hit.
 
-    In: the repository, the call's RestoreStart, the component's tree ids and whether the
-    agent reads joined chunk ids. Out: the request messages, in order."""
+    In: the repository, the call's RestoreStart, the component's tree ids and the entry form
+    the agent reads. Out: the request messages, in order."""
 
-    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes], joined: bool = False):
-        self.repo, self.start, self.tree, self.joined = repo, start, tree, joined
+    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes],
+                 form: EntryForm = EntryForm()):
+        self.repo, self.start, self.tree, self.form = repo, start, tree, form
         self.locator = repo.locator()  # pack headers held across the stream's batches
         self.error: BaseException | None = None
         self.sent = 0
@@ -103,7 +114,7 @@ class _Sender:
     def _send(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand | bytes]:
         if not batch:
             return
-        yield agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=[to_proto(e, self.joined) for e in batch]))
+        yield from self._entry_commands(batch)
         chunks: list[wire.WireChunk] = []
         size = 0
         ids = (cid for e in batch if e.type == "file" for cid in e.chunks)
@@ -117,6 +128,30 @@ class _Sender:
                     chunks, size = [], 0
         if chunks:
             yield wire.encode_chunk_batch(CHUNKS_FIELD, chunks)
+
+
+    def _entry_commands(self, batch: list[Entry]) -> Iterator[agent_pb2.RestoreCommand]:
+        """The batch's entries: one message, or, to an agent that reads parts, an entry of more than
+        PART_IDS ids alone in one message a part, between messages of the entries around it."""
+        if not self.form.parts:
+            yield _entries_command([to_proto(e, self.form.joined) for e in batch])
+            return
+        whole: list[common_pb2.Entry] = []
+        for e in batch:
+            if len(e.chunks) <= entry_parts.PART_IDS:
+                whole.append(to_proto(e, joined=True))
+                continue
+            if whole:
+                yield _entries_command(whole)
+                whole = []
+            for part in entry_parts.split_entry(to_proto(replace(e, chunks=())), joined_ids(e.chunks)):
+                yield _entries_command([part])
+        if whole:
+            yield _entries_command(whole)
+
+
+def _entries_command(entries: list[common_pb2.Entry]) -> agent_pb2.RestoreCommand:
+    return agent_pb2.RestoreCommand(entries=common_pb2.EntryBatch(entries=entries))
 
 
 PARALLEL_COMPONENTS = 2
@@ -150,7 +185,7 @@ def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, comp
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
     start = _restore_start(ctl, repo, manifest, comp, plan)
-    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids(), reads_joined_ids(ctl, comp.agent))
+    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids(), entry_form(ctl, comp.agent))
     return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
 
 

@@ -37,7 +37,10 @@ WireChunk = tuple[bytes, "bytes | memoryview", bool, int]  # (id, payload, compr
 # An agent naming this in HealthReply.features reads Entry.chunk_ids (the ids joined) in a
 # Restore or Drill stream; a controller sends `chunks`, one field an id, to any other.
 RESTORE_CHUNK_IDS = "restore-chunk-ids"
-AGENT_FEATURES = (RESTORE_CHUNK_IDS,)
+# An agent naming this reads an entry's chunk ids split over several entries (Entry.more_chunk_ids,
+# entry_parts.py) in a Restore or Drill stream; any other gets each entry in one message.
+ENTRY_PARTS = "entry-parts"
+AGENT_FEATURES = (RESTORE_CHUNK_IDS, ENTRY_PARTS)
 
 
 def varint(n: int) -> bytes:

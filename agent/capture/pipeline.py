@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from ragbackup import wire
+from ragbackup import entry_parts, wire
 from ragbackup.repo import chunking, dictionary, rdb, rdb_capture, rdb_layout
 from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.tree import ROOT, hole_bytes
@@ -56,11 +56,14 @@ GROUP_FILES = 64
 GROUP_BYTES = 1 * chunking.MiB
 OUTSTANDING_OFFERS = 2
 # A Redis RDB up to this size is captured by record (rdb_capture.py); a larger one is read as
-# any file. The agent's memory no longer bounds it (70 MB of RSS for the benchmark's 280 MB RDB,
-# about the same at 840 MB): the file's one entry does, naming a chunk of about 1 KiB per group
-# (34 bytes each in its message: 34 MB at 1 GiB, under MAX_MESSAGE's 64 MiB), and the controller
-# holding that entry; and the spill, about the file's size, in the scratch dir.
+# any file. The capture's own memory does not bound it (70 MB of RSS for the benchmark's 280 MB
+# RDB, about the same at 840 MB). Its entry names a chunk of about 1 KiB a group: in one message
+# (34 MB at 1 GiB, under MAX_MESSAGE's 64 MiB) to a controller that reads no split entries,
+# RDB_MAX_BYTES; in parts (entry_parts.py) to one that does, RDB_MAX_BYTES_PARTS, where what
+# bounds it is the ids each daemon holds while the file is taken (32 bytes a KiB: 256 MB at
+# 8 GiB) and the spill, about the file's size, in the scratch dir.
 RDB_MAX_BYTES = 1024 * chunking.MiB
+RDB_MAX_BYTES_PARTS = 8 * 1024 * chunking.MiB
 CHUNKS_FIELD = agent_pb2.CaptureEvent.DESCRIPTOR.fields_by_name["chunks"].number
 
 Hashed = tuple[bytes, memoryview | bytes]  # (chunk id, plaintext)
@@ -91,6 +94,8 @@ class CaptureSettings:
     layouts: tuple[str, ...] = ()
     # Entries carry their chunk ids joined in one field (CaptureStart.joined_chunk_ids).
     joined_ids: bool = False
+    # The controller reads an entry's ids split over several entries (CaptureStart.entry_parts).
+    entry_parts: bool = False
     # Where an RDB's records are spilled while sorted by key (the agent's staging dir);
     # None: the system's temporary directory.
     scratch: str | None = None
@@ -169,6 +174,27 @@ def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
         else:
             out.chunks.extend(_each_id(ids))
     return event
+
+
+def _entry_parts_events(entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> Iterator[agent_pb2.CaptureEvent]:
+    """The entry batches of `entries` (as _entry_event, ids joined) for a controller that reads split entries: an
+    entry of more than entry_parts.PART_IDS ids goes out alone, an event a part, between the batches
+    of the entries before and after it (entries stay in order)."""
+    limit = entry_parts.PART_IDS * 32
+    batch: list[tuple[common_pb2.Entry, bytes | bytearray]] = []
+    for e, ids in entries:
+        if len(ids) <= limit:
+            batch.append((e, ids))
+            continue
+        if batch:
+            yield _entry_event(batch, True)
+            batch = []
+        head = common_pb2.Entry()
+        head.CopyFrom(e)
+        for part in entry_parts.split_entry(head, ids):
+            yield agent_pb2.CaptureEvent(entries=common_pb2.EntryBatch(entries=[part]))
+    if batch:
+        yield _entry_event(batch, True)
 
 
 def _each_id(ids: bytes | bytearray) -> Iterator[bytes]:
@@ -381,13 +407,17 @@ class CapturePipeline:
                 yield from self._read_large(path)
         self._slots.append(_Slot(entry=entry, stat=st))
 
+    def _rdb_max(self) -> int:
+        """The largest RDB taken by record: higher when the controller reads split entries."""
+        return RDB_MAX_BYTES_PARTS if self.s.entry_parts and self.s.joined_ids else RDB_MAX_BYTES
+
     def _by_record(self, st: os.stat_result) -> bool:
-        return rdb_layout.LAYOUT in self.s.layouts and st.st_size <= RDB_MAX_BYTES
+        return rdb_layout.LAYOUT in self.s.layouts and st.st_size <= self._rdb_max()
 
     def _note_large_rdb(self, path: bytes, st: os.stat_result) -> None:
-        """Warn when `path` is a Redis RDB read as any file only because it is over RDB_MAX_BYTES:
+        """Warn when `path` is a Redis RDB read as any file only because it is over _rdb_max():
         its records are not deduplicated, so each backup after a restart of Redis stores it again."""
-        if rdb_layout.LAYOUT not in self.s.layouts or st.st_size <= RDB_MAX_BYTES:
+        if rdb_layout.LAYOUT not in self.s.layouts or st.st_size <= self._rdb_max():
             return
         try:
             with open(path, "rb", buffering=0) as f:
@@ -397,7 +427,7 @@ class CapturePipeline:
         if rdb.version_of(head) is not None:
             log.warning("%s: a Redis RDB of %d bytes, over the %d stored by record; stored as any file "
                         "(a restart of Redis rewrites it in a new key order, and the next backup stores most "
-                        "of it again)", os.fsdecode(path), st.st_size, RDB_MAX_BYTES)
+                        "of it again)", os.fsdecode(path), st.st_size, self._rdb_max())
 
     def _read_rdb(self, path: bytes, entry: common_pb2.Entry) -> Iterator[agent_pb2.CaptureEvent]:
         """Capture a Redis RDB file by record (rdb_layout.py); returns False, having sent nothing,
@@ -572,6 +602,10 @@ class CapturePipeline:
 
     def _flush_entries(self, force: bool = False) -> Iterator[agent_pb2.CaptureEvent]:
         if self._entries and (force or len(self._entries) >= ENTRY_BATCH):
+            if self.s.entry_parts and self.s.joined_ids:
+                entries, self._entries = self._entries, []
+                yield from _entry_parts_events(entries)
+                return
             event = _entry_event(self._entries, self.s.joined_ids)
             self._entries = []  # the ids leave memory before gRPC serializes the event
             yield event

@@ -281,6 +281,7 @@ def test_client_certificate_from_the_configured_ca_is_accepted(stack, tester_cer
         reply = health(ch)
     assert reply.version and reply.uptime_s > 0
     assert wire.RESTORE_CHUNK_IDS in reply.features  # a controller sends this agent chunk ids joined
+    assert wire.ENTRY_PARTS in reply.features  # and an entry of many chunk ids in parts
 
 
 # --------------------------------------------------------------------------- 10. agent on a unix socket

@@ -15,8 +15,13 @@ import subprocess
 import pytest
 import zstandard
 from fixtures.stack import backup, dir_usage
+from ragbackup import entry_parts
 from ragbackup.localstack import LocalStack
 from ragbackup.repo import rdb
+from ragbackup.repo.crypto import Unlocker
+from ragbackup.repo.repository import Repository
+from ragbackup.repo.tree import RDB_RECORDS, Entry
+from ragbackup.storage import LocalStorage
 
 KEYS = 20_000
 CHANGED = KEYS * 2 // 100
@@ -169,3 +174,55 @@ def test_an_unchanged_rdb_in_a_paths_component_is_not_read_again(redis_stack, tm
     assert not stats.get("bytes_read"), stats
     st.ragctl("restore", again["id"], "--target", str(tmp_path / "r"), "--components", "files")
     assert _read(str(tmp_path / "r" / "files" / "copy.rdb")) == real
+
+
+BIG_KEYS = 110_000  # about 100 MB of records: more groups of about 1 KiB than one message's PART_IDS
+
+
+def _repo_entry(st: LocalStack, sid: str, component: str, path: bytes, cache: str) -> Entry:
+    """The tree entry `path` of `component` in snapshot `sid`, read from the repository itself."""
+    with open(st.passphrase_file, "rb") as f:
+        repo = Repository.open(LocalStorage(st.repo_dir), Unlocker("passphrase", f.read().strip()), cache)
+    try:
+        repo.sync_index()
+        trees = repo.load_snapshot(sid)["components"][component]["tree"]
+        return next(e for e in repo.read_tree(bytes.fromhex(t) for t in trees) if e.path == path)
+    finally:
+        repo.close()
+
+
+def test_an_rdb_of_more_record_groups_than_a_message_holds_crosses_in_parts(redis_stack, redis_server_factory,
+                                                                             tmp_path):
+    """The RDB's entry names more chunk ids than one message carries (entry_parts.PART_IDS): the agent
+    sends it in parts, the controller stores one entry, and a restore brings it back whole through
+    the agent in parts, byte-identical and loading to the same dataset; a copy in a paths component,
+    unchanged, is sent again from the agent's cache, in parts too."""
+    st, server, files = redis_stack
+    client, rnd = server.client(), random.Random(5)
+    for first in range(0, BIG_KEYS, 10_000):
+        pipe = client.pipeline(transaction=False)
+        for i in range(first, first + 10_000):
+            pipe.set(f"doc:{i}", rnd.randbytes(450).hex())
+        pipe.execute()
+    client.save()
+    real = _read(os.path.join(server.data_dir, "dump.rdb"))
+    (files / "copy.rdb").write_bytes(real)
+
+    backup(st)
+    again = backup(st)
+    dump = _read(os.path.join(server.data_dir, "dump.rdb"))  # the second backup's BGSAVE
+    stats = again["components"]["files"]["stats"]
+    assert stats.get("files_reused") == 1 and not stats.get("bytes_read"), stats
+    entry = _repo_entry(st, again["id"], "redis", b"dump.rdb", str(tmp_path / "c1"))
+    copy = _repo_entry(st, again["id"], "files", b"copy.rdb", str(tmp_path / "c2"))
+    for e in (entry, copy):
+        assert e.layout == RDB_RECORDS and len(e.chunks) > entry_parts.PART_IDS, len(e.chunks)
+
+    st.ragctl("restore", again["id"], "--target", str(tmp_path / "r"))
+    assert _read(str(tmp_path / "r" / "redis" / "dump.rdb")) == dump
+    assert _read(str(tmp_path / "r" / "files" / "copy.rdb")) == real
+    fresh = redis_server_factory(start=False)
+    shutil.copyfile(tmp_path / "r" / "redis" / "dump.rdb", os.path.join(fresh.data_dir, "dump.rdb"))
+    fresh.start()
+    assert fresh.client().dbsize() == BIG_KEYS and fresh.client().get("doc:77") == client.get("doc:77")
+    fresh.stop()

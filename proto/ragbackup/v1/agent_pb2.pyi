@@ -20,7 +20,7 @@ class ChunkerParams(_message.Message):
     def __init__(self, min_size: _Optional[int] = ..., avg_size: _Optional[int] = ..., max_size: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class CaptureStart(_message.Message):
-    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full", "dictionary", "layouts", "joined_chunk_ids")
+    __slots__ = ("component", "capture_id", "parent_capture_id", "id_key", "chunker", "compression_level", "full", "dictionary", "layouts", "joined_chunk_ids", "entry_parts")
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_CAPTURE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class CaptureStart(_message.Message):
     DICTIONARY_FIELD_NUMBER: _ClassVar[int]
     LAYOUTS_FIELD_NUMBER: _ClassVar[int]
     JOINED_CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_PARTS_FIELD_NUMBER: _ClassVar[int]
     component: _common_pb2.ComponentSpec
     capture_id: str
     parent_capture_id: str
@@ -41,7 +42,8 @@ class CaptureStart(_message.Message):
     dictionary: bytes
     layouts: _containers.RepeatedScalarFieldContainer[str]
     joined_chunk_ids: bool
-    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ..., dictionary: _Optional[bytes] = ..., layouts: _Optional[_Iterable[str]] = ..., joined_chunk_ids: _Optional[bool] = ...) -> None: ...
+    entry_parts: bool
+    def __init__(self, component: _Optional[_Union[_common_pb2.ComponentSpec, _Mapping]] = ..., capture_id: _Optional[str] = ..., parent_capture_id: _Optional[str] = ..., id_key: _Optional[bytes] = ..., chunker: _Optional[_Union[ChunkerParams, _Mapping]] = ..., compression_level: _Optional[int] = ..., full: _Optional[bool] = ..., dictionary: _Optional[bytes] = ..., layouts: _Optional[_Iterable[str]] = ..., joined_chunk_ids: _Optional[bool] = ..., entry_parts: _Optional[bool] = ...) -> None: ...
 
 class ChunkWant(_message.Message):
     __slots__ = ("seq", "indexes")

@@ -32,7 +32,7 @@ CONSISTENCY_PAUSE: Consistency
 CONSISTENCY_STOP: Consistency
 
 class Entry(_message.Message):
-    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes", "layout", "chunk_ids")
+    __slots__ = ("path", "type", "mode", "uid", "gid", "mtime_ns", "size", "chunks", "target", "holes", "layout", "chunk_ids", "more_chunk_ids")
     PATH_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +45,7 @@ class Entry(_message.Message):
     HOLES_FIELD_NUMBER: _ClassVar[int]
     LAYOUT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
+    MORE_CHUNK_IDS_FIELD_NUMBER: _ClassVar[int]
     path: bytes
     type: EntryType
     mode: int
@@ -57,7 +58,8 @@ class Entry(_message.Message):
     holes: _containers.RepeatedScalarFieldContainer[int]
     layout: str
     chunk_ids: bytes
-    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ..., holes: _Optional[_Iterable[int]] = ..., layout: _Optional[str] = ..., chunk_ids: _Optional[bytes] = ...) -> None: ...
+    more_chunk_ids: bool
+    def __init__(self, path: _Optional[bytes] = ..., type: _Optional[_Union[EntryType, str]] = ..., mode: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., mtime_ns: _Optional[int] = ..., size: _Optional[int] = ..., chunks: _Optional[_Iterable[bytes]] = ..., target: _Optional[bytes] = ..., holes: _Optional[_Iterable[int]] = ..., layout: _Optional[str] = ..., chunk_ids: _Optional[bytes] = ..., more_chunk_ids: _Optional[bool] = ...) -> None: ...
 
 class EntryBatch(_message.Message):
     __slots__ = ("entries",)

@@ -5,6 +5,7 @@ import logging
 import os
 import sqlite3
 
+from ragbackup import entry_parts
 from ragbackup.repo import rdb, rdb_layout
 from ragbackup.repo.ids import chunk_id
 
@@ -94,3 +95,21 @@ def test_a_cache_written_before_layouts_still_reads_as_plain_files(tmp_path):
     db.close()
     got = CacheReader.open(str(cache_dir), "c", "old").lookup(b"f", st)
     assert got is not None and got.chunks == [b"a" * 32, b"b" * 32] and got.layout == ""
+
+
+def test_an_rdb_over_the_one_message_limit_is_taken_by_record_for_a_controller_that_reads_parts(
+        redis_server, tmp_path, monkeypatch):
+    """Over RDB_MAX_BYTES (its entry would not fit one message) but under RDB_MAX_BYTES_PARTS: by record,
+    its ids sent in parts, when the controller reads split entries; as any file above both."""
+    root, data = _rdb_root(redis_server, tmp_path)
+    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES", len(data) - 1)
+    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES_PARTS", len(data))
+    monkeypatch.setattr(entry_parts, "PART_IDS", 4)
+    e = capture_all(root, (rdb_layout.LAYOUT,))[0][b"dump.rdb"]
+    assert e.layout == ""  # a controller that reads no parts: the one-message limit holds
+    entries, stored = capture_all(root, (rdb_layout.LAYOUT,), parts=True)
+    e = entries[b"dump.rdb"]
+    assert e.layout == rdb_layout.LAYOUT and len(e.chunks) > 4
+    assert b"".join(rdb_layout.rebuild(stored[c] for c in e.chunks)) == data
+    monkeypatch.setattr(pipeline, "RDB_MAX_BYTES_PARTS", len(data) - 1)
+    assert capture_all(root, (rdb_layout.LAYOUT,), parts=True)[0][b"dump.rdb"].layout == ""

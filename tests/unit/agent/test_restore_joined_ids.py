@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from ragbackup import errors
+from ragbackup import entry_parts, errors
 from ragbackup.controller import restore as controller_restore
 from ragbackup.repo.packs import BlobLocation
 from ragbackup.repo.tree import ChunkIds, Entry
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent import restore
+from ragbackup.agent.servicer import RestoreStream
 
 KEY = b"k" * 32
 CHUNKS = {os.urandom(32): os.urandom(100 + i) for i in range(5)}
@@ -41,7 +42,8 @@ class _Repo:
 def _sent_entries(entries: list[Entry], joined: bool) -> list[common_pb2.Entry]:
     """The entries a _Sender puts on the wire, parsed back as the agent receives them."""
     sent = []
-    for msg in controller_restore._Sender(_Repo(entries), agent_pb2.RestoreStart(), [], joined=joined):
+    form = controller_restore.EntryForm(joined=joined)
+    for msg in controller_restore._Sender(_Repo(entries), agent_pb2.RestoreStart(), [], form=form):
         if isinstance(msg, agent_pb2.RestoreCommand) and msg.HasField("entries"):
             wire = agent_pb2.RestoreCommand.FromString(msg.SerializeToString())
             sent += list(wire.entries.entries)
@@ -55,11 +57,12 @@ def _tree() -> list[Entry]:
             Entry(b"empty", "file", size=0)]
 
 
-def _restore(tmp_path, name: str, entries: list[common_pb2.Entry]) -> dict[str, bytes]:
+def _restore(tmp_path, name: str, entries: list[common_pb2.Entry | tuple]) -> dict[str, bytes]:
+    """Files written from `entries`: protobuf entries, or (entry, chunk ids) as RestoreStream gives them."""
     root = tmp_path / name
     writer = restore.TreeWriter(str(root), KEY)
-    for e in entries:
-        writer.write(e, CHUNKS.__getitem__)
+    for e, ids in (e if isinstance(e, tuple) else (e, None) for e in entries):
+        writer.write(e, CHUNKS.__getitem__, ids)
     writer.finish()
     return {p: (root / p).read_bytes() for p in os.listdir(root)}
 
@@ -92,3 +95,25 @@ def test_a_joined_list_cut_or_doubled_is_refused_naming_the_file(tmp_path, field
     with pytest.raises(errors.IntegrityError, match=message) as info:
         writer.write(e, CHUNKS.__getitem__)
     assert "dump.rdb" in info.value.message
+
+
+@pytest.mark.parametrize("parts", [True, False])
+def test_an_entry_of_more_ids_than_a_part_goes_in_parts_only_to_an_agent_that_reads_them(tmp_path, monkeypatch,
+                                                                                         parts):
+    """b.bin names 3 ids, over a part of 2: an agent naming wire.ENTRY_PARTS gets it in two messages
+    and joins them (RestoreStream); any other gets it whole. Both restore the same bytes."""
+    monkeypatch.setattr(entry_parts, "PART_IDS", 2)
+    form = controller_restore.EntryForm(joined=True, parts=parts)
+    sent = [m if isinstance(m, agent_pb2.RestoreCommand) else agent_pb2.RestoreCommand.FromString(m)
+            for m in controller_restore._Sender(_Repo(_tree()), agent_pb2.RestoreStart(), [], form=form)]
+    on_wire = [agent_pb2.RestoreCommand.FromString(m.SerializeToString()) for m in sent]
+    batches = [[(e.path, e.more_chunk_ids) for e in m.entries.entries] for m in on_wire if m.HasField("entries")]
+    if parts:
+        assert batches == [[(b"a.bin", False)], [(b"b.bin", True)], [(b"", False)], [(b"empty", False)]]
+    else:
+        assert batches == [[(b"a.bin", False), (b"b.bin", False), (b"empty", False)]]
+    got = list(RestoreStream(iter(on_wire[1:])).entries())  # the servicer reads the start message itself
+    assert [e.path for e, _ in got] == [b"a.bin", b"b.bin", b"empty"]
+    ids = list(CHUNKS)
+    assert _restore(tmp_path, f"out-{parts}", got) == {
+        "a.bin": CHUNKS[ids[0]] + CHUNKS[ids[1]], "b.bin": b"".join(CHUNKS[i] for i in ids[2:]), "empty": b""}

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from ragbackup import errors
-from ragbackup.agent.capture.pipeline import _entry_event
+from ragbackup import entry_parts, errors
+from ragbackup.agent.capture.pipeline import _entry_event, _entry_parts_events
 from ragbackup.controller.backup import _Capture, _check_dictionary, to_tree_entry
 from ragbackup.controller.refcheck import list_digest
 from ragbackup.repo import chunking, dictionary
@@ -65,3 +65,49 @@ def test_a_joined_id_list_that_is_cut_or_doubled_is_refused():
     both = common_pb2.Entry(path=b"f", type=common_pb2.ENTRY_TYPE_FILE, chunk_ids=b"x" * 32, chunks=[b"y" * 32])
     with pytest.raises(errors.IntegrityError, match="both chunks and chunk_ids"):
         to_tree_entry(both)
+
+
+class _AllStored:
+    """A BlobWriter as RefCheck asks it: every chunk stored."""
+
+    def missing(self, ids):
+        return []
+
+    def stored_list(self, digest, ids):
+        return False
+
+
+def test_an_entry_of_more_ids_than_a_part_crosses_in_parts_and_makes_the_same_tree_lines(monkeypatch, tmp_path):
+    """The agent sends an entry of more than PART_IDS ids alone, a message a part, between batches of
+    the entries around it; the controller writes the tree lines it would write for whole entries."""
+    monkeypatch.setattr(entry_parts, "PART_IDS", 4)
+    small, big = bytearray(os.urandom(32 * 2)), bytearray(os.urandom(32 * 10))
+    entries = [(common_pb2.Entry(path=p, type=common_pb2.ENTRY_TYPE_FILE, size=n, mode=0o600), ids)
+               for p, n, ids in ((b"a", 2, small), (b"dump.rdb", 10, big), (b"z", 0, b""))]
+    events = [agent_pb2.CaptureEvent.FromString(ev.SerializeToString()) for ev in _entry_parts_events(entries)]
+    assert [len(ev.entries.entries) for ev in events] == [1, 1, 1, 1, 1]  # a, three parts of dump.rdb, z
+    assert [len(ev.entries.entries[0].chunk_ids) // 32 for ev in events] == [2, 4, 4, 2, 0]
+
+    repo = Repository.init(LocalStorage(str(tmp_path / "repo")), Unlocker("passphrase", b"pw"), str(tmp_path / "c"))
+    tree = tmp_path / "tree.jsonl"
+    with open(tree, "wb") as f:
+        cap = _Capture(repo, _AllStored(), f)
+        for ev in events:
+            cap.handle(ev)
+        cap.handle(agent_pb2.CaptureEvent(done=agent_pb2.CaptureDone()))
+    whole = _entry_event(entries, joined=True).entries.entries
+    assert tree.read_bytes() == b"".join(p for e in whole for p in to_tree_entry(e).json_pieces())
+    repo.close()
+
+
+def test_a_capture_that_ends_between_the_parts_of_an_entry_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(entry_parts, "PART_IDS", 4)
+    entry = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=10)
+    first = next(_entry_parts_events([(entry, bytearray(os.urandom(32 * 10)))]))
+    repo = Repository.init(LocalStorage(str(tmp_path / "repo")), Unlocker("passphrase", b"pw"), str(tmp_path / "c"))
+    with open(tmp_path / "tree.jsonl", "wb") as f:
+        cap = _Capture(repo, _AllStored(), f)
+        cap.handle(first)
+        with pytest.raises(errors.IntegrityError, match="ended before the last part"):
+            cap.handle(agent_pb2.CaptureEvent(done=agent_pb2.CaptureDone()))
+    repo.close()
