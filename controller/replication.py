@@ -9,6 +9,7 @@ job (jobs/replicate.py) marks each snapshot done in the queue (replication_queue
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 import uuid
@@ -215,10 +216,12 @@ class TierCopy:
             yield self._new_packs(trees, needed, finder)
             batch: list[bytes] = []
             for entry in self.src.read_tree(trees):
-                batch.extend(entry.chunks)
-                if len(batch) >= ID_BATCH:
-                    yield self._new_packs(batch, needed, finder)
-                    batch = []
+                ids = iter(entry.chunks)  # an RDB's entry names millions: taken ID_BATCH at a time
+                while part := list(itertools.islice(ids, ID_BATCH - len(batch))):
+                    batch += part
+                    if len(batch) >= ID_BATCH:
+                        yield self._new_packs(batch, needed, finder)
+                        batch = []
             yield self._new_packs(batch, needed, finder)
 
     @staticmethod

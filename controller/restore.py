@@ -50,7 +50,8 @@ def to_proto(e: Entry, joined: bool = False) -> common_pb2.Entry:
     if not e.chunks:
         return out
     if joined:
-        out.chunk_ids = joined_ids(e.chunks)
+        ids = joined_ids(e.chunks)
+        out.chunk_ids = ids if type(ids) is bytes else bytes(ids)
     else:
         out.chunks.extend(e.chunks)
     return out

@@ -51,7 +51,7 @@ class EntryJoiner:
 
     def __init__(self) -> None:
         self._head: Entry | None = None
-        self._parts: list[bytes] = []
+        self._ids = bytearray()  # the parts' ids so far (grown in place: no copy at twice the size)
 
     def feed(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, Sequence[bytes]]]:
         """(entry, its chunk ids) for each entry of `entries` that is whole once they are read."""
@@ -74,7 +74,8 @@ class EntryJoiner:
     def _start(self, e: Entry) -> None:
         if e.chunks or not e.chunk_ids:
             raise errors.IntegrityError(f"entry {e.path!r}: its first part names no chunk ids joined")
-        self._head, self._parts = e, [e.chunk_ids]
+        self._head = e
+        self._ids += e.chunk_ids
         e.ClearField("chunk_ids")
 
     def _add(self, e: Entry) -> None:
@@ -84,13 +85,13 @@ class EntryJoiner:
             raise errors.IntegrityError(f"entry {head.path!r}: a part of its chunk ids came with other fields "
                                         f"({', '.join(sorted(fields - _PART_FIELDS)) or 'no ids'}): "
                                         "the entry was cut short")
-        self._parts.append(e.chunk_ids)
+        self._ids += e.chunk_ids
 
     def _finish(self) -> tuple[Entry, ChunkIds]:
-        head, parts = self._head, self._parts
-        self._head, self._parts = None, []
+        head, ids = self._head, self._ids
+        self._head, self._ids = None, bytearray()
         head.more_chunk_ids = False
         try:
-            return head, ChunkIds(b"".join(parts))
+            return head, ChunkIds(ids)
         except ValueError as exc:
             raise errors.IntegrityError(f"entry {head.path!r}: {exc}") from None

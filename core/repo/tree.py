@@ -147,26 +147,29 @@ def _path(text: str) -> bytes:
     return os.fsencode(text)
 
 
-def joined_ids(ids: Sequence[bytes]) -> bytes:
+def joined_ids(ids: Sequence[bytes]) -> bytes | bytearray:
     """The ids of `ids` joined (32 bytes each): a ChunkIds' own buffer, without a copy; else a join."""
     return ids.buffer if isinstance(ids, ChunkIds) else b"".join(ids)
 
 
 class ChunkIds(Sequence[bytes]):
-    """A file's chunk ids in one buffer of 32-byte ids, read-only.
+    """A file's chunk ids in one buffer of 32-byte ids, read-only; each id is given as bytes.
 
-    A list of a hundred thousand ids costs about 80 bytes an id in objects; this, 32.
+    A list of a hundred thousand ids costs about 80 bytes an id in objects; this, 32. The
+    buffer may be a bytearray the ChunkIds then owns (nobody changes it after): a list
+    gathered a part at a time is kept as it grew, not copied into bytes at twice its size.
     """
 
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_bytes")
 
-    def __init__(self, buf: bytes):
+    def __init__(self, buf: bytes | bytearray):
         if len(buf) % ID_SIZE:
             raise ValueError(f"chunk id buffer of {len(buf)} bytes is not a whole number of ids")
         self._buf = buf
+        self._bytes = type(buf) is bytes  # a slice of it is an id as it is
 
     @property
-    def buffer(self) -> bytes:
+    def buffer(self) -> bytes | bytearray:
         """The ids joined, as held."""
         return self._buf
 
@@ -180,11 +183,15 @@ class ChunkIds(Sequence[bytes]):
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError("chunk id index out of range")
-        return self._buf[i * ID_SIZE:(i + 1) * ID_SIZE]
+        item = self._buf[i * ID_SIZE:(i + 1) * ID_SIZE]
+        return item if self._bytes else bytes(item)
 
     def __iter__(self) -> Iterator[bytes]:
         buf = self._buf
-        return (buf[i:i + ID_SIZE] for i in range(0, len(buf), ID_SIZE))
+        if self._bytes:
+            return (buf[i:i + ID_SIZE] for i in range(0, len(buf), ID_SIZE))
+        view = memoryview(buf)
+        return (view[i:i + ID_SIZE].tobytes() for i in range(0, len(buf), ID_SIZE))
 
     def __eq__(self, other) -> bool:
         if isinstance(other, ChunkIds):
@@ -328,7 +335,7 @@ class _LongLine:
             return Entry._from_doc(self.broken, None)
         if self._after is None:
             raise errors.IntegrityError("damaged tree line: its chunk list does not end")
-        ids = ChunkIds(bytes(self._ids))
+        ids = ChunkIds(self._ids)  # handed over, not copied: a 1 GiB RDB's list is 34 MB
         self._ids = bytearray()
         return Entry._from_doc(self._head + b"".join(self._after), ids)
 

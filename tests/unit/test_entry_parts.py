@@ -45,6 +45,9 @@ def test_split_then_joined_gives_the_entry_and_its_ids_back(n, parts):
     assert all(not p.path and not p.size for p in sent[1:]), "a later part carries only ids"
     (entry, got), = EntryJoiner().feed(sent)
     assert got == ChunkIds(ids) if n else list(got) == []
+    # gathered in a bytearray, given as bytes: an id is hashable, a slice a list of ids
+    assert all(type(i) is bytes for i in [*got, *got[:2]]) and len(set(got)) == n
+    assert [got[i] for i in range(-n, n)] == [ids[j * 32:(j + 1) * 32] for j in [*range(n), *range(n)]]
     assert (entry.path, entry.size, entry.layout, entry.more_chunk_ids) == (b"dump.rdb", 1234, "rdb-records", False)
 
 
