@@ -213,21 +213,26 @@ def _index_piece(piece: bytes, base: int, heads: rdb.Heads) -> tuple[bytes, int]
     return piece[done:], base + done
 
 
-def _tail(chunks: Iterator, desc: Descriptor) -> tuple[array, bytes]:
+def _tail(chunks: Iterator, desc: Descriptor) -> tuple[array, bytearray]:
     """The permutation (an array) and the element orders: the chunks after the record stream.
 
-    They are gathered into one buffer and split without copies beyond the permutation's
-    array: it holds 4 bytes a record.
+    Each chunk goes straight into the permutation's array (4 bytes a record) or the element
+    orders' buffer: neither is first gathered whole with the other and copied out.
     """
-    rest = bytearray()
+    if desc.permutation != _PERM_WIDTH * desc.records:
+        raise errors.IntegrityError(f"rdb-records: a permutation of {desc.permutation} bytes for "
+                                    f"{desc.records} records")
+    perm, inner = array("I"), bytearray()
     for c in chunks:
-        rest += c
-    if len(rest) < desc.permutation or desc.permutation != _PERM_WIDTH * desc.records:
-        raise errors.IntegrityError(f"rdb-records: permutation of {len(rest)} bytes, expected {desc.permutation}")
-    perm = array("I")
-    with memoryview(rest) as view:
-        perm.frombytes(view[:desc.permutation])
-        inner = bytes(view[desc.permutation:])
+        with memoryview(c) as view:
+            n = min(len(view), desc.permutation - len(perm) * _PERM_WIDTH)
+            if n % _PERM_WIDTH:
+                raise errors.IntegrityError("rdb-records: a permutation chunk ends inside an entry")
+            perm.frombytes(view[:n])
+            inner += view[n:]
+    if len(perm) * _PERM_WIDTH < desc.permutation:
+        raise errors.IntegrityError(f"rdb-records: permutation of {len(perm) * _PERM_WIDTH} bytes, "
+                                    f"expected {desc.permutation}")
     return _le(perm), inner
 
 
@@ -261,7 +266,7 @@ def _index(heads: rdb.Heads, inner_len: int) -> _Index:
     return _Index(heads.starts, heads.types, heads.counted, at)
 
 
-def _reorder(rec: bytes, inner: bytes, at: int) -> bytes:
+def _reorder(rec: bytes, inner: bytes | bytearray, at: int) -> bytes:
     """A SET or HASH record with its sorted elements put back in file order."""
     head, bounds = rdb.element_bounds(rec, 0)
     n = len(bounds) - 1
@@ -283,7 +288,7 @@ class _Canonical:
 
     fd: int
     index: _Index
-    inner: bytes
+    inner: bytes | bytearray
 
 
 def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[bytes]:
