@@ -15,7 +15,7 @@ import errno
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from ragbackup import direct, errors
 from ragbackup.repo import chunking, rdb_layout
@@ -372,9 +372,10 @@ class TreeWriter:
     # --- entries --------------------------------------------------------------------
 
     def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
-              ids: Sequence[bytes] | None = None) -> None:
+              ids: Iterable[bytes] | None = None) -> None:
         """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`, for
-        the ids `ids` (an entry's parts joined, entry_parts.py) or, when None, those `e` carries."""
+        the ids `ids` (an entry's parts joined, entry_parts.py; read once, in order) or, when None,
+        those `e` carries."""
         if e.path == ROOT and e.type == common_pb2.ENTRY_TYPE_DIR:
             self._root_meta = Meta.of(e)  # applied by finish, after everything below it
             return
@@ -404,7 +405,7 @@ class TreeWriter:
         self._dirs.append((bytes(e.path), Meta.of(e)))
 
     def _write_file(self, pfd: int, name: bytes, e: common_pb2.Entry,  # noqa: PLR0913 (write()'s own)
-                    next_data: Callable[[bytes], bytes], ids: Sequence[bytes] | None) -> None:
+                    next_data: Callable[[bytes], bytes], ids: Iterable[bytes] | None) -> None:
         try:
             fd = os.open(name, _FILE_FLAGS, 0o600, dir_fd=pfd)
         except FileExistsError:
@@ -436,7 +437,7 @@ class TreeWriter:
 
     @staticmethod
     def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
-                ids: Sequence[bytes] | None) -> Iterator[bytes | memoryview]:
+                ids: Iterable[bytes] | None) -> Iterator[bytes | memoryview]:
         """The file's data in order (its chunks, or an RDB rebuilt from them); errors name the file."""
         if ids is None:
             ids = received_chunk_ids(e)  # its IntegrityError names the entry already

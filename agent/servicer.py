@@ -15,7 +15,7 @@ import shutil
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import grpc
 
@@ -54,11 +54,15 @@ def _first(it: Iterator, field: str, what: str):
 
 
 class RestoreStream:
-    """Pull-based reader of a Restore stream: entries in order, chunks on demand."""
+    """Pull-based reader of a Restore stream: entries in order, chunks on demand.
 
-    def __init__(self, it: Iterator[agent_pb2.RestoreCommand]):
+    In: the stream's messages after its start, and `spill`, a directory where an entry's ids
+    sent in parts are kept (a temporary file, read back in order) rather than in memory.
+    """
+
+    def __init__(self, it: Iterator[agent_pb2.RestoreCommand], spill: str | None = None):
         self._it = it
-        self._joiner = EntryJoiner()  # an entry of many chunk ids comes in parts (wire.ENTRY_PARTS)
+        self._joiner = EntryJoiner(spill)  # an entry of many chunk ids comes in parts (wire.ENTRY_PARTS)
         self._entries: collections.deque = collections.deque()
         self._chunks: collections.deque = collections.deque()
         self.finished = False
@@ -77,8 +81,8 @@ class RestoreStream:
         else:
             raise errors.Cancelled("restore stream ended before its finish message")
 
-    def entries(self) -> Iterator[tuple[common_pb2.Entry, Sequence[bytes]]]:
-        """(entry, its chunk ids) in order, a split entry's parts joined."""
+    def entries(self) -> Iterator[tuple[common_pb2.Entry, Iterable[bytes]]]:
+        """(entry, its chunk ids) in order, a split entry's parts joined (to be read once, in order)."""
         while True:
             while not self._entries and not self.finished:
                 self._pull()
@@ -182,7 +186,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             marker = leftovers.begin(leftovers.registry_dir(self.cfg.staging_dir), plan.staging)
             try:
                 dicts = Dictionaries(start.dictionaries)
-                counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator))
+                counts = self._write_tree(plan, start.id_key, dicts, RestoreStream(request_iterator, scratch))
                 done = self._put_in_service(comp, start, plan,
                                             lambda: leftovers.swapping(marker, plan.staging, plan.final))
             finally:
@@ -271,4 +275,5 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         remaining = context.time_remaining()
         wait = drill.START_TIMEOUT_S if remaining is None else min(drill.START_TIMEOUT_S, remaining)
         setup = drill_procs.DrillSetup(self.cfg, self.workers, self._pool, context.is_active, time.monotonic() + wait)
-        return drill.run(start, RestoreStream(request_iterator), setup)
+        os.makedirs(self.cfg.staging_dir, mode=0o700, exist_ok=True)
+        return drill.run(start, RestoreStream(request_iterator, self.cfg.staging_dir), setup)

@@ -97,3 +97,23 @@ def test_a_stream_that_ends_between_parts_is_refused():
     with pytest.raises(errors.IntegrityError, match="ended before the last part") as info:
         joiner.end()
     assert "dump.rdb" in info.value.message
+
+
+def test_a_joiner_with_a_spill_dir_keeps_a_split_entrys_ids_in_a_file_read_once_in_order(tmp_path):
+    """An agent's joiner: the ids of a split entry go to an unlinked file in the spill dir, not memory;
+    a whole entry's ids stay as they came."""
+    small, big = _ids(2), _ids(8)
+    got = list(EntryJoiner(str(tmp_path)).feed(_wire([_entry(b"a", chunk_ids=small),
+                                                      *split_entry(_entry(b"dump.rdb"), big)])))
+    (a, a_ids), (rdb, rdb_ids) = got
+    assert isinstance(a_ids, ChunkIds) and isinstance(rdb_ids, entry_parts.SpilledIds)
+    assert os.listdir(tmp_path) == [], "the file is unlinked: nothing is left behind"
+    assert len(rdb_ids) == 8 and b"".join(rdb_ids) == big
+    with pytest.raises(ValueError, match="read once"):
+        list(rdb_ids)
+
+
+def test_a_spilled_entry_whose_parts_cut_an_id_is_refused(tmp_path):
+    with pytest.raises(errors.IntegrityError, match="not a whole number of ids") as info:
+        list(EntryJoiner(str(tmp_path)).feed(_wire(_damaged("a part cuts an id"))))
+    assert "dump.rdb" in info.value.message
