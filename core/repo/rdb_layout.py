@@ -301,10 +301,11 @@ def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[b
     sk = desc.skeleton
     out = bytearray()
     pos = i = 0
+    order = memoryview(perm)  # a run's slice of it without a copy (one run is often all of it: 4 bytes a record)
     for offset, count in desc.runs:
         out += sk[pos:offset]
         pos = offset
-        for c in perm[i:i + count]:
+        for c in order[i:i + count]:
             s = starts[c]
             if types[c] in REORDERED and (a := order_at(c)) >= 0:
                 out += _reorder(pread(fd, starts[c + 1] - s, s), inner, a)
