@@ -16,6 +16,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 KEEP = 3
+# A file naming more chunk ids than this (bytes of them) keeps its row in long_files and its ids
+# in pieces of this size in long_ids: one blob of 35 MB (an RDB of 4,000,000 keys stored by record)
+# cost that much again in SQLite's buffer each time it was written or read. A reader that predates
+# these tables finds no row for such a file, and reads the file again.
+LONG_IDS = 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -30,13 +35,13 @@ class Cached(NamedTuple):
     objects costs 73 bytes an id, 60 MB for an RDB of 3,000,000 keys), the layout they hold
     ("" for the bytes) and a sparse file's holes (flat offset, length pairs; () for none)."""
 
-    ids: bytes
+    ids: bytes | bytearray
     layout: str
     holes: tuple[int, ...] = ()
 
     @property
     def chunks(self) -> list[bytes]:
-        return [self.ids[i:i + 32] for i in range(0, len(self.ids), 32)]
+        return [bytes(self.ids[i:i + 32]) for i in range(0, len(self.ids), 32)]
 
 
 class CacheReader:
@@ -49,6 +54,8 @@ class CacheReader:
         layout = "layout" if "layout" in columns else "''"
         holes = "holes" if "holes" in columns else "NULL"
         self._query = f"SELECT size, mtime_ns, ino, ctime_ns, chunks, {layout}, {holes} FROM files WHERE path=?"
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        self._long = "long_files" in tables and "long_ids" in tables
 
     @classmethod
     def open(cls, cache_dir: str, component: str, capture_id: str) -> "CacheReader | None":
@@ -61,12 +68,25 @@ class CacheReader:
         """Chunk ids, layout and holes if the file is unchanged (size, mtime_ns, inode, ctime_ns
         all equal: punching or filling a hole changes mtime and ctime too)."""
         row = self._db.execute(self._query, (path,)).fetchone()
+        if row is None and self._long:
+            row = self._long_row(path)
         if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
             return None
         holes = _unpack_holes(row[6])
-        if holes is None:
-            return None  # not whole pairs: read the file again rather than trust the row
-        return Cached(bytes(row[4]), row[5] or "", holes)
+        if holes is None or row[4] is None or len(row[4]) % 32:
+            return None  # not whole pairs or ids: read the file again rather than trust the row
+        return Cached(row[4], row[5] or "", holes)
+
+    def _long_row(self, path: bytes) -> tuple | None:
+        """The row of a file of more than LONG_IDS bytes of ids, its ids joined from their pieces."""
+        row = self._db.execute("SELECT size, mtime_ns, ino, ctime_ns, layout, holes FROM long_files WHERE path=?",
+                               (path,)).fetchone()
+        if row is None:
+            return None
+        ids = bytearray()
+        for (piece,) in self._db.execute("SELECT ids FROM long_ids WHERE path=? ORDER BY seq", (path,)):
+            ids += piece
+        return (*row[:4], ids, *row[4:])
 
     def close(self) -> None:
         self._db.close()
@@ -114,14 +134,26 @@ class CacheWriter:
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, "
                          "ctime_ns INT, chunks BLOB, layout TEXT NOT NULL DEFAULT '', holes BLOB) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE long_files (path BLOB PRIMARY KEY, size INT, mtime_ns INT, ino INT, "
+                         "ctime_ns INT, layout TEXT NOT NULL DEFAULT '', holes BLOB) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE long_ids (path BLOB, seq INT, ids BLOB, PRIMARY KEY (path, seq)) WITHOUT ROWID")
         self._db.execute("BEGIN")
 
     def record(self, path: bytes, st: os.stat_result, ids: bytes | bytearray, layout: str = "",  # noqa: PLR0913
                holes: Sequence[int] = ()) -> None:
-        """Note a file's chunk ids (joined, 32 bytes each), their layout and its holes (flat pairs)."""
-        self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
-                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, ids, layout,
-                          _pack_holes(holes)))
+        """Note a file's chunk ids (joined, 32 bytes each), their layout and its holes (flat pairs);
+        more than LONG_IDS bytes of ids in pieces (long_files, long_ids)."""
+        if len(ids) <= LONG_IDS:
+            self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
+                             (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, ids, layout,
+                              _pack_holes(holes)))
+            return
+        self._db.execute("INSERT OR REPLACE INTO long_files VALUES (?,?,?,?,?,?,?)",
+                         (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, layout, _pack_holes(holes)))
+        self._db.execute("DELETE FROM long_ids WHERE path=?", (path,))
+        with memoryview(ids) as view:
+            self._db.executemany("INSERT INTO long_ids VALUES (?,?,?)",
+                                 ((path, n, view[at:at + LONG_IDS]) for n, at in enumerate(range(0, len(view), LONG_IDS))))
 
     def publish(self, keep: tuple[str, ...] = ()) -> None:
         """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""
