@@ -84,8 +84,9 @@ def test_split_entries_join_back_whatever_their_sizes(record_property, monkeypat
 
 
 def test_damaged_streams_of_entry_parts_are_refused_typed(record_property, monkeypatch):
-    """A damaged stream of split entries (bit flips, truncation, splices: parts lost, doubled, with other
-    fields, ids cut) is IntegrityError, exit 6, never a traceback or an entry joined from another's parts"""
+    """A damaged stream of split entries (parts lost, doubled, with other fields, ids cut) is IntegrityError, exit 6
+
+    Never a traceback, nor ids that are not whole."""
     monkeypatch.setattr(entry_parts, "PART_IDS", PART)
     valid = _ENTRIES.map(lambda es: common_pb2.EntryBatch(entries=_split_stream(es)[0]).SerializeToString())
 
