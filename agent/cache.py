@@ -152,8 +152,8 @@ class CacheWriter:
                          (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, layout, _pack_holes(holes)))
         self._db.execute("DELETE FROM long_ids WHERE path=?", (path,))
         with memoryview(ids) as view:
-            self._db.executemany("INSERT INTO long_ids VALUES (?,?,?)",
-                                 ((path, n, view[at:at + LONG_IDS]) for n, at in enumerate(range(0, len(view), LONG_IDS))))
+            pieces = ((path, n, view[at:at + LONG_IDS]) for n, at in enumerate(range(0, len(view), LONG_IDS)))
+            self._db.executemany("INSERT INTO long_ids VALUES (?,?,?)", pieces)
 
     def publish(self, keep: tuple[str, ...] = ()) -> None:
         """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""

@@ -15,8 +15,7 @@ from typing import Generator, Iterable, Iterator
 
 import grpc
 
-from ragbackup import errors, mismatch, wire
-from ragbackup import entry_parts
+from ragbackup import entry_parts, errors, mismatch, wire
 from ragbackup.component_options import PathsOptions
 from ragbackup.repo.index import IndexCache
 from ragbackup.repo.manifest import Manifest

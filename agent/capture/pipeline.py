@@ -176,10 +176,11 @@ def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
     return event
 
 
-def _entry_parts_events(entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> Iterator[agent_pb2.CaptureEvent]:
-    """The entry batches of `entries` (as _entry_event, ids joined) for a controller that reads split entries: an
-    entry of more than entry_parts.PART_IDS ids goes out alone, an event a part, between the batches
-    of the entries before and after it (entries stay in order)."""
+def _entry_parts_events(
+        entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> Iterator[agent_pb2.CaptureEvent]:
+    """The entry batches of `entries` (as _entry_event, ids joined) for a controller that reads
+    split entries: an entry of more than entry_parts.PART_IDS ids goes out alone, an event a
+    part, between the batches of the entries before and after it (entries stay in order)."""
     limit = entry_parts.PART_IDS * 32
     batch: list[tuple[common_pb2.Entry, bytes | bytearray]] = []
     for e, ids in entries:
