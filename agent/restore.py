@@ -418,7 +418,7 @@ class TreeWriter:
             if reserved:
                 _preallocate(fd, e.size)
             skipped: list[tuple[int, int]] = []
-            chunks = _noting_holes(pieces(self._chunks(e, next_data, ids), e.holes), skipped)
+            chunks = _noting_holes(pieces(self._chunks(e, next_data, ids, self.root), e.holes), skipped)
             if e.size >= DIRECT_FROM and self._direct_on(fd):
                 written = self._write_direct(fd, chunks)
             else:
@@ -437,13 +437,14 @@ class TreeWriter:
 
     @staticmethod
     def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
-                ids: Iterable[bytes] | None) -> Iterator[bytes | memoryview]:
-        """The file's data in order (its chunks, or an RDB rebuilt from them); errors name the file."""
+                ids: Iterable[bytes] | None, spool_dir: str) -> Iterator[bytes | memoryview]:
+        """The file's data in order (its chunks, or an RDB rebuilt from them, its records spooled
+        in `spool_dir`: the tree's own root, on the target's disk); errors name the file."""
         if ids is None:
             ids = received_chunk_ids(e)  # its IntegrityError names the entry already
         stored = (next_data(expected) for expected in ids)
         try:
-            yield from rdb_layout.rebuild(stored) if e.layout == rdb_layout.LAYOUT else stored
+            yield from rdb_layout.rebuild(stored, spool_dir) if e.layout == rdb_layout.LAYOUT else stored
         except errors.IntegrityError as exc:
             raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
 

@@ -106,7 +106,7 @@ def write_component(repo: Repository, comp: ComponentManifest, path: str, top: t
             if e.type != FILE:
                 tar.addfile(info)
                 continue
-            reader = _BlobReader(repo, e.chunks, e.holes, e.layout)
+            reader = _BlobReader(repo, e.chunks, e.holes, e.layout, os.path.dirname(os.path.abspath(path)))
             tar.addfile(info, reader)
             reader.check_done(e)
 
@@ -134,9 +134,11 @@ _HOLE_PIECE = 1024 * 1024
 class _BlobReader:
     """A file's bytes read from its chunks one blob at a time (memory: one chunk); holes read as zeros."""
 
-    def __init__(self, repo: Repository, chunks: list[bytes], holes: Sequence[int] = (), layout: str = ""):
+    def __init__(self, repo: Repository, chunks: list[bytes], holes: Sequence[int] = (),  # noqa: PLR0913
+                 layout: str = "", spool_dir: str | None = None):
+        """`spool_dir`: where an RDB's records are spooled while it is rebuilt (rdb_layout.rebuild)."""
         stored = (repo.read_blob(cid) for cid in chunks)
-        self._data = rdb_layout.rebuild(stored) if layout == rdb_layout.LAYOUT else stored
+        self._data = rdb_layout.rebuild(stored, spool_dir) if layout == rdb_layout.LAYOUT else stored
         self._holes = list(holes)
         self._buf = b""
         self._pos = 0

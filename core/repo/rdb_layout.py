@@ -319,19 +319,22 @@ def _file_pieces(desc: Descriptor, canon: _Canonical, perm: array) -> Iterator[b
     yield out
 
 
-def rebuild(chunks: Iterable[bytes | memoryview]) -> Iterator[bytes | memoryview]:
+def rebuild(chunks: Iterable[bytes | memoryview], spool_dir: str | None = None) -> Iterator[bytes | memoryview]:
     """The file's bytes, in pieces, from its stored chunks in order.
 
-    The canonical stream is spooled to a temporary file (page cache, not the
-    process's memory). IntegrityError when the rebuilt bytes do not hash to the
-    digest recorded at capture, or the chunks do not fit the descriptor.
+    The canonical stream, about the file's size, is spooled to an unlinked temporary
+    file in `spool_dir` (page cache, not the process's memory). None: the system's
+    temporary directory, which may be memory itself (a tmpfs /tmp, Debian's default
+    since 13): a restore passes a directory on the target's disk. IntegrityError when
+    the rebuilt bytes do not hash to the digest recorded at capture, or the chunks do
+    not fit the descriptor.
     """
     it = iter(chunks)
     try:
         desc = Descriptor.decode(next(it))
     except StopIteration:
         raise errors.IntegrityError("rdb-records: the file has no chunks") from None
-    with tempfile.TemporaryFile() as spool:
+    with tempfile.TemporaryFile(dir=spool_dir) as spool:
         try:
             heads = _spool(it, desc, spool)
         except StopIteration:

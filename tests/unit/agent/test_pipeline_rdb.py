@@ -113,3 +113,30 @@ def test_an_rdb_over_the_one_message_limit_is_taken_by_record_for_a_controller_t
     assert b"".join(rdb_layout.rebuild(stored[c] for c in e.chunks)) == data
     monkeypatch.setattr(pipeline, "RDB_MAX_BYTES_PARTS", len(data) - 1)
     assert capture_all(root, (rdb_layout.LAYOUT,), parts=True)[0][b"dump.rdb"].layout == ""
+
+
+def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_temp_dir(
+        redis_server, tmp_path, monkeypatch):
+    """The rebuild spools about the file's size; /tmp may be memory (tmpfs, Debian's default since 13),
+    so the agent spools in the tree it writes (an unlinked file) and the file restores byte-identical."""
+    from ragbackup.agent import restore
+    from ragbackup.v1 import common_pb2
+
+    root, data = _rdb_root(redis_server, tmp_path)
+    entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
+    e = entries[b"dump.rdb"]
+    dirs = []
+    real = rdb_layout.tempfile.TemporaryFile
+
+    def noting(*args, **kwargs):
+        dirs.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(rdb_layout.tempfile, "TemporaryFile", noting)
+    out = tmp_path / "out"
+    writer = restore.TreeWriter(str(out), KEY)
+    wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
+                            layout=e.layout, chunk_ids=b"".join(e.chunks))
+    writer.write(wire, lambda cid: stored[cid])
+    writer.finish()
+    assert (out / "dump.rdb").read_bytes() == data
+    assert dirs == [str(out)]
