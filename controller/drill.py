@@ -9,6 +9,7 @@ longer than its objective; the agent cleans up when a call ends.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,7 +71,8 @@ class _Driller:
         spec = component_spec(name, m.kind, cfg.path if cfg else m.path, (), cfg.settings if cfg else None)
         start = agent_pb2.RestoreStart(component=spec, id_key=self.repo.id_key, snapshot_id=self.manifest.id,
                                        facts_json=json.dumps(m.facts), dictionaries=self.repo.dictionaries().all())
-        sender = _Sender(self.repo, start, m.tree_ids(), entry_form(self.ctl, agent))
+        os.makedirs(self.ctl.staging_dir, mode=0o750, exist_ok=True)
+        sender = _Sender(self.repo, start, m.tree_ids(), entry_form(self.ctl, agent), self.ctl.staging_dir)
         return sender, self.ctl.agents.stub(agent).Drill.future(iter(sender), timeout=timeout_s)
 
     def start(self, name: str, agent: str, timeout_s: float) -> _Call:

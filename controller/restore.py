@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Generator, Iterable, Iterator
@@ -21,7 +22,7 @@ from ragbackup.repo.index import IndexCache
 from ragbackup.repo.manifest import Manifest
 from ragbackup.repo.packs import pack_key
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import Entry, check_entry, joined_ids
+from ragbackup.repo.tree import Entry, SpilledIds, check_entry, joined_ids
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import archive_tier, events, locks
@@ -85,9 +86,11 @@ class _Sender:
     In: the repository, the call's RestoreStart, the component's tree ids and the entry form
     the agent reads. Out: the request messages, in order."""
 
-    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes],
-                 form: EntryForm = EntryForm()):
-        self.repo, self.start, self.tree, self.form = repo, start, tree, form
+    def __init__(self, repo: Repository, start: agent_pb2.RestoreStart, tree: list[bytes],  # noqa: PLR0913
+                 form: EntryForm = EntryForm(), spill: str | None = None):
+        """`spill`: a directory where an entry's long id list is kept while it is sent (the
+        controller's staging dir), not memory: the stream needs it only in order."""
+        self.repo, self.start, self.tree, self.form, self.spill = repo, start, tree, form, spill
         self.locator = repo.locator()  # pack headers held across the stream's batches
         self.error: BaseException | None = None
         self.sent = 0
@@ -98,7 +101,7 @@ class _Sender:
             yield agent_pb2.RestoreCommand(start=self.start)
             batch: list[Entry] = []
             batch_bytes = 0
-            for e in self.repo.read_tree(self.tree):
+            for e in self.repo.read_tree(self.tree, self.spill):
                 check_entry(e)
                 batch.append(e)
                 batch_bytes += e.size
@@ -144,7 +147,8 @@ class _Sender:
             if whole:
                 yield _entries_command(whole)
                 whole = []
-            for part in entry_parts.split_entry(to_proto(replace(e, chunks=())), joined_ids(e.chunks)):
+            ids = e.chunks if isinstance(e.chunks, SpilledIds) else joined_ids(e.chunks)
+            for part in entry_parts.split_entry(to_proto(replace(e, chunks=())), ids):
                 yield _entries_command([part])
         if whole:
             yield _entries_command(whole)
@@ -185,7 +189,9 @@ def _start_component(ctl: Controller, repo: Repository, manifest: Manifest, comp
                      plan: RestorePlan) -> _Running:
     """Open the Restore call for one component; gRPC consumes the sender on its own thread."""
     start = _restore_start(ctl, repo, manifest, comp, plan)
-    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids(), entry_form(ctl, comp.agent))
+    os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
+    sender = _Sender(repo, start, manifest.components[comp.name].tree_ids(), entry_form(ctl, comp.agent),
+                     ctl.staging_dir)
     return _Running(comp.name, comp.agent, sender, ctl.agents.stub(comp.agent).Restore.future(iter(sender)))
 
 

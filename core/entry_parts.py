@@ -1,9 +1,10 @@
 """An entry's chunk ids over several messages: a file of millions of chunks never crosses as one.
 
-In (split_entry): a protobuf Entry and its chunk ids joined (32 bytes each). Out: the entry
-carrying its first PART_IDS ids with `more_chunk_ids` set, then bare entries carrying only the
-next ids, the last with the flag clear. In (EntryJoiner.feed): entries in stream order. Out:
-(entry, its chunk ids) per whole entry, a split entry's parts joined into one ChunkIds.
+In (split_entry): a protobuf Entry and its chunk ids joined (32 bytes each), or a SpilledIds.
+Out: the entry carrying its first PART_IDS ids with `more_chunk_ids` set, then bare entries
+carrying only the next ids, the last with the flag clear. In (EntryJoiner.feed): entries in
+stream order. Out: (entry, its chunk ids) per whole entry, a split entry's parts joined (a
+ChunkIds, or with a spill directory a SpilledIds).
 
 A peer sends parts only to a peer that reads them: the controller asks for them in
 CaptureStart.entry_parts, an agent names wire.ENTRY_PARTS in HealthReply.features. Without parts,
@@ -12,67 +13,47 @@ KiB, so that limit held RDBs to 1 GiB (docs/FORMAT.md).
 """
 from __future__ import annotations
 
-import tempfile
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from ragbackup import errors
-from ragbackup.repo.tree import ID_SIZE, ChunkIds, received_chunk_ids
+from ragbackup.repo.tree import ID_SIZE, IdBuffer, SpilledIds, received_chunk_ids
 
 PART_IDS = 65_536  # chunk ids a message carries at most (2 MiB)
-READ_BLOCK = 1 << 20  # bytes of ids a SpilledIds reads back at once (a whole number of ids)
 Entry = Any  # a protobuf ragbackup.v1.Entry (core does not import the generated code)
 _PART_FIELDS = {"chunk_ids", "more_chunk_ids"}  # all a part after the first may set
 
 
-def split_entry(entry: Entry, ids: bytes | bytearray | memoryview) -> Iterator[Entry]:
-    """`entry` with `ids` (joined) put in: itself when they fit one part, else its parts in order.
-
-    Each part is a copy of at most PART_IDS ids; `entry` (the first part) is changed in place.
-    """
+def split_entry(entry: Entry, ids: bytes | bytearray | memoryview | SpilledIds) -> Iterator[Entry]:
+    """`entry` with `ids` (joined, or spilled) put in: itself when they fit one part, else its
+    parts in order. Each part is a copy of at most PART_IDS ids; `entry` (the first part) is
+    changed in place."""
     step = PART_IDS * ID_SIZE
-    if len(ids) <= step:
-        if ids:
-            entry.chunk_ids = bytes(ids)
+    size = len(ids) * ID_SIZE if isinstance(ids, SpilledIds) else len(ids)
+    if size <= step:
+        if size:
+            entry.chunk_ids = b"".join(ids.blocks(step)) if isinstance(ids, SpilledIds) else bytes(ids)
         yield entry
         return
+    if isinstance(ids, SpilledIds):
+        yield from _parts(entry, ids.blocks(step), size, step)
+        return
     with memoryview(ids) as view:
-        for at in range(0, len(view), step):
-            part = entry if at == 0 else type(entry)()
-            part.chunk_ids = bytes(view[at:at + step])
-            part.more_chunk_ids = at + step < len(view)
-            yield part
+        yield from _parts(entry, (bytes(view[at:at + step]) for at in range(0, size, step)), size, step)
 
 
-class SpilledIds(Iterable[bytes]):
-    """A split entry's chunk ids joined in an unlinked temporary file, read back in order, once.
-
-    An agent restoring a file needs its ids only in order, as its chunks arrive, and they all
-    come before the first chunk: an RDB of 4,000,000 records names 1,090,000 (35 MB). The file
-    is closed once they are read (or when this is dropped).
-    """
-
-    def __init__(self, f: IO[bytes], count: int):
-        self._f, self._count = f, count
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[bytes]:
-        f = self._f
-        if f.closed:
-            raise ValueError("spilled chunk ids are read once")
-        try:
-            f.seek(0)
-            while block := f.read(READ_BLOCK):
-                yield from (block[i:i + ID_SIZE] for i in range(0, len(block), ID_SIZE))
-        finally:
-            f.close()
+def _parts(entry: Entry, blocks: Iterator[bytes], size: int, step: int) -> Iterator[Entry]:
+    """`entry` and bare entries carrying `blocks` (`step` bytes each but the last; `size` in all)."""
+    for at, block in zip(range(0, size, step), blocks):
+        part = entry if at == 0 else type(entry)()
+        part.chunk_ids = block
+        part.more_chunk_ids = at + step < size
+        yield part
 
 
 class EntryJoiner:
     """Whole entries from a stream's entries, a split entry's parts joined; one per stream.
 
-    In: `spill`, a directory where a split entry's ids are kept in a temporary file (SpilledIds,
+    In: `spill`, a directory where a split entry's ids are kept in an unlinked file (SpilledIds,
     for a reader that needs them only in order), or None to keep them in memory (ChunkIds).
     IntegrityError, naming the entry, for a first part that also sets `chunks`, a later part that
     sets any field but chunk_ids and more_chunk_ids (an entry cut short), a part of no ids, and,
@@ -82,9 +63,7 @@ class EntryJoiner:
     def __init__(self, spill: str | None = None) -> None:
         self._spill = spill
         self._head: Entry | None = None
-        self._ids = bytearray()  # the parts' ids so far (grown in place: no copy at twice the size)
-        self._file: IO[bytes] | None = None  # or there, with `spill`
-        self._bytes = 0
+        self._ids = IdBuffer()
 
     def feed(self, entries: Iterable[Entry]) -> Iterator[tuple[Entry, Iterable[bytes]]]:
         """(entry, its chunk ids) for each entry of `entries` that is whole once they are read."""
@@ -100,8 +79,7 @@ class EntryJoiner:
 
     def end(self) -> None:
         """The stream is over: IntegrityError when an entry still waits for parts."""
-        if self._file is not None:
-            self._file.close()
+        self._ids.close()
         if self._head is not None:
             raise errors.IntegrityError(f"entry {self._head.path!r}: the stream ended before the last part "
                                         "of its chunk ids")
@@ -110,9 +88,8 @@ class EntryJoiner:
         if e.chunks or not e.chunk_ids:
             raise errors.IntegrityError(f"entry {e.path!r}: its first part names no chunk ids joined")
         self._head = e
-        if self._spill is not None:
-            self._file = tempfile.TemporaryFile(dir=self._spill)
-        self._take(e.chunk_ids)
+        self._ids = IdBuffer(self._spill, spill_after=0)  # in memory (gathered in place) without `spill`
+        self._ids.add(e.chunk_ids)
         e.ClearField("chunk_ids")
 
     def _add(self, e: Entry) -> None:
@@ -122,22 +99,12 @@ class EntryJoiner:
             raise errors.IntegrityError(f"entry {head.path!r}: a part of its chunk ids came with other fields "
                                         f"({', '.join(sorted(fields - _PART_FIELDS)) or 'no ids'}): "
                                         "the entry was cut short")
-        self._take(e.chunk_ids)
+        self._ids.add(e.chunk_ids)
 
-    def _take(self, ids: bytes) -> None:
-        if self._file is not None:
-            self._file.write(ids)
-        else:
-            self._ids += ids
-        self._bytes += len(ids)
-
-    def _finish(self) -> tuple[Entry, ChunkIds | SpilledIds]:
-        head, ids, f, size = self._head, self._ids, self._file, self._bytes
-        self._head, self._ids, self._file, self._bytes = None, bytearray(), None, 0
+    def _finish(self) -> tuple[Entry, Iterable[bytes]]:
+        head, self._head = self._head, None
         head.more_chunk_ids = False
-        if size % ID_SIZE:
-            if f is not None:
-                f.close()
-            raise errors.IntegrityError(f"entry {head.path!r}: chunk id buffer of {size} bytes is not a whole "
-                                        "number of ids")
-        return head, (ChunkIds(ids) if f is None else SpilledIds(f, size // ID_SIZE))
+        try:
+            return head, self._ids.take()
+        except ValueError as exc:
+            raise errors.IntegrityError(f"entry {head.path!r}: {exc}") from None

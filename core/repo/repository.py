@@ -317,9 +317,10 @@ class Repository:
             raise errors.IntegrityError(f"pack {loc.pack}: blob {blob_id.hex()} does not match its id")
         return data
 
-    def read_tree(self, tree_ids: Iterable[bytes]) -> Iterator[Entry]:
-        """Entries of a component tree, streamed blob by blob."""
-        return decode_lines(self.read_blob(t) for t in tree_ids)
+    def read_tree(self, tree_ids: Iterable[bytes], spill: str | None = None) -> Iterator[Entry]:
+        """Entries of a component tree, streamed blob by blob; with `spill` (a directory), an entry
+        of more than tree.SPILL_AFTER bytes of ids gets them as a SpilledIds in a file there."""
+        return decode_lines((self.read_blob(t) for t in tree_ids), spill)
 
     # --- compression dictionaries (dictionary.py) --------------------------------------
 

@@ -10,8 +10,9 @@ import binascii
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import IO, Iterable, Iterator, Sequence
 
 from ragbackup import errors
 
@@ -29,6 +30,9 @@ PIECE_IDS = 4096  # chunk ids per piece of a written line (Entry.json_pieces)
 ID_SIZE = 32
 # Lines at least this long (about 1,000 chunks) are decoded into a ChunkIds buffer.
 COMPACT_LINE = 64 * 1024
+# A reader given a spill directory keeps a list of more than this many bytes of ids in a file there.
+SPILL_AFTER = 4 * 1024 * 1024
+READ_BLOCK = 1024 * 1024  # bytes of spilled ids read at once (a whole number of ids)
 
 
 @dataclass
@@ -91,18 +95,19 @@ class Entry:
         yield b"]" + (b"," + _dumps(tail)[1:-1].encode() if tail else b"") + b"}\n"
 
     @classmethod
-    def from_json(cls, line: str | bytes) -> "Entry":
-        """Inverse of to_json; a long chunk list (see _LongLine) becomes one ChunkIds buffer.
+    def from_json(cls, line: str | bytes, spill: str | None = None) -> "Entry":
+        """Inverse of to_json; a long chunk list (see _LongLine) becomes one ChunkIds buffer (a
+        SpilledIds in directory `spill` when given and the list is over SPILL_AFTER bytes).
 
         IntegrityError when the line is not such an entry (damaged, or written by no version).
         """
         raw = line.encode() if isinstance(line, str) else line
         if len(raw) >= COMPACT_LINE and _CHUNKS_KEY in raw:
-            return _LongLine(raw).finish(b"")
+            return _LongLine(raw, spill).finish(b"")
         return cls._from_doc(raw, None)
 
     @classmethod
-    def _from_doc(cls, raw: bytes, chunks: ChunkIds | None) -> "Entry":
+    def _from_doc(cls, raw: bytes, chunks: ChunkIds | SpilledIds | None) -> "Entry":
         """The entry of line `raw`; `chunks`: its chunk list, already taken out of the line, or None."""
         try:
             d = _line_doc(raw)
@@ -147,9 +152,14 @@ def _path(text: str) -> bytes:
     return os.fsencode(text)
 
 
-def joined_ids(ids: Sequence[bytes]) -> bytes | bytearray:
-    """The ids of `ids` joined (32 bytes each): a ChunkIds' own buffer, without a copy; else a join."""
-    return ids.buffer if isinstance(ids, ChunkIds) else b"".join(ids)
+def joined_ids(ids: Iterable[bytes]) -> bytes | bytearray:
+    """The ids of `ids` joined (32 bytes each): a ChunkIds' own buffer, without a copy; else a join
+    (of a SpilledIds' blocks: read back whole)."""
+    if isinstance(ids, ChunkIds):
+        return ids.buffer
+    if isinstance(ids, SpilledIds):
+        return b"".join(ids.blocks(READ_BLOCK))
+    return b"".join(ids)
 
 
 class ChunkIds(Sequence[bytes]):
@@ -204,6 +214,90 @@ class ChunkIds(Sequence[bytes]):
         return f"ChunkIds({len(self)} ids)"
 
 
+class SpilledIds(Iterable[bytes]):
+    """A file's chunk ids joined in an unlinked temporary file: its length, and its ids in order
+    (each pass reads the file with pread, so passes do not disturb each other), or in blocks.
+
+    For readers that need a long list only in order: a restore sends an RDB's ids to the agent,
+    then reads its chunks; an agent checks each chunk as it arrives. The file is closed with
+    `close()` or when this is dropped.
+    """
+
+    def __init__(self, f: IO[bytes], count: int):
+        self._f, self._count = f, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[bytes]:
+        for block in self.blocks(READ_BLOCK):
+            yield from (block[i:i + ID_SIZE] for i in range(0, len(block), ID_SIZE))
+
+    def blocks(self, size: int) -> Iterator[bytes]:
+        """The ids joined, `size` bytes at a time (the last may be shorter)."""
+        fd, end, at = self._f.fileno(), self._count * ID_SIZE, 0
+        while at < end:
+            block = os.pread(fd, min(size, end - at), at)
+            if not block:
+                raise errors.IntegrityError("spilled chunk ids: the file ended early")
+            at += len(block)
+            yield block
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __repr__(self) -> str:
+        return f"SpilledIds({self._count} ids)"
+
+
+class IdBuffer:
+    """Chunk ids joined as they come: in memory, or, with `spill` (a directory), moved to an
+    unlinked file there once over `spill_after` bytes. `take()` gives them as ChunkIds or
+    SpilledIds (ValueError when they are not whole ids)."""
+
+    def __init__(self, spill: str | None = None, spill_after: int | None = None):
+        self._spill, self._after = spill, SPILL_AFTER if spill_after is None else spill_after
+        self._mem = bytearray()
+        self._file: IO[bytes] | None = None
+        self.size = 0  # bytes taken so far
+
+    def add(self, ids: bytes) -> None:
+        if self._file is None and self._spill is not None and self.size + len(ids) > self._after:
+            self._file = tempfile.TemporaryFile(dir=self._spill)
+            self._file.write(self._mem)
+            self._mem = bytearray()
+        if self._file is not None:
+            self._file.write(ids)
+        else:
+            self._mem += ids
+        self.size += len(ids)
+
+    def joined(self) -> bytes:
+        """All the ids joined, read back from the file if they were moved there."""
+        if self._file is None:
+            return bytes(self._mem)
+        self._file.flush()
+        return os.pread(self._file.fileno(), self.size, 0)
+
+    def take(self) -> ChunkIds | SpilledIds:
+        """The ids, handed over (the buffer is empty after)."""
+        mem, f, size = self._mem, self._file, self.size
+        self._mem, self._file, self.size = bytearray(), None, 0
+        if size % ID_SIZE:
+            if f is not None:
+                f.close()
+            raise ValueError(f"chunk id buffer of {size} bytes is not a whole number of ids")
+        if f is None:
+            return ChunkIds(mem)
+        f.flush()
+        return SpilledIds(f, size // ID_SIZE)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def received_chunk_ids(entry) -> Sequence[bytes]:
     """A received protobuf Entry's chunk ids, from whichever field carries them.
 
@@ -235,21 +329,23 @@ def encode_lines(entries: Iterable[Entry]) -> Iterator[bytes]:
         yield from e.json_pieces()
 
 
-def decode_lines(data: Iterable[bytes]) -> Iterator[Entry]:
+def decode_lines(data: Iterable[bytes], spill: str | None = None) -> Iterator[Entry]:
     """Entries from a stream of byte pieces that split lines anywhere.
 
     A line of COMPACT_LINE bytes or more whose chunk list has begun is not held as text:
     its ids are parsed as the pieces arrive (_LongLine), so an RDB entry of 816,000 chunks
-    (a 55 MB line) costs its 26 MB of ids, not the line twice over.
+    (a 55 MB line) costs its 26 MB of ids, not the line twice over. With `spill` (a
+    directory), a list of more than SPILL_AFTER bytes of ids is kept in a file there and the
+    entry's chunks are a SpilledIds: for a reader that needs them only in order.
     """
-    pending = _Pending()
+    pending = _Pending(spill)
     for piece in data:
         *lines, rest = bytes(piece).split(b"\n")
         if lines and pending:
             yield pending.end(lines.pop(0))
         for line in lines:
             if line:
-                yield Entry.from_json(line)
+                yield Entry.from_json(line, spill)
         if rest:
             pending.add(rest)
     if pending.long is not None or pending.text().strip():
@@ -260,7 +356,8 @@ class _Pending:
     """The line being received across pieces: its text held, or, once it is long and its chunk
     list has begun, a _LongLine parsing the ids as they come."""
 
-    def __init__(self):
+    def __init__(self, spill: str | None = None):
+        self._spill = spill
         self._reset()
 
     def _reset(self) -> None:
@@ -285,7 +382,7 @@ class _Pending:
             self.held.append(rest)
             self.size += len(rest)
             if self.listed and self.size >= COMPACT_LINE:
-                self.long = _LongLine(self.text())
+                self.long = _LongLine(self.text(), self._spill)
                 self.held, self.size = [], 0
         if self.long is not None and self.long.broken is not None:  # not to_json's form: parsed whole
             self.held, self.size, self.long = [self.long.broken], len(self.long.broken), None
@@ -297,7 +394,7 @@ class _Pending:
         if long is not None:
             return long.finish(last)
         held.append(last)
-        return Entry.from_json(b"".join(held))
+        return Entry.from_json(b"".join(held), self._spill)
 
 
 class _LongLine:
@@ -311,10 +408,10 @@ class _LongLine:
     for the caller to parse whole, as JSON.
     """
 
-    def __init__(self, start: bytes):
+    def __init__(self, start: bytes, spill: str | None = None):
         at = start.find(_CHUNKS_KEY)
         self._head = start[:at]
-        self._ids = bytearray()
+        self._ids = IdBuffer(spill)
         self._pending = start[at + len(_CHUNKS_KEY) - 1:]  # from the first id's opening quote
         self._after: list[bytes] | None = None  # the line after the list's "]", once it ended
         self.broken: bytes | None = None
@@ -335,8 +432,7 @@ class _LongLine:
             return Entry._from_doc(self.broken, None)
         if self._after is None:
             raise errors.IntegrityError("damaged tree line: its chunk list does not end")
-        ids = ChunkIds(self._ids)  # handed over, not copied: a 1 GiB RDB's list is 34 MB
-        self._ids = bytearray()
+        ids = self._ids.take()  # handed over, not copied: a 1 GiB RDB's list is 34 MB
         return Entry._from_doc(self._head + b"".join(self._after), ids)
 
     def _take(self) -> None:
@@ -366,7 +462,7 @@ class _LongLine:
                 or items[_HEX_ITEM - 1::_HEX_ITEM] != b"," * n):
             return False
         try:
-            self._ids += binascii.unhexlify(items.translate(None, b'",'))
+            self._ids.add(binascii.unhexlify(items.translate(None, b'",')))
         except (binascii.Error, ValueError):
             return False
         return True
@@ -374,11 +470,12 @@ class _LongLine:
     def _break(self) -> None:
         """Give up parsing as we go: the text seen so far, ids written back as they were read."""
         done = b""
-        if self._ids:
-            hexed = binascii.hexlify(bytes(self._ids), b",", ID_SIZE).replace(b",", b'","')
+        if self._ids.size:
+            hexed = binascii.hexlify(self._ids.joined(), b",", ID_SIZE).replace(b",", b'","')
             done = b'"' + hexed + b'",'
         self.broken = self._head + _CHUNKS_KEY[:-1] + done + self._pending
-        self._ids = bytearray()
+        self._ids.close()
+        self._ids = IdBuffer()
         self._pending = b""
 
 

@@ -11,7 +11,7 @@ import os
 import pytest
 from ragbackup import entry_parts, errors
 from ragbackup.entry_parts import EntryJoiner, split_entry
-from ragbackup.repo.tree import ChunkIds
+from ragbackup.repo.tree import ChunkIds, SpilledIds
 from ragbackup.v1 import common_pb2
 
 FILE = common_pb2.ENTRY_TYPE_FILE
@@ -99,18 +99,20 @@ def test_a_stream_that_ends_between_parts_is_refused():
     assert "dump.rdb" in info.value.message
 
 
-def test_a_joiner_with_a_spill_dir_keeps_a_split_entrys_ids_in_a_file_read_once_in_order(tmp_path):
-    """An agent's joiner: the ids of a split entry go to an unlinked file in the spill dir, not memory;
-    a whole entry's ids stay as they came."""
+def test_a_joiner_with_a_spill_dir_keeps_a_split_entrys_ids_in_a_file(tmp_path):
+    """An agent's joiner: the ids of a split entry go to an unlinked file in the spill dir, not memory,
+    read back as often as needed; a whole entry's ids stay as they came."""
     small, big = _ids(2), _ids(8)
     got = list(EntryJoiner(str(tmp_path)).feed(_wire([_entry(b"a", chunk_ids=small),
                                                       *split_entry(_entry(b"dump.rdb"), big)])))
     (a, a_ids), (rdb, rdb_ids) = got
-    assert isinstance(a_ids, ChunkIds) and isinstance(rdb_ids, entry_parts.SpilledIds)
+    assert isinstance(a_ids, ChunkIds) and isinstance(rdb_ids, SpilledIds)
     assert os.listdir(tmp_path) == [], "the file is unlinked: nothing is left behind"
     assert len(rdb_ids) == 8 and b"".join(rdb_ids) == big
-    with pytest.raises(ValueError, match="read once"):
-        list(rdb_ids)
+    assert b"".join(rdb_ids) == big == b"".join(rdb_ids.blocks(96)), "read again, whole or in blocks"
+    parts = _wire(split_entry(_entry(b"again"), rdb_ids))  # a spilled list splits as a joined one
+    assert [len(p.chunk_ids) for p in parts] == [96, 96, 64] and b"".join(p.chunk_ids for p in parts) == big
+    rdb_ids.close()
 
 
 def test_a_spilled_entry_whose_parts_cut_an_id_is_refused(tmp_path):

@@ -28,7 +28,7 @@ class _Repo:
     def __init__(self, entries: list[Entry]):
         self.entries = entries
 
-    def read_tree(self, tree):
+    def read_tree(self, tree, spill=None):
         return iter(self.entries)
 
     def locator(self):

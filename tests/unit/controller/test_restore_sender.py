@@ -20,7 +20,7 @@ class _Repo:
         self.asked: list[list[bytes]] = []
         self.locators: list[object] = []
 
-    def read_tree(self, tree):
+    def read_tree(self, tree, spill=None):
         return iter(self.entries)
 
     def locator(self):
@@ -69,7 +69,7 @@ def test_the_pack_order_comes_in_parts_in_first_read_order_each_pack_once(monkey
              tree_b: [Entry(b"y", "file", size=1, chunks=ids[6:] + [os.urandom(32)])]}  # one chunk unindexed
 
     class _TreeRepo:
-        def read_tree(self, tree):
+        def read_tree(self, tree, spill=None):
             return iter([e for t in tree for e in trees[t]])
 
     manifest = Manifest("s", "2026-12-03T00:00:00Z", "full",

@@ -88,3 +88,32 @@ def test_a_long_line_costs_its_ids_not_its_text():
     assert len(back) == 2 and len(back[0].chunks) == 200_000
     # the whole 13.4 MB line held, joined and split cost 4.1 times the ids; parsed as it comes, 2.3
     assert peak < 3 * ids_size, f"peak {peak / 1e6:.1f} MB for {ids_size / 1e6:.1f} MB of ids"
+
+
+@pytest.mark.parametrize("size", [7, 1000, 1 << 20])
+def test_with_a_spill_dir_a_long_list_is_kept_in_a_file_and_read_back_in_order(monkeypatch, tmp_path, size):
+    """A restore's tree read: a list over SPILL_AFTER bytes of ids is a SpilledIds in an unlinked file
+    (read as often as needed), a shorter one stays in memory; every entry reads back the same."""
+    monkeypatch.setattr(tree, "COMPACT_LINE", 100)
+    monkeypatch.setattr(tree, "SPILL_AFTER", 32 * 160)
+    entries = _entries()
+    back = list(decode_lines(_cut(b"".join(encode_lines(entries)), size), str(tmp_path)))
+    assert [(e.path, e.size, e.layout, list(e.chunks)) for e in back] == \
+        [(e.path, e.size, e.layout, list(e.chunks)) for e in entries]
+    kinds = {e.path: type(e.chunks) for e in back if e.chunks}
+    assert kinds[b"dump.rdb"] is tree.SpilledIds and kinds[b"last"] is tree.SpilledIds
+    assert kinds[b"linked"] is ChunkIds and kinds[b"small"] is ChunkIds or isinstance(back[0].chunks, list)
+    assert os.listdir(tmp_path) == [], "unlinked files: nothing is left behind"
+    rdb = back[1].chunks
+    assert list(rdb) == IDS == list(rdb) and tree.joined_ids(rdb) == b"".join(IDS)
+
+
+def test_a_spilled_list_not_in_to_json_form_is_read_as_json(monkeypatch, tmp_path):
+    """The form breaks after the spill began: the ids read so far come back from the file."""
+    monkeypatch.setattr(tree, "COMPACT_LINE", 100)
+    monkeypatch.setattr(tree, "SPILL_AFTER", 32 * 50)
+    e = Entry(b"dump.rdb", "file", 0o600, chunks=IDS, target=b"t")
+    at = IDS[200].hex().encode() + b'","'
+    line = e.to_json().encode().replace(at, at[:-1] + b' "')  # a space after the 201st id: valid JSON
+    back, = decode_lines(_cut(line + b"\n", 700), str(tmp_path))
+    assert (back.path, back.target, list(back.chunks)) == (e.path, e.target, IDS)
