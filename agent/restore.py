@@ -374,7 +374,7 @@ class TreeWriter:
     def write(self, e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
               ids: Iterable[bytes] | None = None) -> None:
         """Restore one entry; file data is pulled chunk by chunk from `next_data(expected id)`, for
-        the ids `ids` (an entry's parts joined, entry_parts.py; read once, in order) or, when None,
+        the ids `ids` (an entry's parts joined, entry_parts.py; read in order) or, when None,
         those `e` carries."""
         if e.path == ROOT and e.type == common_pb2.ENTRY_TYPE_DIR:
             self._root_meta = Meta.of(e)  # applied by finish, after everything below it

@@ -82,7 +82,7 @@ class RestoreStream:
             raise errors.Cancelled("restore stream ended before its finish message")
 
     def entries(self) -> Iterator[tuple[common_pb2.Entry, Iterable[bytes]]]:
-        """(entry, its chunk ids) in order, a split entry's parts joined (to be read once, in order)."""
+        """(entry, its chunk ids) in order, a split entry's parts joined."""
         while True:
             while not self._entries and not self.finished:
                 self._pull()

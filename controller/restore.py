@@ -139,19 +139,14 @@ class _Sender:
         if not self.form.parts:
             yield _entries_command([to_proto(e, self.form.joined) for e in batch])
             return
-        whole: list[common_pb2.Entry] = []
-        for e in batch:
-            if len(e.chunks) <= entry_parts.PART_IDS:
-                whole.append(to_proto(e, joined=True))
+        for run, split in entry_parts.runs(batch, lambda e: len(e.chunks)):
+            if not split:
+                yield _entries_command([to_proto(e, joined=True) for e in run])
                 continue
-            if whole:
-                yield _entries_command(whole)
-                whole = []
+            e, = run
             ids = e.chunks if isinstance(e.chunks, SpilledIds) else joined_ids(e.chunks)
             for part in entry_parts.split_entry(to_proto(replace(e, chunks=())), ids):
                 yield _entries_command([part])
-        if whole:
-            yield _entries_command(whole)
 
 
 def _entries_command(entries: list[common_pb2.Entry]) -> agent_pb2.RestoreCommand:

@@ -13,7 +13,7 @@ KiB, so that limit held RDBs to 1 GiB (docs/FORMAT.md).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from ragbackup import errors
 from ragbackup.repo.tree import ID_SIZE, IdBuffer, SpilledIds, received_chunk_ids
@@ -21,6 +21,23 @@ from ragbackup.repo.tree import ID_SIZE, IdBuffer, SpilledIds, received_chunk_id
 PART_IDS = 65_536  # chunk ids a message carries at most (2 MiB)
 Entry = Any  # a protobuf ragbackup.v1.Entry (core does not import the generated code)
 _PART_FIELDS = {"chunk_ids", "more_chunk_ids"}  # all a part after the first may set
+T = TypeVar("T")
+
+
+def runs(items: Iterable[T], id_count: Callable[[T], int]) -> Iterator[tuple[list[T], bool]]:
+    """Pure: `items` in order, as (run, split): runs of those of at most PART_IDS ids (`id_count`),
+    which share a message, and each larger one alone (split True), which goes in parts."""
+    run: list[T] = []
+    for item in items:
+        if id_count(item) <= PART_IDS:
+            run.append(item)
+            continue
+        if run:
+            yield run, False
+            run = []
+        yield [item], True
+    if run:
+        yield run, False
 
 
 def split_entry(entry: Entry, ids: bytes | bytearray | memoryview | SpilledIds) -> Iterator[Entry]:

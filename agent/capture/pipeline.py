@@ -181,21 +181,15 @@ def _entry_parts_events(
     """The entry batches of `entries` (as _entry_event, ids joined) for a controller that reads
     split entries: an entry of more than entry_parts.PART_IDS ids goes out alone, an event a
     part, between the batches of the entries before and after it (entries stay in order)."""
-    limit = entry_parts.PART_IDS * 32
-    batch: list[tuple[common_pb2.Entry, bytes | bytearray]] = []
-    for e, ids in entries:
-        if len(ids) <= limit:
-            batch.append((e, ids))
+    for run, split in entry_parts.runs(entries, lambda item: len(item[1]) // 32):
+        if not split:
+            yield _entry_event(run, True)
             continue
-        if batch:
-            yield _entry_event(batch, True)
-            batch = []
+        (e, ids), = run
         head = common_pb2.Entry()
         head.CopyFrom(e)
         for part in entry_parts.split_entry(head, ids):
             yield agent_pb2.CaptureEvent(entries=common_pb2.EntryBatch(entries=[part]))
-    if batch:
-        yield _entry_event(batch, True)
 
 
 def _each_id(ids: bytes | bytearray) -> Iterator[bytes]:

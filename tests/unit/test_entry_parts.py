@@ -119,3 +119,11 @@ def test_a_spilled_entry_whose_parts_cut_an_id_is_refused(tmp_path):
     with pytest.raises(errors.IntegrityError, match="not a whole number of ids") as info:
         list(EntryJoiner(str(tmp_path)).feed(_wire(_damaged("a part cuts an id"))))
     assert "dump.rdb" in info.value.message
+
+
+def test_runs_keep_order_and_put_each_large_item_alone():
+    """Items of at most PART_IDS (3 here) ids share a run; a larger one is alone, marked split."""
+    sizes = [1, 3, 4, 0, 2, 9, 7, 1]
+    got = list(entry_parts.runs(sizes, lambda n: n))
+    assert got == [([1, 3], False), ([4], True), ([0, 2], False), ([9], True), ([7], True), ([1], False)]
+    assert list(entry_parts.runs([], len)) == []
