@@ -15,6 +15,8 @@ from array import array
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from ragbackup.repo.tree import ID_SIZE, ChunkIds, IdBuffer, SpilledIds, id_blocks
+
 KEEP = 3
 # A file naming more chunk ids than this (bytes of them) keeps its row in long_files and its ids
 # in pieces of this size in long_ids: one blob of 35 MB (an RDB of 4,000,000 keys stored by record)
@@ -35,13 +37,15 @@ class Cached(NamedTuple):
     objects costs 73 bytes an id, 60 MB for an RDB of 3,000,000 keys), the layout they hold
     ("" for the bytes) and a sparse file's holes (flat offset, length pairs; () for none)."""
 
-    ids: bytes | bytearray
+    ids: bytes | bytearray | SpilledIds  # spilled: a long list, when the lookup was given a spill dir
     layout: str
     holes: tuple[int, ...] = ()
 
     @property
     def chunks(self) -> list[bytes]:
-        return [bytes(self.ids[i:i + 32]) for i in range(0, len(self.ids), 32)]
+        if isinstance(self.ids, SpilledIds):
+            return list(self.ids)
+        return [bytes(self.ids[i:i + ID_SIZE]) for i in range(0, len(self.ids), ID_SIZE)]
 
 
 class CacheReader:
@@ -64,29 +68,37 @@ class CacheReader:
         path = os.path.join(_component_dir(cache_dir, component), capture_id + ".sqlite")
         return cls(path) if os.path.exists(path) else None
 
-    def lookup(self, path: bytes, st: os.stat_result) -> Cached | None:
+    def lookup(self, path: bytes, st: os.stat_result, spill: str | None = None) -> Cached | None:
         """Chunk ids, layout and holes if the file is unchanged (size, mtime_ns, inode, ctime_ns
-        all equal: punching or filling a hole changes mtime and ctime too)."""
+        all equal: punching or filling a hole changes mtime and ctime too). `spill`: a directory
+        where a long list's ids are gathered (an unlinked file: a SpilledIds), not in memory."""
         row = self._db.execute(self._query, (path,)).fetchone()
         if row is None and self._long:
-            row = self._long_row(path)
+            return self._long_lookup(path, st, spill)
         if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
             return None
         holes = _unpack_holes(row[6])
-        if holes is None or row[4] is None or len(row[4]) % 32:
+        if holes is None or row[4] is None or len(row[4]) % ID_SIZE:
             return None  # not whole pairs or ids: read the file again rather than trust the row
         return Cached(row[4], row[5] or "", holes)
 
-    def _long_row(self, path: bytes) -> tuple | None:
-        """The row of a file of more than LONG_IDS bytes of ids, its ids joined from their pieces."""
+    def _long_lookup(self, path: bytes, st: os.stat_result, spill: str | None) -> Cached | None:
+        """`lookup` of a file of more than LONG_IDS bytes of ids, its ids gathered from their pieces."""
         row = self._db.execute("SELECT size, mtime_ns, ino, ctime_ns, layout, holes FROM long_files WHERE path=?",
                                (path,)).fetchone()
-        if row is None:
+        if row is None or row[:4] != (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
             return None
-        ids = bytearray()
+        holes = _unpack_holes(row[5])
+        if holes is None:
+            return None
+        buf = IdBuffer(spill, spill_after=0 if spill else None)
         for (piece,) in self._db.execute("SELECT ids FROM long_ids WHERE path=? ORDER BY seq", (path,)):
-            ids += piece
-        return (*row[:4], ids, *row[4:])
+            buf.add(piece)
+        try:
+            ids = buf.take()
+        except ValueError:
+            return None  # not whole ids: read the file again rather than trust the row
+        return Cached(ids.buffer if isinstance(ids, ChunkIds) else ids, row[4] or "", holes)
 
     def close(self) -> None:
         self._db.close()
@@ -139,11 +151,13 @@ class CacheWriter:
         self._db.execute("CREATE TABLE long_ids (path BLOB, seq INT, ids BLOB, PRIMARY KEY (path, seq)) WITHOUT ROWID")
         self._db.execute("BEGIN")
 
-    def record(self, path: bytes, st: os.stat_result, ids: bytes | bytearray, layout: str = "",  # noqa: PLR0913
-               holes: Sequence[int] = ()) -> None:
-        """Note a file's chunk ids (joined, 32 bytes each), their layout and its holes (flat pairs);
-        more than LONG_IDS bytes of ids in pieces (long_files, long_ids)."""
-        if len(ids) <= LONG_IDS:
+    def record(self, path: bytes, st: os.stat_result, ids: bytes | bytearray | SpilledIds,  # noqa: PLR0913
+               layout: str = "", holes: Sequence[int] = ()) -> None:
+        """Note a file's chunk ids (joined, 32 bytes each, or spilled), their layout and its holes
+        (flat pairs); more than LONG_IDS bytes of ids in pieces (long_files, long_ids)."""
+        if isinstance(ids, SpilledIds) and len(ids) * ID_SIZE <= LONG_IDS:
+            ids = b"".join(ids.blocks(LONG_IDS))
+        if not isinstance(ids, SpilledIds) and len(ids) <= LONG_IDS:
             self._db.execute("INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?)",
                              (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, ids, layout,
                               _pack_holes(holes)))
@@ -151,9 +165,8 @@ class CacheWriter:
         self._db.execute("INSERT OR REPLACE INTO long_files VALUES (?,?,?,?,?,?,?)",
                          (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, layout, _pack_holes(holes)))
         self._db.execute("DELETE FROM long_ids WHERE path=?", (path,))
-        with memoryview(ids) as view:
-            pieces = ((path, n, view[at:at + LONG_IDS]) for n, at in enumerate(range(0, len(view), LONG_IDS)))
-            self._db.executemany("INSERT INTO long_ids VALUES (?,?,?)", pieces)
+        blocks = id_blocks(ids if isinstance(ids, SpilledIds) else ChunkIds(ids), LONG_IDS)
+        self._db.executemany("INSERT INTO long_ids VALUES (?,?,?)", ((path, n, b) for n, b in enumerate(blocks)))
 
     def publish(self, keep: tuple[str, ...] = ()) -> None:
         """Commit, rename into place and drop old caches (keeping `keep` and the newest KEEP)."""

@@ -29,7 +29,7 @@ from ragbackup.repo.manifest import ComponentManifest, Manifest, store_stats
 from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
-from ragbackup.repo.tree import RDB_RECORDS, Entry, check_entry, received_chunk_ids
+from ragbackup.repo.tree import RDB_RECORDS, Entry, SpilledIds, check_entry, received_chunk_ids
 from ragbackup.repo.writer import BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
@@ -99,7 +99,10 @@ def reserved_id(ctl: BackupServices, when: datetime.datetime) -> Iterator[str]:
 class _Capture:
     """Controller side of one Capture stream: answers offers, stores chunks, writes the tree."""
 
-    def __init__(self, repo: Repository, writer: BlobWriter, tree_file, may_train: bool = True):
+    def __init__(self, repo: Repository, writer: BlobWriter, tree_file, may_train: bool = True,
+                 spill: str | None = None):
+        """`spill`: a directory where a split entry's ids are kept (an unlinked file) while its
+        tree line is written and its chunks checked; None keeps them in memory."""
         self.repo, self.writer, self.tree = repo, writer, tree_file
         self.may_train = may_train  # the agent may send one dictionary (it was given none)
         self.wants: queue.SimpleQueue = queue.SimpleQueue()
@@ -107,7 +110,7 @@ class _Capture:
         self.done: agent_pb2.CaptureDone | None = None
         self.received = 0
         self.refs = RefCheck(writer)  # every chunk an entry names, checked while the stream runs
-        self.joiner = EntryJoiner()  # an entry of many chunk ids comes in parts (CaptureStart.entry_parts)
+        self.joiner = EntryJoiner(spill)  # an entry of many chunk ids comes in parts (CaptureStart.entry_parts)
 
     def requests(self, start: agent_pb2.CaptureStart) -> Iterator[agent_pb2.CaptureCommand]:
         yield agent_pb2.CaptureCommand(start=start)
@@ -158,6 +161,8 @@ class _Capture:
             if e.chunks:
                 self.refs.add(e.chunks)
             self.tree.writelines(e.json_pieces())
+            if isinstance(ids, SpilledIds):
+                ids.close()
 
     def _dictionary(self, data: bytes) -> None:
         if not self.may_train:
@@ -213,7 +218,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
     cap: _Capture | None = None
     try:
         with errors.locate_os_error(tree_path, "spool the tree to"), os.fdopen(fd, "wb") as tree:
-            cap = _Capture(repo, writer, tree, may_train=not start.dictionary)
+            cap = _Capture(repo, writer, tree, may_train=not start.dictionary, spill=ctl.staging_dir)
             _stream(ctl, job, cap, start)
         if cap.done is None:
             raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")

@@ -27,7 +27,7 @@ from typing import Protocol, Sequence
 import blake3
 
 from ragbackup import errors
-from ragbackup.repo.tree import joined_ids
+from ragbackup.repo.tree import id_blocks
 
 # Chunk ids checked at once, sorted: the index's B-tree is then walked in key order,
 # each leaf page read once per batch, not once per id (300,000 ids of a no-change
@@ -41,7 +41,10 @@ BIG_LIST = 256  # an entry naming this many chunks or more is first looked up wh
 
 def list_digest(ids: Sequence[bytes]) -> bytes:
     """The digest of a chunk list (its ids in order), the key of IndexCache's verified lists."""
-    return blake3.blake3(joined_ids(ids)).digest()
+    h = blake3.blake3()
+    for block in id_blocks(ids):
+        h.update(block)
+    return h.digest()
 
 
 class Missing(Protocol):

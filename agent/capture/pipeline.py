@@ -24,7 +24,7 @@ from typing import Callable, Iterator
 from ragbackup import entry_parts, wire
 from ragbackup.repo import chunking, dictionary, rdb, rdb_capture, rdb_layout
 from ragbackup.repo.ids import chunk_id
-from ragbackup.repo.tree import ROOT, hole_bytes
+from ragbackup.repo.tree import ROOT, ChunkIds, IdBuffer, SpilledIds, hole_bytes
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from ragbackup.agent.cache import CacheReader, CacheWriter
@@ -101,6 +101,16 @@ class CaptureSettings:
     scratch: str | None = None
 
 
+# A file's chunk ids: joined (32 bytes each), or, when the controller reads split entries, a long
+# list kept in an unlinked file of the scratch dir (an RDB of 4,000,000 keys names 1,090,000 chunks:
+# 35 MB held through its capture and its cache row, at every backup, changed or not).
+Ids = bytes | bytearray | SpilledIds
+
+
+def _id_count(ids: Ids) -> int:
+    return len(ids) if isinstance(ids, SpilledIds) else len(ids) // 32
+
+
 @dataclass
 class _Slot:
     """One step in emission order: hashed chunks (a future), or an entry taking the ids before it."""
@@ -112,7 +122,7 @@ class _Slot:
     cached: bool = False
     chunks: bool = False  # hashed chunks: of `future`, or of a small-file group still being gathered
     index: int = -1  # position of this file in its group job's result (-1: the job is this slot's alone)
-    ids: bytes = b""  # a cached file's chunk ids, joined
+    ids: Ids = b""  # a cached file's chunk ids, joined (or spilled: a long list of the cache's)
 
 
 @dataclass
@@ -158,7 +168,7 @@ def _held(item: Ready) -> int:
     return len(item[1])
 
 
-def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
+def _entry_event(entries: list[tuple[common_pb2.Entry, Ids]],
                  joined: bool = False) -> agent_pb2.CaptureEvent:
     """An entry batch of `entries`, each with its chunk ids (joined) put in: one copy of them,
     as one field (Entry.chunk_ids) when `joined` (the controller asked for it), else one field an id."""
@@ -169,7 +179,9 @@ def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
         out.CopyFrom(e)  # without its chunk ids, so far
         if not ids:
             continue
-        if joined:
+        if isinstance(ids, SpilledIds):  # only for a controller that reads parts: never more than a part
+            out.chunk_ids = b"".join(ids.blocks(len(ids) * 32))
+        elif joined:
             out.chunk_ids = bytes(ids)
         else:
             out.chunks.extend(_each_id(ids))
@@ -177,11 +189,11 @@ def _entry_event(entries: list[tuple[common_pb2.Entry, bytes | bytearray]],
 
 
 def _entry_parts_events(
-        entries: list[tuple[common_pb2.Entry, bytes | bytearray]]) -> Iterator[agent_pb2.CaptureEvent]:
+        entries: list[tuple[common_pb2.Entry, Ids]]) -> Iterator[agent_pb2.CaptureEvent]:
     """The entry batches of `entries` (as _entry_event, ids joined) for a controller that reads
     split entries: an entry of more than entry_parts.PART_IDS ids goes out alone, an event a
     part, between the batches of the entries before and after it (entries stay in order)."""
-    for run, split in entry_parts.runs(entries, lambda item: len(item[1]) // 32):
+    for run, split in entry_parts.runs(entries, lambda item: _id_count(item[1])):
         if not split:
             yield _entry_event(run, True)
             continue
@@ -190,6 +202,8 @@ def _entry_parts_events(
         head.CopyFrom(e)
         for part in entry_parts.split_entry(head, ids):
             yield agent_pb2.CaptureEvent(entries=common_pb2.EntryBatch(entries=[part]))
+        if isinstance(ids, SpilledIds):
+            ids.close()
 
 
 def _each_id(ids: bytes | bytearray) -> Iterator[bytes]:
@@ -253,7 +267,10 @@ class CapturePipeline:
         # list (73 bytes an id), copied into the entry, listed again for the cache and the entry
         # copied twice into its event, an RDB of 1,000,000 keys (272,000 chunks) took the
         # resident set from 97 to 149 MB while its entry went out; now 85 to 92 MB.
-        self._ids = bytearray()
+        # A long list moves to the scratch dir once over tree.SPILL_AFTER, when split entries let
+        # it go out in parts (_spill).
+        self._spill = self._scratch() if settings.entry_parts and settings.joined_ids else None
+        self._ids = IdBuffer(self._spill)
         self._ids_bytes = 0
         # Ids offered and not yet known to the controller: an id offered again before the
         # controller stored it would be wanted twice. Kept per capture, this set held 110
@@ -267,7 +284,7 @@ class CapturePipeline:
         self._offer = _Offer(1)
         self._outstanding: collections.deque[_Offer] = collections.deque()
         self._sending: collections.deque[tuple[Future, int]] = collections.deque()  # (job, raw bytes)
-        self._entries: list[tuple[common_pb2.Entry, bytes | bytearray]] = []  # (entry, its chunk ids joined)
+        self._entries: list[tuple[common_pb2.Entry, Ids]] = []  # (entry, its chunk ids)
         self._hardlinks: dict[tuple[int, int], bytes] = {}
         self._dictionary = settings.dictionary
         self._may_train = settings.dictionary is None
@@ -376,7 +393,7 @@ class CapturePipeline:
         self.stats.bytes_total += st.st_size
         entry = _base_entry(rel, st, "file")
         path = os.path.join(self.s.root, rel)
-        cached = self.s.parent.lookup(rel, st) if self.s.parent else None
+        cached = self.s.parent.lookup(rel, st, self._spill) if self.s.parent else None
         if cached is not None and (not cached.layout or cached.layout in self.s.layouts):
             self.stats.files_reused += 1
             entry.size = st.st_size
@@ -552,7 +569,7 @@ class CapturePipeline:
         kept = 0
         for item in items:
             cid, raw = item[0], _raw_size(item)
-            self._ids += cid
+            self._ids.add(cid)
             self._ids_bytes += raw
             if cid not in self._offered:
                 self._offered.add(cid)
@@ -568,11 +585,12 @@ class CapturePipeline:
         """An entry takes the chunk ids taken since the last one (a cached file, its own); the
         ids join it only when its batch goes out (_flush_entries), in one copy."""
         e, ids = slot.entry, slot.ids
+        taken = self._ids.take()
         if e.type == common_pb2.ENTRY_TYPE_FILE and not slot.cached:
-            ids = self._ids
+            ids = taken.buffer if isinstance(taken, ChunkIds) else taken
             if not e.layout:  # a layout's chunks hold other bytes than the file's; capture set its size
                 e.size = self._ids_bytes + hole_bytes(e.holes)
-        self._ids, self._ids_bytes = bytearray(), 0
+        self._ids_bytes = 0
         if e.type == common_pb2.ENTRY_TYPE_FILE and self.s.cache is not None:
             self.s.cache.record(e.path, slot.stat, ids, e.layout, e.holes)
         self._entries.append((e, ids))

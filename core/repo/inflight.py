@@ -48,6 +48,7 @@ class Bloom:
 
 ID_LEN = 32  # blob ids: keyed BLAKE3
 EXACT_IDS = 500_000  # ids a job's claims keep as 8-byte prefixes (4 MB); the rest go to a Bloom filter
+_WORDS_AT_ONCE = 64 * 1024 * ID_LEN  # bytes of ids read as words at a time (2 MiB)
 _PREFIX = struct.Struct("=Q")  # an id's first 8 bytes as array("Q") holds them (native order)
 
 
@@ -74,19 +75,21 @@ class SeenIds:
     def add_many(self, blob_ids: Iterable[bytes]) -> None:
         self.add_joined(b"".join(blob_ids))
 
-    def add_joined(self, joined: bytes) -> None:
+    def add_joined(self, joined: bytes | bytearray | memoryview) -> None:
         """add_many of the ids joined in `joined` (ID_LEN bytes each); ValueError for a partial id."""
         if len(joined) % ID_LEN:
             raise ValueError(f"blob ids are {ID_LEN} bytes; got {len(joined)} bytes in all")
-        room = max(0, self._exact - len(self._prefixes)) * ID_LEN
-        words = array("Q")
-        words.frombytes(joined[:room])
-        self._prefixes.extend(words[::ID_LEN // 8])
-        if len(joined) > room:
-            if self._bloom is None:
-                self._bloom = Bloom(self._bloom_bytes)
-            rest = memoryview(joined)[room:]
-            self._bloom.add_many(rest[i:i + ID_LEN] for i in range(0, len(rest), ID_LEN))
+        with memoryview(joined) as view:
+            room = min(len(view), max(0, self._exact - len(self._prefixes)) * ID_LEN)
+            for at in range(0, room, _WORDS_AT_ONCE):  # a block at a time: never the whole list as words
+                words = array("Q")
+                words.frombytes(view[at:min(room, at + _WORDS_AT_ONCE)])
+                self._prefixes.extend(words[::ID_LEN // 8])
+            if len(view) > room:
+                if self._bloom is None:
+                    self._bloom = Bloom(self._bloom_bytes)
+                rest = view[room:]
+                self._bloom.add_many(rest[i:i + ID_LEN] for i in range(0, len(rest), ID_LEN))
 
     def __contains__(self, blob_id: bytes) -> bool:
         if self._lookup is None:

@@ -86,12 +86,10 @@ class Entry:
         d = self._doc(chunks=False)
         tail = {"l": d.pop("l")} if "l" in d else {}
         yield _dumps(d)[:-1].encode() + b',"c":['
-        buf = joined_ids(self.chunks)
-        step = PIECE_IDS * ID_SIZE
-        for at in range(0, len(buf), step):
+        for n, block in enumerate(id_blocks(self.chunks, PIECE_IDS * ID_SIZE)):
             # hex of each id, separated by "," (binascii does it in C), then the quotes around each
-            part = binascii.hexlify(buf[at:at + step], b",", ID_SIZE).replace(b",", b'","')
-            yield (b',"' if at else b'"') + part + b'"'
+            part = binascii.hexlify(block, b",", ID_SIZE).replace(b",", b'","')
+            yield (b',"' if n else b'"') + part + b'"'
         yield b"]" + (b"," + _dumps(tail)[1:-1].encode() if tail else b"") + b"}\n"
 
     @classmethod
@@ -160,6 +158,25 @@ def joined_ids(ids: Iterable[bytes]) -> bytes | bytearray:
     if isinstance(ids, SpilledIds):
         return b"".join(ids.blocks(READ_BLOCK))
     return b"".join(ids)
+
+
+def id_blocks(ids: Iterable[bytes], size: int = READ_BLOCK) -> Iterator[bytes | bytearray | memoryview]:
+    """The ids of `ids` joined, at most `size` bytes (a whole number of ids) at a time, in order:
+    slices of a ChunkIds' buffer (views: valid while it lives), a SpilledIds' blocks read from
+    its file, or joins of a list's ids. A long list so passes without being held whole twice."""
+    step = max(ID_SIZE, size - size % ID_SIZE)
+    if isinstance(ids, SpilledIds):
+        yield from ids.blocks(step)
+        return
+    if isinstance(ids, ChunkIds):
+        with memoryview(ids.buffer) as view:
+            for at in range(0, len(view), step):
+                yield view[at:at + step]
+        return
+    items = list(ids) if not isinstance(ids, Sequence) else ids
+    per = step // ID_SIZE
+    for at in range(0, len(items), per):
+        yield b"".join(items[at:at + per])
 
 
 class ChunkIds(Sequence[bytes]):

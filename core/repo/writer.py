@@ -28,7 +28,7 @@ from ragbackup.repo.ids import chunk_id
 from ragbackup.repo.index import encode_index
 from ragbackup.repo.packs import BLOB_TREE, FLAG_ZSTD, BlobLocation, PackWriter, blob_aad, pack_key
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.tree import joined_ids
+from ragbackup.repo.tree import id_blocks
 
 
 @dataclass
@@ -100,7 +100,8 @@ class BlobWriter:
         with self._inflight.guard:  # a prune's removal either came first (not verified) or waits for the claim
             if not self.repo.index.is_verified(digest):
                 return False
-            self.refs.seen.add_joined(joined_ids(ids))
+            for block in id_blocks(ids):
+                self.refs.seen.add_joined(block)
         return True
 
     def has(self, blob_id: bytes) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import types
 
 from ragbackup import entry_parts
 from ragbackup.repo import rdb, rdb_layout
 from ragbackup.repo.ids import chunk_id
 
+from ragbackup.agent import cache
 from ragbackup.agent.cache import CacheReader
 from ragbackup.agent.capture import pipeline
 from fixtures.capture_events import KEY, cached_capture, capture_all
@@ -140,3 +142,36 @@ def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_te
     writer.finish()
     assert (out / "dump.rdb").read_bytes() == data
     assert dirs == [str(out)]
+
+
+def test_a_long_id_list_waits_in_the_scratch_dir_not_in_memory_through_capture_and_cache(
+        redis_server, tmp_path, monkeypatch):
+    """With split entries, an RDB's ids (35 MB at 4,000,000 keys) move to an unlinked file in the scratch
+    dir once over tree.SPILL_AFTER, when taken and when read back from the cache; the entries sent are
+    the same as with the ids held in memory."""
+    from ragbackup.repo import tree
+
+    root, data = _rdb_root(redis_server, tmp_path)
+    monkeypatch.setattr(entry_parts, "PART_IDS", 4)
+    held, _ = cached_capture(root, str(tmp_path / "held"), "one", (rdb_layout.LAYOUT,), None, parts=True)
+    held_again, _ = cached_capture(root, str(tmp_path / "held"), "two", (rdb_layout.LAYOUT,), "one", parts=True)
+
+    dirs = []  # where the id buffers (tree.py) made their files
+    real = tree.tempfile.TemporaryFile
+
+    def noting(*args, **kwargs):
+        dirs.append(kwargs.get("dir"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(tree, "tempfile", types.SimpleNamespace(TemporaryFile=noting))
+    monkeypatch.setattr(tree, "SPILL_AFTER", 64)
+    monkeypatch.setattr(cache, "LONG_IDS", 64)
+    scratch = str(tmp_path / "scratch")
+    first, stored = cached_capture(root, str(tmp_path / "c"), "one", (rdb_layout.LAYOUT,), None, True, scratch)
+    taken = len(dirs)
+    second, sent = cached_capture(root, str(tmp_path / "c"), "two", (rdb_layout.LAYOUT,), "one", True, scratch)
+
+    assert (taken, len(dirs), set(dirs)) == (1, 2, {scratch})  # taken; read back from the cache
+    e1, e2 = first[b"dump.rdb"], second[b"dump.rdb"]
+    assert len(e1.chunks) > 4 and not sent
+    assert list(e1.chunks) == list(e2.chunks) == list(held[b"dump.rdb"].chunks) == list(held_again[b"dump.rdb"].chunks)
+    assert b"".join(rdb_layout.rebuild(stored[c] for c in e2.chunks)) == data

@@ -6,12 +6,13 @@ import pytest
 from ragbackup import entry_parts, errors
 from ragbackup.agent.capture.pipeline import _entry_event, _entry_parts_events
 from ragbackup.controller.backup import _Capture, _check_dictionary, to_tree_entry
+from ragbackup.controller import refcheck
 from ragbackup.controller.refcheck import list_digest
 from ragbackup.repo import chunking, dictionary
 from ragbackup.repo.crypto import Unlocker
 from ragbackup.repo.repository import Repository
 from ragbackup.storage import LocalStorage
-from ragbackup.repo.tree import PIECE_IDS
+from ragbackup.repo.tree import PIECE_IDS, ChunkIds
 from ragbackup.v1 import agent_pb2, common_pb2
 
 from fixtures.sqlite_db import make_db
@@ -68,19 +69,28 @@ def test_a_joined_id_list_that_is_cut_or_doubled_is_refused():
 
 
 class _AllStored:
-    """A BlobWriter as RefCheck asks it: every chunk stored."""
+    """A BlobWriter as RefCheck asks it: every chunk stored. Notes the lists asked about whole."""
+
+    def __init__(self):
+        self.lists = []  # (digest, kind of list) of each stored_list call
 
     def missing(self, ids):
         return []
 
     def stored_list(self, digest, ids):
+        self.lists.append((digest, type(ids).__name__))
         return False
 
 
-def test_an_entry_of_more_ids_than_a_part_crosses_in_parts_and_makes_the_same_tree_lines(monkeypatch, tmp_path):
+@pytest.mark.parametrize("spilled", [False, True])
+def test_an_entry_of_more_ids_than_a_part_crosses_in_parts_and_makes_the_same_tree_lines(monkeypatch, tmp_path,
+                                                                                          spilled):
     """The agent sends an entry of more than PART_IDS ids alone, a message a part, between batches of
-    the entries around it; the controller writes the tree lines it would write for whole entries."""
+    the entries around it; the controller writes the tree lines it would write for whole entries.
+    With a spill dir, the joined list waits in a file there (SpilledIds) while its line is written
+    and its ids checked, and its digest is the one of the list held in memory."""
     monkeypatch.setattr(entry_parts, "PART_IDS", 4)
+    monkeypatch.setattr(refcheck, "BIG_LIST", 8)
     small, big = bytearray(os.urandom(32 * 2)), bytearray(os.urandom(32 * 10))
     entries = [(common_pb2.Entry(path=p, type=common_pb2.ENTRY_TYPE_FILE, size=n, mode=0o600), ids)
                for p, n, ids in ((b"a", 2, small), (b"dump.rdb", 10, big), (b"z", 0, b""))]
@@ -90,13 +100,15 @@ def test_an_entry_of_more_ids_than_a_part_crosses_in_parts_and_makes_the_same_tr
 
     repo = Repository.init(LocalStorage(str(tmp_path / "repo")), Unlocker("passphrase", b"pw"), str(tmp_path / "c"))
     tree = tmp_path / "tree.jsonl"
+    writer = _AllStored()
     with open(tree, "wb") as f:
-        cap = _Capture(repo, _AllStored(), f)
+        cap = _Capture(repo, writer, f, spill=str(tmp_path) if spilled else None)
         for ev in events:
             cap.handle(ev)
         cap.handle(agent_pb2.CaptureEvent(done=agent_pb2.CaptureDone()))
     whole = _entry_event(entries, joined=True).entries.entries
     assert tree.read_bytes() == b"".join(p for e in whole for p in to_tree_entry(e).json_pieces())
+    assert writer.lists == [(list_digest(ChunkIds(bytes(big))), "SpilledIds" if spilled else "ChunkIds")]
     repo.close()
 
 
