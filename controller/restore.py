@@ -329,10 +329,12 @@ def control_service(ctl: Controller, agent: str, service: str, action: str) -> s
     return reply.state
 
 
-def pack_orders(repo: Repository, index: IndexCache, manifest: Manifest, components: list[str]) -> Iterator[list[str]]:
+def pack_orders(repo: Repository, index: IndexCache, manifest: Manifest, components: list[str],
+                spill: str | None = None) -> Iterator[list[str]]:
     """The storage keys of the packs a restore of `components` reads, in the order it first reads them,
     a batch at a time as they are found (each key once): the packs of a component's trees, then those
-    of every PACK_ORDER_IDS chunk ids of its files. `index`: the repository's cache, or a reader of it."""
+    of every PACK_ORDER_IDS chunk ids of its files. `index`: the repository's cache, or a reader of it.
+    `spill`: a directory for a tree's long id lists while read (as the restore's own read)."""
     seen: set[str] = set()
 
     def new(packs: Iterable[str]) -> list[str]:
@@ -343,13 +345,14 @@ def pack_orders(repo: Repository, index: IndexCache, manifest: Manifest, compone
     for name in components:
         trees = manifest.components[name].tree_ids()
         yield new(index.pack_of_each(trees).values())
-        ids = (c for e in repo.read_tree(trees) if e.type == "file" for c in e.chunks)
+        ids = (c for e in repo.read_tree(trees, spill) if e.type == "file" for c in e.chunks)
         while part := list(itertools.islice(ids, PACK_ORDER_IDS)):
             found = index.pack_of_each(part)
             yield new(found[cid] for cid in part if cid in found)
 
 
-def read_ahead_while(repo: Repository, manifest: Manifest, components: list[str]) -> threading.Event:
+def read_ahead_while(repo: Repository, manifest: Manifest, components: list[str],
+                     spill: str | None = None) -> threading.Event:
     """Tell a tier's pack cache the packs a restore of `components` reads, in order, from a thread of
     its own while the restore runs (finding the order reads every tree: 2 s of a scale-0.5 snapshot,
     no longer waited for before the first byte is sent). Returns the event that stops it. A failure
@@ -360,7 +363,7 @@ def read_ahead_while(repo: Repository, manifest: Manifest, components: list[str]
         more = False
         try:
             with repo.index.reader() as index:
-                for keys in pack_orders(repo, index, manifest, components):
+                for keys in pack_orders(repo, index, manifest, components, spill):
                     if stop.is_set():
                         return
                     repo.storage.read_ahead(keys, more=more)
@@ -397,7 +400,9 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     apps = ctl.cfg.app_services if not plan.target else ()
     ahead = threading.Event()
     if source != "primary" and hasattr(repo.storage, "read_ahead"):  # a tier: its packs fetched ahead
-        ahead = read_ahead_while(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave])
+        os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
+        ahead = read_ahead_while(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave],
+                                 ctl.staging_dir)
     try:
         with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
             for app in apps:

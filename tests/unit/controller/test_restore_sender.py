@@ -68,15 +68,19 @@ def test_the_pack_order_comes_in_parts_in_first_read_order_each_pack_once(monkey
     trees = {tree_a: [Entry(b"x", "file", size=1, chunks=ids[:6]), Entry(b"d", "dir")],
              tree_b: [Entry(b"y", "file", size=1, chunks=ids[6:] + [os.urandom(32)])]}  # one chunk unindexed
 
+    spills = []
+
     class _TreeRepo:
         def read_tree(self, tree, spill=None):
+            spills.append(spill)
             return iter([e for t in tree for e in trees[t]])
 
     manifest = Manifest("s", "2026-12-03T00:00:00Z", "full",
                         {"a": ComponentManifest("paths", tree=(tree_a.hex(),)),
                          "b": ComponentManifest("paths", tree=(tree_b.hex(),))})
-    parts = list(restore.pack_orders(_TreeRepo(), index, manifest, ["b", "a"]))
+    parts = list(restore.pack_orders(_TreeRepo(), index, manifest, ["b", "a"], "/staging"))
     # b first (its tree's pack, then its chunks' packs), then a's packs not already named
     assert parts == [[pack_key("pb")], [pack_key("pd"), pack_key("pa"), pack_key("pe")], [], [pack_key("pt")],
                      [pack_key("pc")], []]
     assert max(index.asked) <= 4
+    assert spills == ["/staging", "/staging"]  # long id lists read into the staging dir, as the restore's
