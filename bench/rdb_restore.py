@@ -126,8 +126,8 @@ def restore_once(messages: Path, out_dir: Path, workers: int) -> dict:
     writer = TreeWriter(str(out_dir), ID_KEY)
     decoder = ChunkDecoder(stream.try_batch, ID_KEY, workers)
     try:
-        for e in stream.entries():
-            writer.write(e, decoder)
+        for e, ids in stream.entries():
+            writer.write(e, decoder, ids)
         writer.finish()
     finally:
         decoder.close()

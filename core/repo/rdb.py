@@ -355,12 +355,12 @@ def parse(b, step: int = 0, after: Callable[[Parsed], None] | None = None) -> Pa
 
 @dataclass
 class Heads:
-    """What a restore needs of a record stream: each record's start and type, and for each
-    SET or HASH record of two elements or more its index (`counted`) and element count."""
+    """What a restore needs of a record stream: each record's start, which records are a SET
+    or HASH of two elements or more (`reordered`: bit i % 8 of byte i // 8 set for record i,
+    grown as needed) and, for those in order, their element counts."""
 
     starts: array = field(default_factory=lambda: array("Q"))
-    types: bytearray = field(default_factory=bytearray)
-    counted: array = field(default_factory=lambda: array("Q"))
+    reordered: bytearray = field(default_factory=bytearray)
     counts: array = field(default_factory=lambda: array("Q"))
 
 
@@ -369,9 +369,10 @@ def heads(b, end: int, base: int, out: Heads) -> int:
 
     Out: the position after the last whole record: `end`, or the start of a record that
     runs past `end` (its rest is elsewhere). Unknown for a byte that starts no record.
-    Unlike `records`, keeps no keys or ends: a million records, one pass, no slices.
+    Unlike `records`, keeps no keys, ends or types: a million records, one pass, no slices.
     """
-    add_start, add_type, string, one, prefixes = out.starts.append, out.types.append, _string, ONE_STRING, _PREFIX
+    starts, string, one, prefixes = out.starts, _string, ONE_STRING, _PREFIX
+    add_start = starts.append
     p = start = 0
     try:
         while p < end:
@@ -397,13 +398,20 @@ def heads(b, end: int, base: int, out: Heads) -> int:
             if p > end:
                 return start
             if n >= 2:
-                out.counted.append(len(out.types))
-                out.counts.append(n)
+                _sorted_elements(out, len(starts), n)
             add_start(base + start)
-            add_type(op)
     except (IndexError, struct.error):
         return start
     return p
+
+
+def _sorted_elements(out: Heads, i: int, n: int) -> None:
+    """Note record `i`, a SET or HASH of `n` elements, in `out`: its bit, its element count."""
+    flags = out.reordered
+    if i >> 3 >= len(flags):
+        flags.extend(bytes((i >> 3) + 1 - len(flags)))
+    flags[i >> 3] |= 1 << (i & 7)
+    out.counts.append(n)
 
 
 def element_bounds(b, s: int) -> tuple[int, list[int]]:
