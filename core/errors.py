@@ -219,17 +219,23 @@ def os_boundary(area: str, op: str, path: str | None = None) -> Iterator[None]:
         raise from_os_error(exc, area, op, path or exc.filename) from None
 
 
+def locate(exc: OSError, path: str, op: str) -> OSError:
+    """`exc`, given the path and operation it lacks (a failed write(2) names no file), so the
+    server's interceptor can tell its area and name both (core/rpc.py)."""
+    if exc.filename is None:
+        exc.filename = path
+    if getattr(exc, OS_OP_ATTR, None) is None:
+        setattr(exc, OS_OP_ATTR, op)
+    return exc
+
+
 @contextlib.contextmanager
 def locate_os_error(path: str, op: str) -> Iterator[None]:
-    """Give an OSError raised inside the path and operation it lacks (a failed write(2) names no
-    file), so the server's interceptor can tell its area and name both (core/rpc.py)."""
+    """`locate` an OSError raised inside with `path` and `op`, and let it go on."""
     try:
         yield
     except OSError as exc:
-        if exc.filename is None:
-            exc.filename = path
-        if getattr(exc, OS_OP_ATTR, None) is None:
-            setattr(exc, OS_OP_ATTR, op)
+        locate(exc, path, op)
         raise
 
 

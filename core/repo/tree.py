@@ -279,15 +279,23 @@ class IdBuffer:
         self.size = 0  # bytes taken so far
 
     def add(self, ids: bytes) -> None:
-        if self._file is None and self._spill is not None and self.size + len(ids) > self._after:
-            self._file = tempfile.TemporaryFile(dir=self._spill)
-            self._file.write(self._mem)
-            self._mem = bytearray()
-        if self._file is not None:
-            self._file.write(ids)
-        else:
-            self._mem += ids
+        """Take `ids`; an OSError (a full spill dir) names the dir and what was being done."""
+        try:
+            if self._file is None and self._spill is not None and self.size + len(ids) > self._after:
+                self._file = tempfile.TemporaryFile(dir=self._spill)
+                self._file.write(self._mem)
+                self._mem = bytearray()
+            if self._file is not None:
+                self._file.write(ids)
+            else:
+                self._mem += ids
+        except OSError as exc:
+            raise self._located(exc) from None
         self.size += len(ids)
+
+    def _located(self, exc: OSError) -> OSError:
+        """`exc` naming the spill dir and the operation (a failed write(2) names no file)."""
+        return errors.locate(exc, self._spill or "?", "keep chunk ids in")
 
     def joined(self) -> bytes:
         """All the ids joined, read back from the file if they were moved there."""
@@ -306,7 +314,11 @@ class IdBuffer:
             raise ValueError(f"chunk id buffer of {size} bytes is not a whole number of ids")
         if f is None:
             return ChunkIds(mem)
-        f.flush()
+        try:
+            f.flush()
+        except OSError as exc:
+            f.close()
+            raise self._located(exc) from None
         return SpilledIds(f, size // ID_SIZE)
 
     def close(self) -> None:

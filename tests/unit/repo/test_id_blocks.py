@@ -79,3 +79,22 @@ def test_a_spilled_list_is_cached_in_pieces_and_read_back_spilled_or_held(tmp_pa
     assert spilled.chunks == held.chunks == ids and spilled.layout == "rdb-records"
     assert r.lookup(b"short", st, str(tmp_path)).chunks == ids[:3]
     r.close()
+
+
+def test_a_full_spill_dir_is_an_os_error_naming_the_dir_and_the_work(tmp_path, monkeypatch):
+    """A failed write(2) names no file: the interceptor could then name no path (core/rpc.py)."""
+    from ragbackup import errors
+
+    class _Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+    monkeypatch.setattr(tree.tempfile, "TemporaryFile", lambda dir=None: _Full())
+    buf = IdBuffer(str(tmp_path), spill_after=32)
+    buf.add(os.urandom(32))
+    with pytest.raises(OSError) as got:
+        buf.add(os.urandom(32))
+    assert got.value.filename == str(tmp_path) and getattr(got.value, errors.OS_OP_ATTR) == "keep chunk ids in"
+    assert "keep chunk ids in" in errors.no_space(got.value).message and str(tmp_path) in errors.no_space(got.value).message
