@@ -585,8 +585,8 @@ class CapturePipeline:
         """An entry takes the chunk ids taken since the last one (a cached file, its own); the
         ids join it only when its batch goes out (_flush_entries), in one copy."""
         e, ids = slot.entry, slot.ids
-        taken = self._ids.take()
         if e.type == common_pb2.ENTRY_TYPE_FILE and not slot.cached:
+            taken = self._ids.take()
             ids = taken.buffer if isinstance(taken, ChunkIds) else taken
             if not e.layout:  # a layout's chunks hold other bytes than the file's; capture set its size
                 e.size = self._ids_bytes + hole_bytes(e.holes)
