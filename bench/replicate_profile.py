@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         st = backed_up_stack(work, src, weed)
         try:
-            put = put_throughput(weed)
+            put = put_throughput(weed, args.put_mib * MiB)
             main_prof, threads, timing = profile_copy(st)
         finally:
             st.stop()
