@@ -24,6 +24,7 @@ from ragbackup.repo.dictionary import NO_DICTIONARIES, Dictionaries
 from ragbackup.repo.tree import ROOT, check_holes, check_layout, check_relative_path, received_chunk_ids
 from ragbackup.v1 import common_pb2
 
+from ragbackup.agent.rebuild_worker import rebuild_apart
 from ragbackup.agent.workpool import JobGroup
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -438,13 +439,14 @@ class TreeWriter:
     @staticmethod
     def _chunks(e: common_pb2.Entry, next_data: Callable[[bytes], bytes],
                 ids: Iterable[bytes] | None, spool_dir: str) -> Iterator[bytes | memoryview]:
-        """The file's data in order (its chunks, or an RDB rebuilt from them, its records spooled
-        in `spool_dir`: the tree's own root, on the target's disk); errors name the file."""
+        """The file's data in order (its chunks, or an RDB rebuilt from them by a worker process,
+        its records spooled in `spool_dir`: the tree's own root, on the target's disk; see
+        rebuild_worker); errors name the file."""
         if ids is None:
             ids = received_chunk_ids(e)  # its IntegrityError names the entry already
         stored = (next_data(expected) for expected in ids)
         try:
-            yield from rdb_layout.rebuild(stored, spool_dir) if e.layout == rdb_layout.LAYOUT else stored
+            yield from rebuild_apart(stored, spool_dir) if e.layout == rdb_layout.LAYOUT else stored
         except errors.IntegrityError as exc:
             raise errors.IntegrityError(f"{os.fsdecode(e.path)}: {exc.message}") from None
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench.measure import CommandError, Measurement, Meter, proc_cpu_s, reset_hwm, vm_hwm
+from bench.measure import CommandError, Measurement, Meter, RssSampler, proc_cpu_s, reset_hwm, vm_hwm
 from bench.tree import dir_bytes, remove_tree
 
 PASSWORD = "bench-not-a-secret"
@@ -222,7 +222,10 @@ class RagBackupTool:
     "ragbackup" is the single-host deployment: the controller reaches the agent on its unix socket.
     "ragbackup-tls" reaches it over TCP with mutual TLS, as it would an agent on another host.
     Each init() starts a fresh stack, so VmHWM is meaningful per run; it is also reset per phase when
-    the kernel allows (clear_refs). CPU = ragctl (reaped child) + agent and controller /proc deltas.
+    the kernel allows (clear_refs). CPU = ragctl (reaped child) + agent and controller /proc deltas
+    (their reaped children included: the agent's RDB rebuild worker). The agent's peak RSS includes
+    its worker processes' (agent/rebuild_worker.py): their peak added to its own, an upper bound on
+    what the two held together; "agent-worker" is the workers' alone.
     """
 
     def __init__(self, cfg: ToolConfig, name: str = "ragbackup", agent_socket: bool = True) -> None:
@@ -283,11 +286,16 @@ class RagBackupTool:
             pids: dict[str, int] = stack.pids()  # type: ignore[attr-defined]
             reset = {n: reset_hwm(p) for n, p in pids.items()}
             cpu0 = {n: proc_cpu_s(p) for n, p in pids.items()}
+            workers = RssSampler([pids["agent"]], interval=0.05)
+            workers.start()
             done = stack.ragctl(*args, check=False)  # type: ignore[attr-defined]
+            worker_peak = _workers_peak(workers, pids["agent"])
             for n, p in pids.items():
                 (u1, s1), (u0, s0) = proc_cpu_s(p), cpu0[n]
                 m.add_cpu(u1 - u0, s1 - s0)
-                m.record_rss(n, vm_hwm(p))
+                m.record_rss(n, vm_hwm(p) + (worker_peak if n == "agent" else 0))
+            if worker_peak:
+                m.record_rss("agent-worker", worker_peak)
         if done.returncode != 0:
             tail = str(done.stderr)[-2000:]
             raise CommandError(f"ragctl {' '.join(args)} -> exit {done.returncode}: {tail}")
@@ -302,6 +310,12 @@ class RagBackupTool:
         if self._stack is not None:
             self._stack.stop()  # type: ignore[attr-defined]
             self._cm = self._stack = self._src = None
+
+
+def _workers_peak(sampler: RssSampler, agent: int) -> int:
+    """Stop `sampler`; the largest peak RSS among the agent's child processes it saw (0: none)."""
+    sampler.stop()
+    return max((hwm for pid, (_name, hwm) in sampler.peaks.items() if pid != agent), default=0)
 
 
 FACTORIES: dict[str, Callable[[ToolConfig], Tool]] = {

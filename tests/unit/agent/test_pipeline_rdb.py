@@ -120,7 +120,8 @@ def test_an_rdb_over_the_one_message_limit_is_taken_by_record_for_a_controller_t
 def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_temp_dir(
         redis_server, tmp_path, monkeypatch):
     """The rebuild spools about the file's size; /tmp may be memory (tmpfs, Debian's default since 13),
-    so the agent spools in the tree it writes (an unlinked file) and the file restores byte-identical."""
+    so the agent has its rebuild worker spool in the tree it writes (an unlinked file) and the file
+    restores byte-identical. (That the worker spools where it is told: tests/unit/agent/test_rebuild_worker.py.)"""
     from ragbackup.agent import restore
     from ragbackup.v1 import common_pb2
 
@@ -128,12 +129,12 @@ def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_te
     entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
     e = entries[b"dump.rdb"]
     dirs = []
-    real = rdb_layout.tempfile.TemporaryFile
+    real = restore.rebuild_apart
 
-    def noting(*args, **kwargs):
-        dirs.append(kwargs.get("dir"))
-        return real(*args, **kwargs)
-    monkeypatch.setattr(rdb_layout.tempfile, "TemporaryFile", noting)
+    def noting(chunks, spool_dir):
+        dirs.append(spool_dir)
+        return real(chunks, spool_dir)
+    monkeypatch.setattr(restore, "rebuild_apart", noting)
     out = tmp_path / "out"
     writer = restore.TreeWriter(str(out), KEY)
     wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
