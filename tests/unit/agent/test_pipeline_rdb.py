@@ -135,6 +135,7 @@ def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_te
         dirs.append(spool_dir)
         return real(chunks, spool_dir)
     monkeypatch.setattr(restore, "rebuild_apart", noting)
+    monkeypatch.setattr(restore, "REBUILD_APART_FROM", len(data))  # this one by the worker
     out = tmp_path / "out"
     writer = restore.TreeWriter(str(out), KEY)
     wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
@@ -176,3 +177,23 @@ def test_a_long_id_list_waits_in_the_scratch_dir_not_in_memory_through_capture_a
     assert len(e1.chunks) > 4 and not sent
     assert list(e1.chunks) == list(e2.chunks) == list(held[b"dump.rdb"].chunks) == list(held_again[b"dump.rdb"].chunks)
     assert b"".join(rdb_layout.rebuild(stored[c] for c in e2.chunks)) == data
+
+
+def test_an_rdb_below_the_workers_size_is_rebuilt_in_the_agent(redis_server, tmp_path, monkeypatch):
+    """A small RDB (one of many in a paths component) is not worth a process: rebuilt in place, same bytes."""
+    from ragbackup.agent import restore
+    from ragbackup.v1 import common_pb2
+
+    root, data = _rdb_root(redis_server, tmp_path)
+    entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
+    e = entries[b"dump.rdb"]
+    apart = []
+    monkeypatch.setattr(restore, "rebuild_apart", lambda chunks, spool_dir: apart.append(spool_dir))
+    monkeypatch.setattr(restore, "REBUILD_APART_FROM", len(data) + 1)
+    out = tmp_path / "out"
+    writer = restore.TreeWriter(str(out), KEY)
+    wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
+                            layout=e.layout, chunk_ids=b"".join(e.chunks))
+    writer.write(wire, lambda cid: stored[cid])
+    writer.finish()
+    assert (out / "dump.rdb").read_bytes() == data and apart == []
