@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
@@ -118,6 +118,22 @@ def _is_runner_image(pid: int, comm: str) -> bool:
     return comm == _SELF_COMM and os.path.realpath(f"/proc/{pid}/exe") == _SELF_EXE
 
 
+def cmdline(pid: int) -> bytes:
+    """The command line of a live process, NUL-separated (b"" once it has ended)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def pre_exec_of(root: int) -> Callable[[int, str], bool]:
+    """A `skip` for RssSampler over `root`'s children: true for one still running `root`'s own
+    command line (forked, not yet exec'd: `root`'s memory, not its own). The test the default skip
+    makes, same program as the runner, would also drop a child that runs the runner's Python."""
+    own = cmdline(root)
+    return lambda pid, _comm: cmdline(pid) == own
+
+
 class RssSampler(threading.Thread):
     """Polls VmHWM of a process tree until stopped; keeps the peak per process name.
 
@@ -126,9 +142,12 @@ class RssSampler(threading.Thread):
     peak. VmHWM belongs to the exec'd image. Processes living less than one interval can be missed.
     """
 
-    def __init__(self, pids: list[int], interval: float = 0.02) -> None:
+    def __init__(self, pids: list[int], interval: float = 0.02,
+                 skip: Callable[[int, str], bool] = _is_runner_image) -> None:
+        """`skip(pid, comm)`: true for a process not to sample (by default one the runner forked
+        that has not exec'd yet)."""
         super().__init__(daemon=True)
-        self.pids, self.interval = pids, interval
+        self.pids, self.interval, self.skip = pids, interval, skip
         self.peaks: dict[int, tuple[str, int]] = {}
         self._stop_event = threading.Event()
 
@@ -142,8 +161,8 @@ class RssSampler(threading.Thread):
             for pid in descendants(root):
                 try:
                     name = Path(f"/proc/{pid}/comm").read_text().strip()
-                    if _is_runner_image(pid, name):
-                        continue  # forked but not yet exec'd: still the runner's memory
+                    if self.skip(pid, name):
+                        continue  # forked but not yet exec'd: still its parent's memory
                     hwm = vm_hwm(pid)
                 except OSError:
                     continue

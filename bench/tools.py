@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from bench.measure import CommandError, Measurement, Meter, RssSampler, proc_cpu_s, reset_hwm, vm_hwm
+from bench.measure import CommandError, Measurement, Meter, RssSampler, pre_exec_of, proc_cpu_s, reset_hwm, vm_hwm
 from bench.tree import dir_bytes, remove_tree
 
 PASSWORD = "bench-not-a-secret"
@@ -286,7 +286,7 @@ class RagBackupTool:
             pids: dict[str, int] = stack.pids()  # type: ignore[attr-defined]
             reset = {n: reset_hwm(p) for n, p in pids.items()}
             cpu0 = {n: proc_cpu_s(p) for n, p in pids.items()}
-            workers = RssSampler([pids["agent"]], interval=0.05)
+            workers = RssSampler([pids["agent"]], interval=0.05, skip=pre_exec_of(pids["agent"]))
             workers.start()
             done = stack.ragctl(*args, check=False)  # type: ignore[attr-defined]
             worker_peak = _workers_peak(workers, pids["agent"])
