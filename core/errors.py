@@ -10,9 +10,10 @@ import contextlib
 import errno
 import json
 import os
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import grpc
+if TYPE_CHECKING:
+    import grpc
 
 # Metadata key carrying the error class name across gRPC.
 ERROR_KIND_KEY = "rag-error-kind"
@@ -20,11 +21,23 @@ ERROR_KIND_KEY = "rag-error-kind"
 ERROR_DETAILS_KEY = "rag-error-details"
 
 
+class _Status:
+    """A class's gRPC status, named here and looked up in grpc.StatusCode when read: a process that
+    only raises these errors (the agent's RDB rebuild worker) does not load gRPC (20 MB)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, obj: object, cls: type | None = None) -> "grpc.StatusCode":
+        import grpc  # noqa: PLC0415 - loaded on first use; see the class docstring
+        return grpc.StatusCode[self.name]
+
+
 class RagBackupError(Exception):
     """rag-backup failed."""
 
     exit_code = 1
-    grpc_status = grpc.StatusCode.UNKNOWN
+    grpc_status = _Status("UNKNOWN")
 
     def __init__(self, message: str | None = None, details: dict | None = None):
         super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
@@ -44,21 +57,21 @@ class UsageError(RagBackupError):
     """The command line or request is invalid."""
 
     exit_code = 2
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = _Status("INVALID_ARGUMENT")
 
 
 class ConfigError(RagBackupError):
     """The configuration is invalid."""
 
     exit_code = 3
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class RepositoryError(RagBackupError):
     """The repository cannot be used."""
 
     exit_code = 4
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class RepositoryNotFound(RepositoryError):
@@ -68,13 +81,13 @@ class RepositoryNotFound(RepositoryError):
 class RepositoryExists(RepositoryError):
     """A repository already exists at the configured location."""
 
-    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    grpc_status = _Status("ALREADY_EXISTS")
 
 
 class WrongKey(RepositoryError):
     """The passphrase or key file does not open any key of the repository."""
 
-    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    grpc_status = _Status("PERMISSION_DENIED")
 
 
 class KeyDamaged(RepositoryError):
@@ -89,21 +102,21 @@ class NotFound(RagBackupError):
     """The requested object does not exist."""
 
     exit_code = 5
-    grpc_status = grpc.StatusCode.NOT_FOUND
+    grpc_status = _Status("NOT_FOUND")
 
 
 class IntegrityError(RagBackupError):
     """Stored data is damaged: authentication or hash check failed."""
 
     exit_code = 6
-    grpc_status = grpc.StatusCode.DATA_LOSS
+    grpc_status = _Status("DATA_LOSS")
 
 
 class Unavailable(RagBackupError):
     """A peer (agent, controller, storage) cannot be reached."""
 
     exit_code = 7
-    grpc_status = grpc.StatusCode.UNAVAILABLE
+    grpc_status = _Status("UNAVAILABLE")
 
 
 class StorageUnavailable(Unavailable):
@@ -118,14 +131,14 @@ class LockBusy(RagBackupError):
     """Another live job holds the lock."""
 
     exit_code = 8
-    grpc_status = grpc.StatusCode.ABORTED
+    grpc_status = _Status("ABORTED")
 
 
 class UnsafePath(RagBackupError):
     """A path would leave the restore target (absolute, `..`, or through a symlink)."""
 
     exit_code = 9
-    grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_status = _Status("INVALID_ARGUMENT")
 
 
 class ExpansionRefused(UnsafePath):
@@ -135,13 +148,13 @@ class ExpansionRefused(UnsafePath):
 class NoSpace(RagBackupError):
     """Not enough free space on a volume the job needs to write to."""
 
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = _Status("RESOURCE_EXHAUSTED")
 
 
 class RepositoryNoSpace(RepositoryError, NoSpace):
     """The repository's volume is full."""
 
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = _Status("RESOURCE_EXHAUSTED")
 
 
 class StateError(ConfigError):
@@ -151,28 +164,28 @@ class StateError(ConfigError):
 class StateNoSpace(StateError, NoSpace):
     """The volume of the controller's state_dir is full."""
 
-    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_status = _Status("RESOURCE_EXHAUSTED")
 
 
 class Unhealthy(RagBackupError):
     """A health check failed."""
 
     exit_code = 10
-    grpc_status = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_status = _Status("FAILED_PRECONDITION")
 
 
 class VerificationFailed(RagBackupError):
     """Restored data does not match the facts recorded at backup time."""
 
     exit_code = 11
-    grpc_status = grpc.StatusCode.DATA_LOSS
+    grpc_status = _Status("DATA_LOSS")
 
 
 class Cancelled(RagBackupError):
     """The operation was cancelled."""
 
     exit_code = 130
-    grpc_status = grpc.StatusCode.CANCELLED
+    grpc_status = _Status("CANCELLED")
 
 
 # Where an OSError happened -> (its error class, the class when the volume is full).
@@ -255,14 +268,14 @@ def error_class(name: str) -> type[RagBackupError]:
     return RagBackupError
 
 
-_STATUS_FALLBACK = {
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.INVALID_ARGUMENT: UsageError,
-    grpc.StatusCode.CANCELLED: Cancelled,
-    grpc.StatusCode.DATA_LOSS: IntegrityError,
-    grpc.StatusCode.UNAUTHENTICATED: Unavailable,
+_STATUS_FALLBACK = {  # by grpc.StatusCode name
+    "UNAVAILABLE": Unavailable,
+    "DEADLINE_EXCEEDED": Unavailable,
+    "NOT_FOUND": NotFound,
+    "INVALID_ARGUMENT": UsageError,
+    "CANCELLED": Cancelled,
+    "DATA_LOSS": IntegrityError,
+    "UNAUTHENTICATED": Unavailable,
 }
 
 
@@ -280,7 +293,7 @@ def translate_rpc_error(err: grpc.RpcError, peer: str) -> RagBackupError:
     if kind and (cls is not RagBackupError or kind == RagBackupError.__name__):
         return cls(details, data)
     # No kind, or one this process has not loaded (e.g. wire.MalformedMessage): the status tells the class.
-    cls = _STATUS_FALLBACK.get(code, RagBackupError)
+    cls = _STATUS_FALLBACK.get(getattr(code, "name", ""), RagBackupError)
     if cls is Unavailable:
         return Unavailable(f"{peer}: {details}")
     return cls(f"{peer}: {details}")

@@ -12,6 +12,7 @@ import io
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
@@ -131,3 +132,11 @@ def test_a_workers_failure_line_becomes_its_exception(line, kind):
 @pytest.mark.parametrize("report", ["", "Traceback (most recent call last):", "[1, 2]", '{"kind": "os"}'])
 def test_anything_else_on_stderr_is_no_failure_line(report):
     assert rebuild_worker._parse_failure(report) is None
+
+
+def test_the_worker_loads_neither_grpc_nor_protobuf():
+    """Its memory is the rebuild's: the typed errors it raises name their gRPC status without loading gRPC."""
+    probe = ("import sys, ragbackup.agent.rebuild_worker; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'google')))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
