@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import types
+from pathlib import Path
 
 from ragbackup import entry_parts
 from ragbackup.repo import rdb, rdb_layout
@@ -13,19 +13,15 @@ from ragbackup.repo.ids import chunk_id
 from ragbackup.agent import cache
 from ragbackup.agent.cache import CacheReader
 from ragbackup.agent.capture import pipeline
-from fixtures.capture_events import KEY, cached_capture, capture_all
+from fixtures.capture_events import KEY, cached_capture, capture_all, saved_rdb
 
 
 def test_rdb_by_record_only_when_the_layout_is_named(redis_server, tmp_path, monkeypatch, caplog):
     c = redis_server.client()
     for i in range(3000):
         c.set(f"key:{i}", f"value {i} " * 10)
-    c.save()
-    with open(os.path.join(redis_server.data_dir, "dump.rdb"), "rb") as f:
-        data = f.read()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "dump.rdb").write_bytes(data)
+    root, data = saved_rdb(redis_server, tmp_path)
+    root = Path(root)
     unknown = data[:rdb.HEADER_LEN] + bytes([rdb.OP_MODULE_AUX]) + data[rdb.HEADER_LEN:]
     (root / "module.rdb").write_bytes(unknown)
 
@@ -54,13 +50,20 @@ def _rdb_root(redis_server, tmp_path) -> tuple[str, bytes]:
     c = redis_server.client()
     for i in range(2000):
         c.set(f"key:{i}", f"value {i} " * 10)
-    c.save()
-    with open(os.path.join(redis_server.data_dir, "dump.rdb"), "rb") as f:
-        data = f.read()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "dump.rdb").write_bytes(data)
-    return str(root), data
+    return saved_rdb(redis_server, tmp_path)
+
+
+def _restored(e, stored: dict[bytes, bytes], out) -> bytes:
+    """The bytes TreeWriter restores into `out` for entry `e` (dump.rdb) from its `stored` chunks."""
+    from ragbackup.agent import restore
+    from ragbackup.v1 import common_pb2
+
+    writer = restore.TreeWriter(str(out), KEY)
+    wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
+                            layout=e.layout, chunk_ids=b"".join(e.chunks))
+    writer.write(wire, lambda cid: stored[cid])
+    writer.finish()
+    return (out / "dump.rdb").read_bytes()
 
 
 def test_an_unchanged_rdb_is_reused_from_the_cache_with_its_layout(redis_server, tmp_path):
@@ -123,7 +126,6 @@ def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_te
     so the agent has its rebuild worker spool in the tree it writes (an unlinked file) and the file
     restores byte-identical. (That the worker spools where it is told: tests/unit/agent/test_rebuild_worker.py.)"""
     from ragbackup.agent import restore
-    from ragbackup.v1 import common_pb2
 
     root, data = _rdb_root(redis_server, tmp_path)
     entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
@@ -137,12 +139,7 @@ def test_a_restored_rdb_spools_its_records_on_the_targets_disk_not_the_system_te
     monkeypatch.setattr(restore, "rebuild_apart", noting)
     monkeypatch.setattr(restore, "REBUILD_APART_FROM", len(data))  # this one by the worker
     out = tmp_path / "out"
-    writer = restore.TreeWriter(str(out), KEY)
-    wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
-                            layout=e.layout, chunk_ids=b"".join(e.chunks))
-    writer.write(wire, lambda cid: stored[cid])
-    writer.finish()
-    assert (out / "dump.rdb").read_bytes() == data
+    assert _restored(e, stored, out) == data
     assert dirs == [str(out)]
 
 
@@ -182,7 +179,6 @@ def test_a_long_id_list_waits_in_the_scratch_dir_not_in_memory_through_capture_a
 def test_an_rdb_below_the_workers_size_is_rebuilt_in_the_agent(redis_server, tmp_path, monkeypatch):
     """A small RDB (one of many in a paths component) is not worth a process: rebuilt in place, same bytes."""
     from ragbackup.agent import restore
-    from ragbackup.v1 import common_pb2
 
     root, data = _rdb_root(redis_server, tmp_path)
     entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
@@ -190,10 +186,4 @@ def test_an_rdb_below_the_workers_size_is_rebuilt_in_the_agent(redis_server, tmp
     apart = []
     monkeypatch.setattr(restore, "rebuild_apart", lambda chunks, spool_dir: apart.append(spool_dir))
     monkeypatch.setattr(restore, "REBUILD_APART_FROM", len(data) + 1)
-    out = tmp_path / "out"
-    writer = restore.TreeWriter(str(out), KEY)
-    wire = common_pb2.Entry(path=b"dump.rdb", type=common_pb2.ENTRY_TYPE_FILE, size=e.size, mode=0o600,
-                            layout=e.layout, chunk_ids=b"".join(e.chunks))
-    writer.write(wire, lambda cid: stored[cid])
-    writer.finish()
-    assert (out / "dump.rdb").read_bytes() == data and apart == []
+    assert _restored(e, stored, tmp_path / "out") == data and apart == []

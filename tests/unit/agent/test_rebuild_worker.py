@@ -19,7 +19,7 @@ import pytest
 from ragbackup import errors
 from ragbackup.agent import rebuild_worker
 from ragbackup.repo import rdb_layout
-from fixtures.capture_events import capture_all
+from fixtures.capture_events import capture_all, saved_rdb
 
 
 @pytest.fixture
@@ -30,13 +30,8 @@ def dump(redis_server, tmp_path) -> tuple[list[bytes], bytes]:
         c.set(f"key:{i}", f"value {i} " * 8)
     for i in range(300):
         c.sadd(f"set:{i}", *[f"m-{j}-{i}" for j in range(150)])
-    c.save()
-    with open(os.path.join(redis_server.data_dir, "dump.rdb"), "rb") as f:
-        data = f.read()
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "dump.rdb").write_bytes(data)
-    entries, stored = capture_all(str(root), (rdb_layout.LAYOUT,))
+    root, data = saved_rdb(redis_server, tmp_path)
+    entries, stored = capture_all(root, (rdb_layout.LAYOUT,))
     e = entries[b"dump.rdb"]
     assert e.layout == rdb_layout.LAYOUT
     return [stored[cid] for cid in e.chunks], data
