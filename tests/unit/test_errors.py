@@ -40,3 +40,16 @@ def test_area_of_picks_the_deepest_root():
     assert area_of("/var/lib/rag", areas) == "state_dir"
     assert area_of("/var/lib/ragged/x", areas) is None
     assert area_of(None, areas) is None
+
+
+def test_every_error_class_names_a_real_grpc_status():
+    """Each class names its status (looked up when read, so processes that never speak gRPC do not load it)."""
+    import grpc
+
+    classes = [errors.RagBackupError, *errors._all_subclasses(errors.RagBackupError)]
+    assert len(classes) > 15
+    for cls in classes:
+        assert isinstance(cls.grpc_status, grpc.StatusCode), cls
+        assert cls("x").grpc_status is cls.grpc_status
+    assert errors.IntegrityError.grpc_status is grpc.StatusCode.DATA_LOSS
+    assert errors.StateNoSpace.grpc_status is grpc.StatusCode.RESOURCE_EXHAUSTED
