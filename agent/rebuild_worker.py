@@ -48,8 +48,10 @@ def rebuild_apart(chunks: Iterable[bytes | memoryview], spool_dir: str) -> Itera
 
     Closing the generator early (a cancelled restore) kills the worker.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "ragbackup.agent.rebuild_worker", spool_dir],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # cwd "/": `-m` puts the working directory first on the worker's sys.path, and a `ragbackup`
+    # directory there (the agent started by hand in a checkout or a restored tree) would run instead.
+    proc = subprocess.Popen([sys.executable, "-m", "ragbackup.agent.rebuild_worker", os.path.abspath(spool_dir)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
     try:
         _widen(proc.stdin.fileno())
         _widen(proc.stdout.fileno())

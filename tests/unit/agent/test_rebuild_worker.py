@@ -135,3 +135,16 @@ def test_the_worker_loads_neither_grpc_nor_protobuf():
              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'google')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_ragbackup_package_in_the_agents_working_dir_does_not_run_in_the_worker(dump, tmp_path, monkeypatch):
+    """The worker starts in "/": a `ragbackup` directory where the agent runs is never imported."""
+    chunks, data = dump
+    planted = tmp_path / "cwd" / "ragbackup"
+    planted.mkdir(parents=True)
+    (planted / "__init__.py").write_text("raise SystemExit('planted package imported')\n")
+    (planted.parent / "spool").mkdir()
+    monkeypatch.chdir(planted.parent)
+
+    # a relative spool dir is still the agent's: resolved before the worker starts elsewhere
+    assert b"".join(rebuild_worker.rebuild_apart(iter(chunks), "spool")) == data
