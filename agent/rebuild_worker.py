@@ -17,7 +17,8 @@ length and the bytes, then closes it; the worker writes the rebuilt file to its 
 rebuild reads all of its chunks before it gives its first byte, so the agent writes
 everything, then reads: neither side waits on the other's full pipe. A worker that fails
 writes one JSON line to stderr ({"kind": "integrity"|"os"|"other", "message", "errno",
-"filename"}) and exits 1.
+"filename"}) and exits 1; its stderr goes to an unlinked file in the spool dir, read once it
+has ended.
 """
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from typing import BinaryIO, Iterable, Iterator
 
 from ragbackup import errors
+from ragbackup.direct import write_all
 from ragbackup.repo import rdb_layout
 
 PIPE_BYTES = 1024 * 1024  # each pipe's capacity (Linux's default ceiling for an unprivileged process)
@@ -50,8 +53,16 @@ def rebuild_apart(chunks: Iterable[bytes | memoryview], spool_dir: str) -> Itera
     """
     # cwd "/": `-m` puts the working directory first on the worker's sys.path, and a `ragbackup`
     # directory there (the agent started by hand in a checkout or a restored tree) would run instead.
-    proc = subprocess.Popen([sys.executable, "-m", "ragbackup.agent.rebuild_worker", os.path.abspath(spool_dir)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    # stderr to a file, read once the worker has ended: a pipe it filled (a long traceback) while the
+    # agent waited on stdout would stop both.
+    spool_dir = os.path.abspath(spool_dir)
+    with tempfile.TemporaryFile(dir=spool_dir) as said:
+        yield from _run(spool_dir, chunks, said)
+
+
+def _run(spool_dir: str, chunks: Iterable[bytes | memoryview], said: BinaryIO) -> Iterator[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "ragbackup.agent.rebuild_worker", spool_dir],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=said, cwd="/")
     try:
         _widen(proc.stdin.fileno())
         _widen(proc.stdout.fileno())
@@ -60,12 +71,12 @@ def rebuild_apart(chunks: Iterable[bytes | memoryview], spool_dir: str) -> Itera
         out = proc.stdout.fileno()
         while data := os.read(out, READ_BYTES):
             yield data
-        _finish(proc)
+        _finish(proc, said)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        for f in (proc.stdin, proc.stdout, proc.stderr):
+        for f in (proc.stdin, proc.stdout):
             f.close()
 
 
@@ -86,23 +97,18 @@ def _feed(fd: int, chunks: Iterable[bytes | memoryview]) -> None:
             buf += len(c).to_bytes(_LENGTH, "little")
             buf += c
             if len(buf) >= FEED_BATCH:
-                _write_all(fd, buf)
+                write_all(fd, buf)
                 buf.clear()
-        _write_all(fd, buf)
+        write_all(fd, buf)
     except BrokenPipeError:
         return
 
 
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _finish(proc: subprocess.Popen) -> None:
-    """Raise what the ended worker reported, if it failed."""
+def _finish(proc: subprocess.Popen, said: BinaryIO) -> None:
+    """Raise what the ended worker reported (`said`: its stderr), if it failed."""
     rc = proc.wait()
-    report = proc.stderr.read().decode(errors="replace").strip()
+    said.seek(0)
+    report = said.read().decode(errors="replace").strip()
     if rc == 0:
         return
     failure = _parse_failure(report)
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open(0, "rb", buffering=PIPE_BYTES, closefd=False) as src:
             for piece in rdb_layout.rebuild(frames(src), args[0]):
-                _write_all(1, piece)
+                write_all(1, piece)
     except Exception as exc:  # noqa: BLE001 - reported to the agent, which raises it as its own
         sys.stderr.write(_failure_line(exc) + "\n")
         return 1

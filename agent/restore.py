@@ -142,12 +142,6 @@ def sync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
 # Consecutive chunks of a file are written with one writev(2) of up to this many
 # bytes or WRITE_BUFFERS buffers: a database restores as thousands of 16 KiB pages.
 WRITE_BYTES = 1024 * 1024
@@ -196,7 +190,7 @@ def _write_vector(fd: int, bufs: list[bytes | memoryview]) -> None:
         if done >= len(buf):
             done -= len(buf)
             continue
-        _write_all(fd, memoryview(buf)[done:])
+        direct.write_all(fd, memoryview(buf)[done:])
         done = 0
 
 

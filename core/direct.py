@@ -46,6 +46,13 @@ def enable(fd: int) -> bool:
     return True
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """write(2) `data` to `fd` (a file through the page cache, or a pipe) until all of it is written."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def disable(fd: int) -> None:
     """Switch an open file back to writes through the page cache."""
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)

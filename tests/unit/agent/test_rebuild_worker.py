@@ -148,3 +148,15 @@ def test_a_ragbackup_package_in_the_agents_working_dir_does_not_run_in_the_worke
 
     # a relative spool dir is still the agent's: resolved before the worker starts elsewhere
     assert b"".join(rebuild_worker.rebuild_apart(iter(chunks), "spool")) == data
+
+
+def test_a_worker_saying_more_than_a_pipe_holds_is_heard_not_waited_for(monkeypatch, tmp_path):
+    """A worker that writes 1 MiB to stderr before it fails (a long traceback, warnings) still ends
+    and is reported: its stderr goes to a file, not a pipe it could fill while the agent reads its stdout."""
+    loud = "import sys; sys.stderr.write('w' * (1 << 20) + '\\n'); sys.exit(3)"
+    real = subprocess.Popen
+    monkeypatch.setattr(rebuild_worker.subprocess, "Popen",
+                        lambda argv, **kw: real([sys.executable, "-c", loud], **kw))
+
+    with pytest.raises(rebuild_worker.WorkerFailed, match="exit 3: w+"):
+        b"".join(rebuild_worker.rebuild_apart(iter([b"x" * 100]), str(tmp_path)))
