@@ -88,7 +88,7 @@ def set_view(ctl: Controller, name: str, sid: str) -> str:
     if view not in ctl.tier_catalogs:
         base = os.path.join(ctl.state_dir, "archive", name, sid)
         os.makedirs(base, mode=0o750, exist_ok=True)
-        storage = PackCache(retrying(archive.set_storage(ctl.cfg.tiers[name], sid)), os.path.join(base, "packs"))
+        storage = PackCache(retrying(archive.set_storage(ctl.cfg.tiers[name], sid)))
         ctl.repositories.add_view(view, storage, os.path.join(base, "cache"))
         ctl.tier_catalogs[view] = Catalog(os.path.join(base, "catalog.sqlite"))
     return view

@@ -30,7 +30,7 @@ from ragbackup.repo.packs import BLOB_DATA
 from ragbackup.repo.repository import Repository
 from ragbackup.repo.snapshots import allocate_id
 from ragbackup.repo.tree import RDB_RECORDS, Entry, SpilledIds, check_entry, received_chunk_ids
-from ragbackup.repo.writer import BlobWriter
+from ragbackup.repo.writer import DEFAULT_STREAM, BlobWriter
 from ragbackup.v1 import agent_pb2, common_pb2, controller_pb2
 
 from ragbackup.controller import events, locks
@@ -99,11 +99,12 @@ def reserved_id(ctl: BackupServices, when: datetime.datetime) -> Iterator[str]:
 class _Capture:
     """Controller side of one Capture stream: answers offers, stores chunks, writes the tree."""
 
-    def __init__(self, repo: Repository, writer: BlobWriter, tree_file, may_train: bool = True,
-                 spill: str | None = None):
+    def __init__(self, repo: Repository, writer: BlobWriter, tree_file, may_train: bool = True,  # noqa: PLR0913
+                 spill: str | None = None, stream: str = DEFAULT_STREAM):
         """`spill`: a directory where a split entry's ids are kept (an unlinked file) while its
-        tree line is written and its chunks checked; None keeps them in memory."""
-        self.repo, self.writer, self.tree = repo, writer, tree_file
+        tree line is written and its chunks checked; None keeps them in memory. `stream`: the
+        writer's stream the chunks go to (the component's name: packs of its own)."""
+        self.repo, self.writer, self.tree, self.stream = repo, writer, tree_file, stream
         self.may_train = may_train  # the agent may send one dictionary (it was given none)
         self.wants: queue.SimpleQueue = queue.SimpleQueue()
         self.wanted: set[bytes] = set()
@@ -152,7 +153,7 @@ class _Capture:
                 _check_dictionary(payload, dicts)
             batch.append((c.id, BLOB_DATA, payload, c.compressed, c.raw_size))
             self.received += len(payload)
-        self.writer.add_many(batch)
+        self.writer.add_many(batch, self.stream)
 
     def _entries(self, entries) -> None:
         for pe, ids in self.joiner.feed(entries.entries):
@@ -218,7 +219,7 @@ def capture_component(ctl: BackupServices, job: _Job, cp: ComponentPlan) -> Comp
     cap: _Capture | None = None
     try:
         with errors.locate_os_error(tree_path, "spool the tree to"), os.fdopen(fd, "wb") as tree:
-            cap = _Capture(repo, writer, tree, may_train=not start.dictionary, spill=ctl.staging_dir)
+            cap = _Capture(repo, writer, tree, may_train=not start.dictionary, spill=ctl.staging_dir, stream=cp.name)
             _stream(ctl, job, cap, start)
         if cap.done is None:
             raise errors.AgentUnavailable(f"agent {comp.agent} ended the capture of {cp.name} early")

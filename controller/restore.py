@@ -399,6 +399,8 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
                      + (f" from tier {source}" if source != "primary" else ""))
     apps = ctl.cfg.app_services if not plan.target else ()
     ahead = threading.Event()
+    fetched = getattr(repo.storage, "fetched", None)  # a tier's PackCache: what it downloads, told at the end
+    before = (fetched.packs, fetched.bytes) if fetched else (0, 0)
     if source != "primary" and hasattr(repo.storage, "read_ahead"):  # a tier: its packs fetched ahead
         os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
         ahead = read_ahead_while(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave],
@@ -414,6 +416,9 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
                 control_service(ctl, app.agent, app.service, "start")
     finally:
         ahead.set()
+    if fetched:
+        yield events.log(f"fetched {fetched.packs - before[0]} packs ({(fetched.bytes - before[1]) / 2**20:.1f} MiB) "
+                         f"from tier {source}")
     failed = verification_failed(results)
     if failed:
         raise failed

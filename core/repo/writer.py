@@ -8,6 +8,11 @@ refer to the blobs (docs/FORMAT.md); an index object never names a pack that is
 not stored. A killed job leaves stored packs, and index objects naming only them,
 as garbage for prune, never a snapshot.
 
+Packs are kept apart by stream: each component's data goes to packs of its own, and trees to
+packs of their own (TREE_STREAM), so a restore of one component reads only that component's packs:
+from an offsite tier, where a pack is downloaded whole, each pack is fetched once instead of once
+by every component whose blobs it interleaves (3.1 GB downloaded for a 1.7 GB scale-1 snapshot).
+
 Memory stays flat as the job grows: a pack closes at PACK_BLOBS blobs as well as
 at its size, and the ids of blobs named by an index object already written leave
 the job's own dedup set; the repository's index cache (on disk) answers for them.
@@ -46,6 +51,8 @@ INDEX_PACKS = 16  # packs named by one index object (about 512 MiB of packs)
 # bounds an index object is written at least every 20,000 blobs, and what the job holds
 # per blob (its id in the dedup set, its packed location) is bounded by them.
 PACK_BLOBS = 10_000  # blobs in one pack at most
+DEFAULT_STREAM = ""  # the stream of blobs whose caller names none
+TREE_STREAM = "\x00trees"  # the stream of tree blobs (no component name starts with NUL)
 INDEX_BLOBS = 20_000  # stored blobs that make the upload thread write an index object
 
 
@@ -60,7 +67,7 @@ class BlobWriter:
             os.makedirs(staging_dir, mode=0o750, exist_ok=True)
         self._lock = threading.Lock()
         self._pending: set[bytes] = set()
-        self._pack: PackWriter | None = None
+        self._open: dict[str, PackWriter] = {}  # stream -> its open pack
         self._finished: dict[str, tuple[int, bytes]] = {}  # pack id -> (size, packed locations), not yet indexed
         # _finished is shared with the upload thread under its own lock: a job thread holds
         # _lock while it waits for room in the upload queue.
@@ -120,8 +127,10 @@ class BlobWriter:
         """Seal and append one blob unless already stored; returns True when written."""
         return self.add_many([(blob_id, blob_type, payload, compressed, raw_size)]) == 1
 
-    def add_many(self, blobs: list[tuple[bytes, int, bytes | memoryview, bool, int]]) -> int:
-        """Seal and append each (id, type, payload, compressed, raw size) not already stored; returns how many were.
+    def add_many(self, blobs: list[tuple[bytes, int, bytes | memoryview, bool, int]],
+                 stream: str = DEFAULT_STREAM) -> int:
+        """Seal and append each (id, type, payload, compressed, raw size) not already stored to the open
+        pack of `stream` (a component's name: its own packs); returns how many were written.
 
         Sealing runs outside the lock (AES-GCM releases the GIL); the batch is appended
         under one hold of it.
@@ -136,32 +145,34 @@ class BlobWriter:
                 if bid in self._pending:
                     continue
                 self._pending.add(bid)
-                if self._pack is None:
-                    self._pack = PackWriter(self._staging, self.repo.cipher)
-                self._pack.add(bid, btype, FLAG_ZSTD if compressed else 0, raw_size, data)
+                pack = self._open.get(stream)
+                if pack is None:
+                    pack = self._open[stream] = PackWriter(self._staging, self.repo.cipher)
+                pack.add(bid, btype, FLAG_ZSTD if compressed else 0, raw_size, data)
                 written += 1
                 self.stats.bytes_new_raw += raw_size
                 self.stats.bytes_stored += len(data)
-                if self._pack.size >= self.repo.params.pack_size or self._pack.count >= PACK_BLOBS:
-                    self._finish_pack_locked()
+                if pack.size >= self.repo.params.pack_size or pack.count >= PACK_BLOBS:
+                    self._finish_pack_locked(stream)
             self.stats.blobs_new += written
         return written
 
-    def add_plain(self, data: bytes | memoryview, blob_type: int, compressor: chunking.Compressor) -> bytes:
-        """Hash a plaintext blob (trees), then compress and add it unless stored; returns its id.
+    def add_plain(self, data: bytes | memoryview, blob_type: int, compressor: chunking.Compressor,
+                  stream: str = DEFAULT_STREAM) -> bytes:
+        """Hash a plaintext blob (trees), then compress and add it to `stream` unless stored; returns its id.
 
         A no-change backup's trees are the parent's: hashed, found stored, never compressed."""
         bid = chunk_id(self.repo.id_key, data)
         if not self.has(bid):
             payload, compressed = compressor.compress(data)
-            self.add(bid, blob_type, payload, compressed, len(data))
+            self.add_many([(bid, blob_type, payload, compressed, len(data))], stream)
         return bid
 
     def add_tree(self, lines_path: str) -> list[bytes]:
         """Chunk a JSON-lines tree file into tree blobs; returns their ids in order."""
         compressor = chunking.Compressor(self.repo.params.compression_level)
         with open(lines_path, "rb") as f:
-            return [self.add_plain(bytes(view), BLOB_TREE, compressor)
+            return [self.add_plain(bytes(view), BLOB_TREE, compressor, TREE_STREAM)
                     for view in chunking.cut_stream(self.repo.tree_chunker, f)]
 
     def _forget_indexed_locked(self) -> None:
@@ -178,8 +189,8 @@ class BlobWriter:
                 size, packed = self._finished[pid]
             yield pid, size, unpack_locations(packed, pid)
 
-    def _finish_pack_locked(self) -> None:
-        pack, self._pack = self._pack, None
+    def _finish_pack_locked(self, stream: str) -> None:
+        pack = self._open.pop(stream, None)
         if pack is None or pack.count == 0:
             return
         pack_id, locs = pack.finish()
@@ -247,9 +258,10 @@ class BlobWriter:
     # --- completion -----------------------------------------------------------------
 
     def flush(self) -> None:
-        """Finish the open pack and wait until every pack is stored."""
+        """Finish the open packs and wait until every pack is stored."""
         with self._lock, errors.locate_os_error(self._staging, "write a pack in"):
-            self._finish_pack_locked()
+            for stream in list(self._open):
+                self._finish_pack_locked(stream)
         self._uploads.put(None)
         self._uploader.join()
         self._raise_upload_error()
@@ -266,11 +278,11 @@ class BlobWriter:
         return list(self.index_names)
 
     def abort(self) -> None:
-        """Drop the open pack; packs already stored (and index objects naming them) stay as garbage for prune."""
+        """Drop the open packs; packs already stored (and index objects naming them) stay as garbage for prune."""
         with self._lock:
-            if self._pack is not None:
-                self._pack.abort()
-                self._pack = None
+            for pack in self._open.values():
+                pack.abort()
+            self._open.clear()
         self._uploads.put(None)
         self._uploader.join(timeout=60)
         self.close()

@@ -1,17 +1,25 @@
-"""A Storage wrapper that serves ranged reads of packs from whole-pack downloads kept on local disk.
+"""A Storage wrapper that serves ranged reads of packs from whole-pack downloads held in memory.
 
-In: a remote Storage (an offsite tier's S3 stack) and a cache directory with a byte budget. Out: the
-same Storage contract; `get_range` of a pack (`data/...`) downloads the whole pack once (one GET, the
-transfer S3 serves fastest) and answers from the local copy, least recently used copies evicted past
-the budget. Restores read blobs in the order backups wrote them, so nearly every byte of a pack
-fetched is used; on SeaweedFS a 32 MiB GET ran at ~300 MiB/s where 1 MiB ranged GETs reached ~30.
+In: a remote Storage (an offsite tier's S3 stack) and a byte budget. Out: the same Storage contract;
+`get_range` of a pack (`data/...`) downloads the whole pack once (one GET, the transfer S3 serves
+fastest) and answers from the copy in memory, least recently used copies dropped past the budget.
+Restores read blobs in the order backups wrote them, so nearly every byte of a pack fetched is used;
+on SeaweedFS a 32 MiB GET ran at ~300 MiB/s where 1 MiB ranged GETs reached ~30.
+
+Memory, not a file: a copy written to the local disk cost the restore that disk's bandwidth
+(1.7 GB written beside the 2.5 GB restored at scale 1, flushed by the agent's syncfs when both
+share a filesystem) and the download manager's CPU. The budget holds the packs two restore lanes
+read and READ_AHEAD ahead of each, with room for two more; less made a scale-1 restore fetch
+packs again (100 fetches of 75 packs at 160 MiB), more only raised the controller's peak RSS
+(800 MB at 512 MiB, 490 MB at 256 MiB). It works because a backup writes each component's data
+to packs of its own (repo/writer.py): a restore lane reads its packs once, front to back.
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from concurrent import futures
 from collections.abc import Iterator
 
@@ -20,27 +28,33 @@ from ragbackup.storage.base import ObjectInfo, Storage
 from ragbackup.storage.local import check_range, short_read
 
 PACK_PREFIX = "data/"
-DEFAULT_BUDGET = 2 * 1024 * 1024 * 1024
-READ_AHEAD = 4  # packs downloaded ahead of the reader, at once, when the order of reads is known
+DEFAULT_BUDGET = 256 * 1024 * 1024  # 8 packs of the default 32 MiB
+READ_AHEAD = 2  # packs downloaded ahead of the reader, at once, when the order of reads is known
 
 log = logging.getLogger("ragbackup.storage")
 
 
-class PackCache:
-    """`inner` with its packs' ranged reads answered from local whole-pack copies (at most `budget` bytes)."""
+@dataclass
+class Fetched:
+    """What a PackCache has downloaded so far: packs (a pack read again after eviction counts again), bytes."""
 
-    def __init__(self, inner: Storage, directory: str, budget: int = DEFAULT_BUDGET):
-        self.inner, self.directory, self.budget = inner, directory, budget
-        self._held: OrderedDict[str, int] = OrderedDict()  # key -> bytes, least recently used first
+    packs: int = 0
+    bytes: int = 0
+
+
+class PackCache:
+    """`inner` with its packs' ranged reads answered from whole copies in memory (at most `budget` bytes)."""
+
+    def __init__(self, inner: Storage, budget: int = DEFAULT_BUDGET):
+        self.inner, self.budget = inner, budget
+        self._held: OrderedDict[str, bytes] = OrderedDict()  # key -> the pack, least recently used first
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self._order: dict[str, int] = {}  # read_ahead's keys -> position
         self._keys: list[str] = []
+        self._ahead_done: set[str] = set()  # keys of the order fetched ahead once: not again
         self._pool: futures.ThreadPoolExecutor | None = None
-        with errors.os_boundary("state_dir", "create pack cache", directory):
-            os.makedirs(directory, mode=0o750, exist_ok=True)
-            for name in os.listdir(directory):  # a previous run's copies: not trusted to be whole
-                os.unlink(os.path.join(directory, name))
+        self.fetched = Fetched()
 
     def __repr__(self) -> str:
         return f"PackCache({self.inner!r})"
@@ -48,21 +62,26 @@ class PackCache:
     def describe(self) -> str:
         return self.inner.describe()
 
+    def held_bytes(self) -> int:
+        """Bytes of the packs held now (at most the budget, or one pack when a pack alone exceeds it)."""
+        with self._lock:
+            return sum(map(len, self._held.values()))
+
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         if not key.startswith(PACK_PREFIX):
             return self.inner.get_range(key, offset, length)
         check_range(offset, length)
-        path = self._local(key)
-        with errors.os_boundary("state_dir", "read cached pack", path), open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read(length)
-        if len(data) != length:
-            raise short_read(self.describe(), key, offset, length, len(data))
-        return data
+        pack = self._pack(key)
+        if offset + length > len(pack):
+            raise short_read(self.describe(), key, offset, length, max(0, len(pack) - offset))
+        return pack[offset:offset + length]
 
     def read_ahead(self, keys: list[str], more: bool = False) -> None:
         """The packs about to be read, in order: from now on each read also starts downloading the
         READ_AHEAD packs after it (a failed download is only logged: the read itself retries it).
+        A pack is fetched ahead once per order: one dropped from memory since is fetched again only
+        by a read of it (a pack of trees read by each component would otherwise fetch the packs after
+        it in the order again and again).
 
         `more`: `keys` continue the order given so far (a restore finds its order while it reads;
         keys already in it keep their place) instead of starting a new one. Those of `keys` that
@@ -70,7 +89,7 @@ class PackCache:
         """
         with self._lock:
             if not more:
-                self._keys, self._order = [], {}
+                self._keys, self._order, self._ahead_done = [], {}, set()
             first = len(self._keys)
             for key in keys:
                 if key not in self._order:
@@ -79,6 +98,7 @@ class PackCache:
             if self._pool is None:
                 self._pool = futures.ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="pack-read-ahead")
             pool, now = self._pool, self._keys[first:READ_AHEAD]
+            self._ahead_done.update(now)
         for key in now:
             pool.submit(self._prefetch, key)
 
@@ -87,59 +107,54 @@ class PackCache:
             at = self._order.get(key)
             if at is None or self._pool is None:
                 return
-            todo = [k for k in self._keys[at + 1:at + 1 + READ_AHEAD] if k not in self._held and k not in self._loading]
+            todo = [k for k in self._keys[at + 1:at + 1 + READ_AHEAD]
+                    if k not in self._held and k not in self._loading and k not in self._ahead_done]
+            self._ahead_done.update(todo)
         for k in todo:
             self._pool.submit(self._prefetch, k)
 
     def _prefetch(self, key: str) -> None:
         try:
-            self._local(key, ahead=False)
+            self._pack(key, ahead=False)
         except errors.RagBackupError as exc:
             log.info("read-ahead of %s failed (the restore reads it again): %s", key, exc.message)
 
-    def _local(self, key: str, ahead: bool = True) -> str:
-        """The local copy of pack `key`, downloaded once even when many threads ask at the same time."""
+    def _pack(self, key: str, ahead: bool = True) -> bytes:
+        """Pack `key` whole, downloaded once even when many threads ask at the same time."""
         if ahead:
             self._ahead(key)
-        path = os.path.join(self.directory, key.rsplit("/", 1)[-1])
         with self._lock:
-            if key in self._held:
+            pack = self._held.get(key)
+            if pack is not None:
                 self._held.move_to_end(key)
-                return path
+                return pack
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:
             with self._lock:
-                if key in self._held:
-                    return path
-            tmp = path + ".part"
-            self.inner.get_to_file(key, tmp)
-            os.replace(tmp, path)
+                pack = self._held.get(key)
+                if pack is not None:
+                    return pack
+            pack = self.inner.get(key)
             with self._lock:
-                self._held[key] = os.path.getsize(path)
+                self.fetched.packs += 1
+                self.fetched.bytes += len(pack)
+                self._held[key] = pack
                 self._loading.pop(key, None)
                 self._evict(keep=key)
-        return path
+        return pack
 
     def _evict(self, keep: str) -> None:
-        while sum(self._held.values()) > self.budget and len(self._held) > 1:
-            key = next(iter(self._held))
-            if key == keep:
-                self._held.move_to_end(key)
-                continue
-            self._held.pop(key)
-            self._drop_file(key)
-
-    def _drop_file(self, key: str) -> None:
-        try:
-            os.unlink(os.path.join(self.directory, key.rsplit("/", 1)[-1]))
-        except FileNotFoundError:
-            pass
+        """Drop the least recently used packs, never `keep`, until the rest fit the budget (the lock held)."""
+        total = sum(map(len, self._held.values()))
+        for key in [k for k in self._held if k != keep]:
+            if total <= self.budget:
+                return
+            total -= len(self._held.pop(key))
 
     def _forget(self, keys: list[str]) -> None:
         with self._lock:
             for key in keys:
-                if self._held.pop(key, None) is not None:
-                    self._drop_file(key)
+                self._held.pop(key, None)
 
     # --- the rest of the contract passes through ---------------------------------------
 

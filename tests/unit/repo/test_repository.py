@@ -341,3 +341,21 @@ def test_index_objects_fetched_several_at_once_load_in_order_and_keep_their_outc
     assert list(again.index.damaged_index_files()) == [damaged]
     # the damaged object's packs, and the vanished one's, are described from their own headers
     assert [again.read_blob(i) for i in ids] == data
+
+
+def test_each_stream_fills_packs_of_its_own_and_trees_go_to_theirs(tmp_path):
+    repo = _repo(tmp_path)
+    w = BlobWriter(repo, str(tmp_path / "staging"))
+    comp = chunking.Compressor()
+    ids = {"docs": [], "redis": []}
+    for n in range(4):  # interleaved, as two components' captures run at once
+        for stream in ids:
+            ids[stream].append(w.add_plain(os.urandom(5000 + n), BLOB_DATA, comp, stream))
+    lines = tmp_path / "tree.jsonl"
+    lines.write_bytes(b'{"path": "a"}\n' * 100)
+    trees = w.add_tree(str(lines))
+    w.commit()
+    packs = {name: set(repo.index.pack_of_each(found).values()) for name, found in [*ids.items(), ("trees", trees)]}
+    assert all(len(p) == 1 for p in packs.values()) and w.stats.packs == 3
+    assert len(set.union(*packs.values())) == 3  # docs, redis and the trees each in a pack of their own
+    assert [repo.read_blob(i) for i in ids["docs"]][0] and repo.read_blob(trees[0]).startswith(b'{"path"')

@@ -13,9 +13,9 @@ class Counting(LocalStorage):
         super().__init__(root)
         self.downloads = []
 
-    def get_to_file(self, key, path):
+    def get(self, key):
         self.downloads.append(key)
-        super().get_to_file(key, path)
+        return super().get(key)
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def stores(tmp_path):
     for n in range(3):
         inner.put(f"data/0{n}/pack{n}", bytes([n]) * 1000 + bytes(range(256)))
     inner.put("index/i", b"index-bytes")
-    return inner, PackCache(inner, str(tmp_path / "cache"), budget=2600)
+    return inner, PackCache(inner, budget=2600)
 
 
 def test_ranges_come_from_one_download_per_pack(stores):
@@ -46,21 +46,44 @@ def test_concurrent_readers_share_one_download(stores):
     assert inner.downloads == ["data/01/pack1"]
 
 
-def test_budget_evicts_the_least_recently_used(stores, tmp_path):
+def test_budget_evicts_the_least_recently_used(stores):
     inner, cache = stores
     for n in (0, 1, 0, 2):  # 1256 bytes each, budget 2600: two fit; pack1 is the least recently used
         cache.get_range(f"data/0{n}/pack{n}", 0, 1)
     cache.get_range("data/00/pack0", 0, 1)
     cache.get_range("data/01/pack1", 0, 1)
     assert inner.downloads == ["data/00/pack0", "data/01/pack1", "data/02/pack2", "data/01/pack1"]
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    assert cache.held_bytes() == 2 * 1256
 
 
-def test_delete_drops_the_local_copy(stores, tmp_path):
+def test_delete_drops_the_held_copy(stores):
     inner, cache = stores
     cache.get_range("data/00/pack0", 0, 1)
     cache.delete_many(["data/00/pack0"])
-    assert not list((tmp_path / "cache").iterdir()) and not inner.exists("data/00/pack0")
+    assert cache.held_bytes() == 0 and not inner.exists("data/00/pack0")
+    with pytest.raises(errors.NotFound):
+        cache.get_range("data/00/pack0", 0, 1)  # not answered from a copy of what was deleted
+
+
+def test_a_pack_over_the_budget_is_held_alone(tmp_path):
+    inner = Counting(str(tmp_path / "repo"))
+    inner.put("data/00/big", b"x" * 5000)
+    inner.put("data/01/small", b"y" * 100)
+    cache = PackCache(inner, budget=2600)
+    assert cache.get_range("data/00/big", 4990, 10) == b"x" * 10 and cache.held_bytes() == 5000
+    cache.get_range("data/01/small", 0, 1)
+    assert cache.held_bytes() == 100  # the big one made room for the one read last
+
+
+def test_a_failed_download_is_retried_by_the_next_read(tmp_path):
+    inner = Counting(str(tmp_path / "repo"))
+    with pytest.raises(errors.NotFound):
+        PackCache(inner).get_range("data/00/late", 0, 1)
+    cache = PackCache(inner)
+    with pytest.raises(errors.NotFound):
+        cache.get_range("data/00/late", 0, 1)
+    inner.put("data/00/late", b"here")
+    assert cache.get_range("data/00/late", 0, 4) == b"here" and len(inner.downloads) == 3
 
 
 def test_read_ahead_fetches_the_next_packs_in_read_order(stores):
@@ -90,3 +113,17 @@ def test_an_order_found_while_reading_extends_the_read_ahead(stores, monkeypatch
     cache.read_ahead(["data/01/pack1"])  # a new order: pack1 is its first, fetched at once
     cache._pool.shutdown(wait=True)
     assert cache._keys == ["data/01/pack1"] and inner.downloads[-1] == "data/01/pack1"
+
+
+def test_a_pack_is_fetched_ahead_once_per_order(stores, monkeypatch):
+    inner, _ = stores
+    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
+    cache = PackCache(inner, budget=1300)  # one pack at a time
+    cache.read_ahead(["data/00/pack0", "data/01/pack1", "data/02/pack2"])  # pack0: trees, read by each component
+    for n in (0, 1, 2, 0):  # a second component begins with the trees again
+        cache.get_range(f"data/0{n}/pack{n}", 0, 1)
+        cache._pool.shutdown(wait=True)
+        cache._pool = None
+        cache.read_ahead([], more=True)
+    assert inner.downloads.count("data/01/pack1") == 1  # not fetched again after the second read of pack0
+    assert inner.downloads.count("data/00/pack0") == 2  # read again after it made room: fetched on demand
