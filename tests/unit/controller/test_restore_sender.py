@@ -61,6 +61,7 @@ def test_the_pack_order_comes_in_parts_in_first_read_order_each_pack_once(monkey
     from ragbackup.repo.packs import pack_key
 
     monkeypatch.setattr(restore, "PACK_ORDER_IDS", 4)
+    monkeypatch.setattr(restore, "PACK_ORDER_STRIDE", 1)
     ids = [os.urandom(32) for _ in range(10)]
     where = ["pb", "pb", "pa", "pc", "pa", "pb", "pd", "pd", "pa", "pe"]
     tree_a, tree_b = os.urandom(32), os.urandom(32)
@@ -84,3 +85,23 @@ def test_the_pack_order_comes_in_parts_in_first_read_order_each_pack_once(monkey
                      [pack_key("pc")], []]
     assert max(index.asked) <= 4
     assert spills == ["/staging", "/staging"]  # long id lists read into the staging dir, as the restore's
+
+
+def test_the_pack_order_samples_one_chunk_id_in_a_stride(monkeypatch):
+    from ragbackup.repo.manifest import ComponentManifest, Manifest
+    from ragbackup.repo.packs import pack_key
+
+    monkeypatch.setattr(restore, "PACK_ORDER_STRIDE", 3)
+    ids = [os.urandom(32) for _ in range(9)]
+    where = ["p1", "p1", "p1", "p2", "p2", "p2", "p3", "px", "p3"]  # px: one chunk between samples
+    tree = os.urandom(32)
+    index = _Index({**dict(zip(ids, where)), tree: "pt"})
+
+    class _TreeRepo:
+        def read_tree(self, tree_ids, spill=None):
+            return iter([Entry(b"f", "file", size=1, chunks=ids[:5]), Entry(b"g", "file", size=1, chunks=ids[5:])])
+
+    manifest = Manifest("s", "2026-12-03T00:00:00Z", "full", {"a": ComponentManifest("paths", tree=(tree.hex(),))})
+    parts = list(restore.pack_orders(_TreeRepo(), index, manifest, ["a"]))
+    assert parts == [[pack_key("pt")], [pack_key("p1"), pack_key("p2"), pack_key("p3")]]
+    assert index.asked == [1, 3]  # the tree, then ids 0, 3 and 6 across both files
