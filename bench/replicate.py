@@ -6,7 +6,8 @@ one `weed server` on loopback for every tool: same run, same server). Out: a JSO
 table on stdout): the server's PUT throughput for pack-sized objects (32 MiB, 4 streams, as the
 tier's max_concurrency; --put-mib sets the size), rag-backup's replication job (its own record:
 bytes and duration), the runbook's tarballs uploaded with boto3 (`aws s3 sync`'s transfer manager),
-`restic copy` of restic's repository of the same data, and the two restores. Not a timed test.
+`restic copy` of restic's repository of the same data, and the two restores, each started cold
+(`_cold`). Not a timed test.
     .venv/bin/python -m bench.replicate --scale 0.1 --data-dir /var/tmp/ragbench-replicate
 """
 from __future__ import annotations
