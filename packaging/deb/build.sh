@@ -28,6 +28,17 @@ find "$stage$venv/bin" -mindepth 1 ! -name 'python*' ! -name ragctl ! -name 'rag
 grep -rlI "$stage" "$stage$venv" | xargs -r sed -i "s#$stage##g"
 find "$stage$venv" -name __pycache__ -type d -prune -exec rm -rf {} +
 find "$stage$venv" -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true
+# bundled data compressed with gzip (botocore's service models) keeps its build time in each header
+# (lintian: package-contains-timestamped-gzip): zeroed, as gzip -n writes it, so the package is reproducible
+find "$stage$venv" -name '*.gz' -type f -print0 | xargs -0 -r "$py" -c '
+import sys
+for path in sys.argv[1:]:
+    with open(path, "r+b") as f:
+        head = f.read(10)  # magic, method, flags, mtime (4 bytes), xfl, os; no header CRC when flag 2 is off
+        if len(head) == 10 and head[:2] == b"\x1f\x8b" and not head[3] & 2 and head[4:8] != bytes(4):
+            f.seek(4)
+            f.write(bytes(4))
+'
 
 # 2. commands on PATH, units, example configs, docs
 install -d -m 0755 "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/rag-backup" \

@@ -5,13 +5,15 @@ redis-server backed up here. Out: each snapshot restores from DR alone and from 
 local repository and the controller's state deleted, files byte for byte and the Redis RDB loading
 into a fresh redis-server with exactly the dataset it was taken from; an S3 outage (SIGSTOP, SIGKILL) never fails a backup, is reported within
 a bound and ends with a catch-up nobody starts; a controller killed mid-replication resumes; a
-snapshot forgotten locally restores from S3, one forgotten on a tier is never copied back.
+snapshot forgotten locally restores from S3, one forgotten on a tier is never copied back; one
+component restored from a tier fetches only its own packs.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from typing import Iterator
@@ -237,6 +239,37 @@ def test_s3_outage_never_fails_a_backup_and_the_catch_up_needs_no_one(tier_serve
         assert sid in _snapshot_ids(st, "--tier", "s3")
         jobs = _json(st, "jobs", "--kind", "replicate")
         assert any(j["result"] == "interrupted" for j in jobs), jobs
+
+
+def _random_files(root: str, count: int, size: int) -> None:
+    os.makedirs(root)
+    for i in range(count):
+        with open(os.path.join(root, f"f{i}.bin"), "wb") as f:
+            f.write(os.urandom(size))
+
+
+def test_one_component_from_a_tier_fetches_only_its_own_packs(tier_servers, tmp_path):
+    a, _ = tier_servers
+    big, small = str(tmp_path / "big"), str(tmp_path / "small")
+    _random_files(big, 12, 1_000_000)  # 12 MB: three packs of 4 MiB
+    _random_files(small, 40, 10_000)  # 400 kB, captured at the same time as big
+    work = tmp_path / "stack"
+    with _stack(work, {"big": big, "small": small}, tier_toml(work, {"s3": {}}, {"s3": a})) as st:
+        backup(st)
+        _drained(st)
+        small_state = tree_state(small)
+        st.stop_process("controller")  # the site is lost: a new state, no local repository
+        shutil.rmtree(st.state_dir)
+        shutil.rmtree(st.repo_dir)
+        st.start_controller()
+        target = str(tmp_path / "restored")
+        cp = st.ragctl("restore", "latest", "--components", "small", "--from", "s3", "--target", target, check=False)
+        assert cp.returncode == 0, ragctl_output(cp)
+        assert_same_tree(small_state, os.path.join(target, "small"), "small from s3")
+        fetched = re.search(r"fetched (\d+) packs \(([\d.]+) MiB\) from tier s3", cp.stdout + cp.stderr)
+        assert fetched, ragctl_output(cp)
+        # small's own pack and the trees' pack: none of big's 12 MB, which a shared pack would have carried
+        assert int(fetched[1]) <= 2 and float(fetched[2]) < 1.0, fetched[0]
 
 
 # --------------------------------------------------------------------------- retention per tier
