@@ -10,6 +10,7 @@ another. Next: archive_thaw.py makes a set's packs readable again before a resto
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import shutil
@@ -19,9 +20,8 @@ from ragbackup import errors
 from ragbackup.clock import Clock
 from ragbackup.config import TierConfig
 from ragbackup.repo.crypto import Unlocker
-from ragbackup.repo.refs import RefSet, add_snapshot
 from ragbackup.repo.repository import Repository
-from ragbackup.repo.writer import BlobWriter
+from ragbackup.repo.writer import TREE_STREAM, BlobWriter
 from ragbackup.storage import S3Settings, retrying
 from ragbackup.storage.base import Storage
 from ragbackup.storage.versions import ObjectLock, VersionedS3Storage
@@ -32,6 +32,7 @@ log = logging.getLogger("ragbackup.controller")
 SETS = "sets/"
 SNAPSHOTS = "snapshots/"
 _COPIED_AS_IS = ("config", "keys/", "dicts/")  # what a set needs besides packs, index and the snapshot
+COPY_IDS = 2000  # chunk ids of a component read and added to a set at once
 
 
 def tier_settings(tier: TierConfig, below: str = "") -> S3Settings:
@@ -127,22 +128,31 @@ def write_set(source: Repository, unlocker: Unlocker, sid: str, target: Storage,
 
 
 def _copy_blobs(source: Repository, repo: Repository, manifest: dict, work_dir: str, stats: SetStats) -> None:
-    """Every tree and chunk blob of the snapshot, read from `source` and re-packed into `repo`."""
-    refs = RefSet(os.path.join(work_dir, "refs.sqlite"))
+    """Every tree and chunk blob of the snapshot, read from `source` and re-packed into `repo` in the order a
+    restore reads them: each component's trees, then its files' chunks, in packs of the component's own (as
+    backups write them, repo/writer.py), so a restore from the set reads each pack once, front to back."""
     writer = BlobWriter(repo, os.path.join(work_dir, "packs"))
     try:
-        add_snapshot(source, refs, manifest)
-        for batch in refs.ids():
-            blobs = [(loc.id, loc.type, payload, loc.compressed, loc.raw_length)
-                     for payload, loc in source.read_payloads(batch)]
-            stats.blobs += writer.add_many(blobs)
+        for name, comp in manifest["components"].items():
+            trees = [bytes.fromhex(t) for t in comp["tree"]]
+            stats.blobs += _copy_ids(source, writer, trees, TREE_STREAM)
+            chunks = (c for e in source.read_tree(trees, work_dir) for c in e.chunks)
+            while batch := list(itertools.islice(chunks, COPY_IDS)):
+                stats.blobs += _copy_ids(source, writer, batch, name)
         writer.commit()
     except BaseException:
         writer.abort()
         raise
-    finally:
-        refs.close()
     stats.bytes_stored, stats.packs = writer.stats.bytes_stored, writer.stats.packs
+
+
+def _copy_ids(source: Repository, writer: BlobWriter, ids: list[bytes], stream: str) -> int:
+    """The blobs of `ids` the set does not hold yet, read from `source` and added to `stream`; returns how many."""
+    wanted = list(dict.fromkeys(ids[i] for i in writer.missing(ids)))
+    if not wanted:
+        return 0
+    return writer.add_many([(loc.id, loc.type, payload, loc.compressed, loc.raw_length)
+                            for payload, loc in source.read_payloads(wanted)], stream)
 
 
 def open_set(tier: TierConfig, sid: str, unlocker: Unlocker, cache_dir: str) -> Repository:

@@ -135,3 +135,37 @@ def test_thaw_gives_up_after_the_configured_wait_naming_what_is_left(moto_s3, pr
     with pytest.raises(errors.StorageUnavailable, match=r"still being restored .* after 2:00:00"):
         archive_thaw.thaw(storage, tier.archive, clock, sleep, lambda *a: None)
     assert sleep.calls == 120  # one poll a minute for two hours
+
+
+def test_a_set_is_packed_in_restore_order_each_component_in_packs_of_its_own(moto_s3, primary, tmp_path):
+    w = BlobWriter(primary, str(tmp_path / "staging"))
+    comp = chunking.Compressor()
+    data = {name: [os.urandom(20_000) for _ in range(8)] for name in ("docs", "redis")}
+    ids: dict[str, list[bytes]] = {name: [] for name in data}
+    for i in range(8):  # interleaved in the primary's packs
+        for name in data:
+            ids[name].append(w.add_plain(data[name][i], BLOB_DATA, comp))
+    comps = {}
+    for name in data:
+        lines = tmp_path / f"tree-{name}"
+        lines.write_bytes(b"".join(encode_lines([Entry(path=b"f", type="file", size=160_000, chunks=ids[name])])))
+        comps[name] = {"kind": "paths", "tree": [t.hex() for t in w.add_tree(str(lines))], "stats": {}}
+    w.commit()
+    w.close()
+    sid = "rag-system-backup-20261101_020000"
+    primary.save_snapshot({"version": 1, "id": sid, "time": "2026-11-01T02:00:00Z", "kind": "full",
+                           "components": comps})
+    tier = _tier(moto_s3, moto_s3.make_bucket("order"))
+    archive.write_set(primary, PASS, sid, archive.set_storage(tier, sid), str(tmp_path / "work"))
+
+    repo = archive.open_set(tier, sid, PASS, str(tmp_path / "set-cache"))
+    packs = set()
+    for name in data:
+        found = repo.index.lookup_many(ids[name])
+        locs = [found[i] for i in ids[name]]
+        assert len({loc.pack for loc in locs}) == 1, name  # 160 kB: one pack of its own (256 KiB packs)
+        assert [loc.offset for loc in locs] == sorted(loc.offset for loc in locs), name  # in the file's order
+        packs.add(locs[0].pack)
+        assert b"".join(repo.read_blob(c) for c in ids[name]) == b"".join(data[name])
+    assert len(packs) == 2
+    repo.close()
