@@ -338,8 +338,9 @@ def pack_orders(repo: Repository, index: IndexCache, manifest: Manifest, compone
                 spill: str | None = None) -> Iterator[list[str]]:
     """The storage keys of the packs a restore of `components` reads, in the order it first reads them,
     a batch at a time as they are found (each key once): the packs of a component's trees, then those
-    of every PACK_ORDER_IDS chunk ids of its files sampled one in PACK_ORDER_STRIDE. `index`: the repository's cache, or a reader of it.
-    `spill`: a directory for a tree's long id lists while read (as the restore's own read)."""
+    of every PACK_ORDER_IDS chunk ids of its files, sampled one in PACK_ORDER_STRIDE. `index`: the
+    repository's cache, or a reader of it. `spill`: a directory for a tree's long id lists while read
+    (as the restore's own read)."""
     seen: set[str] = set()
 
     def new(packs: Iterable[str]) -> list[str]:

@@ -11,7 +11,8 @@ as garbage for prune, never a snapshot.
 Packs are kept apart by stream: each component's data goes to packs of its own, and trees to
 packs of their own (TREE_STREAM), so a restore of one component reads only that component's packs:
 from an offsite tier, where a pack is downloaded whole, each pack is fetched once instead of once
-by every component whose blobs it interleaves (3.1 GB downloaded for a 1.7 GB scale-1 snapshot).
+by every component whose blobs it interleaves (a scale-1 snapshot's 58 shared packs, 1.6 GB, took
+178 fetches, 5.4 GB, with 512 MiB of packs held in memory; docs/DESIGN.md).
 
 Memory stays flat as the job grows: a pack closes at PACK_BLOBS blobs as well as
 at its size, and the ids of blobs named by an index object already written leave
