@@ -102,7 +102,7 @@ class _Usage:
 
     def packs(self) -> Iterator[PackUse]:
         q = ("SELECT p.id, p.size, count(b.id), count(x.id), coalesce(sum(b.length), 0), coalesce(sum(CASE WHEN x.id IS NOT NULL "
-             "THEN b.length END), 0) FROM packs p LEFT JOIN blobs b ON b.pack = p.id "
+             "THEN b.length END), 0) FROM packs p LEFT JOIN blobs b ON b.pack_num = p.num "
              "LEFT JOIN r.refs x ON x.id = b.id GROUP BY p.id")
         for row in self._db.execute(q):
             yield PackUse(*row)
@@ -110,7 +110,7 @@ class _Usage:
     def blobs(self, pack: str) -> list[tuple[BlobLocation, bool]]:
         """Every indexed blob of `pack`, with whether a snapshot references it, in pack order."""
         q = ("SELECT b.id, b.type, b.flags, b.offset, b.length, b.raw_length, x.id IS NOT NULL FROM blobs b "
-             "LEFT JOIN r.refs x ON x.id = b.id WHERE b.pack = ? ORDER BY b.offset")
+             "LEFT JOIN r.refs x ON x.id = b.id WHERE b.pack_num = (SELECT num FROM packs WHERE id = ?) ORDER BY b.offset")
         return [(BlobLocation(*r[:6], pack), bool(r[6])) for r in self._db.execute(q, (pack,))]
 
     def close(self) -> None:
