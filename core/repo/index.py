@@ -266,7 +266,9 @@ class IndexCache:
         for pid, size, blobs in packs:
             self._db.execute(_PUT_PACK, (pid, size, name))
             num = self._db.execute(_PACK_NUM, (pid,)).fetchone()[0]
-            rows.extend((b.id, num, b.type, b.flags, b.offset, b.length, b.raw_length) for b in blobs)
+            if blobs:  # BlobLocation's columns, rearranged in C: ids, the number, then type .. raw_length
+                ids, *rest = zip(*blobs)
+                rows.extend(zip(ids, itertools.repeat(num), *rest[:5]))
         rows.sort(key=_ROW_ID)
         return rows
 
