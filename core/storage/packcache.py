@@ -13,11 +13,16 @@ read and READ_AHEAD ahead of each, with room for two more; less made a scale-1 r
 packs again (100 fetches of 75 packs at 160 MiB), more only raised the controller's peak RSS
 (800 MB at 512 MiB, 490 MB at 256 MiB). It works because a backup writes each component's data
 to packs of its own (repo/writer.py): a restore lane reads its packs once, front to back.
+
+Held only while they are read: IDLE_RELEASE seconds after the last read, every copy is dropped, so
+a controller that restored from a tier does not keep its budget's worth of packs until the next job
+(docs/OFFSITE.md, "The controller's memory after a restore from a tier").
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from concurrent import futures
@@ -30,6 +35,7 @@ from ragbackup.storage.local import check_range, short_read
 PACK_PREFIX = "data/"
 DEFAULT_BUDGET = 256 * 1024 * 1024  # 8 packs of the default 32 MiB
 READ_AHEAD = 2  # packs downloaded ahead of the reader, at once, when the order of reads is known
+IDLE_RELEASE = 20.0  # seconds without a read of a pack after which the copies held are dropped
 
 log = logging.getLogger("ragbackup.storage")
 
@@ -45,8 +51,10 @@ class Fetched:
 class PackCache:
     """`inner` with its packs' ranged reads answered from whole copies in memory (at most `budget` bytes)."""
 
-    def __init__(self, inner: Storage, budget: int = DEFAULT_BUDGET):
-        self.inner, self.budget = inner, budget
+    def __init__(self, inner: Storage, budget: int = DEFAULT_BUDGET, idle_release: float = IDLE_RELEASE):
+        self.inner, self.budget, self.idle_release = inner, budget, idle_release
+        self._last_read = time.monotonic()
+        self._release_timer: threading.Timer | None = None
         self._held: OrderedDict[str, bytes] = OrderedDict()  # key -> the pack, least recently used first
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
@@ -71,6 +79,7 @@ class PackCache:
         if not key.startswith(PACK_PREFIX):
             return self.inner.get_range(key, offset, length)
         check_range(offset, length)
+        self._last_read = time.monotonic()
         pack = self._pack(key)
         if offset + length > len(pack):
             raise short_read(self.describe(), key, offset, length, max(0, len(pack) - offset))
@@ -134,14 +143,39 @@ class PackCache:
                 pack = self._held.get(key)
                 if pack is not None:
                     return pack
-            pack = self.inner.get(key)
+            try:
+                pack = self.inner.get(key)
+            except BaseException:
+                with self._lock:  # the next read retries; meanwhile nothing is downloading
+                    self._loading.pop(key, None)
+                raise
             with self._lock:
                 self.fetched.packs += 1
                 self.fetched.bytes += len(pack)
                 self._held[key] = pack
                 self._loading.pop(key, None)
                 self._evict(keep=key)
+                self._release_later(self.idle_release)
         return pack
+
+    def _release_later(self, delay: float) -> None:
+        """Check for idleness `delay` seconds from now, unless a check is already due (the lock held)."""
+        if self._release_timer is None:
+            self._release_timer = threading.Timer(delay, self._release_if_idle)
+            self._release_timer.daemon = True
+            self._release_timer.start()
+
+    def _release_if_idle(self) -> None:
+        """Drop every copy when no pack was read, and none was downloading, for idle_release seconds;
+        else check again when that time has passed since the last read. The read-ahead order stays
+        (a few keys): a pack dropped is fetched again by its read, as after an eviction."""
+        with self._lock:
+            self._release_timer = None
+            idle = time.monotonic() - self._last_read
+            if idle < self.idle_release or self._loading:
+                self._release_later(max(self.idle_release - idle, 0.1 * self.idle_release))
+                return
+            self._held.clear()
 
     def _evict(self, keep: str) -> None:
         """Drop the least recently used packs, never `keep`, until the rest fit the budget (the lock held)."""

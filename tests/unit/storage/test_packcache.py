@@ -1,5 +1,6 @@
 """PackCache: ranged reads of packs come from one whole-pack download each, within a byte budget."""
 import threading
+import time
 
 import pytest
 
@@ -132,3 +133,36 @@ def test_a_pack_is_fetched_ahead_once_per_order(stores, monkeypatch):
         cache.get_range(f"data/0{n}/pack{n}", 0, 1)
     # each read after another pack took the room fetches again; the last read of pack0 does not fetch pack1 ahead
     assert [k[-1] for k in inner.downloads] == ["0", "1", "0", "2", "1", "2", "0"]
+
+
+def test_packs_are_dropped_once_no_read_came_for_the_idle_time(tmp_path):
+    """Copies stay while reads keep coming; idle_release seconds after the last read all are dropped,
+    and a later read downloads its pack again."""
+    inner = Counting(str(tmp_path / "repo"))
+    inner.put("data/00/pack0", bytes(1000))
+    cache = PackCache(inner, idle_release=0.4)
+    cache.get_range("data/00/pack0", 0, 1)
+    for _ in range(4):  # reads every 0.2 s: never idle for 0.4 s
+        time.sleep(0.2)
+        cache.get_range("data/00/pack0", 0, 1)
+    assert cache.held_bytes() == 1000 and inner.downloads == ["data/00/pack0"]
+    deadline = time.monotonic() + 10
+    while cache.held_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache.held_bytes() == 0
+    assert cache.get_range("data/00/pack0", 0, 2) == b"\x00\x00"
+    assert inner.downloads == ["data/00/pack0", "data/00/pack0"]
+
+
+def test_a_failed_download_does_not_keep_the_copies_held(tmp_path):
+    """A download that failed is not counted as one still running: the idle release still comes."""
+    inner = Counting(str(tmp_path / "repo"))
+    inner.put("data/00/pack0", bytes(500))
+    cache = PackCache(inner, idle_release=0.3)
+    cache.get_range("data/00/pack0", 0, 1)
+    with pytest.raises(errors.NotFound):
+        cache.get_range("data/00/missing", 0, 1)
+    deadline = time.monotonic() + 10
+    while cache.held_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache.held_bytes() == 0
