@@ -279,7 +279,8 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
         for arc, m, f in files:
             holes = sparse_holes(m)
             with readable(_where(arc, job.scan)), _copy_for_facts(job, arc, m, holes) as copy:
-                ids, n = _store_file(job, writer, compressor, member_streams(f, holes, m.size), copy)
+                ids, n = _store_file(job, writer, compressor, member_streams(f, holes, m.size),
+                                     job.targets[arc.index].name, copy)
             n += hole_bytes(holes)
             if n != m.size:
                 raise errors.IntegrityError(f"{_where(arc, job.scan)}: {m.name} gave {n} bytes, its header "
@@ -289,7 +290,7 @@ def _store_files(job: _Job, writer: BlobWriter) -> int:
             faults.point("import.mid")
     if job.env is not None:
         arc, path = job.env
-        ids, n = _store_file(job, writer, compressor, [io.BytesIO(job.scan.env.data)])
+        ids, n = _store_file(job, writer, compressor, [io.BytesIO(job.scan.env.data)], job.targets[arc.index].name)
         job.table.set_chunks(arc.index, path, ids)
     job.table.commit()
     if job.table.unstored():
@@ -321,8 +322,10 @@ def _copy_for_facts(job: _Job, arc: Archive, m, holes: list[int]) -> Iterator[ru
         job.copy_failed[arc.index] = copy.error
 
 
-def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: list[IO[bytes]],
-                copy: runbook_facts.FactsCopy | None = None) -> tuple[list[bytes], int]:
+def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: list[IO[bytes]],  # noqa: PLR0913
+                component: str, copy: runbook_facts.FactsCopy | None = None) -> tuple[list[bytes], int]:
+    """(chunk ids, bytes) of one file read from `streams`; its new chunks go to `component`'s own packs
+    (as a backup's do: a restore of one component then reads only its packs)."""
     ids, n = [], 0
     for data in (d for f in streams for d in cut_file(job.repo.chunker, f)):
         _check_cancel(job.cancel)
@@ -331,7 +334,7 @@ def _store_file(job: _Job, writer: BlobWriter, compressor: Compressor, streams: 
         cid = chunk_id(job.repo.id_key, data)
         if writer.missing([cid]):
             payload, compressed = compressor.compress(data)
-            writer.add(cid, BLOB_DATA, payload, compressed, len(data))
+            writer.add_many([(cid, BLOB_DATA, payload, compressed, len(data))], component)
         ids.append(cid)
         n += len(data)
     return ids, n

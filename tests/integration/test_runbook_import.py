@@ -23,6 +23,9 @@ from fixtures.procs import free_port
 from fixtures.stack import write as _write
 from ragbackup import errors
 from ragbackup.controller import runbook_facts
+from ragbackup.repo.crypto import Unlocker
+from ragbackup.repo.repository import Repository
+from ragbackup.storage.local import LocalStorage
 
 TS = "20250102_030000"  # in the file name
 MANIFEST_TS = "20250101_020000"  # in manifest.json: the backup's own time wins
@@ -106,6 +109,34 @@ def test_env_backup_restores_as_the_config_components_env_and_the_time_is_the_ba
     assert oct(env.stat().st_mode & 0o777) == oct(0o600)
     assert (target / "config" / "docker-compose.yml").read_bytes() == b"services: {}\n"
     assert b"sk-live" not in logs(stack).encode() and "sk-live" not in stack.outputs()
+
+
+def test_each_imported_component_is_stored_in_packs_of_its_own(e2e_stack, tmp_path):
+    """An import writes each component's chunks to packs of their own, as a backup does: no pack holds
+    chunks of two components (a restore of one from a tier then fetches only its own packs)."""
+    stack = e2e_stack()
+    stack.declare("documents", "paths", str(tmp_path / "live-docs"))
+    stack.declare("config", "config", str(tmp_path / "live-config"))
+    stack.start()
+    src = tmp_path / "src"
+    for i in range(12):
+        write(str(src / "app" / "documents" / f"d{i}.bin"), os.urandom(40_000), 0o644)
+        write(str(src / "deploy" / f"c{i}.yml"), os.urandom(20_000), 0o644)
+    d = runbook_dir(tmp_path / "out", {"documents": (src / "app", "documents"), "config": (src / "deploy", ".")})
+    sid = stack.ragctl("import", str(outer_tarball(d))).stdout.strip()
+    with open(stack.local.passphrase_file, "rb") as f:
+        repo = Repository.open(LocalStorage(stack.local.repo_dir), Unlocker("passphrase", f.read().strip()),
+                               str(tmp_path / "cache"))
+    try:
+        repo.sync_index()
+        comps, packs = repo.load_snapshot(sid)["components"], {}
+        for name in ("documents", "config"):
+            ids = [c for e in repo.read_tree(bytes.fromhex(t) for t in comps[name]["tree"]) for c in e.chunks]
+            packs[name], absent = repo.index.packs_of(ids)
+            assert len(ids) >= 12 and not absent
+        assert packs["documents"] and packs["config"] and packs["documents"].isdisjoint(packs["config"])
+    finally:
+        repo.close()
 
 
 def test_config_tarball_with_its_own_env_keeps_it(e2e_stack, tmp_path):
