@@ -88,7 +88,8 @@ def set_view(ctl: Controller, name: str, sid: str) -> str:
     if view not in ctl.tier_catalogs:
         base = os.path.join(ctl.state_dir, "archive", name, sid)
         os.makedirs(base, mode=0o750, exist_ok=True)
-        storage = PackCache(retrying(archive.set_storage(ctl.cfg.tiers[name], sid)))
+        tier = ctl.cfg.tiers[name]
+        storage = PackCache(retrying(archive.set_storage(tier, sid)), budget=tier.restore_memory)
         ctl.repositories.add_view(view, storage, os.path.join(base, "cache"))
         ctl.tier_catalogs[view] = Catalog(os.path.join(base, "catalog.sqlite"))
     return view

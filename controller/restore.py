@@ -6,6 +6,7 @@ checked (no absolute paths, no `..`) before it is sent.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -358,13 +359,15 @@ def pack_orders(repo: Repository, index: IndexCache, manifest: Manifest, compone
             yield new(found[cid] for cid in part if cid in found)
 
 
-def read_ahead_while(repo: Repository, manifest: Manifest, components: list[str],
-                     spill: str | None = None) -> threading.Event:
-    """Tell a tier's pack cache the packs a restore of `components` reads, in order, from a thread of
-    its own while the restore runs (finding the order reads every tree: 2 s of a scale-0.5 snapshot,
-    no longer waited for before the first byte is sent). Returns the event that stops it. A failure
-    here is only logged: the restore reads each pack when it needs it."""
-    stop = threading.Event()
+@contextlib.contextmanager
+def reading_ahead(repo: Repository, manifest: Manifest, components: list[str],
+                  spill: str | None = None) -> Iterator[None]:
+    """While the block runs, tell a tier's pack cache the packs a restore of `components` reads, in
+    order, from a thread of its own (finding the order reads every tree: 2 s of a scale-0.5 snapshot,
+    no longer waited for before the first byte is sent). The order is this restore's own: another
+    restore from the tier at the same time keeps its own. When the block ends the thread stops and the
+    cache forgets the order. A failure here is only logged: the restore reads each pack when it needs it."""
+    stop, order = threading.Event(), object()
 
     def feed() -> None:
         more = False
@@ -373,13 +376,17 @@ def read_ahead_while(repo: Repository, manifest: Manifest, components: list[str]
                 for keys in pack_orders(repo, index, manifest, components, spill):
                     if stop.is_set():
                         return
-                    repo.storage.read_ahead(keys, more=more)
+                    repo.storage.read_ahead(keys, more=more, order=order)
                     more = True
         except errors.RagBackupError as exc:
             log.info("finding the restore's pack order stopped (packs are fetched as read): %s", exc.message)
 
     threading.Thread(target=feed, name="restore-pack-order", daemon=True).start()
-    return stop
+    try:
+        yield
+    finally:
+        stop.set()
+        repo.storage.end_order(order)
 
 
 def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator[controller_pb2.JobEvent]:
@@ -405,24 +412,22 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     yield events.log(f"restore {plan.snapshot}: {', '.join(plan.components)} {where}"
                      + (f" from tier {source}" if source != "primary" else ""))
     apps = ctl.cfg.app_services if not plan.target else ()
-    ahead = threading.Event()
     fetched = getattr(repo.storage, "fetched", None)  # a tier's PackCache: what it downloads, told at the end
     before = (fetched.packs, fetched.bytes) if fetched else (0, 0)
+    ahead: contextlib.AbstractContextManager = contextlib.nullcontext()
     if source != "primary" and hasattr(repo.storage, "read_ahead"):  # a tier: its packs fetched ahead
         os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
-        ahead = read_ahead_while(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave],
-                                 ctl.staging_dir)
-    try:
-        with locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components], f"restore {plan.snapshot}"):
-            for app in apps:
-                yield events.log(f"stopping application {app.service} on {app.agent}")
-                control_service(ctl, app.agent, app.service, "stop")
-            results = yield from restore_components(ctl, repo, manifest, plan, {c.name: c for c in comps})
-            for app in apps:
-                yield events.log(f"starting application {app.service} on {app.agent}")
-                control_service(ctl, app.agent, app.service, "start")
-    finally:
-        ahead.set()
+        ahead = reading_ahead(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave],
+                              ctl.staging_dir)
+    with ahead, locks.hold_all(ctl.state_dir, [f"component-{n}" for n in plan.components],
+                               f"restore {plan.snapshot}"):
+        for app in apps:
+            yield events.log(f"stopping application {app.service} on {app.agent}")
+            control_service(ctl, app.agent, app.service, "stop")
+        results = yield from restore_components(ctl, repo, manifest, plan, {c.name: c for c in comps})
+        for app in apps:
+            yield events.log(f"starting application {app.service} on {app.agent}")
+            control_service(ctl, app.agent, app.service, "start")
     if fetched:
         yield events.log(f"fetched {fetched.packs - before[0]} packs ({(fetched.bytes - before[1]) / 2**20:.1f} MiB) "
                          f"from tier {source}")

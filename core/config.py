@@ -245,6 +245,7 @@ class TierConfig:
     max_attempts: int = 3  # tries per S3 request (botocore), each bounded by the timeouts
     max_concurrency: int = 4  # objects copied at once
     bandwidth_limit: int = 0  # bytes/s of uploads, 0: no limit
+    restore_memory: int = 256 * 1024 * 1024  # bytes of whole packs a restore from this tier holds (PackCache)
     kind: str = "copy"  # "copy": the deduplicated repository; "archive": self-contained sets (docs/ARCHIVE.md)
     object_lock: ObjectLockConfig | None = None  # [tiers.NAME.object_lock] (docs/OFFSITE.md)
     archive: ArchiveConfig | None = None  # [tiers.NAME.archive], set when kind = "archive"
@@ -515,7 +516,7 @@ def _retention_table(path: str, r: _Section, default: RetentionConfig) -> Retent
 # Keys of [tiers.NAME]; subtables: retention. (object_lock and kind are reserved for later.)
 TIER_KEYS = {"endpoint_url", "bucket", "prefix", "region", "credentials", "profile", "feed", "storage_class_packs",
              "storage_class_metadata", "retention", "connect_timeout", "read_timeout", "max_attempts",
-             "max_concurrency", "bandwidth_limit", "kind", "object_lock", "archive"}
+             "max_concurrency", "bandwidth_limit", "restore_memory", "kind", "object_lock", "archive"}
 _TIER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _RESERVED_TIER_NAMES = ("primary", "local")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(|B|KiB|MiB|GiB|KB|MB|GB|k|M|G)$")
@@ -576,7 +577,7 @@ def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
         read_timeout=_positive(t, "read_timeout", d.read_timeout, MAX_SECONDS),
         max_attempts=_count(t, "max_attempts", d.max_attempts, 1, 10),
         max_concurrency=_count(t, "max_concurrency", d.max_concurrency, 1, 64),
-        bandwidth_limit=_rate(t, "bandwidth_limit")))
+        bandwidth_limit=_rate(t, "bandwidth_limit"), restore_memory=_memory(t, "restore_memory", d.restore_memory)))
 
 
 def _tier_options(path: str, t: _Section, tier: TierConfig) -> TierConfig:
@@ -624,6 +625,18 @@ def _rate(sec: _Section, key: str) -> int:
     if rate is None or rate < 0 or (rate and rate < 64 * 1024):
         raise sec._fail(key, 'a rate in bytes/s of at least 64KiB such as "50MiB" (0: no limit)')
     return rate
+
+
+_MEMORY_RANGE = (32 * 1024 * 1024, 64 * 1024**3)
+
+
+def _memory(sec: _Section, key: str, default: int) -> int:
+    """A byte size such as "256MiB" within _MEMORY_RANGE (32 MiB, one pack of the default size, to 64 GiB)."""
+    value = sec.get(key, (str, int), default, 'a size in bytes such as "256MiB"')
+    size = value if isinstance(value, int) else parse_rate(value)
+    if size is None or not _MEMORY_RANGE[0] <= size <= _MEMORY_RANGE[1]:
+        raise sec._fail(key, 'a size from 32MiB to 64GiB such as "256MiB"')
+    return size
 
 
 def _shared_credentials(path: str, sec: _Section, creds_path: str, profile: str) -> tuple[Secret, Secret]:

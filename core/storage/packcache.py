@@ -24,7 +24,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from concurrent import futures
 from collections.abc import Iterator
 
@@ -48,6 +49,15 @@ class Fetched:
     bytes: int = 0
 
 
+@dataclass
+class _Order:
+    """One reader's packs in the order it reads them (keys, their places), and those fetched ahead."""
+
+    keys: list[str] = field(default_factory=list)
+    at: dict[str, int] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)  # fetched ahead once: not again for this order
+
+
 class PackCache:
     """`inner` with its packs' ranged reads answered from whole copies in memory (at most `budget` bytes)."""
 
@@ -58,9 +68,7 @@ class PackCache:
         self._held: OrderedDict[str, bytes] = OrderedDict()  # key -> the pack, least recently used first
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
-        self._order: dict[str, int] = {}  # read_ahead's keys -> position
-        self._keys: list[str] = []
-        self._ahead_done: set[str] = set()  # keys of the order fetched ahead once: not again
+        self._orders: dict[Hashable, _Order] = {}  # each reader's order (read_ahead's `order`)
         self._pool: futures.ThreadPoolExecutor | None = None
         self.fetched = Fetched()
 
@@ -85,7 +93,7 @@ class PackCache:
             raise short_read(self.describe(), key, offset, length, max(0, len(pack) - offset))
         return pack[offset:offset + length]
 
-    def read_ahead(self, keys: list[str], more: bool = False) -> None:
+    def read_ahead(self, keys: list[str], more: bool = False, order: Hashable = None) -> None:
         """The packs about to be read, in order: from now on each read also starts downloading the
         READ_AHEAD packs after it (a failed download is only logged: the read itself retries it).
         A pack is fetched ahead once per order: one dropped from memory since is fetched again only
@@ -94,31 +102,44 @@ class PackCache:
 
         `more`: `keys` continue the order given so far (a restore finds its order while it reads;
         keys already in it keep their place) instead of starting a new one. Those of `keys` that
-        land among the first READ_AHEAD places start downloading at once.
+        land among the first READ_AHEAD places start downloading at once. `order` names the reader:
+        two restores from one tier at once each keep their own order (end_order forgets one).
         """
         with self._lock:
-            if not more:
-                self._keys, self._order, self._ahead_done = [], {}, set()
-            first = len(self._keys)
+            o = self._orders.get(order) if more else None
+            if o is None:
+                o = self._orders[order] = _Order()
+            first = len(o.keys)
             for key in keys:
-                if key not in self._order:
-                    self._order[key] = len(self._keys)
-                    self._keys.append(key)
+                if key not in o.at:
+                    o.at[key] = len(o.keys)
+                    o.keys.append(key)
             if self._pool is None:
                 self._pool = futures.ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="pack-read-ahead")
-            pool, now = self._pool, self._keys[first:READ_AHEAD]
-            self._ahead_done.update(now)
+            pool, now = self._pool, o.keys[first:READ_AHEAD]
+            o.done.update(now)
         for key in now:
             pool.submit(self._prefetch, key)
 
-    def _ahead(self, key: str) -> None:
+    def end_order(self, order: Hashable = None) -> None:
+        """Forget reader `order`'s order (its restore ended): its packs are no longer fetched ahead."""
         with self._lock:
-            at = self._order.get(key)
-            if at is None or self._pool is None:
+            self._orders.pop(order, None)
+
+    def _ahead(self, key: str) -> None:
+        """Start downloading the packs after `key` in every order that holds it, each once per order."""
+        with self._lock:
+            if self._pool is None:
                 return
-            todo = [k for k in self._keys[at + 1:at + 1 + READ_AHEAD]
-                    if k not in self._held and k not in self._loading and k not in self._ahead_done]
-            self._ahead_done.update(todo)
+            todo: list[str] = []
+            for o in self._orders.values():
+                at = o.at.get(key)
+                if at is None:
+                    continue
+                for k in o.keys[at + 1:at + 1 + READ_AHEAD]:
+                    if k not in self._held and k not in self._loading and k not in o.done and k not in todo:
+                        o.done.add(k)
+                        todo.append(k)
         for k in todo:
             self._pool.submit(self._prefetch, k)
 

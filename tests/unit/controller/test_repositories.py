@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from ragbackup import errors
-from ragbackup.config import RepositoryConfig
+from ragbackup.config import RepositoryConfig, TierConfig
 from ragbackup.secret import Secret
 
 from ragbackup.controller.repositories import PRIMARY, Repositories
@@ -44,3 +44,14 @@ def test_a_closed_repository_is_opened_again_once(repos):
 def test_unknown_names_are_a_usage_error(repos):
     with pytest.raises(errors.UsageError, match="no repository named 'dr' .configured: primary."):
         repos.get("dr")
+
+
+def test_a_tier_reads_through_a_pack_cache_of_its_configured_memory(tmp_path):
+    """[tiers.NAME] restore_memory is the byte budget of the tier's pack cache."""
+    cfg = RepositoryConfig(type="local", path=str(tmp_path / "repo"), password=Secret("pw"), pack_size_mib=1)
+    tier = TierConfig("s3", "bucket", endpoint_url="http://127.0.0.1:9", restore_memory=96 * 2**20)
+    r = Repositories({PRIMARY: cfg}, str(tmp_path / "state"), {"s3": tier})
+    try:
+        assert r.storage("s3").budget == 96 * 2**20
+    finally:
+        r.close()

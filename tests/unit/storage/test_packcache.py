@@ -106,14 +106,14 @@ def test_an_order_found_while_reading_extends_the_read_ahead(stores, monkeypatch
     assert inner.downloads == ["data/00/pack0"]
     cache._pool = None
     cache.read_ahead(["data/00/pack0", "data/02/pack2"], more=True)  # pack0 keeps its place
-    assert cache._keys == ["data/00/pack0", "data/02/pack2"]
+    assert cache._orders[None].keys == ["data/00/pack0", "data/02/pack2"]
     cache.get_range("data/00/pack0", 1, 1)  # the next read of pack0 starts pack2
     cache._pool.shutdown(wait=True)
     assert inner.downloads == ["data/00/pack0", "data/02/pack2"]
     cache._pool = None
     cache.read_ahead(["data/01/pack1"])  # a new order: pack1 is its first, fetched at once
     cache._pool.shutdown(wait=True)
-    assert cache._keys == ["data/01/pack1"] and inner.downloads[-1] == "data/01/pack1"
+    assert cache._orders[None].keys == ["data/01/pack1"] and inner.downloads[-1] == "data/01/pack1"
 
 
 class _Now:
@@ -166,3 +166,21 @@ def test_a_failed_download_does_not_keep_the_copies_held(tmp_path):
     while cache.held_bytes() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert cache.held_bytes() == 0
+
+
+def test_two_readers_at_once_each_keep_their_own_order(stores, monkeypatch):
+    """A second restore from the tier starting its order does not erase the first's: a read of the
+    first's pack still fetches the pack after it in the first's order; an ended order fetches nothing."""
+    inner, _ = stores
+    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
+    cache = PackCache(inner)
+    cache._pool = _Now()
+    first, second = object(), object()
+    cache.read_ahead(["data/00/pack0", "data/01/pack1"], order=first)  # pack0 fetched at once
+    cache.read_ahead(["data/02/pack2"], order=second)  # pack2 fetched at once
+    cache.get_range("data/00/pack0", 0, 1)  # the first's order: pack1 next
+    assert [k[-1] for k in inner.downloads] == ["0", "2", "1"]
+    cache.end_order(first)
+    cache._held.clear()
+    cache.get_range("data/00/pack0", 0, 1)  # no order holds pack0 now: only itself
+    assert [k[-1] for k in inner.downloads] == ["0", "2", "1", "0"]
