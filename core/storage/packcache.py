@@ -16,7 +16,7 @@ to packs of its own (repo/writer.py): a restore lane reads its packs once, front
 
 Held only while they are read: IDLE_RELEASE seconds after the last read, every copy is dropped, so
 a controller that restored from a tier does not keep its budget's worth of packs until the next job
-(docs/OFFSITE.md, "The controller's memory after a restore from a tier").
+(docs/OPERATIONS.md, "Restoring from a tier: the controller's memory").
 """
 from __future__ import annotations
 
