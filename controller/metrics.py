@@ -13,7 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from ragbackup.controller import status_page
@@ -212,8 +212,11 @@ class Collector:
 
 
 def registry(watch: Watch) -> CollectorRegistry:
+    """The controller's metrics: the Watch's `rag_backup_*` families and the standard `process_*` ones of
+    this process (resident memory, CPU, open files), read from /proc at each scrape."""
     reg = CollectorRegistry(auto_describe=False)
     reg.register(Collector(watch))
+    ProcessCollector(registry=reg)
     return reg
 
 

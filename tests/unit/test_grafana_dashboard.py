@@ -37,10 +37,10 @@ def test_panels_ids_grid_units_and_datasource():
 
 
 def test_queries_use_only_documented_metrics():
-    documented = set(re.findall(r"`(rag_backup_[a-z_]+)[`{]", open(METRICS_DOC, encoding="utf-8").read()))
+    documented = set(re.findall(r"`((?:rag_backup|process)_[a-z_]+)[`{]", open(METRICS_DOC, encoding="utf-8").read()))
     for p in _dash()["panels"]:
         for t in p["targets"]:
-            for name in re.findall(r"rag_backup_[a-z_]+", t["expr"]):
+            for name in re.findall(r"(?:rag_backup|process)_[a-z_]+", t["expr"]):
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 assert name in documented or base in documented or name.endswith("_"), (p["title"], name)
 

@@ -104,7 +104,10 @@ def test_values_come_from_records_and_survive_a_restart(setup, tmp_path):
     m = _scrape(Watch(cfg, again, audit, clock))
     again.close()
     volume = ("rag_backup_volume_free_bytes", ())  # the real disk's free space moves between scrapes
-    assert {k: v for k, v in m.items() if k != volume} == {k: v for k, v in first.items() if k != volume}
+
+    def recorded(scrape: dict) -> dict:  # the values from the records: not the live process_* ones
+        return {k: v for k, v in scrape.items() if k != volume and k[0].startswith("rag_backup_")}
+    assert recorded(m) == recorded(first) and len(recorded(m)) > 100
     assert m[("rag_backup_jobs_total", (("kind", "backup"), ("result", "failure")))] == 1
     ok = (T0 - _dt.timedelta(hours=3) + _dt.timedelta(minutes=20)).timestamp()
     assert m[("rag_backup_last_success_timestamp_seconds", (("component", "docs"),))] == ok
@@ -197,7 +200,7 @@ def test_every_exported_metric_is_documented(setup):
     _add(records, "backup", "success", T0 - _dt.timedelta(hours=2), 1)
     _add(records, "drill", "success", T0 - _dt.timedelta(hours=1), 1, comps=())
     doc = open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "OBSERVABILITY.md")).read()
-    documented = set(re.findall(r"`(rag_backup_[a-z_]+)[`{]", doc))
+    documented = set(re.findall(r"`((?:rag_backup|process)_[a-z_]+)[`{]", doc))
     names = {re.sub(r"_(bucket|sum|count|created)$", "", k[0]) for k in _scrape(Watch(cfg, records, audit, clock))}
     assert names - documented == set()
 
@@ -237,3 +240,12 @@ def test_replication_queue_shows_in_metrics_status_and_the_lag_alert(tmp_path):
     queue.done("s3", ["snap-a", "snap-b"], T0)
     m = _scrape(watch)
     assert m[("rag_backup_replication_last_success_timestamp_seconds", (("tier", "s3"),))] == T0.timestamp()
+
+
+def test_the_controller_process_reports_its_own_memory_and_cpu(setup):
+    """The standard process metrics come with the controller's own: an operator sees its memory."""
+    cfg, records, clock, audit, _ = setup
+    scraped = _scrape(Watch(cfg, records, audit, clock))
+    rss = scraped[("process_resident_memory_bytes", ())]
+    assert 10 * 2**20 < rss < 64 * 2**30
+    assert scraped[("process_cpu_seconds_total", ())] > 0 and scraped[("process_open_fds", ())] >= 3
