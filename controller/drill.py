@@ -8,7 +8,6 @@ longer than its objective; the agent cleans up when a call ends.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -27,7 +26,7 @@ from ragbackup.controller import events
 from ragbackup.controller.component_spec import component_spec
 from ragbackup.controller.policy.drill import Check
 from ragbackup.controller.policy.plan import resolve_snapshot
-from ragbackup.controller.restore import _Sender, choose_agent, entry_form, reading_ahead
+from ragbackup.controller.restore import _Sender, choose_agent, entry_form
 from ragbackup.controller.state import Controller
 
 POLL_S = 0.2
@@ -129,26 +128,6 @@ def run_drill(ctl: Controller, req: controller_pb2.DrillRequest, rto_s: float, c
     run.agents = {n: _agent_for(ctl, manifest, n, req.agent) for n in queue}
     driller = _Driller(ctl, repo, manifest, cancel, run)
     yield events.log(f"drill {sid}: {', '.join(queue)} (RTO {rto_s:.0f}s)")
-    with _tier_read_ahead(ctl, source, repo, manifest, queue):
-        yield from _drill_components(driller, run, queue, rto_s, began, cancel, monotonic)
-    return run
-
-
-def _tier_read_ahead(ctl: Controller, source: str, repo: Repository, manifest: Manifest,
-                     components: list[str]) -> contextlib.AbstractContextManager:
-    """While a drill from a tier runs, its packs are fetched ahead in the order it reads them, as a
-    restore's are (restore.reading_ahead): the drill times what a restore from the tier would take."""
-    if source == "primary" or not hasattr(repo.storage, "read_ahead"):
-        return contextlib.nullcontext()
-    os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
-    return reading_ahead(repo, manifest, components, ctl.staging_dir)
-
-
-def _drill_components(driller: "_Driller", run: DrillRun, queue: list[str], rto_s: float,  # noqa: PLR0913
-                      began: float, cancel: threading.Event, monotonic) -> Generator[controller_pb2.JobEvent, None, None]:
-    """run_drill's loop: start components PARALLEL_COMPONENTS at a time while the RTO lasts, report
-    progress, finish each call as it ends; the first error that is not a finding cancels the rest."""
-    queue = list(queue)
     running: list[_Call] = []
     try:
         while queue or running:
@@ -173,6 +152,7 @@ def _drill_components(driller: "_Driller", run: DrillRun, queue: list[str], rto_
     finally:
         for call in running:
             call.future.cancel()
+    return run
 
 
 def _outcome_line(run: DrillRun, name: str) -> str:
