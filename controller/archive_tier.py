@@ -89,7 +89,7 @@ def set_view(ctl: Controller, name: str, sid: str) -> str:
         base = os.path.join(ctl.state_dir, "archive", name, sid)
         os.makedirs(base, mode=0o750, exist_ok=True)
         tier = ctl.cfg.tiers[name]
-        storage = PackCache(retrying(archive.set_storage(tier, sid)), budget=tier.restore_memory)
+        storage = PackCache(retrying(archive.set_storage(tier, sid)), budget=tier.restore_memory, ahead=tier.read_ahead)
         ctl.repositories.add_view(view, storage, os.path.join(base, "cache"))
         ctl.tier_catalogs[view] = Catalog(os.path.join(base, "catalog.sqlite"))
     return view

@@ -50,7 +50,8 @@ def view(ctl: Controller, tier: str, as_of: str) -> str:
                                     "(versioning off), so there is nothing to read as of a time")
         base = os.path.join(ctl.state_dir, "asof", name)
         os.makedirs(base, mode=0o750, exist_ok=True)
-        view = PackCache(retrying(AsOfStorage(storage, when)), budget=ctl.cfg.tiers[tier].restore_memory)  # as tiers read
+        cfg = ctl.cfg.tiers[tier]
+        view = PackCache(retrying(AsOfStorage(storage, when)), budget=cfg.restore_memory, ahead=cfg.read_ahead)
         ctl.repositories.add_view(name, view, os.path.join(base, "cache"))
         ctl.tier_catalogs[name] = Catalog(os.path.join(base, "catalog.sqlite"))
     return name

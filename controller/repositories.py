@@ -93,7 +93,7 @@ class Repositories:
                        for name, cfg in configs.items()}
         unlocking = configs.get(PRIMARY) or next(iter(configs.values()))
         for name, tier in (tiers or {}).items():  # a tier opens with the primary's secret: it is the same repository
-            storage = PackCache(make_tier_storage(tier), budget=tier.restore_memory)
+            storage = PackCache(make_tier_storage(tier), budget=tier.restore_memory, ahead=tier.read_ahead)
             self._tiers[name] = _Tier(name, unlocking, storage, os.path.join(state_dir, _cache_name(name)))
         self._hooks: list[OpenHook] = []
         self._lock = threading.Lock()

@@ -415,7 +415,7 @@ def run_restore(ctl: Controller, req: controller_pb2.RestoreRequest) -> Iterator
     fetched = getattr(repo.storage, "fetched", None)  # a tier's PackCache: what it downloads, told at the end
     before = (fetched.packs, fetched.bytes) if fetched else (0, 0)
     ahead: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if source != "primary" and hasattr(repo.storage, "read_ahead"):  # a tier: its packs fetched ahead
+    if source != "primary" and getattr(repo.storage, "ahead", 0) > 0:  # a tier: its packs fetched ahead
         os.makedirs(ctl.staging_dir, mode=0o750, exist_ok=True)
         ahead = reading_ahead(repo, manifest, [n for wave in waves(repo, manifest, plan) for n in wave],
                               ctl.staging_dir)

@@ -246,6 +246,7 @@ class TierConfig:
     max_concurrency: int = 4  # objects copied at once
     bandwidth_limit: int = 0  # bytes/s of uploads, 0: no limit
     restore_memory: int = 256 * 1024 * 1024  # bytes of whole packs a restore from this tier holds (PackCache)
+    read_ahead: int = 2  # packs a restore from this tier fetches ahead of each component's reads; 0: none
     kind: str = "copy"  # "copy": the deduplicated repository; "archive": self-contained sets (docs/ARCHIVE.md)
     object_lock: ObjectLockConfig | None = None  # [tiers.NAME.object_lock] (docs/OFFSITE.md)
     archive: ArchiveConfig | None = None  # [tiers.NAME.archive], set when kind = "archive"
@@ -516,7 +517,8 @@ def _retention_table(path: str, r: _Section, default: RetentionConfig) -> Retent
 # Keys of [tiers.NAME]; subtables: retention. (object_lock and kind are reserved for later.)
 TIER_KEYS = {"endpoint_url", "bucket", "prefix", "region", "credentials", "profile", "feed", "storage_class_packs",
              "storage_class_metadata", "retention", "connect_timeout", "read_timeout", "max_attempts",
-             "max_concurrency", "bandwidth_limit", "restore_memory", "kind", "object_lock", "archive"}
+             "max_concurrency", "bandwidth_limit", "restore_memory", "read_ahead", "kind", "object_lock",
+             "archive"}
 _TIER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _RESERVED_TIER_NAMES = ("primary", "local")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(|B|KiB|MiB|GiB|KB|MB|GB|k|M|G)$")
@@ -577,7 +579,8 @@ def _tier(path: str, tiers: _Section, name: str) -> TierConfig:
         read_timeout=_positive(t, "read_timeout", d.read_timeout, MAX_SECONDS),
         max_attempts=_count(t, "max_attempts", d.max_attempts, 1, 10),
         max_concurrency=_count(t, "max_concurrency", d.max_concurrency, 1, 64),
-        bandwidth_limit=_rate(t, "bandwidth_limit"), restore_memory=_memory(t, "restore_memory", d.restore_memory)))
+        bandwidth_limit=_rate(t, "bandwidth_limit"), restore_memory=_memory(t, "restore_memory", d.restore_memory),
+        read_ahead=_count(t, "read_ahead", d.read_ahead, 0, 8)))
 
 
 def _tier_options(path: str, t: _Section, tier: TierConfig) -> TierConfig:

@@ -61,8 +61,10 @@ class _Order:
 class PackCache:
     """`inner` with its packs' ranged reads answered from whole copies in memory (at most `budget` bytes)."""
 
-    def __init__(self, inner: Storage, budget: int = DEFAULT_BUDGET, idle_release: float = IDLE_RELEASE):
+    def __init__(self, inner: Storage, budget: int = DEFAULT_BUDGET, idle_release: float = IDLE_RELEASE,
+                 ahead: int = READ_AHEAD):
         self.inner, self.budget, self.idle_release = inner, budget, idle_release
+        self.ahead = ahead  # packs fetched ahead of each read (read_ahead); 0: none
         self._last_read = time.monotonic()
         self._release_timer: threading.Timer | None = None
         self._held: OrderedDict[str, bytes] = OrderedDict()  # key -> the pack, least recently used first
@@ -95,16 +97,18 @@ class PackCache:
 
     def read_ahead(self, keys: list[str], more: bool = False, order: Hashable = None) -> None:
         """The packs about to be read, in order: from now on each read also starts downloading the
-        READ_AHEAD packs after it (a failed download is only logged: the read itself retries it).
+        `ahead` packs after it (a failed download is only logged: the read itself retries it).
         A pack is fetched ahead once per order: one dropped from memory since is fetched again only
         by a read of it (a pack of trees read by each component would otherwise fetch the packs after
         it in the order again and again).
 
         `more`: `keys` continue the order given so far (a restore finds its order while it reads;
         keys already in it keep their place) instead of starting a new one. Those of `keys` that
-        land among the first READ_AHEAD places start downloading at once. `order` names the reader:
+        land among the first `ahead` places start downloading at once. `order` names the reader:
         two restores from one tier at once each keep their own order (end_order forgets one).
         """
+        if self.ahead <= 0:
+            return
         with self._lock:
             o = self._orders.get(order) if more else None
             if o is None:
@@ -115,8 +119,8 @@ class PackCache:
                     o.at[key] = len(o.keys)
                     o.keys.append(key)
             if self._pool is None:
-                self._pool = futures.ThreadPoolExecutor(READ_AHEAD, thread_name_prefix="pack-read-ahead")
-            pool, now = self._pool, o.keys[first:READ_AHEAD]
+                self._pool = futures.ThreadPoolExecutor(self.ahead, thread_name_prefix="pack-read-ahead")
+            pool, now = self._pool, o.keys[first:self.ahead]
             o.done.update(now)
         for key in now:
             pool.submit(self._prefetch, key)
@@ -136,7 +140,7 @@ class PackCache:
                 at = o.at.get(key)
                 if at is None:
                     continue
-                for k in o.keys[at + 1:at + 1 + READ_AHEAD]:
+                for k in o.keys[at + 1:at + 1 + self.ahead]:
                     if k not in self._held and k not in self._loading and k not in o.done and k not in todo:
                         o.done.add(k)
                         todo.append(k)

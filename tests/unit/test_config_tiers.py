@@ -22,6 +22,7 @@ credentials = "{creds}"
 profile = "backup"
 bandwidth_limit = "50MiB"
 restore_memory = "1GiB"
+read_ahead = 0
 [tiers.dr]
 endpoint_url = "http://127.0.0.1:8334"
 bucket = "rag-dr"
@@ -60,6 +61,7 @@ def test_tiers_load_with_defaults(tmp_path, creds):
     assert dr.retention.keep_daily == 30 and dr.retention.keep_within == ""  # a rule replaces the default
     assert s3.bandwidth_limit == 50 * 1024 * 1024 and dr.bandwidth_limit == 0
     assert s3.restore_memory == 1024**3 and dr.restore_memory == 256 * 1024**2
+    assert s3.read_ahead == 0 and dr.read_ahead == 2
     assert "s3cr3t" not in repr(cfg) and "AKIAEXAMPLE" not in repr(cfg)
 
 
@@ -77,6 +79,7 @@ def test_no_tiers_is_empty(tmp_path):
     ('[tiers.s3]\nbucket = "b"\nbandwidth_limit = "fast"\n', "[tiers.s3] bandwidth_limit: expected a rate"),
     ('[tiers.s3]\nbucket = "b"\nrestore_memory = "1MiB"\n', "[tiers.s3] restore_memory: expected a size from 32MiB"),
     ('[tiers.s3]\nbucket = "b"\nrestore_memory = "lots"\n', "[tiers.s3] restore_memory: expected a size from 32MiB"),
+    ('[tiers.s3]\nbucket = "b"\nread_ahead = 9\n', "[tiers.s3] read_ahead: expected a whole number 0..8"),
     ('[tiers.s3]\nbucket = "b"\nmax_concurrency = 0\n', "[tiers.s3] max_concurrency: expected a whole number 1..64"),
     ('[tiers.s3]\nbucket = "b"\nendpoint_url = "127.0.0.1:1"\n', "[tiers.s3] endpoint_url: expected an http"),
     ('[tiers.s3]\nbucket = "b"\nread_timeout = 0\n', "[tiers.s3] read_timeout: expected a finite number > 0"),

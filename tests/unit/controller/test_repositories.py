@@ -47,11 +47,11 @@ def test_unknown_names_are_a_usage_error(repos):
 
 
 def test_a_tier_reads_through_a_pack_cache_of_its_configured_memory(tmp_path):
-    """[tiers.NAME] restore_memory is the byte budget of the tier's pack cache."""
+    """[tiers.NAME] restore_memory and read_ahead are the budget and read-ahead of the tier's pack cache."""
     cfg = RepositoryConfig(type="local", path=str(tmp_path / "repo"), password=Secret("pw"), pack_size_mib=1)
-    tier = TierConfig("s3", "bucket", endpoint_url="http://127.0.0.1:9", restore_memory=96 * 2**20)
+    tier = TierConfig("s3", "bucket", endpoint_url="http://127.0.0.1:9", restore_memory=96 * 2**20, read_ahead=0)
     r = Repositories({PRIMARY: cfg}, str(tmp_path / "state"), {"s3": tier})
     try:
-        assert r.storage("s3").budget == 96 * 2**20
+        assert r.storage("s3").budget == 96 * 2**20 and r.storage("s3").ahead == 0
     finally:
         r.close()

@@ -97,9 +97,9 @@ def test_read_ahead_fetches_the_next_packs_in_read_order(stores):
     assert len(inner.downloads) == 2
 
 
-def test_an_order_found_while_reading_extends_the_read_ahead(stores, monkeypatch):
+def test_an_order_found_while_reading_extends_the_read_ahead(stores):
     inner, cache = stores
-    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
+    cache.ahead = 1
     cache.read_ahead(["data/00/pack0"])
     cache.get_range("data/00/pack0", 0, 1)  # pack1 is not known yet: nothing ahead of pack0
     cache._pool.shutdown(wait=True)
@@ -123,10 +123,9 @@ class _Now:
         fn(*args)
 
 
-def test_a_pack_is_fetched_ahead_once_per_order(stores, monkeypatch):
+def test_a_pack_is_fetched_ahead_once_per_order(stores):
     inner, _ = stores
-    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
-    cache = PackCache(inner, budget=1300)  # one pack at a time
+    cache = PackCache(inner, budget=1300, ahead=1)  # one pack at a time
     cache._pool = _Now()
     cache.read_ahead(["data/00/pack0", "data/01/pack1", "data/02/pack2"])  # pack0: trees, read by each component
     for n in (0, 1, 2, 0):  # a second component begins with the trees again
@@ -168,12 +167,11 @@ def test_a_failed_download_does_not_keep_the_copies_held(tmp_path):
     assert cache.held_bytes() == 0
 
 
-def test_two_readers_at_once_each_keep_their_own_order(stores, monkeypatch):
+def test_two_readers_at_once_each_keep_their_own_order(stores):
     """A second restore from the tier starting its order does not erase the first's: a read of the
     first's pack still fetches the pack after it in the first's order; an ended order fetches nothing."""
     inner, _ = stores
-    monkeypatch.setattr("ragbackup.storage.packcache.READ_AHEAD", 1)
-    cache = PackCache(inner)
+    cache = PackCache(inner, ahead=1)
     cache._pool = _Now()
     first, second = object(), object()
     cache.read_ahead(["data/00/pack0", "data/01/pack1"], order=first)  # pack0 fetched at once
@@ -184,3 +182,13 @@ def test_two_readers_at_once_each_keep_their_own_order(stores, monkeypatch):
     cache._held.clear()
     cache.get_range("data/00/pack0", 0, 1)  # no order holds pack0 now: only itself
     assert [k[-1] for k in inner.downloads] == ["0", "2", "1", "0"]
+
+
+def test_no_read_ahead_when_the_tier_asks_for_none(stores):
+    """ahead = 0 (a tier's read_ahead = 0): an order given fetches nothing before its reads."""
+    inner, _ = stores
+    cache = PackCache(inner, ahead=0)
+    cache._pool = _Now()
+    cache.read_ahead(["data/00/pack0", "data/01/pack1"])
+    cache.get_range("data/00/pack0", 0, 1)
+    assert inner.downloads == ["data/00/pack0"]
