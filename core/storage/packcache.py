@@ -24,10 +24,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterator
 from concurrent import futures
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from ragbackup import errors
 from ragbackup.storage.base import ObjectInfo, Storage
